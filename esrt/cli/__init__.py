@@ -1,0 +1,1 @@
+"""The `esrt` command and its MF-style aliases. Parsing only: the work is in library modules."""

@@ -1,0 +1,346 @@
+"""`esrt` command line: one command, subcommands per task.
+
+Each subcommand parses its arguments and calls a library function that the tests call too; it
+prints what it did, and on failure what failed and what to do, with a non-zero exit code.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from esrt.home import Home
+from esrt.states import ExitCode
+
+
+class CommandError(Exception):
+    """A failure to report to the user as one clear message (exit code `code`)."""
+
+    def __init__(self, message, code=ExitCode.ERROR):
+        super().__init__(message)
+        self.code = code
+
+
+def say(message):
+    print(message, flush=True)
+
+
+def _home(args):
+    return Home(getattr(args, "home", None))
+
+
+# --- mfds ------------------------------------------------------------------------------------
+
+def cmd_mfds(args):
+    from esrt.mfds import daemon
+    home = _home(args).ensure()
+    if args.stop:
+        if daemon.stop_daemon(home):
+            say(f"mfds stopped (ESRT_HOME={home.root})")
+        else:
+            say(f"no mfds was running for ESRT_HOME={home.root}")
+        return ExitCode.OK
+    if args.status:
+        info = daemon.running_info(home)
+        if info:
+            say(f"mfds running on {info['url']} (pid {info['pid']}, ESRT_HOME={home.root})")
+            return ExitCode.OK
+        say(f"no mfds running for ESRT_HOME={home.root}")
+        return ExitCode.NOT_RUNNING
+    if args.daemon:
+        info = daemon.start_daemon(home, args.listen)
+        say(f"mfds started on {info['url']} (pid {info['pid']}, ESRT_HOME={home.root})")
+        return ExitCode.OK
+    from esrt.mfds import server
+    return server.main(["--listen", args.listen, "--home", str(home.root)])
+
+
+# --- server ----------------------------------------------------------------------------------
+
+def _mfds():
+    from esrt.mfds.client import MfdsClient
+    return MfdsClient.from_home()
+
+
+def cmd_server_create(args):
+    from esrt import settings
+    definition = {"name": args.name, "seps": args.seps, "description": args.description or "",
+                  "listeners": [settings.parse_listener_option(item) for item in args.listener],
+                  "env": dict(settings.parse_env_option(item) for item in args.env)}
+    for key in ("root", "data_dir", "deploy_dir", "casroot"):
+        if getattr(args, key):
+            definition[key] = os.path.abspath(getattr(args, key))
+    server = _mfds().create_server(definition)
+    clean = server.get("definition", definition)
+    listeners = ", ".join(f"\"{l['name']}\"={l['address']}" for l in clean["listeners"]) or "none"
+    say(f"server {clean['name']} created: {clean['seps']} SEPs, listeners {listeners}")
+    return ExitCode.OK
+
+
+def cmd_server_list(args):
+    servers = _mfds().list_servers()
+    if not servers:
+        say("no servers defined: create one with `esrt server create NAME --listener ...`")
+    for server in servers:
+        definition = server.get("definition", {})
+        listeners = ", ".join(f"{l['name']}={l['address']}" for l in definition.get("listeners", []))
+        say(f"{server['name']:<12} {server.get('mfServerStatus', '?'):<9} "
+            f"seps={definition.get('seps')} {listeners}")
+    return ExitCode.OK
+
+
+def cmd_server_show(args):
+    say(json.dumps(_mfds().get_server(args.name), indent=2, sort_keys=True))
+    return ExitCode.OK
+
+
+def cmd_server_delete(args):
+    _mfds().delete_server(args.name)
+    say(f"server {args.name} deleted")
+    return ExitCode.OK
+
+
+def cmd_server_status(args):
+    from esrt.region.control import process_alive, read_json, recorded_run_dir, region_pid
+    run_dir = recorded_run_dir(_home(args), args.name)
+    status = read_json(run_dir / "status.json") or {}
+    pid = region_pid(run_dir)
+    state = status.get("mfServerStatus", "Stopped")
+    if pid and process_alive(pid) and state == "Started":
+        say(f"{args.name}: Started (pid {pid})")
+        return ExitCode.OK
+    if pid and process_alive(pid):
+        say(f"{args.name}: {state} (pid {pid}) {status.get('message', '')}".rstrip())
+        return ExitCode.ERROR
+    if state in ("Stopped",) or not status:
+        say(f"{args.name}: Stopped")
+        return ExitCode.NOT_RUNNING
+    say(f"{args.name}: Failed (last status {state}, process gone) {status.get('message', '')}".rstrip())
+    return ExitCode.ERROR
+
+
+# --- imtk ------------------------------------------------------------------------------------
+
+def cmd_imtk_defmap(args):
+    from esrt.imtk import define_mapping
+    path, document = define_mapping(args.src, args.service, copy_dirs=args.copy_dir,
+                                    out_dir=args.output_dir)
+    for program in document["programs"]:
+        names = ", ".join(f"{p['name']} ({p['direction']})" for p in program["parameters"])
+        say(f"{program['program']}: {len(program['parameters'])} parameter(s): {names}")
+    say(f"mapping written to {path}: edit directions (in/out/io) there, then run "
+        f"`esrt imtk generate --service {args.service}`")
+    return ExitCode.OK
+
+
+def cmd_imtk_generate(args):
+    from esrt.imtk import generate_package
+    path, manifest = generate_package(args.service, mapping_file=args.mapping,
+                                      out_dir=args.output_dir, copy_dirs=args.copy_dir)
+    programs = ", ".join(p["program"] for p in manifest["programs"])
+    say(f"package {path} written: service {manifest['service']}, program(s) {programs}")
+    return ExitCode.OK
+
+
+# --- regions ---------------------------------------------------------------------------------
+
+def cmd_casstart(args):
+    from esrt.region.control import start_region
+    status = start_region(args.region, home=_home(args), wait=args.wait, timeout=args.timeout,
+                          progress=say if args.wait else None)
+    if args.wait:
+        for listener in status.get("listeners", []):
+            say(f"{args.region}: listener \"{listener.get('CN')}\" {listener.get('mfListenerStatus')}"
+                f" on {listener.get('address')}")
+        say(f"{args.region} started (pid {status.get('pid')})")
+    else:
+        say(f"{args.region} starting (pid {status.get('pid')}); `esrt server status "
+            f"{args.region}` tells when it is up")
+    return ExitCode.OK
+
+
+def cmd_casstop(args):
+    from esrt.region.control import stop_region
+    say(stop_region(args.region, home=_home(args), force=args.force, timeout=args.timeout,
+                    progress=say))
+    return ExitCode.OK
+
+
+# --- deploy, batch, call -----------------------------------------------------------------------
+
+def cmd_deploy(args):
+    from esrt.deploy import deploy_package
+    answer = deploy_package(args.package, args.server)
+    say(answer.get("message") or f"deployed {args.package} to {args.server}")
+    return ExitCode.OK
+
+
+def cmd_batch_run(args):
+    from esrt.cobol.batch import run_batch
+    from esrt.paths import RegionPaths, program_environment
+    home = _home(args)
+    definition = _mfds().get_server(args.server)["definition"]
+    paths = RegionPaths(definition, home).create()
+    environ = program_environment(definition, paths)
+    say(f"running {args.program} for {args.server} in {paths.data}")
+    code = run_batch(args.program, environ, cwd=str(paths.data),
+                     build_dir=str(paths.root / "batch"), args=args.args)
+    if code != 0:
+        raise CommandError(f"{args.program} ended with exit code {code}", code=ExitCode.ERROR)
+    say(f"{args.program} completed (exit code 0)")
+    return ExitCode.OK
+
+
+def format_reply_line(reply):
+    """The original client's line: every output value in mapping order, space-separated."""
+    return " ".join(str(value) for value in reply.values())
+
+
+def cmd_call(args):
+    from esrt.client import Client
+    from esrt.mapping import jsonio
+    try:
+        params = jsonio.loads(args.data.encode()) if args.data else {}
+    except ValueError as exc:
+        raise CommandError(f"--data is not valid JSON: {exc}", ExitCode.USAGE) from None
+    failures = 0
+    with Client(args.url, timeout=args.timeout) as client:
+        for _ in range(args.repeat):
+            reply = client.call(args.service, params)
+            say(jsonio.dumps(reply).decode() if args.json else format_reply_line(reply))
+            if reply.return_code:
+                failures += 1
+                print(f"warning: {args.service} ended with RETURN-CODE {reply.return_code}",
+                      file=sys.stderr)
+    return ExitCode.ERROR if failures else ExitCode.OK
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="esrt", description="esrt: run GnuCOBOL programs as transactional network services")
+    parser.add_argument("--home", help="node home (default $ESRT_HOME or ~/.esrt)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    mfds = commands.add_parser("mfds", help="run, start or stop the node's directory server")
+    mfds.add_argument("--listen", default="127.0.0.1:8686", help="ip:port (default 127.0.0.1:8686)")
+    group = mfds.add_mutually_exclusive_group()
+    group.add_argument("--daemon", action="store_true", help="start in the background, return once it answers")
+    group.add_argument("--stop", action="store_true", help="stop the running mfds")
+    group.add_argument("--status", action="store_true", help="say whether mfds runs")
+    mfds.set_defaults(func=cmd_mfds)
+
+    server = commands.add_parser("server", help="define and inspect servers (regions)")
+    server_commands = server.add_subparsers(dest="server_command", metavar="ACTION")
+    server_commands.required = True
+    create = server_commands.add_parser("create", help="define a server in the repository")
+    create.add_argument("name")
+    create.add_argument("--seps", type=int, default=2, help="number of SEPs (default 2)")
+    create.add_argument("--listener", action="append", default=[],
+                        help='"Name=ip:port[,conversation]", repeatable')
+    create.add_argument("--env", action="append", default=[], help="NAME=value, repeatable")
+    create.add_argument("--description")
+    create.add_argument("--root", help="region root directory (default $ESRT_HOME/servers/NAME)")
+    create.add_argument("--data-dir", dest="data_dir")
+    create.add_argument("--deploy-dir", dest="deploy_dir")
+    create.add_argument("--casroot", help="directory for console.log")
+    create.set_defaults(func=cmd_server_create)
+    server_commands.add_parser("list", help="list servers").set_defaults(func=cmd_server_list)
+    for name, func, text in (("show", cmd_server_show, "show a server as JSON"),
+                             ("delete", cmd_server_delete, "delete a stopped server"),
+                             ("status", cmd_server_status,
+                              "exit 0 running, 7 stopped, 1 failed (OCF codes)")):
+        sub = server_commands.add_parser(name, help=text)
+        sub.add_argument("name")
+        sub.set_defaults(func=func)
+
+    imtk = commands.add_parser("imtk", help="interface mapping: defmap, generate")
+    imtk_commands = imtk.add_subparsers(dest="imtk_command", metavar="ACTION")
+    imtk_commands.required = True
+    defmap = imtk_commands.add_parser("defmap", help="write SERVICE.mapping.json from COBOL source")
+    defmap.add_argument("--src", action="append", required=True, help="COBOL source, repeatable")
+    defmap.add_argument("--service", required=True)
+    defmap.add_argument("--copy-dir", action="append", default=[], help="copybook directory")
+    defmap.add_argument("--output-dir", default=".")
+    defmap.set_defaults(func=cmd_imtk_defmap)
+    generate = imtk_commands.add_parser("generate", help="compile and package SERVICE.car")
+    generate.add_argument("--service", required=True)
+    generate.add_argument("--mapping", help="mapping file (default SERVICE.mapping.json)")
+    generate.add_argument("--copy-dir", action="append", default=[])
+    generate.add_argument("--output-dir", default=".")
+    generate.set_defaults(func=cmd_imtk_generate)
+
+    casstart = commands.add_parser("casstart", help="start a server")
+    casstart.add_argument("-r", "--region", required=True)
+    casstart.add_argument("-w", "--wait", action="store_true", help="return once every listener started")
+    casstart.add_argument("--timeout", type=float, default=60.0)
+    casstart.set_defaults(func=cmd_casstart)
+    casstop = commands.add_parser("casstop", help="stop a server")
+    casstop.add_argument("-r", "--region", required=True)
+    casstop.add_argument("-f", "--force", action="store_true", help="kill the server's processes")
+    casstop.add_argument("--timeout", type=float, default=30.0)
+    casstop.set_defaults(func=cmd_casstop)
+
+    deploy = commands.add_parser("deploy", help="install a .car package on a server")
+    deploy.add_argument("package")
+    deploy.add_argument("--server", required=True)
+    deploy.set_defaults(func=cmd_deploy)
+
+    batch = commands.add_parser("batch", help="batch programs")
+    batch_commands = batch.add_subparsers(dest="batch_command", metavar="ACTION")
+    batch_commands.required = True
+    run = batch_commands.add_parser("run", help="run a batch program with the server's environment")
+    run.add_argument("program", help="COBOL source (compiled first) or executable")
+    run.add_argument("--server", required=True)
+    run.add_argument("args", nargs="*")
+    run.set_defaults(func=cmd_batch_run)
+
+    call = commands.add_parser("call", help="call a service")
+    call.add_argument("service", help="PACKAGE.PROGRAM, e.g. srv01.CBLAPP01")
+    call.add_argument("--url", required=True, help="listener URL, e.g. http://127.0.0.1:9003")
+    call.add_argument("--repeat", type=int, default=1)
+    call.add_argument("--data", help="JSON object of input parameters")
+    call.add_argument("--json", action="store_true", help="print each reply as JSON")
+    call.add_argument("--timeout", type=float, default=60.0)
+    call.set_defaults(func=cmd_call)
+    return parser
+
+
+def known_errors():
+    """Exceptions that are the user's to fix: printed as one message, no traceback."""
+    from esrt.client import ConnectionFailed, ServiceError
+    from esrt.mapping.car import CarError
+    from esrt.mfds.client import MfdsError, MfdsUnavailable
+    from esrt.region.control import RegionControlError
+    from esrt.settings import SettingError
+    errors = [CommandError, ConnectionFailed, ServiceError, CarError, MfdsError, MfdsUnavailable,
+              RegionControlError, SettingError, FileNotFoundError, ValueError]
+    for module, name in (("esrt.mapping.parser", "MappingError"), ("esrt.cobol.compile", "CompileError"),
+                         ("esrt.mfds.daemon", "MfdsStartError")):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def main(argv=None, prog="esrt"):
+    parser = build_parser()
+    parser.prog = prog
+    args = parser.parse_args(argv)
+    if args.home:
+        os.environ["ESRT_HOME"] = os.path.abspath(args.home)
+    try:
+        return int(args.func(args))
+    except known_errors() as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return int(getattr(exc, "code", ExitCode.ERROR)) if isinstance(exc, CommandError) else ExitCode.ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def run():
+    """Console-script entry point of `esrt`."""
+    sys.exit(main())

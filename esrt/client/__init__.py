@@ -1,0 +1,137 @@
+"""Python API for calling esrt services: `Client(url).call("srv01.CBLAPP01", {...})`.
+
+One Client keeps one HTTP/1.1 keep-alive connection to a listener. Numbers come back as int or
+decimal.Decimal (never binary floats) so that COBOL amounts survive the trip exactly.
+"""
+
+import http.client
+import socket
+import urllib.parse
+
+from esrt.mapping import jsonio
+
+
+class ServiceError(Exception):
+    """The service answered with an error: `status` (HTTP), `code` (stable) and `message`."""
+
+    def __init__(self, status, code, message):
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class ConnectionFailed(Exception):
+    """No answer from the listener (refused, reset, timed out)."""
+
+
+class Reply(dict):
+    """The output parameters of one call, plus the program's RETURN-CODE."""
+
+    return_code = 0
+
+
+def service_path(service):
+    """'srv01.CBLAPP01' -> '/services/srv01/CBLAPP01'."""
+    package, dot, program = service.partition(".")
+    if not dot or not package or not program or "/" in service:
+        raise ValueError(f"service {service!r} must be named PACKAGE.PROGRAM, e.g. srv01.CBLAPP01")
+    return f"/services/{urllib.parse.quote(package)}/{urllib.parse.quote(program)}"
+
+
+class Client:
+    """Calls services of one listener over one keep-alive connection."""
+
+    def __init__(self, url, timeout=60.0):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme != "http" or not parsed.hostname:
+            raise ValueError(f"URL {url!r} must look like http://HOST:PORT (the listener's address)")
+        self.url = url
+        self.host = parsed.hostname
+        self.port = parsed.port or 80
+        self.timeout = timeout
+        self._connection = None
+        self._reused = False
+
+    def _connect(self):
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self._reused = False
+        return self._connection
+
+    def close(self):
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def request(self, method, path, body=b"", headers=None):
+        """Send one request; return (status, headers, body bytes)."""
+        all_headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        all_headers.update(headers or {})
+        for attempt in (1, 2):
+            connection = self._connect()
+            try:
+                connection.request(method, path, body=body, headers=all_headers)
+                response = connection.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                was_reused = self._reused
+                self.close()
+                # A keep-alive connection the server closed while idle fails on first use; the
+                # request never reached a program, so sending it once more is safe.
+                if attempt == 1 and was_reused:
+                    continue
+                raise ConnectionFailed(f"{self.url}: connection lost: {exc}") from None
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise ConnectionFailed(f"{self.url}: {exc}") from None
+            self._reused = True
+            if response.getheader("Connection", "").lower() == "close":
+                self.close()
+            return response.status, response, data
+        raise AssertionError("unreachable")
+
+    def call(self, service, params=None):
+        """Call PACKAGE.PROGRAM with a dict of in/io parameters; return a Reply of out/io values."""
+        status, response, data = self.request("POST", service_path(service),
+                                              jsonio.dumps(params or {}))
+        try:
+            decoded = jsonio.loads(data) if data else {}
+        except ValueError:
+            decoded = None
+        if status != 200:
+            error = decoded.get("error") if isinstance(decoded, dict) else None
+            if isinstance(error, dict):
+                raise ServiceError(status, error.get("code", "error"), error.get("message", ""))
+            raise ServiceError(status, "http_error",
+                               f"HTTP {status}: {data[:200].decode('utf-8', 'replace')}")
+        if not isinstance(decoded, dict):
+            raise ServiceError(status, "bad_reply", "the service's reply is not a JSON object")
+        reply = Reply(decoded)
+        reply.return_code = int(response.getheader("Esrt-Return-Code", "0") or 0)
+        return reply
+
+
+def call(url, service, params=None, timeout=60.0):
+    """Call one service once on a fresh connection."""
+    with Client(url, timeout=timeout) as client:
+        return client.call(service, params)
+
+
+def wait_for_port(host, port, timeout):
+    """True once something accepts TCP connections on host:port within timeout seconds."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False

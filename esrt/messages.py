@@ -1,0 +1,77 @@
+"""Console message catalogue: one table of message IDs, severities and text templates.
+
+Standard library only, so that the region, the CLI and log readers can all import it. The IDs are
+modelled on Enterprise Server's (CASCD0102I -> ESCD0102I ...) so that people who grep console logs
+for the originals find the same shape: a component code, a number and a severity letter.
+"""
+
+import enum
+
+
+class Severity(str, enum.Enum):
+    """The last letter of a message ID."""
+
+    INFO = "I"
+    WARNING = "W"
+    ERROR = "E"
+    SEVERE = "S"
+
+
+# ID -> text template (str.format fields). The severity is the ID's last letter.
+MESSAGES = {
+    # region daemon
+    "ESCD0102I": "daemon initialized; region process pid {pid}",
+    "ESCD0103I": "server definition read from {source}",
+    "ESCD0104E": "{server}: cannot start: {problem}",
+    "ESCD0105I": "took over stale pid file {path} (process {pid} is gone)",
+    "ESCD0106I": "server {server} started: {listeners}",
+    "ESCD0107E": "{server} failed: {problem}",
+    # server manager and SEPs
+    "ESSI1000I": "server manager initialization completed: {seps} SEP(s), request timeout {timeout} s",
+    "ESSI1600I": "SEP {sep:04d} initialization completed (pid {pid})",
+    "ESSI1601I": "SEP {sep:04d} starting",
+    "ESSI1700W": "SEP {sep:04d} abended (pid {pid}): {cause}",
+    "ESSI1701I": "SEP {sep:04d} restarted (restart {restarts}, after {delay:.1f} s)",
+    "ESSI1702E": "SEP {sep:04d} failed to start {failures} time(s) in a row ({cause}); it is not "
+                 "restarted: fix the cause (see the lines above) and restart the server",
+    "ESSI1703W": "SEP {sep:04d} ran {service} for longer than {timeout} s; killing it (pid {pid})",
+    "ESSI1704E": "no SEP is left to serve requests; every call is refused with 503 until the "
+                 "server is restarted",
+    "ESSI1705W": "SEP {sep:04d} sent a bad frame ({problem}); replacing it",
+    "ESSI1800I": "SEP {sep:04d}: {text}",
+    "ESSI1801W": "SEP {sep:04d} stderr: {text}",
+    # communications
+    "ESCS5003I": "communications interface initialized",
+    "ESCS5004I": "listener \"{listener}\" started on {address} ({conversation})",
+    "ESCS5005E": "{server}: listener \"{listener}\" cannot bind {address}: {problem}",
+    "ESCS5006I": "listener \"{listener}\" stopped",
+    "ESCS5007E": "internal error while serving {what}: {problem}",
+    # deployment
+    "ESDP0001I": "packages loaded from {deploy}: {count} service(s): {services}",
+    "ESDP0002W": "package {package}: {problem}; its services are not offered",
+    "ESDP0003I": "deploy directory rescanned (SIGHUP): {count} service(s): {services}",
+    # shutdown
+    "ESST0005I": "shutdown starting ({reason})",
+    "ESST0006I": "shutdown complete",
+    "ESST0007W": "{count} request(s) still running after {grace} s; stopping the SEPs anyway",
+    "ESKC0003I": "SEP {sep:04d} shutdown complete",
+    "ESKC0004W": "SEP {sep:04d} did not stop within {delay} s of SIGTERM; killing it",
+}
+
+
+def severity(message_id):
+    """Return the Severity of a message ID from its last letter."""
+    return Severity(message_id[-1])
+
+
+def format_message(message_id, **fields):
+    """Return the text of message `message_id` with its fields filled in.
+
+    Raises KeyError naming the ID when it is not in the table, so a typo fails loudly in tests.
+    """
+    try:
+        template = MESSAGES[message_id]
+    except KeyError:
+        raise KeyError(f"message ID {message_id!r} is not in esrt.messages.MESSAGES; "
+                       "add it to the table") from None
+    return template.format(**fields)

@@ -1,0 +1,1 @@
+"""The region: one Twisted process per server, with its listeners, dispatcher and SEPs."""

@@ -1,0 +1,68 @@
+"""The region's console log (CASROOT/console.log), in Enterprise Server's line shape.
+
+    <yymmdd> <hhmmssxx> [<pid> <SERVER>] <ID> <text> <hh:mm:ss>
+
+At every start the previous console.log becomes console.bak (replacing the older one), so that
+after a failover the new node shows the failed node's log as console.bak.
+"""
+
+import os
+import time
+
+from esrt.messages import format_message
+
+
+def format_line(when, pid, server, message_id, text):
+    """Return one console line (without newline) for a message logged at epoch time `when`."""
+    local = time.localtime(when)
+    hundredths = int((when - int(when)) * 100)
+    return (f"{time.strftime('%y%m%d', local)} {time.strftime('%H%M%S', local)}{hundredths:02d} "
+            f"[{pid} {server}] {message_id} {text} {time.strftime('%H:%M:%S', local)}")
+
+
+class ConsoleLog:
+    """Append-only console log of one region; every line is flushed at once.
+
+    Flushing each line costs a write() per message, which is fine for a console (messages are
+    about life-cycle events, not requests) and means a crash never loses the last words.
+    """
+
+    def __init__(self, log_path, bak_path, server, pid=None, clock=time.time, echo=None):
+        self.log_path = log_path
+        self.bak_path = bak_path
+        self.server = server
+        self.pid = os.getpid() if pid is None else pid
+        self._clock = clock
+        self._echo = echo
+        self._file = None
+
+    def open(self):
+        """Rotate console.log to console.bak and start a new console.log."""
+        os.makedirs(os.path.dirname(str(self.log_path)) or ".", exist_ok=True)
+        if os.path.exists(self.log_path):
+            os.replace(self.log_path, self.bak_path)
+        self._file = open(self.log_path, "a", encoding="utf-8", errors="replace")
+        return self
+
+    def log(self, message_id, **fields):
+        """Write message `message_id` from esrt.messages with its fields; return the text."""
+        text = format_message(message_id, **fields)
+        self.write_line(message_id, text)
+        return text
+
+    def write_line(self, message_id, text):
+        """Write one line with an explicit text (e.g. a SEP's own output)."""
+        # A COBOL DISPLAY may contain anything; a newline inside would forge a second line.
+        text = text.replace("\r", " ").replace("\n", " ")
+        line = format_line(self._clock(), self.pid, self.server, message_id, text)
+        if self._file is not None:
+            self._file.write(line + "\n")
+            self._file.flush()
+        if self._echo is not None:
+            self._echo(line)
+
+    def close(self):
+        """Close the file; later messages are dropped (or only echoed)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

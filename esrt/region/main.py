@@ -1,0 +1,358 @@
+"""The region process: `python -m esrt.region NAME [--home DIR] [--definition FILE.json]`.
+
+One Twisted process per server: it reads the server definition (from a file or from mfds),
+writes its pid files, rotates the console log, starts the SEPs (supervisor) and the listeners,
+and keeps run/status.json and mfds informed until SIGTERM/SIGINT stops it in order.
+"""
+
+import argparse
+import atexit
+import json
+import os
+import signal
+import sys
+import time
+
+from twisted.internet import defer
+
+from esrt.home import Home, write_json_atomic
+from esrt.paths import RegionPaths, program_environment
+from esrt.procs import process_start_time
+from esrt.region.console import ConsoleLog
+from esrt.region.dispatcher import Dispatcher
+from esrt.region.http import Listener, ServicesResource, ServicesSite
+from esrt.region.services import ServiceTable
+from esrt.region.status import StatusReporter, iso_time, server_status
+from esrt.region.supervisor import Supervisor
+from esrt.settings import SettingError, validate_server
+from esrt.states import ExitCode, ListenerStatus, ServerStatus
+
+
+class RegionError(Exception):
+    """The region cannot start; `exit_code` says how it should exit."""
+
+    def __init__(self, message, exit_code=ExitCode.BOOT_FAILED):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def load_definition(name, home, definition_file=None):
+    """Return (clean definition, where it came from) or raise RegionError."""
+    if definition_file:
+        try:
+            with open(definition_file, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except OSError as exc:
+            raise RegionError(f"{name}: cannot read definition file {definition_file}: "
+                              f"{exc.strerror}; check the path") from None
+        except ValueError as exc:
+            raise RegionError(f"{name}: definition file {definition_file} is not valid JSON "
+                              f"({exc}); fix the file") from None
+        source = definition_file
+    else:
+        try:
+            from esrt.mfds.client import MfdsClient, MfdsError, MfdsUnavailable
+        except ImportError as exc:
+            raise RegionError(f"{name}: the mfds client is not available ({exc}); "
+                              "pass --definition FILE.json") from None
+        try:
+            data = MfdsClient.from_home(home).get_server(name)["definition"]
+        except MfdsUnavailable as exc:
+            raise RegionError(f"{name}: cannot retrieve the configuration from mfds: {exc}; "
+                              "start mfds (`esrt mfds`) or pass --definition FILE.json") from None
+        except MfdsError as exc:
+            raise RegionError(f"{name}: mfds refused the configuration request: {exc}") from None
+        source = "mfds"
+    try:
+        definition = validate_server(data)
+    except SettingError as exc:
+        raise RegionError(f"{name}: the server definition from {source} is invalid: {exc}; "
+                          "correct it and start again") from None
+    if definition["name"] != name:
+        raise RegionError(f"{name}: the definition from {source} is for server "
+                          f"{definition['name']!r}; start that name or use the right file")
+    for listener in definition["listeners"]:
+        if listener["conversation"] != "web-services":
+            raise RegionError(
+                f"{name}: listener \"{listener['name']}\" has conversation type "
+                f"{listener['conversation']!r}, which this version of esrt cannot serve yet; "
+                "use conversation type web-services")
+    return definition, source
+
+
+def pid_alive(pid):
+    """True if `pid` is a live process; a zombie counts as dead."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def claim_pid_file(paths, name):
+    """Write region.pid; return the pid of a stale file taken over (or None).
+
+    Refuses (RegionError) when the file names another live process.
+    """
+    stale = None
+    try:
+        old = int(paths.pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        old = None
+    if old and old != os.getpid():
+        if pid_alive(old):
+            raise RegionError(f"{name} is already running (pid {old}, {paths.pid_file}); stop it "
+                              f"with `esrt casstop -r {name}` first", ExitCode.ERROR)
+        stale = old
+    paths.pid_file.write_text(f"{os.getpid()}\n")
+    return stale
+
+
+class Region:
+    """Everything one running region holds, wired together on one reactor."""
+
+    # Seconds that requests in flight may take to finish at shutdown before SEPs are stopped.
+    grace = 10.0
+
+    def __init__(self, reactor, definition, paths, console, sep_command=None, mfds_url=None,
+                 environ=None):
+        self.reactor = reactor
+        self.definition = definition
+        self.name = definition["name"]
+        self.paths = paths
+        self.console = console
+        self.pid = os.getpid()
+        self.started = time.time()
+        self.exit_code = ExitCode.OK
+        self.message = "starting"
+        self._explicit = ServerStatus.STARTING
+        self._stopping = None
+        self.services = ServiceTable(paths.deploy, warn=lambda package, problem: console.log(
+            "ESDP0002W", package=package, problem=problem))
+        if environ is None:
+            environ = program_environment(definition, paths)
+        self.supervisor = Supervisor(reactor, definition, paths, console, environ, sep_command)
+        self.dispatcher = Dispatcher(reactor, self.supervisor)
+        self.supervisor.on_change = self._changed
+        self.supervisor.on_processes = self.write_processes
+        root = ServicesResource(self.name, self.services, self.dispatcher, self.health,
+                                lambda what, problem: console.log("ESCS5007E", what=what,
+                                                                  problem=problem))
+        self.site = ServicesSite(root, definition["max_body"], reactor)
+        self.listeners = [Listener(reactor, config, self.site, self.name, console, self._changed)
+                          for config in definition["listeners"]]
+        self.reporter = StatusReporter(reactor, paths.status_file, self.name, self.status_document,
+                                       mfds_url)
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self):
+        """Start services, SEPs and listeners; on a bind failure, fail and stop."""
+        try:
+            self._start()
+        except Exception as exc:  # noqa: BLE001 - a bug here must fail the region, not hang it
+            self.fail(f"internal error during start: {type(exc).__name__}: {exc}")
+
+    def _start(self):
+        self.console.log("ESCD0102I", pid=self.pid)
+        names = self.services.scan()
+        self.console.log("ESDP0001I", deploy=self.paths.deploy, count=len(names),
+                         services=", ".join(names) or "none")
+        self.write_processes()
+        self.reporter.start()
+        self.supervisor.start()
+        self.console.log("ESSI1000I", seps=len(self.supervisor.seps),
+                         timeout=self.definition["request_timeout"])
+        self.console.log("ESCS5003I")
+        for listener in self.listeners:
+            if not listener.start():
+                self.fail(listener.problem)
+                return
+        self._changed()
+
+    def fail(self, problem):
+        """Go to Failed with `problem` and stop the region with a non-zero exit code."""
+        if self._explicit == ServerStatus.FAILED:
+            return
+        self.console.log("ESCD0107E", server=self.name, problem=problem)
+        self._explicit = ServerStatus.FAILED
+        self.message = problem
+        self.exit_code = ExitCode.ERROR
+        self.reporter.changed()
+        self.reactor.callLater(0, self._stop_reactor)
+
+    def _stop_reactor(self):
+        if self._stopping is None and getattr(self.reactor, "running", True):
+            self.reactor.stop()
+
+    def _changed(self):
+        if self._explicit == ServerStatus.STARTING and self._now_status() == ServerStatus.STARTED:
+            self._explicit = ServerStatus.STARTED
+            self.message = "serving on " + ", ".join(
+                f"\"{lst.name}\" {lst.address}" for lst in self.listeners) if self.listeners \
+                else "started (no listeners)"
+            self.console.log("ESCD0106I", server=self.name, listeners=self.message)
+        if self._explicit in (ServerStatus.STARTING, ServerStatus.STARTED) \
+                and not self.supervisor.can_serve():
+            causes = "; ".join(f"SEP {sep.number:04d}: {sep.cause}" for sep in self.supervisor.seps
+                               if sep.cause)
+            self.fail(f"no SEP can run: {causes or 'all SEPs failed'}")
+        self.reporter.changed()
+
+    def _now_status(self):
+        listeners_started = all(lst.state == ListenerStatus.STARTED for lst in self.listeners)
+        return server_status(self._explicit, listeners_started, self.supervisor.all_ready())
+
+    def health(self):
+        """(ok, detail) for GET /health."""
+        status = self._now_status()
+        return status == ServerStatus.STARTED and self.supervisor.can_serve(), status.value
+
+    def rescan(self):
+        """SIGHUP: re-read the deploy directory."""
+        names = self.services.scan()
+        self.console.log("ESDP0003I", count=len(names), services=", ".join(names) or "none")
+        self.reporter.changed()
+
+    # -- files -----------------------------------------------------------------------------
+
+    def write_processes(self):
+        """run/processes.json: exactly the pids casstop --force may kill."""
+        seps = self.supervisor.pids()
+        # Start times let casstop --force tell these processes from later ones reusing a pid.
+        started = {str(pid): process_start_time(pid) for pid in [self.pid, *seps.values()]}
+        record = {"region": self.pid, "seps": seps, "started": started}
+        try:
+            write_json_atomic(self.paths.processes_file, record)
+        except OSError:
+            pass
+
+    def status_document(self):
+        status = self._now_status()
+        if status == ServerStatus.STARTING:
+            ready = sum(1 for sep in self.supervisor.seps if sep.state.value in ("Idle", "Busy"))
+            self.message = (f"starting: {ready} of {len(self.supervisor.seps)} SEP(s) ready, "
+                            f"{sum(lst.state == ListenerStatus.STARTED for lst in self.listeners)}"
+                            f" of {len(self.listeners)} listener(s) started")
+        return {"name": self.name, "mfServerStatus": status.value, "pid": self.pid,
+                "started": iso_time(self.started), "message": self.message,
+                "listeners": [lst.snapshot() for lst in self.listeners],
+                "seps": self.supervisor.snapshot(), "stats": self.dispatcher.stats(),
+                "services": self.services.names()}
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def shutdown(self, reason="stop requested"):
+        """Stop in order; the Deferred fires when everything is down (reactor 'before shutdown')."""
+        if self._stopping is None:
+            self._stopping = defer.ensureDeferred(self._shutdown(reason))
+            # Twisted does not report a failed shutdown trigger before the process exits: say it
+            # here, and make sure no SEP outlives us.
+            self._stopping.addErrback(self._shutdown_failed)
+        return self._stopping
+
+    def _shutdown_failed(self, failure):
+        self.console.log("ESCS5007E", what="shutdown", problem=failure.getTraceback())
+        self.exit_code = ExitCode.ERROR
+        self.kill_children()
+
+    async def _shutdown(self, reason):
+        failed = self._explicit == ServerStatus.FAILED
+        if not failed:
+            self._explicit = ServerStatus.STOPPING
+            self.message = f"stopping ({reason})"
+        self.console.log("ESST0005I", reason=reason if not failed else self.message)
+        self.reporter.changed()
+        await defer.DeferredList([lst.stop() for lst in self.listeners], consumeErrors=True)
+        drained = self.dispatcher.drain()
+        drained.addTimeout(self.grace, self.reactor)
+        try:
+            await drained
+        except defer.TimeoutError:
+            self.console.log("ESST0007W", count=self.dispatcher.active, grace=self.grace)
+        await self.site.close_connections()
+        await self.supervisor.stop()
+        if not failed:
+            self._explicit = ServerStatus.STOPPED
+            self.message = f"{self.name} stopped"
+        self.reporter.stop()
+        await self.reporter.flush()
+        try:
+            self.paths.pid_file.unlink()
+        except OSError:
+            pass
+        self.console.log("ESST0006I")
+
+    def kill_children(self):
+        """Last resort (crash of our own code): SIGKILL every SEP still alive."""
+        self.supervisor.kill_all()
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m esrt.region",
+                                     description="Run one esrt region (server) in the foreground.")
+    parser.add_argument("name", help="server name, e.g. ESSRV01")
+    parser.add_argument("--home", help="node home directory (default $ESRT_HOME or ~/.esrt)")
+    parser.add_argument("--definition", metavar="FILE.json",
+                        help="read the server definition from this file instead of mfds")
+    # For tests: run this Python script as the SEP instead of `python -m esrt.sep`.
+    parser.add_argument("--sep-script", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def run(argv=None):
+    """Run a region until it is stopped; return the process exit code."""
+    args = parse_args(argv)
+    home = Home(args.home)
+    try:
+        definition, source = load_definition(args.name, home, args.definition)
+        paths = RegionPaths(definition, home).create()
+    except RegionError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"{args.name}: cannot create the region's directories: {exc}; check the root, "
+              "data_dir, deploy_dir and casroot settings", file=sys.stderr)
+        return ExitCode.BOOT_FAILED
+    try:
+        stale = claim_pid_file(paths, args.name)
+    except RegionError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
+
+    console = ConsoleLog(paths.console_log, paths.console_bak, args.name).open()
+    try:
+        import setproctitle
+        setproctitle.setproctitle(f"{args.name} region")
+    except ImportError:
+        pass
+    if stale:
+        console.log("ESCD0105I", path=paths.pid_file, pid=stale)
+    console.log("ESCD0103I", source=source)
+
+    from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+    # Twisted's own reports (unhandled errors in Deferreds) go to stderr, which casstart keeps
+    # in run/region.out.
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+
+    info = home.read_mfds_info() or {}
+    sep_command = [sys.executable, args.sep_script] if args.sep_script else None
+    region = Region(reactor, definition, paths, console, sep_command=sep_command,
+                    mfds_url=info.get("url"))
+    atexit.register(region.kill_children)
+    # The handler only schedules: the rescan runs on the reactor thread, between requests.
+    signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(region.rescan))
+    reactor.addSystemEventTrigger("before", "shutdown", region.shutdown)
+    reactor.callWhenRunning(region.start)
+    try:
+        reactor.run()
+    finally:
+        region.kill_children()
+        console.close()
+    return int(region.exit_code)
+
+
+def main():
+    sys.exit(run())

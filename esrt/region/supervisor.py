@@ -1,0 +1,477 @@
+"""SEP supervisor: spawns the region's service execution processes, talks to them, replaces them.
+
+Each SEP is a child process that reads request frames on fd 3 and writes reply frames on fd 4
+(esrt.sep.protocol); its stdout and stderr (COBOL DISPLAY, libcob errors) go to the console log.
+A SEP runs one request at a time. The supervisor follows Twisted's ProcessMonitor: the reactor is
+a constructor argument, tunables are class attributes, a SEP that fails quickly is restarted after
+a delay that doubles each time, and a stop is TERM followed by a scheduled KILL.
+
+Life cycle of one SEP (esrt.states.SEPState); every edge is written out in the code:
+
+    STOPPED -> STARTING -> IDLE <-> BUSY
+    STARTING/IDLE/BUSY -> STOPPING -> STOPPED          (stop requested)
+    STARTING/IDLE/BUSY/STOPPING -> BACKOFF -> STARTING  (died, or killed by us for a timeout)
+    STARTING -> FATAL                                   (boot failed, or never got ready N times)
+"""
+
+import collections
+import json
+import sys
+
+from twisted.internet import defer, error, protocol
+
+from esrt.cobol.exits import abend_cause
+from esrt.sep import protocol as frames
+from esrt.states import ExitCode, SEPState
+
+# Longest stdout/stderr line kept whole; a child writing without newlines must not grow memory.
+MAX_LINE = 8192
+RUNNING = (SEPState.STARTING, SEPState.IDLE, SEPState.BUSY)
+
+
+class Reply:
+    """What a caller gets for one call: HTTP-like status, JSON body bytes, RETURN-CODE (200 only)."""
+
+    __slots__ = ("status", "body", "rc")
+
+    def __init__(self, status, body, rc=None):
+        self.status = status
+        self.body = body
+        self.rc = rc
+
+    @property
+    def ok(self):
+        return self.status == 200
+
+    def __repr__(self):
+        return f"Reply({self.status}, {self.body[:80]!r}, rc={self.rc})"
+
+
+def error_reply(status, code, message):
+    """Return a Reply carrying esrt's JSON error shape."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return Reply(status, body)
+
+
+STDERR_TAIL_LINES = 20
+
+def exit_returncode(reason):
+    """A processEnded reason as a subprocess-style return code (negative: killed by signal)."""
+    value = reason.value
+    sig = getattr(value, "signal", None)
+    if sig:
+        return -sig
+    return getattr(value, "exitCode", None)
+
+
+class SEPProtocol(protocol.ProcessProtocol):
+    """Byte plumbing of one SEP child: frames on fd 4, output lines on fd 1 and 2."""
+
+    def __init__(self, sep):
+        self.sep = sep
+        self.decoder = frames.FrameDecoder()
+        self._partial = {1: b"", 2: b""}
+        self._broken = False
+
+    def childDataReceived(self, fd, data):
+        if fd == frames.REPLY_FD:
+            if self._broken:
+                return
+            try:
+                received = self.decoder.feed(data)
+            except frames.ProtocolError as exc:
+                self._broken = True
+                self.sep.protocol_error(str(exc))
+                return
+            for header, body in received:
+                self.sep.frame_received(header, body)
+        elif fd in self._partial:
+            buffered = self._partial[fd] + data
+            *lines, rest = buffered.split(b"\n")
+            while len(rest) > MAX_LINE:
+                lines.append(rest[:MAX_LINE])
+                rest = rest[MAX_LINE:]
+            self._partial[fd] = rest
+            for line in lines:
+                self.sep.output_line(fd, line.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def processEnded(self, reason):
+        for fd, rest in self._partial.items():
+            if rest:
+                self.sep.output_line(fd, rest.decode("utf-8", "replace"))
+        self._partial = {1: b"", 2: b""}
+        self.sep.process_ended(reason)
+
+
+class _Call:
+    __slots__ = ("request_id", "service", "deferred", "timeout")
+
+    def __init__(self, request_id, service, deferred, timeout):
+        self.request_id = request_id
+        self.service = service
+        self.deferred = deferred
+        self.timeout = timeout
+
+
+class SEP:
+    """One SEP slot (SEP 0001, 0002, ...): survives the processes that fill it."""
+
+    def __init__(self, supervisor, number):
+        self.supervisor = supervisor
+        self.number = number
+        self.state = SEPState.STOPPED
+        self.pid = None
+        self.transport = None
+        self.restarts = 0
+        self.requests = 0
+        self.boot_failures = 0
+        self.delay = supervisor.min_restart_delay
+        self.started_at = None
+        self.cause = None
+        self._call = None
+        self._next_id = 1
+        self._stop_requested = False
+        self._stop_waiters = []
+        self._restart_call = None
+        self._kill_call = None
+        # What the SEP last wrote on stderr: libcob's last words name an abend's cause.
+        self._stderr_tail = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._last_delay = 0.0
+
+    @property
+    def label(self):
+        return f"SEP {self.number:04d}"
+
+    def _log(self, message_id, **fields):
+        self.supervisor.console.log(message_id, sep=self.number, **fields)
+
+    def _enter(self, state, *sources):
+        previous = self.state
+        assert previous in sources, f"{self.label}: {previous.value} -> {state.value} is not allowed"
+        self.state = state
+        # IDLE <-> BUSY happens on every request; the status picks it up on its periodic tick.
+        if {previous, state} != {SEPState.IDLE, SEPState.BUSY}:
+            self.supervisor.changed()
+
+    # -- starting --------------------------------------------------------------------------
+
+    def start(self):
+        """Spawn the process (STOPPED -> STARTING)."""
+        self._stop_requested = False
+        self._spawn(SEPState.STOPPED)
+
+    def _spawn(self, *sources):
+        self._enter(SEPState.STARTING, *sources)
+        self._stderr_tail.clear()
+        self.started_at = self.supervisor.reactor.seconds()
+        proto = SEPProtocol(self)
+        try:
+            self.transport = self.supervisor.spawn(proto, self.number)
+        except Exception as exc:  # noqa: BLE001 - any spawn failure means this slot cannot run
+            self.transport = None
+            self._go_fatal(f"cannot spawn the SEP process: {exc}", failures=1)
+            return
+        self.pid = self.transport.pid
+        self._log("ESSI1601I")
+        self.supervisor.processes_changed()
+
+    def _restart(self):
+        self._restart_call = None
+        self.restarts += 1
+        self._log("ESSI1701I", restarts=self.restarts, delay=self._last_delay)
+        # BACKOFF -> STARTING
+        self._spawn(SEPState.BACKOFF)
+
+    # -- frames and output -----------------------------------------------------------------
+
+    def frame_received(self, header, body):
+        """A frame arrived from the SEP on fd 4."""
+        op = header.get("op")
+        if self.state == SEPState.STARTING and op == "ready":
+            self.pid = header.get("pid", self.pid)
+            self._log("ESSI1600I", pid=self.pid)
+            self.boot_failures = 0
+            # STARTING -> IDLE
+            self._enter(SEPState.IDLE, SEPState.STARTING)
+            self.supervisor.sep_idle(self)
+            return
+        call = self._call
+        if self.state == SEPState.BUSY and call is not None and header.get("id") == call.request_id:
+            # BUSY -> IDLE
+            self._enter(SEPState.IDLE, SEPState.BUSY)
+            self._finish_call(self._reply_from(header, body, call.service))
+            self.supervisor.sep_idle(self)
+            return
+        if self.state == SEPState.STOPPING:
+            return  # a late reply from a SEP we are killing anyway
+        self.protocol_error(f"unexpected frame {header!r} in state {self.state.value}")
+
+    @staticmethod
+    def _reply_from(header, body, service):
+        status = header.get("status")
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            return error_reply(500, "internal", f"{service}: the SEP replied with a bad status "
+                                                f"{status!r}; see the console log")
+        if status == 200:
+            return Reply(200, body or b"{}", header.get("rc", 0))
+        problem = header.get("error") or {"code": "error", "message": f"{service} failed"}
+        if not body:
+            body = json.dumps({"error": problem}).encode()
+        return Reply(status, body)
+
+    def output_line(self, fd, text):
+        """A line the SEP wrote on stdout (fd 1) or stderr (fd 2)."""
+        if fd == 2:
+            if text.strip():
+                self._stderr_tail.append(text)
+            self.supervisor.console.write_line("ESSI1801W", f"{self.label} stderr: {text}")
+        else:
+            self.supervisor.console.write_line("ESSI1800I", f"{self.label}: {text}")
+
+    def protocol_error(self, problem):
+        """The SEP broke the frame protocol: it cannot be trusted, so kill and replace it."""
+        self._log("ESSI1705W", problem=problem)
+        self._kill_for_replacement()
+
+    # -- requests --------------------------------------------------------------------------
+
+    def call(self, service, body):
+        """Send one request (IDLE -> BUSY); return a Deferred that fires with a Reply."""
+        request_id = self._next_id
+        self._next_id += 1
+        # IDLE -> BUSY
+        self._enter(SEPState.BUSY, SEPState.IDLE)
+        self.requests += 1
+        deferred = defer.Deferred()
+        timeout = self.supervisor.reactor.callLater(
+            self.supervisor.request_timeout, self._timed_out)
+        self._call = _Call(request_id, service, deferred, timeout)
+        frame = frames.encode_frame({"id": request_id, "op": "call", "service": service}, body)
+        self.transport.writeToChild(frames.REQUEST_FD, frame)
+        return deferred
+
+    def _finish_call(self, reply):
+        call, self._call = self._call, None
+        if call is None:
+            return
+        if call.timeout.active():
+            call.timeout.cancel()
+        call.deferred.callback(reply)
+
+    def _timed_out(self):
+        call = self._call
+        self._log("ESSI1703W", service=call.service, timeout=self.supervisor.request_timeout,
+                  pid=self.pid)
+        self._finish_call(error_reply(
+            503, "timeout",
+            f"{call.service} ran longer than {self.supervisor.request_timeout} s on {self.label}; "
+            "its SEP was killed and is being replaced; retry, or raise request_timeout if the "
+            "program legitimately needs longer"))
+        self._kill_for_replacement()
+
+    def _kill_for_replacement(self):
+        if self.state not in RUNNING:
+            return
+        # STARTING/IDLE/BUSY -> STOPPING (killed; process_ended moves on to BACKOFF)
+        self._enter(SEPState.STOPPING, *RUNNING)
+        self._signal("KILL")
+
+    def _signal(self, name):
+        try:
+            self.transport.signalProcess(name)
+        except (error.ProcessExitedAlready, OSError, AttributeError):
+            pass
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def stop(self):
+        """Stop this SEP (TERM, KILL after kill_delay); the Deferred fires once it is gone."""
+        self._stop_requested = True
+        if self.state in (SEPState.STOPPED, SEPState.FATAL):
+            return defer.succeed(None)
+        if self.state == SEPState.BACKOFF:
+            # BACKOFF -> STOPPED
+            if self._restart_call is not None and self._restart_call.active():
+                self._restart_call.cancel()
+            self._restart_call = None
+            self._enter(SEPState.STOPPED, SEPState.BACKOFF)
+            return defer.succeed(None)
+        waiter = defer.Deferred()
+        self._stop_waiters.append(waiter)
+        if self.state in RUNNING:
+            # STARTING/IDLE/BUSY -> STOPPING
+            self._enter(SEPState.STOPPING, *RUNNING)
+            self._signal("TERM")
+        if self._kill_call is None:
+            self._kill_call = self.supervisor.reactor.callLater(
+                self.supervisor.kill_delay, self._kill_after_term)
+        return waiter
+
+    def _kill_after_term(self):
+        self._kill_call = None
+        if self.state == SEPState.STOPPING:
+            self._log("ESKC0004W", delay=self.supervisor.kill_delay)
+            self._signal("KILL")
+
+    # -- exit ------------------------------------------------------------------------------
+
+    def process_ended(self, reason):
+        """The child is gone (all its pipes closed and it was reaped)."""
+        cause = abend_cause(exit_returncode(reason), "\n".join(self._stderr_tail))
+        self.cause = cause
+        old_pid, self.pid, self.transport = self.pid, None, None
+        if self._kill_call is not None and self._kill_call.active():
+            self._kill_call.cancel()
+        self._kill_call = None
+        state = self.state
+
+        if self._call is not None:
+            if self._stop_requested:
+                self._finish_call(error_reply(
+                    503, "unavailable", f"{self._call.service} was interrupted on {self.label} "
+                    f"because the server is stopping; retry on another server"))
+            else:
+                self._finish_call(error_reply(
+                    500, "abend", f"{self._call.service} abended on {self.label}: {cause}"))
+
+        if self._stop_requested and state == SEPState.STOPPING:
+            # STOPPING -> STOPPED
+            self._enter(SEPState.STOPPED, SEPState.STOPPING)
+            self._log("ESKC0003I")
+            self.supervisor.processes_changed()
+            waiters, self._stop_waiters = self._stop_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+            return
+
+        self.supervisor.processes_changed()
+        code = getattr(reason.value, "exitCode", None)
+        if state == SEPState.STARTING:
+            self.boot_failures += 1
+            if code == ExitCode.BOOT_FAILED or self.boot_failures >= self.supervisor.max_boot_failures:
+                self._go_fatal(cause, failures=self.boot_failures, source=SEPState.STARTING)
+                return
+        if state != SEPState.STOPPING:
+            self._log("ESSI1700W", pid=old_pid, cause=cause)
+        self._schedule_restart(state)
+
+    def _schedule_restart(self, source):
+        now = self.supervisor.reactor.seconds()
+        if self.started_at is not None and now - self.started_at < self.supervisor.threshold:
+            delay = self.delay
+            self.delay = min(self.delay * 2, self.supervisor.max_restart_delay)
+        else:
+            delay = 0
+            self.delay = self.supervisor.min_restart_delay
+        # STARTING/IDLE/BUSY/STOPPING -> BACKOFF
+        self._enter(SEPState.BACKOFF, source)
+        self._last_delay = delay
+        self._restart_call = self.supervisor.reactor.callLater(delay, self._restart)
+
+    def _go_fatal(self, cause, failures, source=SEPState.STARTING):
+        # STARTING -> FATAL
+        self._enter(SEPState.FATAL, source)
+        self.cause = cause
+        self._log("ESSI1702E", failures=failures, cause=cause)
+        self.supervisor.sep_fatal(self)
+
+    def kill_now(self):
+        """Last-resort SIGKILL (region exiting abnormally); safe to call in any state."""
+        if self.pid:
+            self._signal("KILL")
+
+    def snapshot(self):
+        """The status entry of this SEP."""
+        return {"id": self.number, "pid": self.pid, "state": self.state.value,
+                "restarts": self.restarts, "requests": self.requests}
+
+
+class Supervisor:
+    """Runs the N SEPs of one region and hands idle ones to the dispatcher."""
+
+    # A SEP that dies within `threshold` seconds of its start failed "quickly": its restart
+    # delay doubles from min_restart_delay up to max_restart_delay; otherwise it restarts at once.
+    threshold = 1.0
+    min_restart_delay = 1.0
+    max_restart_delay = 60.0
+    # Seconds between SIGTERM and SIGKILL when stopping.
+    kill_delay = 5.0
+    # Exits before "ready" in a row after which a SEP is given up (FATAL).
+    max_boot_failures = 5
+
+    def __init__(self, reactor, definition, paths, console, environ, sep_command=None):
+        """`sep_command` is the argv prefix of a SEP (default: this python -m esrt.sep)."""
+        self.reactor = reactor
+        self.server = definition["name"]
+        self.request_timeout = definition["request_timeout"]
+        self.paths = paths
+        self.console = console
+        self.environ = environ
+        self.sep_command = list(sep_command or [sys.executable, "-m", "esrt.sep"])
+        self.seps = [SEP(self, number) for number in range(1, definition["seps"] + 1)]
+        # Hooks set by the region: the dispatcher is told when a SEP is free or none is left;
+        # on_change fires on life-cycle changes, on_processes when a pid appears or goes.
+        self.on_idle = lambda sep: None
+        self.on_unavailable = lambda: None
+        self.on_change = lambda: None
+        self.on_processes = lambda: None
+
+    def spawn(self, proto, number):
+        """Start the child process of SEP `number` and return its process transport."""
+        argv = self.sep_command + ["--server", self.server, "--sep", str(number),
+                                   "--deploy", str(self.paths.deploy)]
+        return self.reactor.spawnProcess(
+            proto, argv[0], argv, env=self.environ, path=str(self.paths.data),
+            childFDs={0: "w", 1: "r", 2: "r", frames.REQUEST_FD: "w", frames.REPLY_FD: "r"})
+
+    def start(self):
+        """Start every SEP."""
+        for sep in self.seps:
+            sep.start()
+
+    def stop(self):
+        """Stop every SEP; the Deferred fires when all are gone."""
+        return defer.DeferredList([sep.stop() for sep in self.seps], consumeErrors=True)
+
+    def kill_all(self):
+        """SIGKILL every SEP that still has a process (for abnormal exits of the region)."""
+        for sep in self.seps:
+            sep.kill_now()
+
+    def idle_sep(self):
+        """Return an IDLE SEP or None."""
+        for sep in self.seps:
+            if sep.state == SEPState.IDLE:
+                return sep
+        return None
+
+    def can_serve(self):
+        """True while some SEP is running or will come back (not FATAL, not stopped)."""
+        return any(sep.state not in (SEPState.FATAL, SEPState.STOPPED)
+                   and not sep._stop_requested for sep in self.seps)
+
+    def all_ready(self):
+        return all(sep.state in (SEPState.IDLE, SEPState.BUSY) for sep in self.seps)
+
+    def pids(self):
+        """{"1": pid, ...} of the SEP processes alive now."""
+        return {str(sep.number): sep.pid for sep in self.seps if sep.pid}
+
+    def snapshot(self):
+        return [sep.snapshot() for sep in self.seps]
+
+    # -- events from SEPs ------------------------------------------------------------------
+
+    def sep_idle(self, sep):
+        self.on_idle(sep)
+
+    def sep_fatal(self, sep):
+        if not self.can_serve():
+            self.console.log("ESSI1704E")
+            self.on_unavailable()
+
+    def changed(self):
+        self.on_change()
+
+    def processes_changed(self):
+        self.on_processes()

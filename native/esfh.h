@@ -1,0 +1,39 @@
+/*
+ * ESFH: esrt's EXTFH file handler on a transactional Berkeley DB environment.
+ *
+ * Shared declarations of esfh.c (the EXTFH entry point and file operations) and esfh_env.c
+ * (the environment, transactions and the C API a SEP calls through cffi).
+ */
+#ifndef ESFH_H
+#define ESFH_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <libcob.h>
+#include <db.h>
+
+/* Public C API (exported by libesfh.so). */
+int ESFH(unsigned char *opcode, FCD3 *fcd);
+int esfh_env_open(const char *home, int durability, int max_procs, char *err, int errlen);
+int esfh_env_recover(const char *home, char *err, int errlen);
+int esfh_begin(void);
+int esfh_commit(void);
+int esfh_abort(void);
+int esfh_doomed(void);
+int esfh_failchk(void);
+void esfh_env_close(void);
+const char *esfh_last_error(void);
+
+/* Internal, shared between the two source files. */
+DB_ENV *esfh_env(void);                 /* the environment, opened on first use */
+DB_TXN *esfh_op_txn(int *own);          /* transaction for one operation; *own: commit it after */
+int esfh_op_end(DB_TXN *txn, int own, int ret);  /* finish an operation's transaction */
+void esfh_note_write(void);             /* counts writes for ESFH_COMMIT_INTERVAL */
+void esfh_interval_commit(void);        /* commit the interval transaction (at CLOSE) */
+void esfh_set_error(const char *fmt, ...);
+int esfh_is_doomed(void);
+void esfh_close_all_dbs(void);          /* close cached DB handles (before closing the env) */
+
+#define ESFH_DEADLOCK(r) ((r) == DB_LOCK_DEADLOCK || (r) == DB_LOCK_NOTGRANTED)
+
+#endif

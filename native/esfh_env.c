@@ -1,0 +1,387 @@
+/*
+ * ESFH environment and transactions: the Berkeley DB environment shared by every process of a
+ * region, the transaction every file operation joins, and the C API a SEP calls through cffi.
+ *
+ * Three ways an operation gets its transaction:
+ *  - inside esfh_begin() ... esfh_commit()/esfh_abort(): the request's transaction (a SEP);
+ *  - ESFH_COMMIT_INTERVAL=N set: one transaction committed every N writes, at CLOSE and at
+ *    normal exit (batch programs); work since the last commit is lost if the process dies,
+ *    because recovery rolls back transactions that never committed;
+ *  - otherwise: one transaction per operation (auto-commit).
+ * A deadlock inside a request or interval transaction dooms it: the operation fails with file
+ * status 51 and so does every later one until the caller aborts (a SEP then re-runs the request).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "esfh.h"
+
+static DB_ENV *g_env;
+static DB_TXN *g_req_txn;       /* esfh_begin's transaction */
+static DB_TXN *g_interval_txn;  /* ESFH_COMMIT_INTERVAL's transaction */
+static int g_doomed;
+static int g_interval = -1;     /* -1: not read from the environment yet */
+static int g_writes;
+static int g_atexit_set;
+static char g_error[1024];
+
+void esfh_set_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_error, sizeof g_error, fmt, ap);
+    va_end(ap);
+}
+
+const char *esfh_last_error(void)
+{
+    return g_error;
+}
+
+/* Informational messages (failchk reports what it freed) go to stderr: stdout belongs to the
+ * COBOL program's DISPLAY output and to a SEP's protocol. */
+static void msgcall(const DB_ENV *env, const char *msg)
+{
+    (void)env;
+    fprintf(stderr, "ESFH: %s\n", msg);
+}
+
+static void errcall(const DB_ENV *env, const char *prefix, const char *msg)
+{
+    (void)env;
+    (void)prefix;
+    /* Keep Berkeley DB's own explanation: it is usually more precise than the return code. */
+    esfh_set_error("Berkeley DB: %s", msg);
+}
+
+/* failchk asks whether a thread of control is alive. kill(pid, 0) succeeds on a zombie, and a
+ * killed SEP stays a zombie until its parent reaps it, so read the state from /proc instead. */
+static int isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
+{
+    char path[64], buf[512];
+    FILE *fp;
+    char *close_paren;
+    (void)env;
+    (void)tid;
+    (void)flags;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return 0;
+    if (fgets(buf, sizeof buf, fp) == NULL) {
+        fclose(fp);
+        return 0;
+    }
+    fclose(fp);
+    close_paren = strrchr(buf, ')');
+    if (close_paren == NULL || close_paren[1] == '\0')
+        return 1;
+    return close_paren[2] != 'Z' && close_paren[2] != 'X';
+}
+
+static int open_env(DB_ENV **out, const char *home, int durability, int max_procs, int recover,
+                    char *err, int errlen)
+{
+    DB_ENV *env;
+    struct stat st;
+    u_int32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL |
+                      DB_THREAD | DB_FAILCHK;
+    int ret;
+
+    *out = NULL;
+    if (home == NULL || stat(home, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "ESFH: data directory %s does not exist; create it or set "
+                 "ESRT_DATA_DIR to an existing directory", home ? home : "(none)");
+        return ENOENT;
+    }
+    if ((ret = db_env_create(&env, 0)) != 0) {
+        snprintf(err, errlen, "ESFH: cannot create a Berkeley DB handle: %s", db_strerror(ret));
+        return ret;
+    }
+    env->set_errcall(env, errcall);
+    env->set_msgcall(env, msgcall);
+    env->set_lk_detect(env, DB_LOCK_DEFAULT);
+    /* Room for every process (and a few Python threads each) that may ever attach, counting
+     * dead ones until failchk clears them. */
+    env->set_thread_count(env, (u_int32_t)(max_procs > 0 ? max_procs * 4 + 16 : 64));
+    env->set_isalive(env, isalive);
+    env->set_lk_max_locks(env, 20000);
+    env->set_lk_max_objects(env, 20000);
+    env->set_lk_max_lockers(env, 4000);
+    if (durability == 1)
+        env->set_flags(env, DB_TXN_WRITE_NOSYNC, 1);
+    if (recover)
+        flags |= DB_RECOVER;
+    ret = env->open(env, home, flags, 0660);
+    if (ret != 0) {
+        snprintf(err, errlen, "ESFH: cannot open the Berkeley DB environment in %s: %s (%s)",
+                 home, db_strerror(ret), ret == DB_RUNRECOVERY
+                 ? "run recovery: restart the region, which recovers before starting SEPs"
+                 : "check the directory's permissions and free space");
+        env->close(env, 0);
+        return ret;
+    }
+    *out = env;
+    return 0;
+}
+
+static void at_exit(void)
+{
+    /* Normal exit of a batch program (STOP RUN calls exit): its interval work is kept; a
+     * request transaction still open was not finished by its SEP and is rolled back. */
+    if (g_interval_txn != NULL) {
+        g_interval_txn->commit(g_interval_txn, 0);
+        g_interval_txn = NULL;
+    }
+    if (g_req_txn != NULL) {
+        g_req_txn->abort(g_req_txn);
+        g_req_txn = NULL;
+    }
+    esfh_env_close();
+}
+
+int esfh_env_open(const char *home, int durability, int max_procs, char *err, int errlen)
+{
+    char local[512];
+    int ret;
+    if (err == NULL) {
+        err = local;
+        errlen = sizeof local;
+    }
+    err[0] = '\0';
+    if (g_env != NULL)
+        return 0;
+    ret = open_env(&g_env, home, durability, max_procs, 0, err, errlen);
+    if (ret != 0) {
+        esfh_set_error("%s", err);
+        return ret;
+    }
+    if (!g_atexit_set) {
+        atexit(at_exit);
+        g_atexit_set = 1;
+    }
+    return 0;
+}
+
+int esfh_env_recover(const char *home, char *err, int errlen)
+{
+    DB_ENV *env;
+    char local[512];
+    int ret;
+    if (err == NULL) {
+        err = local;
+        errlen = sizeof local;
+    }
+    err[0] = '\0';
+    ret = open_env(&env, home, 0, 0, 1, err, errlen);
+    if (ret != 0) {
+        esfh_set_error("%s", err);
+        return ret;
+    }
+    env->close(env, 0);
+    return 0;
+}
+
+DB_ENV *esfh_env(void)
+{
+    const char *home, *durability;
+    char err[512];
+    char cwd[4096];
+    if (g_env != NULL)
+        return g_env;
+    home = getenv("ESRT_DATA_DIR");
+    if (home == NULL || home[0] == '\0')
+        home = getenv("COB_FILE_PATH");
+    if (home == NULL || home[0] == '\0')
+        home = getcwd(cwd, sizeof cwd);
+    durability = getenv("ESFH_DURABILITY");
+    if (esfh_env_open(home, durability && strcmp(durability, "write-nosync") == 0, 16,
+                      err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return NULL;
+    }
+    return g_env;
+}
+
+static int interval(void)
+{
+    if (g_interval < 0) {
+        const char *value = getenv("ESFH_COMMIT_INTERVAL");
+        g_interval = value ? atoi(value) : 0;
+        if (g_interval < 0)
+            g_interval = 0;
+    }
+    return g_interval;
+}
+
+DB_TXN *esfh_op_txn(int *own)
+{
+    DB_TXN *txn = NULL;
+    int ret;
+    *own = 0;
+    if (g_req_txn != NULL)
+        return g_req_txn;
+    if (interval() > 0) {
+        if (g_interval_txn == NULL) {
+            ret = g_env->txn_begin(g_env, NULL, &g_interval_txn, 0);
+            if (ret != 0) {
+                esfh_set_error("ESFH: cannot begin a transaction: %s", db_strerror(ret));
+                g_interval_txn = NULL;
+            }
+        }
+        return g_interval_txn;
+    }
+    ret = g_env->txn_begin(g_env, NULL, &txn, 0);
+    if (ret != 0) {
+        esfh_set_error("ESFH: cannot begin a transaction: %s", db_strerror(ret));
+        return NULL;
+    }
+    *own = 1;
+    return txn;
+}
+
+int esfh_op_end(DB_TXN *txn, int own, int ret)
+{
+    int cret;
+    if (txn == NULL)
+        return ret;
+    if (ret != 0 && (ESFH_DEADLOCK(ret) || ret == DB_RUNRECOVERY)) {
+        if (own) {
+            txn->abort(txn);
+        } else if (txn == g_req_txn) {
+            g_doomed = 1;
+        } else {
+            fprintf(stderr, "ESFH: deadlock; the work since the last commit "
+                    "(ESFH_COMMIT_INTERVAL) was rolled back\n");
+            txn->abort(txn);
+            g_interval_txn = NULL;
+        }
+        return ret;
+    }
+    if (own) {
+        cret = txn->commit(txn, 0);
+        if (cret != 0) {
+            esfh_set_error("ESFH: commit failed: %s", db_strerror(cret));
+            return cret;
+        }
+    }
+    return ret;
+}
+
+void esfh_note_write(void)
+{
+    if (g_interval_txn != NULL && g_req_txn == NULL && ++g_writes >= g_interval) {
+        g_interval_txn->commit(g_interval_txn, 0);
+        g_interval_txn = NULL;
+        g_writes = 0;
+    }
+}
+
+void esfh_interval_commit(void)
+{
+    if (g_interval_txn != NULL) {
+        g_interval_txn->commit(g_interval_txn, 0);
+        g_interval_txn = NULL;
+        g_writes = 0;
+    }
+}
+
+int esfh_is_doomed(void)
+{
+    return g_doomed;
+}
+
+int esfh_begin(void)
+{
+    int ret;
+    if (esfh_env() == NULL)
+        return EINVAL;
+    if (g_req_txn != NULL) {
+        esfh_set_error("ESFH: esfh_begin called while a transaction is active; "
+                       "call esfh_commit or esfh_abort first");
+        return EINVAL;
+    }
+    esfh_interval_commit();
+    ret = g_env->txn_begin(g_env, NULL, &g_req_txn, 0);
+    if (ret != 0) {
+        esfh_set_error("ESFH: cannot begin a transaction: %s", db_strerror(ret));
+        g_req_txn = NULL;
+        return ret;
+    }
+    g_doomed = 0;
+    return 0;
+}
+
+int esfh_commit(void)
+{
+    int ret;
+    DB_TXN *txn = g_req_txn;
+    if (txn == NULL)
+        return 0;
+    g_req_txn = NULL;
+    if (g_doomed) {
+        txn->abort(txn);
+        g_doomed = 0;
+        esfh_set_error("ESFH: the transaction hit a deadlock and was rolled back; re-run it");
+        return DB_LOCK_DEADLOCK;
+    }
+    ret = txn->commit(txn, 0);
+    if (ret != 0)
+        esfh_set_error("ESFH: commit failed: %s", db_strerror(ret));
+    return ret;
+}
+
+int esfh_abort(void)
+{
+    int ret;
+    DB_TXN *txn = g_req_txn;
+    g_doomed = 0;
+    if (txn == NULL)
+        return 0;
+    g_req_txn = NULL;
+    ret = txn->abort(txn);
+    if (ret != 0)
+        esfh_set_error("ESFH: abort failed: %s", db_strerror(ret));
+    return ret;
+}
+
+int esfh_doomed(void)
+{
+    return g_doomed;
+}
+
+int esfh_failchk(void)
+{
+    int ret = EINVAL, attempt;
+    if (esfh_env() == NULL)
+        return EINVAL;
+    /* The first call after a death may find the dead thread's state busy: try again. */
+    for (attempt = 0; attempt < 50; attempt++) {
+        ret = g_env->failchk(g_env, 0);
+        if (ret != EBUSY)
+            break;
+        usleep(20000);
+    }
+    if (ret != 0)
+        esfh_set_error("ESFH: failchk failed: %s%s", db_strerror(ret), ret == DB_RUNRECOVERY
+                       ? " (stop every process of the region and recover the environment)" : "");
+    return ret;
+}
+
+void esfh_env_close(void)
+{
+    if (g_env == NULL)
+        return;
+    if (g_req_txn != NULL) {
+        g_req_txn->abort(g_req_txn);
+        g_req_txn = NULL;
+    }
+    esfh_interval_commit();
+    esfh_close_all_dbs();
+    g_env->close(g_env, 0);
+    g_env = NULL;
+}

@@ -1,0 +1,37 @@
+"""Build and install esrt.
+
+Native parts (the ESFH file handler and the hot-path extension) live in native/ and are added
+here as they land; the Python package works without them.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="esrt",
+    version="0.1.0",
+    description="Run GnuCOBOL programs as transactional network services, like an Enterprise Server",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["esrt", "esrt.*"]),
+    install_requires=[
+        "twisted>=22.10",
+        "cffi>=1.15",
+        "bsddb3>=6.2.9",
+        # Process titles ("ESSRV01 SEP 0001") need to rewrite argv memory; setproctitle does this
+        # portably and is widely used (gunicorn, celery), so we do not write our own.
+        "setproctitle>=1.3",
+    ],
+    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    entry_points={
+        "console_scripts": [
+            "esrt = esrt.cli.main:run",
+            "casstart = esrt.cli.aliases:casstart",
+            "casstop = esrt.cli.aliases:casstop",
+            "mfds = esrt.cli.aliases:mfds",
+            "mfdepinst = esrt.cli.aliases:mfdepinst",
+            "imtkmake = esrt.cli.aliases:imtkmake",
+        ],
+    },
+)

@@ -1,0 +1,119 @@
+"""Fixtures that start real esrt processes (mfds, regions) in throwaway homes.
+
+Everything started here is stopped in a finalizer, even when the test fails: regions with
+casstop --force (only their own recorded processes), then mfds.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "cblapp01"
+
+
+def run_esrt(args, home, cwd=None, check=True, timeout=180, command="esrt"):
+    """Run the esrt CLI (or an alias script) as a user would; return the CompletedProcess."""
+    environ = dict(os.environ, ESRT_HOME=str(home))
+    if command == "esrt":
+        argv = [sys.executable, "-m", "esrt"] + list(args)
+    else:
+        argv = [str(Path(sys.executable).parent / command)] + list(args)
+    result = subprocess.run(argv, cwd=cwd, env=environ, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, argv))} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+class Node:
+    """A throwaway ESRT_HOME with a running mfds."""
+
+    def __init__(self, home):
+        self.home = Path(home)
+
+    def esrt(self, *args, **kwargs):
+        return run_esrt(args, self.home, **kwargs)
+
+    @property
+    def mfds_url(self):
+        return json.loads((self.home / "mfds.json").read_text())["url"]
+
+    def region_status(self, name):
+        from esrt.region.control import read_json, recorded_run_dir
+        from esrt.home import Home
+        return read_json(recorded_run_dir(Home(self.home), name) / "status.json") or {}
+
+    def stop_everything(self):
+        from esrt.home import Home
+        from esrt.mfds import daemon
+        from esrt.region.control import stop_region
+        home = Home(self.home)
+        for record in sorted((self.home / "run").glob("*.json")):
+            try:
+                stop_region(record.stem, home=home, force=True)
+            except Exception as exc:  # keep going: mfds must be stopped whatever happened
+                print(f"cleanup of {record.stem} failed: {exc}", file=sys.stderr)
+        daemon.stop_daemon(home)
+
+
+@pytest.fixture
+def node(tmp_path):
+    from esrt.home import Home
+    from esrt.mfds import daemon
+    home = tmp_path / "home"
+    home.mkdir()
+    node = Node(home)
+    daemon.start_daemon(Home(home), "127.0.0.1:0")
+    try:
+        yield node
+    finally:
+        node.stop_everything()
+
+
+@pytest.fixture(scope="session")
+def srv01_car(tmp_path_factory):
+    """srv01.car holding CBLAPP01 with every parameter an output, built with the real tools."""
+    work = tmp_path_factory.mktemp("srv01")
+    home = tmp_path_factory.mktemp("imtk-home")
+    for name in ("cblapp01.cbl", "initfile1.cbl"):
+        (work / name).write_bytes((EXAMPLES / name).read_bytes())
+    run_esrt(["imtk", "defmap", "--src", "cblapp01.cbl", "--service", "srv01"], home, cwd=work)
+    mapping = work / "srv01.mapping.json"
+    document = json.loads(mapping.read_text())
+    for parameter in document["programs"][0]["parameters"]:
+        parameter["direction"] = "out"
+    mapping.write_text(json.dumps(document, indent=2))
+    run_esrt(["imtk", "generate", "--service", "srv01"], home, cwd=work)
+    return work / "srv01.car"
+
+
+class Region:
+    """A running region of a Node, with the URL of its "Web Services" listener."""
+
+    def __init__(self, node, name, status):
+        self.node = node
+        self.name = name
+        self.status = status
+        address = status["listeners"][0]["address"]
+        self.url = f"http://{address}"
+
+
+def start_cblapp01_region(node, car, name="ESSRV01", seps=2, extra=()):
+    node.esrt("server", "create", name, "--seps", str(seps),
+              "--listener", "Web Services=127.0.0.1:*", "--env", "DD_APPFILE01=APPFILE01", *extra)
+    node.esrt("casstart", "-r", name, "--wait")
+    node.esrt("deploy", str(car), "--server", name)
+    node.esrt("batch", "run", str(EXAMPLES / "initfile1.cbl"), "--server", name)
+    return Region(node, name, node.region_status(name))
+
+
+@pytest.fixture
+def esrt_region(node, srv01_car):
+    """Region ESSRV01 with srv01 deployed and APPFILE01 initialised (counter 0)."""
+    return start_cblapp01_region(node, srv01_car)

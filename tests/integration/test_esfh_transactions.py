@@ -1,0 +1,246 @@
+"""ESFH transactions with real processes: COBOL module CNTAPP (tests/conformance/cntapp.cbl)
+called through cffi from worker processes, each request inside esfh_begin/esfh_commit.
+
+Every worker is a child process talking line by line over pipes; the fixture kills and reaps
+all of them, even when a test fails.
+"""
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from esrt.cobol.compile import compile_module
+from esrt.cobol.esfh_build import build_esfh
+
+ROOT = Path(__file__).resolve().parents[2]
+CNTAPP = ROOT / "tests" / "conformance" / "cntapp.cbl"
+KEY = "K00001"
+
+# The worker: commands on stdin, one reply line each on stdout.
+#   recover | open | begin | commit | abort | failchk | call OP | loop N OP | exit
+# "call" replies "<counter> <file status> <doomed 0/1>"; "loop" runs N requests, re-running a
+# request whose transaction was doomed, and replies with the counters it saw.
+WORKER = textwrap.dedent('''
+    import os, sys
+    from esrt.isam import Esfh, EsfhError
+    from esrt.cobol.runtime import CobolRuntime
+    lib, module, data = sys.argv[1:4]
+    esfh = Esfh(lib)
+    os.environ["ESRT_DATA_DIR"] = data
+    os.environ["COB_FILE_PATH"] = data
+    runtime = CobolRuntime()
+    program = runtime.load(module, "CNTAPP", 4)
+    op, key, counter, status = (bytearray(b"A"), bytearray(b"%-6s" % sys.argv[4].encode()),
+                                bytearray(10), bytearray(2))
+    call = program.bind([op, key, counter, status])
+
+    def run(which):
+        op[0:1] = which.encode()
+        call()
+        return int(counter), status.decode(), int(esfh.doomed())
+
+    def reply(text):
+        sys.stdout.write(text + "\\n")
+        sys.stdout.flush()
+
+    for line in sys.stdin:
+        words = line.split()
+        try:
+            if words[0] == "open":
+                esfh.env_open(data, max_procs=8)
+                reply("ok")
+            elif words[0] == "begin":
+                esfh.begin(); reply("ok")
+            elif words[0] == "commit":
+                esfh.commit(); reply("ok")
+            elif words[0] == "abort":
+                esfh.abort(); reply("ok")
+            elif words[0] == "failchk":
+                esfh.failchk(); reply("ok")
+            elif words[0] == "call":
+                reply("%d %s %d" % run(words[1]))
+            elif words[0] == "loop":
+                seen = []
+                for _ in range(int(words[1])):
+                    while True:
+                        esfh.begin()
+                        value, st, doomed = run(words[2])
+                        if doomed:
+                            esfh.abort()
+                            continue
+                        if st != "00":
+                            raise RuntimeError("status " + st)
+                        esfh.commit()
+                        seen.append(value)
+                        break
+                reply(" ".join(map(str, seen)))
+            elif words[0] == "exit":
+                reply("bye")
+                break
+        except EsfhError as exc:
+            reply("error " + str(exc).replace("\\n", " "))
+''')
+
+
+class Worker:
+    """One worker process running CNTAPP through cffi."""
+
+    def __init__(self, setup, key=KEY):
+        environ = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(setup["lib"]), str(setup["module"]),
+             str(setup["data"]), key],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=environ, cwd=str(setup["data"]))
+        setup["workers"].append(self)
+
+    def send(self, command):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+
+    def read(self, timeout=60):
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            raise AssertionError("worker did not answer within %s s" % timeout)
+        line = self.process.stdout.readline()
+        if not line:
+            raise AssertionError("worker ended: " + self.process.stderr.read())
+        return line.strip()
+
+    def ready(self, timeout):
+        return bool(select.select([self.process.stdout], [], [], timeout)[0])
+
+    def ask(self, command, timeout=60):
+        self.send(command)
+        answer = self.read(timeout)
+        assert not answer.startswith("error"), answer
+        if command == "exit":
+            self.process.stdin.close()  # the worker is ending: stop() waits for it
+        return answer
+
+    def call(self, op="A"):
+        counter, status, doomed = self.ask("call " + op).split()
+        return int(counter), status, int(doomed)
+
+    def stop(self):
+        try:
+            self.process.wait(timeout=10 if self.process.stdin.closed else 0)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            stream.close()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("esfh-build")
+    lib = build_esfh(out)
+    module = compile_module(CNTAPP, out, callfh="ESFH")
+    return lib, module
+
+
+@pytest.fixture
+def setup(built, tmp_path):
+    """A fresh data directory, recovered and initialised; workers stopped at the end."""
+    data = tmp_path / "data"
+    data.mkdir()
+    state = {"lib": built[0], "module": built[1], "data": data, "workers": []}
+    try:
+        init = Worker(state)
+        init.ask("exit")  # nothing opened yet: recovery runs below in a process of its own
+        init.stop()
+        recover = subprocess.run(
+            [sys.executable, "-c", "import sys; from esrt.isam import Esfh; "
+             "Esfh(sys.argv[1]).recover(sys.argv[2])", str(built[0]), str(data)],
+            env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+        assert recover.returncode == 0, recover.stderr
+        init = Worker(state)
+        init.ask("open")
+        assert init.call("I") == (0, "00", 0)
+        init.ask("exit")
+        init.stop()
+        yield state
+    finally:
+        for worker in state["workers"]:
+            worker.stop()
+
+
+def test_four_processes_800_calls_give_800_distinct_counters(setup):
+    workers = [Worker(setup) for _ in range(4)]
+    for worker in workers:
+        worker.ask("open")
+    for worker in workers:
+        worker.send("loop 200 A")
+    seen = []
+    for worker in workers:
+        seen += [int(value) for value in worker.read(timeout=300).split()]
+    assert sorted(seen) == list(range(800))
+    checker = Worker(setup)
+    checker.ask("open")
+    assert checker.call("A")[0] == 800
+
+
+def test_abort_undoes_the_write(setup):
+    worker = Worker(setup)
+    worker.ask("open")
+    worker.ask("begin")
+    assert worker.call("A") == (0, "00", 0)
+    assert worker.call("A") == (1, "00", 0)
+    worker.ask("abort")
+    worker.ask("begin")
+    assert worker.call("A") == (0, "00", 0)
+    worker.ask("commit")
+    assert worker.call("A")[0] == 1  # outside a request: auto-commit
+
+
+def test_killed_worker_does_not_block_others_after_failchk(setup):
+    victim, other, doctor = Worker(setup), Worker(setup), Worker(setup)
+    for worker in (victim, other, doctor):
+        worker.ask("open")
+    victim.ask("begin")
+    assert victim.call("A") == (0, "00", 0)  # holds the write lock, never commits
+    victim.process.send_signal(signal.SIGKILL)
+    # Leave it a zombie (not reaped): failchk must still see it as dead.
+    stat = Path(f"/proc/{victim.process.pid}/stat")
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        select.select([], [], [], 0.01)
+    other.send("loop 1 A")
+    assert not other.ready(0.5), "the dead worker's lock should block until failchk"
+    assert doctor.ask("failchk") == "ok"
+    assert other.read() == "0"  # the killed transaction's write was rolled back
+    assert other.call("A")[0] == 1
+
+
+def test_deadlock_victim_is_doomed(setup):
+    first, second = Worker(setup), Worker(setup)
+    for worker in (first, second):
+        worker.ask("open")
+        worker.ask("begin")
+    assert first.call("A") == (0, "00", 0)
+    assert second.call("B") == (0, "00", 0)
+    first.send("call B")
+    assert not first.ready(0.3)  # waits for second's lock on CNTFILEB
+    second.send("call A")       # closes the cycle: Berkeley DB picks a victim
+    ready, _, _ = select.select([first.process.stdout, second.process.stdout], [], [], 60)
+    assert ready, "no worker was chosen as deadlock victim"
+    victim, survivor = (first, second) if first.process.stdout in ready else (second, first)
+    counter, status, doomed = victim.read().split()
+    assert (status, doomed) == ("51", "1")
+    counter, status, doomed = victim.call("A")  # every later operation fails fast
+    assert (status, doomed) == ("51", 1)
+    victim.ask("abort")
+    counter, status, doomed = survivor.read().split()
+    assert (status, doomed) == ("00", "0")
+    survivor.ask("commit")
+    checker = Worker(setup)
+    checker.ask("open")
+    assert checker.call("A")[0] == 1 and checker.call("B")[0] == 1

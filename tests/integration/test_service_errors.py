@@ -1,0 +1,122 @@
+"""Every documented error of the "Web Services" listener, and abends that must not hurt the region."""
+
+import http.client
+import json
+import shutil
+from decimal import Decimal
+
+import pytest
+
+from esrt.client import Client, ServiceError
+
+from conftest import ROOT, run_esrt, start_cblapp01_region
+
+SERVICES = ROOT / "tests" / "cobol" / "services"
+
+
+@pytest.fixture(scope="module")
+def tst_car(tmp_path_factory):
+    """Package tst: ECHOPARM (inputs of several kinds) and ABENDER (abends on request)."""
+    work = tmp_path_factory.mktemp("tst")
+    home = tmp_path_factory.mktemp("tst-home")
+    for name in ("echoparm.cbl", "abender.cbl"):
+        shutil.copy(SERVICES / name, work / name)
+    run_esrt(["imtk", "defmap", "--src", "echoparm.cbl", "--src", "abender.cbl",
+              "--service", "tst"], home, cwd=work)
+    mapping = work / "tst.mapping.json"
+    document = json.loads(mapping.read_text())
+    for program in document["programs"]:
+        for parameter in program["parameters"]:
+            parameter["direction"] = "out" if parameter["name"] in (
+                "LK-OUT-GREETING", "LK-OUT-TOTAL", "LK-RESULT") else "in"
+    mapping.write_text(json.dumps(document, indent=2))
+    run_esrt(["imtk", "generate", "--service", "tst"], home, cwd=work)
+    return work / "tst.car"
+
+
+@pytest.fixture
+def region(node, srv01_car, tst_car):
+    region = start_cblapp01_region(node, srv01_car, extra=("--env", "X=1"))
+    node.esrt("deploy", str(tst_car), "--server", region.name)
+    return region
+
+
+def raw(region, method, path, body=b"", headers=None):
+    host, port = region.url[len("http://"):].rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+def test_inputs_are_converted_both_ways(region):
+    with Client(region.url) as client:
+        reply = client.call("tst.ECHOPARM", {"LK-IN-NAME": "ADA", "LK-IN-AMOUNT": Decimal("-12.50"),
+                                             "LK-IN-ITEMS": {"LK-ITEM": [1, 2, 3]}})
+    assert reply == {"LK-OUT-GREETING": "HELLO ADA", "LK-OUT-TOTAL": Decimal("-6.50")}
+
+
+def test_missing_inputs_are_initialised(region):
+    with Client(region.url) as client:
+        assert client.call("tst.ECHOPARM", {}) == {"LK-OUT-GREETING": "HELLO",
+                                                   "LK-OUT-TOTAL": Decimal("0.00")}
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"LK-IN-NAME": "ABCDEFGHIJK"}, "too_long"),
+    ({"LK-IN-NAME": 5}, "wrong_type"),
+    ({"LK-IN-AMOUNT": "12"}, "wrong_type"),
+    ({"LK-IN-AMOUNT": 1.005}, "too_precise"),
+    ({"LK-IN-AMOUNT": 123456}, "out_of_range"),
+    ({"LK-IN-ITEMS": {"LK-ITEM": [-1]}}, "out_of_range"),
+    ({"LK-IN-ITEMS": {"LK-ITEM": [1, 2, 3, 4]}}, "too_long"),
+    ({"LK-NOPE": 1}, "unknown_parameter"),
+    ({"LK-OUT-TOTAL": 1}, "not_input"),
+])
+def test_bad_values_get_400_naming_the_field(region, body, code):
+    status, reply = raw(region, "POST", "/services/tst/ECHOPARM", json.dumps(body).encode())
+    assert status == 400
+    assert reply["error"]["code"] == code
+    assert list(body)[0] in reply["error"]["message"]
+
+
+@pytest.mark.parametrize("body", [b"{", b"[1, 2]", b"\"text\"", b"{\"a\": NaN}", b"\xff\xfe"])
+def test_bad_json_gets_400(region, body):
+    status, reply = raw(region, "POST", "/services/tst/ECHOPARM", body)
+    assert status == 400 and reply["error"]["code"] == "bad_json"
+
+
+def test_unknown_service_wrong_method_and_oversize(region):
+    status, reply = raw(region, "POST", "/services/srv01/NOPE", b"{}")
+    assert status == 404 and reply["error"]["code"] == "unknown_service"
+    assert "srv01.CBLAPP01" in reply["error"]["message"]
+    status, reply = raw(region, "POST", "/services/nopkg/X", b"{}")
+    assert status == 404
+    status, reply = raw(region, "GET", "/services/srv01/CBLAPP01")
+    assert status == 405 and "error" in reply
+    status, reply = raw(region, "POST", "/services/srv01/CBLAPP01", b" " * (2 * 1024 * 1024))
+    assert status == 413 and reply["error"]["code"] == "too_large"
+
+
+@pytest.mark.parametrize("mode, cause", [("STOPRUN", "STOP RUN"), ("MISSING", "NOSUCHPROGRAM"),
+                                         ("CRASH", "SIGSEGV")])
+def test_an_abend_answers_the_caller_and_the_region_keeps_serving(region, mode, cause):
+    with Client(region.url) as client:
+        before = client.call("srv01.CBLAPP01")["LK-COUNTER"]
+        with pytest.raises(ServiceError) as failure:
+            client.call("tst.ABENDER", {"LK-MODE": mode})
+        assert failure.value.status == 500 and failure.value.code == "abend"
+        assert "ABENDER" in failure.value.message and cause in failure.value.message
+        after = [client.call("srv01.CBLAPP01")["LK-COUNTER"] for _ in range(4)]
+        assert client.call("tst.ABENDER", {"LK-MODE": "FINE"}) == {"LK-RESULT": "OK"}
+    assert after == [before + 1, before + 2, before + 3, before + 4]
+
+
+def test_openapi_describes_deployed_services(region):
+    status, document = raw(region, "GET", "/openapi.json")
+    assert status == 200
+    assert "/services/srv01/CBLAPP01" in document["paths"]
+    assert "/services/tst/ECHOPARM" in document["paths"]

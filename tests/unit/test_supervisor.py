@@ -1,0 +1,369 @@
+"""SEP supervisor: state transitions with a fake reactor and clock, plus one real child."""
+
+import json
+import os
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.interfaces import IProcessTransport
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from esrt.paths import RegionPaths
+from esrt.region.console import ConsoleLog
+from esrt.region.supervisor import Supervisor
+from esrt.sep.protocol import FrameDecoder, encode_frame
+from esrt.states import ExitCode, SEPState
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A stand-in SEP speaking esrt.sep.protocol; the request body's "action" says what to do.
+STANDIN_SEP_SOURCE = textwrap.dedent(f"""
+    import json, os, signal, sys, time
+    sys.path.insert(0, {str(REPO)!r})
+    from esrt.sep.protocol import encode_frame, read_frame
+    if os.environ.get("STANDIN_BOOT") == "fail":
+        print("libcob: error: cannot load standin", file=sys.stderr, flush=True)
+        sys.exit(3)
+    requests, replies = os.fdopen(3, "rb"), os.fdopen(4, "wb")
+    def reply(header, body=b""):
+        replies.write(encode_frame(header, body)); replies.flush()
+    reply({{"id": 0, "op": "ready", "pid": os.getpid()}})
+    while True:
+        frame = read_frame(requests)
+        if frame is None:
+            sys.exit(0)
+        header, body = frame
+        try:
+            data = json.loads(body or b"{{}}")
+        except ValueError as exc:
+            reply({{"id": header["id"], "status": 400,
+                   "error": {{"code": "bad_json", "message": "request body is not JSON: %s" % exc}}}})
+            continue
+        action = data.get("action", "echo")
+        if action == "abend":
+            print("libcob: error: simulated abend in", header["service"], file=sys.stderr, flush=True)
+            os.kill(os.getpid(), getattr(signal, data.get("signal", "SIGKILL")))
+        if action == "sleep":
+            print("SLEEPING", header["service"], flush=True)
+            time.sleep(data.get("seconds", 1))
+        if action == "display":
+            print(data.get("text", "hello"), flush=True)
+        reply({{"id": header["id"], "status": 200, "rc": data.get("rc", 0)}},
+              json.dumps({{"echo": data, "service": header["service"], "pid": os.getpid()}}).encode())
+""")
+
+
+@implementer(IProcessTransport)
+class FakeProcess:
+    """A process transport that records what the supervisor does to it."""
+
+    def __init__(self, proto, argv, env, path, child_fds, pid):
+        self.proto, self.argv, self.env, self.path, self.child_fds = proto, argv, env, path, child_fds
+        self.pid = pid
+        self.written = bytearray()
+        self.signals = []
+
+    def writeToChild(self, fd, data):
+        assert fd == 3
+        self.written += data
+
+    def signalProcess(self, name):
+        self.signals.append(name)
+
+    def requests(self):
+        return FrameDecoder().feed(bytes(self.written))
+
+    def ready(self):
+        self.frame({"id": 0, "op": "ready", "pid": self.pid})
+
+    def frame(self, header, body=b""):
+        self.proto.childDataReceived(4, encode_frame(header, body))
+
+    def exit(self, code=0, sig=None):
+        reason = ProcessDone(0) if code == 0 and sig is None else ProcessTerminated(code, sig)
+        self.proto.processEnded(Failure(reason))
+
+
+class FakeReactor(MemoryReactorClock):
+    def __init__(self):
+        super().__init__()
+        self.processes = []
+
+    def spawnProcess(self, proto, executable, args, env=None, path=None, uid=None, gid=None,
+                     usePTY=False, childFDs=None):
+        process = FakeProcess(proto, args, env, path, childFDs, 1000 + len(self.processes))
+        proto.makeConnection(process)
+        self.processes.append(process)
+        return process
+
+
+def definition(seps=2, timeout=30):
+    return {"name": "ESSRV01", "seps": seps, "request_timeout": timeout}
+
+
+@pytest.fixture
+def made(tmp_path):
+    def make(seps=2, timeout=30):
+        reactor = FakeReactor()
+        paths = RegionPaths({"name": "ESSRV01", "root": str(tmp_path)}).create()
+        console = ConsoleLog(paths.console_log, paths.console_bak, "ESSRV01").open()
+        sup = Supervisor(reactor, definition(seps, timeout), paths, console, {"X": "1"},
+                         sep_command=["/usr/bin/python3", "-m", "esrt.sep"])
+        return reactor, sup, paths
+
+    return make
+
+
+def console_text(paths):
+    return paths.console_log.read_text()
+
+
+def test_start_spawns_each_sep_with_its_pipes_and_becomes_idle_on_ready(made):
+    reactor, sup, paths = made()
+    sup.start()
+    assert [p.argv for p in reactor.processes] == [
+        ["/usr/bin/python3", "-m", "esrt.sep", "--server", "ESSRV01", "--sep", str(n),
+         "--deploy", str(paths.deploy)] for n in (1, 2)]
+    first = reactor.processes[0]
+    assert first.child_fds == {0: "w", 1: "r", 2: "r", 3: "w", 4: "r"}
+    assert first.path == str(paths.data) and first.env == {"X": "1"}
+    assert [s.state for s in sup.seps] == [SEPState.STARTING, SEPState.STARTING]
+    assert not sup.all_ready()
+    for process in reactor.processes:
+        process.ready()
+    assert [s.state for s in sup.seps] == [SEPState.IDLE, SEPState.IDLE]
+    assert sup.all_ready()
+    assert sup.pids() == {"1": 1000, "2": 1001}
+    assert "ESSI1600I SEP 0001 initialization completed (pid 1000)" in console_text(paths)
+
+
+def test_call_sends_a_frame_and_relays_the_reply(made):
+    reactor, sup, _ = made(seps=1)
+    sup.start()
+    process = reactor.processes[0]
+    process.ready()
+    results = []
+    sep = sup.idle_sep()
+    sep.call("srv01.CBLAPP01", b'{"a": 1}').addCallback(results.append)
+    assert sep.state == SEPState.BUSY and sup.idle_sep() is None
+    [(header, body)] = process.requests()
+    assert header["op"] == "call" and header["service"] == "srv01.CBLAPP01"
+    assert body == b'{"a": 1}'
+    process.frame({"id": header["id"], "status": 200, "rc": 7}, b'{"LK-X": "y"}')
+    assert results[0].status == 200 and results[0].rc == 7 and results[0].body == b'{"LK-X": "y"}'
+    assert sep.state == SEPState.IDLE and sep.requests == 1
+
+
+def test_error_reply_without_body_gets_the_json_error_shape(made):
+    reactor, sup, _ = made(seps=1)
+    sup.start()
+    reactor.processes[0].ready()
+    results = []
+    sup.idle_sep().call("srv01.CBLAPP01", b"nope").addCallback(results.append)
+    error = {"code": "bad_json", "message": "request body is not valid JSON"}
+    reactor.processes[0].frame({"id": 1, "status": 400, "error": error})
+    assert results[0].status == 400
+    assert json.loads(results[0].body) == {"error": error}
+
+
+def test_abend_while_busy_answers_500_with_cause_and_replaces_the_sep(made):
+    reactor, sup, paths = made(seps=2)
+    sup.start()
+    for process in reactor.processes:
+        process.ready()
+    reactor.advance(10)  # well past the quick-failure threshold
+    results = []
+    sep = sup.seps[1]
+    sep.call("srv01.CBLAPP01", b"{}").addCallback(results.append)
+    victim = reactor.processes[1]
+    victim.proto.childDataReceived(2, b"libcob: error: subscript of 'X' out of bounds: 11\n")
+    victim.exit(sig=signal.SIGSEGV)
+    error = json.loads(results[0].body)["error"]
+    assert results[0].status == 500 and error["code"] == "abend"
+    assert error["message"] == ("srv01.CBLAPP01 abended on SEP 0002: runtime error: "
+                                "subscript of 'X' out of bounds: 11 (killed by SIGSEGV)")
+    assert sep.state == SEPState.BACKOFF and sup.seps[0].state == SEPState.IDLE
+    reactor.advance(0)
+    assert len(reactor.processes) == 3 and sep.state == SEPState.STARTING
+    reactor.processes[2].ready()
+    assert sep.state == SEPState.IDLE and sep.restarts == 1
+    text = console_text(paths)
+    assert "ESSI1700W SEP 0002 abended (pid 1001)" in text
+    assert "ESSI1701I SEP 0002 restarted" in text
+    assert "ESSI1801W SEP 0002 stderr: libcob: error: subscript" in text
+
+
+def test_quick_failures_double_the_delay_and_end_in_fatal(made):
+    reactor, sup, paths = made(seps=1)
+    sup.max_boot_failures = 4
+    sup.start()
+    sep = sup.seps[0]
+    delays = []
+    for attempt in range(3):
+        reactor.processes[-1].exit(code=1)
+        assert sep.state == SEPState.BACKOFF
+        delays.append(sep._last_delay)
+        reactor.advance(sep._last_delay)
+        assert sep.state == SEPState.STARTING
+    assert delays == [1.0, 2.0, 4.0]
+    reactor.processes[-1].exit(code=1)
+    assert sep.state == SEPState.FATAL
+    spawned = len(reactor.processes)
+    reactor.advance(1000)
+    assert len(reactor.processes) == spawned
+    assert not sup.can_serve()
+    assert "ESSI1702E SEP 0001 failed to start 4 time(s) in a row" in console_text(paths)
+
+
+def test_boot_failed_exit_code_is_fatal_at_once(made):
+    reactor, sup, _ = made(seps=2)
+    unavailable = []
+    sup.on_unavailable = lambda: unavailable.append(True)
+    sup.start()
+    reactor.processes[0].exit(code=int(ExitCode.BOOT_FAILED))
+    assert sup.seps[0].state == SEPState.FATAL and sup.can_serve() and not unavailable
+    reactor.processes[1].exit(code=int(ExitCode.BOOT_FAILED))
+    assert not sup.can_serve() and unavailable == [True]
+
+
+def test_ready_resets_the_boot_failure_count(made):
+    reactor, sup, _ = made(seps=1)
+    sup.max_boot_failures = 2
+    sup.start()
+    reactor.processes[-1].exit(code=1)
+    reactor.advance(1)
+    reactor.processes[-1].ready()
+    reactor.advance(10)
+    reactor.processes[-1].exit(code=1)  # an abend after ready is not a boot failure
+    reactor.advance(0)
+    reactor.processes[-1].exit(code=1)
+    assert sup.seps[0].state == SEPState.BACKOFF
+
+
+def test_timeout_kills_the_sep_answers_503_and_replaces_it(made):
+    reactor, sup, paths = made(seps=1, timeout=30)
+    sup.start()
+    reactor.processes[0].ready()
+    reactor.advance(5)
+    results = []
+    sep = sup.idle_sep()
+    sep.call("srv01.SLOW", b"{}").addCallback(results.append)
+    reactor.advance(29)
+    assert not results
+    reactor.advance(1)
+    assert results[0].status == 503
+    assert json.loads(results[0].body)["error"]["code"] == "timeout"
+    assert reactor.processes[0].signals == ["KILL"]
+    assert sep.state == SEPState.STOPPING
+    reactor.processes[0].exit(sig=signal.SIGKILL)
+    assert len(results) == 1  # the abend path must not answer a second time
+    reactor.advance(0)
+    assert len(reactor.processes) == 2 and sep.state == SEPState.STARTING
+    assert "ESSI1703W SEP 0001 ran srv01.SLOW for longer than 30 s" in console_text(paths)
+
+
+def test_stop_sends_term_then_kill_and_fires_when_all_are_gone(made):
+    reactor, sup, paths = made(seps=2)
+    sup.start()
+    for process in reactor.processes:
+        process.ready()
+    done = []
+    sup.stop().addCallback(done.append)
+    assert [p.signals for p in reactor.processes] == [["TERM"], ["TERM"]]
+    assert all(s.state == SEPState.STOPPING for s in sup.seps)
+    reactor.processes[0].exit(code=0)
+    assert sup.seps[0].state == SEPState.STOPPED and not done
+    reactor.advance(sup.kill_delay)
+    assert reactor.processes[1].signals == ["TERM", "KILL"]
+    reactor.processes[1].exit(sig=signal.SIGKILL)
+    assert done and all(s.state == SEPState.STOPPED for s in sup.seps)
+    reactor.advance(1000)
+    assert len(reactor.processes) == 2  # nothing restarted after a stop
+    text = console_text(paths)
+    assert text.count("ESKC0003I") == 2 and "ESKC0004W SEP 0002" in text
+
+
+def test_stop_during_backoff_cancels_the_restart(made):
+    reactor, sup, _ = made(seps=1)
+    sup.start()
+    reactor.processes[0].exit(code=1)
+    assert sup.seps[0].state == SEPState.BACKOFF
+    done = []
+    sup.stop().addCallback(done.append)
+    assert done and sup.seps[0].state == SEPState.STOPPED
+    reactor.advance(100)
+    assert len(reactor.processes) == 1
+
+
+def test_output_lines_go_to_the_console_tagged_with_the_sep(made):
+    reactor, sup, paths = made(seps=1)
+    sup.start()
+    process = reactor.processes[0]
+    process.proto.childDataReceived(1, b"HELLO FROM ")
+    process.proto.childDataReceived(1, b"COBOL\nsecond line\n")
+    process.proto.childDataReceived(2, b"no newline at exit")
+    process.exit(code=1)
+    text = console_text(paths)
+    assert "ESSI1800I SEP 0001: HELLO FROM COBOL" in text
+    assert "ESSI1800I SEP 0001: second line" in text
+    assert "ESSI1801W SEP 0001 stderr: no newline at exit" in text
+
+
+def test_garbage_on_the_reply_pipe_kills_and_replaces_the_sep(made):
+    reactor, sup, paths = made(seps=1)
+    sup.start()
+    process = reactor.processes[0]
+    process.ready()
+    process.proto.childDataReceived(4, b"\xff\xff\xff\xff garbage")
+    assert process.signals == ["KILL"]
+    assert "ESSI1705W" in console_text(paths)
+
+
+def test_real_child_serves_abends_and_is_replaced(tmp_path):
+    """A real stand-in SEP process, with a private reactor driven by hand."""
+    from twisted.internet import process as twisted_process, selectreactor
+
+    script = tmp_path / "standin.py"
+    script.write_text(STANDIN_SEP_SOURCE)
+    reactor = selectreactor.SelectReactor()
+    paths = RegionPaths({"name": "ESSRV01", "root": str(tmp_path / "r")}).create()
+    console = ConsoleLog(paths.console_log, paths.console_bak, "ESSRV01").open()
+    sup = Supervisor(reactor, definition(seps=1), paths, console, dict(os.environ),
+                     sep_command=[sys.executable, str(script)])
+    results = []
+
+    def until(predicate, limit=2000):
+        for _ in range(limit):
+            if predicate():
+                return
+            reactor.iterate(0.01)
+            # The reactor is not run(), so no SIGCHLD handler is installed: reap by hand.
+            twisted_process.reapAllProcesses()
+        raise AssertionError("the stand-in SEP did not get there; see " + str(paths.console_log))
+
+    try:
+        sup.start()
+        until(sup.all_ready)
+        sup.idle_sep().call("srv01.ECHO", b'{"x": 1}').addCallback(results.append)
+        until(lambda: results)
+        assert results[0].status == 200 and json.loads(results[0].body)["echo"] == {"x": 1}
+        first_pid = sup.seps[0].pid
+        sup.idle_sep().call("srv01.ECHO", b'{"action": "abend"}').addCallback(results.append)
+        until(lambda: len(results) == 2)
+        assert results[1].status == 500
+        assert "runtime error: simulated abend in srv01.ECHO (killed by SIGKILL)" in \
+            json.loads(results[1].body)["error"]["message"]
+        until(sup.all_ready)
+        assert sup.seps[0].pid != first_pid
+    finally:
+        done = []
+        sup.stop().addCallback(done.append)
+        until(lambda: done)
+        for sep in sup.seps:
+            assert sep.pid is None
