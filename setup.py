@@ -22,8 +22,11 @@ setup(
         # Process titles ("ESSRV01 SEP 0001") need to rewrite argv memory; setproctitle does this
         # portably and is widely used (gunicorn, celery), so we do not write our own.
         "setproctitle>=1.3",
+        # mfds account passwords: Argon2id through the reference C implementation's binding,
+        # a vetted library, rather than a home-made hash.
+        "argon2-cffi>=21.3",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6", "selenium>=4.10"]},
     entry_points={
         "console_scripts": [
             "esrt = esrt.cli.main:run",

@@ -27,7 +27,11 @@ def define_mapping(sources, service, copy_dirs=(), out_dir="."):
 
 
 def generate_package(service, mapping_file=None, out_dir=".", copy_dirs=(), cobc_args=()):
-    """Compile every program of the mapping and write <service>.car; return (path, manifest)."""
+    """Compile every program of the mapping and write <service>.car; return (path, manifest).
+
+    Programs are compiled with -fcallfh=ESFH: their indexed and relative files go through
+    esrt's transactional file handler, which the SEP loads before the module.
+    """
     from esrt.cobol import compile as cobol_compile
     mapping_file = Path(mapping_file) if mapping_file else mapping_path_for(service)
     if not mapping_file.is_file():
@@ -45,7 +49,7 @@ def generate_package(service, mapping_file=None, out_dir=".", copy_dirs=(), cobc
                 source = mapping_file.parent / source
             modules[program["program"]] = cobol_compile.compile_module(
                 source, build, copy_dirs=tuple(copy_dirs) + (str(source.parent),),
-                extra_args=tuple(cobc_args))
+                extra_args=tuple(cobc_args), callfh="ESFH")
         out = Path(out_dir) / f"{service}.car"
         manifest = car.build_car(document, mapping_file, modules, out,
                                  cobc_version=cobol_compile.cobc_version())

@@ -38,6 +38,17 @@ MESSAGES = {
     "ESSI1704E": "no SEP is left to serve requests; every call is refused with 503 until the "
                  "server is restarted",
     "ESSI1705W": "SEP {sep:04d} sent a bad frame ({problem}); replacing it",
+    "ESSI1706W": "SEP {sep:04d} was killed from outside while running {service}; the call was "
+                 "rolled back and is run again",
+    "ESSI1707I": "SEP {sep:04d} died after committing {service}; the committed reply is returned",
+    # data environment (ESFH on Berkeley DB)
+    "ESDB0001I": "data environment {path} recovered",
+    "ESDB0002W": "data environment {path} not recovered: {problem}",
+    "ESDB0003I": "data environment {path} open ({durability} commits)",
+    "ESDB0004E": "data environment {path} cannot be opened: {problem}",
+    "ESDB0005W": "cleanup after a SEP died failed: {problem}",
+    "ESDB0006W": "a SEP died inside the data environment; stopping every SEP to recover it "
+                 "(calls in flight are settled after recovery)",
     "ESSI1800I": "SEP {sep:04d}: {text}",
     "ESSI1801W": "SEP {sep:04d} stderr: {text}",
     # communications

@@ -71,6 +71,9 @@ def program_environment(definition, paths, base=None):
     for name, value in (definition.get("env") or {}).items():
         environ[name] = resolve_env_value(name, value, paths.data)
     environ["ESRT_SERVER"] = definition["name"]
+    # ESFH (the transactional file handler) finds its Berkeley DB environment and the commit
+    # durability here, in SEPs and batch programs alike.
+    environ["ESFH_DURABILITY"] = definition.get("durability") or "sync"
     environ["ESRT_DATA_DIR"] = str(paths.data)
     return environ
 

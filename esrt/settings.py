@@ -11,6 +11,7 @@ import re
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CONVERSATIONS = ("web-services", "esrt")
+DURABILITIES = ("sync", "write-nosync")
 CONVERSATION_ALIASES = {"web services": "web-services", "web services and j2ee": "web-services",
                         "http": "web-services", "esrt": "esrt", "binary": "esrt"}
 
@@ -200,6 +201,11 @@ SERVER_SETTINGS = (
             "largest request body accepted, in bytes (larger: 413)"),
     Setting("request_timeout", _int_range(1, 3600), 60,
             "seconds a request may run before its SEP is replaced and the caller gets 503"),
+    Setting("durability", _choice(DURABILITIES), "sync",
+            "commit durability of the data environment: sync (survives a power loss) or "
+            "write-nosync (survives a process crash, not an OS crash; faster)"),
+    Setting("idempotency_ttl", _int_range(60, 30 * 86400), 86400,
+            "seconds a reply stays stored for retries carrying the same Idempotency-Key"),
 )
 
 SERVER_SETTING_NAMES = tuple(s.name for s in SERVER_SETTINGS)

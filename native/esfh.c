@@ -385,6 +385,7 @@ static int read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
     DBT key, data;
     unsigned char kbuf[KEYBUF + SEQLEN], vbuf[KEYBUF];
     int ret, exact, op;
+    u_int32_t lk;
 
     if (f->nonexistent) {
         set_status(fcd, f->first_read ? "10" : "46");
@@ -403,24 +404,27 @@ static int read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
     ret = db->cursor(db, txn, &cur, 0);
     if (ret != 0)
         return ret;
+    /* Position with write locks when a REWRITE may follow (see rmw): a read lock taken here
+     * and upgraded later deadlocks against every other transaction doing the same. */
+    lk = rmw(f, txn);
     dbt_out(&key, kbuf, sizeof kbuf);
     dbt_out(&data, vbuf, sizeof vbuf);
     if (!prev && (f->bof || f->state == POS_FIRST)) {
-        ret = cur->get(cur, &key, &data, DB_FIRST);
+        ret = cur->get(cur, &key, &data, (DB_FIRST) | lk);
     } else if (prev && f->eof) {
-        ret = cur->get(cur, &key, &data, DB_LAST);
+        ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
     } else {
         memcpy(kbuf, f->pos, f->poslen);
         key.size = f->poslen;
-        ret = cur->get(cur, &key, &data, DB_SET_RANGE);
+        ret = cur->get(cur, &key, &data, (DB_SET_RANGE) | lk);
         exact = ret == 0 && key.size == f->poslen && memcmp(kbuf, f->pos, f->poslen) == 0;
         if (!prev) {
             if (ret == 0 && exact && f->state == POS_AFTER)
-                ret = cur->get(cur, &key, &data, DB_NEXT);
+                ret = cur->get(cur, &key, &data, (DB_NEXT) | lk);
         } else if (ret == DB_NOTFOUND) {
-            ret = cur->get(cur, &key, &data, DB_LAST);
+            ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
         } else if (ret == 0 && !(exact && f->state == POS_AT)) {
-            ret = cur->get(cur, &key, &data, DB_PREV);
+            ret = cur->get(cur, &key, &data, (DB_PREV) | lk);
         }
     }
     op = ret;
@@ -465,6 +469,7 @@ static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int 
     DBT key, data;
     unsigned char want[KEYBUF];
     int wantlen, ret;
+    u_int32_t lk;
 
     if (f->org == ORG_RELATIVE) {
         memcpy(want, fcd->relKey, 8);
@@ -478,12 +483,13 @@ static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int 
     ret = db->cursor(db, txn, &cur, 0);
     if (ret != 0)
         return ret;
+    lk = rmw(f, txn);
     memcpy(ik, want, (size_t)partlen);
     dbt_out(&key, ik, KEYBUF + SEQLEN);
     key.size = (u_int32_t)partlen;
     dbt_out(&data, pk, KEYBUF);
 #define CMP() memcmp(ik, want, (size_t)partlen)
-    ret = cur->get(cur, &key, &data, DB_SET_RANGE);
+    ret = cur->get(cur, &key, &data, (DB_SET_RANGE) | lk);
     switch (cond) {
     case OP_START_EQ:
         if (ret == 0 && CMP() != 0)
@@ -491,31 +497,31 @@ static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int 
         break;
     case OP_START_GT:
         while (ret == 0 && CMP() == 0)
-            ret = cur->get(cur, &key, &data, DB_NEXT);
+            ret = cur->get(cur, &key, &data, (DB_NEXT) | lk);
         break;
     case OP_START_LT:
-        ret = cur->get(cur, &key, &data, ret == DB_NOTFOUND ? DB_LAST : DB_PREV);
+        ret = cur->get(cur, &key, &data, (ret == DB_NOTFOUND ? DB_LAST : DB_PREV) | lk);
         break;
     case OP_START_LE:
         if (ret == DB_NOTFOUND) {
-            ret = cur->get(cur, &key, &data, DB_LAST);
+            ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
         } else if (ret == 0 && CMP() != 0) {
-            ret = cur->get(cur, &key, &data, DB_PREV);
+            ret = cur->get(cur, &key, &data, (DB_PREV) | lk);
         } else if (ret == 0 && f->key[k].dups) {
             /* Like GnuCOBOL: the last of the duplicates of the found key value. */
             unsigned char same[KEYBUF];
             int len = f->key[k].keylen;
             memcpy(same, ik, (size_t)len);
             while (ret == 0 && memcmp(ik, same, (size_t)len) == 0)
-                ret = cur->get(cur, &key, &data, DB_NEXT);
-            ret = cur->get(cur, &key, &data, ret == DB_NOTFOUND ? DB_LAST : DB_PREV);
+                ret = cur->get(cur, &key, &data, (DB_NEXT) | lk);
+            ret = cur->get(cur, &key, &data, (ret == DB_NOTFOUND ? DB_LAST : DB_PREV) | lk);
         }
         break;
     case OP_START_FI:
-        ret = cur->get(cur, &key, &data, DB_FIRST);
+        ret = cur->get(cur, &key, &data, (DB_FIRST) | lk);
         break;
     case OP_START_LA:
-        ret = cur->get(cur, &key, &data, DB_LAST);
+        ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
         break;
     default: /* GE */
         break;

@@ -22,7 +22,13 @@ int esfh_abort(void);
 int esfh_doomed(void);
 int esfh_failchk(void);
 void esfh_env_close(void);
+void esfh_env_abandon(void);
 const char *esfh_last_error(void);
+int esfh_request_writes(void);
+int esfh_reply_put(const void *key, int keylen, const void *data, int datalen, long long expires);
+int esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outlen,
+                   long long now);
+int esfh_reply_purge(long long now, int limit);
 
 /* Internal, shared between the two source files. */
 DB_ENV *esfh_env(void);                 /* the environment, opened on first use */
@@ -32,7 +38,10 @@ void esfh_note_write(void);             /* counts writes for ESFH_COMMIT_INTERVA
 void esfh_interval_commit(void);        /* commit the interval transaction (at CLOSE) */
 void esfh_set_error(const char *fmt, ...);
 int esfh_is_doomed(void);
-void esfh_close_all_dbs(void);          /* close cached DB handles (before closing the env) */
+void esfh_close_all_dbs(void);
+DB_TXN *esfh_request_txn(void);         /* the request transaction, or NULL outside one */
+void esfh_doom(void);                   /* mark the request transaction as a deadlock victim */
+void esfh_close_replies(void);          /* close the reply store (before closing the env) */          /* close cached DB handles (before closing the env) */
 
 #define ESFH_DEADLOCK(r) ((r) == DB_LOCK_DEADLOCK || (r) == DB_LOCK_NOTGRANTED)
 

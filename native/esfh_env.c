@@ -12,9 +12,12 @@
  * status 51 and so does every later one until the caller aborts (a SEP then re-runs the request).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,7 +28,10 @@ static DB_TXN *g_req_txn;       /* esfh_begin's transaction */
 static DB_TXN *g_interval_txn;  /* ESFH_COMMIT_INTERVAL's transaction */
 static int g_doomed;
 static int g_interval = -1;     /* -1: not read from the environment yet */
+static int g_single;            /* ESFH_COMMIT_INTERVAL=single: one transaction for the run */
 static int g_writes;
+static int g_request_writes;    /* write operations in the current request transaction */
+static int g_lock_fd = -1;      /* shared flock on HOME/esrt-env.lock while the env is open */
 static int g_atexit_set;
 static char g_error[1024];
 
@@ -83,6 +89,34 @@ static int isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
     return close_paren[2] != 'Z' && close_paren[2] != 'X';
 }
 
+/*
+ * Every process using an environment holds a shared flock on HOME/esrt-env.lock; recovery
+ * needs it exclusively. Recovery while another process has the environment open would corrupt
+ * it, and flocks vanish with their process, so a crashed region never blocks its successor.
+ */
+static int lock_env(const char *home, int exclusive, char *err, int errlen)
+{
+    char path[4096];
+    if (g_lock_fd < 0) {
+        snprintf(path, sizeof path, "%s/esrt-env.lock", home);
+        g_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+        if (g_lock_fd < 0) {
+            snprintf(err, errlen, "ESFH: cannot open %s: %s", path, strerror(errno));
+            return errno;
+        }
+    }
+    if (flock(g_lock_fd, exclusive ? LOCK_EX | LOCK_NB : LOCK_SH) != 0) {
+        int code = errno;
+        if (code == EWOULDBLOCK)
+            snprintf(err, errlen, "ESFH: the environment in %s is in use by another process "
+                     "(a region, a batch job or esrt file); not recovering it", home);
+        else
+            snprintf(err, errlen, "ESFH: cannot lock %s/esrt-env.lock: %s", home, strerror(code));
+        return code == EWOULDBLOCK ? EBUSY : code;
+    }
+    return 0;
+}
+
 static int open_env(DB_ENV **out, const char *home, int durability, int max_procs, int recover,
                     char *err, int errlen)
 {
@@ -129,12 +163,20 @@ static int open_env(DB_ENV **out, const char *home, int durability, int max_proc
     return 0;
 }
 
-static void at_exit(void)
+static void at_exit(int status, void *unused)
 {
-    /* Normal exit of a batch program (STOP RUN calls exit): its interval work is kept; a
-     * request transaction still open was not finished by its SEP and is rolled back. */
+    /* Exit of a batch program (STOP RUN calls exit): interval work is kept; in single mode the
+     * whole run commits only when it ends with status 0. A request transaction still open was
+     * not finished by its SEP (STOP RUN or a crash inside a service) and is rolled back. */
+    (void)unused;
     if (g_interval_txn != NULL) {
-        g_interval_txn->commit(g_interval_txn, 0);
+        if (g_single && status != 0) {
+            fprintf(stderr, "ESFH: the run ended with status %d; its single transaction was "
+                    "rolled back\n", status);
+            g_interval_txn->abort(g_interval_txn);
+        } else {
+            g_interval_txn->commit(g_interval_txn, 0);
+        }
         g_interval_txn = NULL;
     }
     if (g_req_txn != NULL) {
@@ -155,13 +197,15 @@ int esfh_env_open(const char *home, int durability, int max_procs, char *err, in
     err[0] = '\0';
     if (g_env != NULL)
         return 0;
-    ret = open_env(&g_env, home, durability, max_procs, 0, err, errlen);
+    ret = lock_env(home, 0, err, errlen);
+    if (ret == 0)
+        ret = open_env(&g_env, home, durability, max_procs, 0, err, errlen);
     if (ret != 0) {
         esfh_set_error("%s", err);
         return ret;
     }
     if (!g_atexit_set) {
-        atexit(at_exit);
+        on_exit(at_exit, NULL);
         g_atexit_set = 1;
     }
     return 0;
@@ -177,13 +221,21 @@ int esfh_env_recover(const char *home, char *err, int errlen)
         errlen = sizeof local;
     }
     err[0] = '\0';
-    ret = open_env(&env, home, 0, 0, 1, err, errlen);
-    if (ret != 0) {
-        esfh_set_error("%s", err);
-        return ret;
+    if (g_env != NULL) {
+        snprintf(err, errlen, "ESFH: recover must run before this process opens the environment");
+        return EINVAL;
     }
-    env->close(env, 0);
-    return 0;
+    ret = lock_env(home, 1, err, errlen);
+    if (ret == 0)
+        ret = open_env(&env, home, 0, 0, 1, err, errlen);
+    if (ret == 0)
+        env->close(env, 0);
+    /* Back to shared: this process goes on using the environment like every other. */
+    if (g_lock_fd >= 0)
+        flock(g_lock_fd, LOCK_SH);
+    if (ret != 0)
+        esfh_set_error("%s", err);
+    return ret;
 }
 
 DB_ENV *esfh_env(void)
@@ -211,7 +263,8 @@ static int interval(void)
 {
     if (g_interval < 0) {
         const char *value = getenv("ESFH_COMMIT_INTERVAL");
-        g_interval = value ? atoi(value) : 0;
+        g_single = value != NULL && strcmp(value, "single") == 0;
+        g_interval = g_single ? INT_MAX : (value ? atoi(value) : 0);
         if (g_interval < 0)
             g_interval = 0;
     }
@@ -274,6 +327,8 @@ int esfh_op_end(DB_TXN *txn, int own, int ret)
 
 void esfh_note_write(void)
 {
+    if (g_req_txn != NULL)
+        g_request_writes++;
     if (g_interval_txn != NULL && g_req_txn == NULL && ++g_writes >= g_interval) {
         g_interval_txn->commit(g_interval_txn, 0);
         g_interval_txn = NULL;
@@ -283,7 +338,7 @@ void esfh_note_write(void)
 
 void esfh_interval_commit(void)
 {
-    if (g_interval_txn != NULL) {
+    if (g_interval_txn != NULL && !g_single) {
         g_interval_txn->commit(g_interval_txn, 0);
         g_interval_txn = NULL;
         g_writes = 0;
@@ -293,6 +348,22 @@ void esfh_interval_commit(void)
 int esfh_is_doomed(void)
 {
     return g_doomed;
+}
+
+DB_TXN *esfh_request_txn(void)
+{
+    return g_req_txn;
+}
+
+void esfh_doom(void)
+{
+    if (g_req_txn != NULL)
+        g_doomed = 1;
+}
+
+int esfh_request_writes(void)
+{
+    return g_request_writes;
 }
 
 int esfh_begin(void)
@@ -313,6 +384,7 @@ int esfh_begin(void)
         return ret;
     }
     g_doomed = 0;
+    g_request_writes = 0;
     return 0;
 }
 
@@ -372,6 +444,19 @@ int esfh_failchk(void)
     return ret;
 }
 
+/* Give up a broken environment (a process died holding one of its mutexes): panic it, so that
+ * every call, in every process, fails at once with DB_RUNRECOVERY instead of waiting for the
+ * dead process, then drop the handles. Recovery (esfh_env_recover) rebuilds it. */
+void esfh_env_abandon(void)
+{
+    if (g_env == NULL)
+        return;
+    g_env->set_flags(g_env, DB_PANIC_ENVIRONMENT, 1);
+    g_req_txn = NULL;
+    g_interval_txn = NULL;
+    esfh_env_close();
+}
+
 void esfh_env_close(void)
 {
     if (g_env == NULL)
@@ -381,6 +466,7 @@ void esfh_env_close(void)
         g_req_txn = NULL;
     }
     esfh_interval_commit();
+    esfh_close_replies();
     esfh_close_all_dbs();
     g_env->close(g_env, 0);
     g_env = NULL;

@@ -177,14 +177,23 @@ def cmd_deploy(args):
 
 def cmd_batch_run(args):
     from esrt.cobol.batch import run_batch
+    from esrt.cobol.esfh_build import esfh_cobc_args, esfh_library
     from esrt.paths import RegionPaths, program_environment
     home = _home(args)
     definition = _mfds().get_server(args.server)["definition"]
     paths = RegionPaths(definition, home).create()
     environ = program_environment(definition, paths)
-    say(f"running {args.program} for {args.server} in {paths.data}")
+    if args.commit_interval == "single":
+        mode = "in one transaction, committed if it ends with exit code 0"
+    elif args.commit_interval:
+        mode = f"committing every {args.commit_interval} writes"
+    else:
+        mode = "committing each operation"
+    environ["ESFH_COMMIT_INTERVAL"] = args.commit_interval or "0"
+    say(f"running {args.program} for {args.server} in {paths.data}, {mode}")
     code = run_batch(args.program, environ, cwd=str(paths.data),
-                     build_dir=str(paths.root / "batch"), args=args.args)
+                     build_dir=str(paths.root / "batch"), args=args.args,
+                     extra_args=esfh_cobc_args(esfh_library()))
     if code != 0:
         raise CommandError(f"{args.program} ended with exit code {code}", code=ExitCode.ERROR)
     say(f"{args.program} completed (exit code 0)")
@@ -217,6 +226,12 @@ def cmd_call(args):
 
 # --- parser ------------------------------------------------------------------------------------
 
+def _commit_interval(text):
+    if text == "single" or (text.isdigit() and int(text) > 0):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: give a number of writes (e.g. 1000) or 'single'")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="esrt", description="esrt: run GnuCOBOL programs as transactional network services")
@@ -231,6 +246,8 @@ def build_parser():
     group.add_argument("--stop", action="store_true", help="stop the running mfds")
     group.add_argument("--status", action="store_true", help="say whether mfds runs")
     mfds.set_defaults(func=cmd_mfds)
+    from esrt.cli.user_cmd import add_user_commands
+    add_user_commands(mfds)
 
     server = commands.add_parser("server", help="define and inspect servers (regions)")
     server_commands = server.add_subparsers(dest="server_command", metavar="ACTION")
@@ -294,8 +311,14 @@ def build_parser():
     run = batch_commands.add_parser("run", help="run a batch program with the server's environment")
     run.add_argument("program", help="COBOL source (compiled first) or executable")
     run.add_argument("--server", required=True)
+    run.add_argument("--commit-interval", type=_commit_interval, default=None,
+                     metavar="N|single", help="commit every N writes, or 'single': the whole "
+                     "run is one transaction (default: each operation commits)")
     run.add_argument("args", nargs="*")
     run.set_defaults(func=cmd_batch_run)
+
+    from esrt.cli.file_cmd import add_file_commands
+    add_file_commands(commands)
 
     call = commands.add_parser("call", help="call a service")
     call.add_argument("service", help="PACKAGE.PROGRAM, e.g. srv01.CBLAPP01")

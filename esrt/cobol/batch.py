@@ -49,7 +49,7 @@ def build_executable(source, build_dir, copy_dirs=(), extra_args=()):
     return executable
 
 
-def run_batch(program, environ, cwd, build_dir, args=()):
+def run_batch(program, environ, cwd, build_dir, args=(), extra_args=()):
     """Run batch `program` with `environ` in `cwd` and return its exit code.
 
     `program` is a COBOL source (.cbl/.cob: compiled into `build_dir` when needed) or an
@@ -57,6 +57,7 @@ def run_batch(program, environ, cwd, build_dir, args=()):
     this process's (inherited, so output streams as it is written). The code follows
     subprocess: STOP RUN's RETURN-CODE, or -N when killed by signal N. Raises BatchError for a
     missing program or directory, CompileError when the source does not compile.
+    `extra_args` are cobc options for compiling a source (e.g. ESFH's).
     """
     program = Path(program)
     if not program.exists():
@@ -66,7 +67,7 @@ def run_batch(program, environ, cwd, build_dir, args=()):
         raise BatchError(f"working directory {cwd} for batch program {program} does not "
                          f"exist; create it or choose another")
     if is_source(program):
-        executable = build_executable(program, build_dir)
+        executable = build_executable(program, build_dir, extra_args=extra_args)
     elif program.is_file() and os.access(program, os.X_OK):
         executable = program.resolve()
     else:

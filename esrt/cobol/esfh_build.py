@@ -1,13 +1,21 @@
 """Build libesfh.so (ESFH, esrt's EXTFH file handler, from native/) and say how to compile COBOL
 programs so that their file operations go to it."""
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 NATIVE = Path(__file__).resolve().parents[2] / "native"
-SOURCES = ("esfh.c", "esfh_env.c")
+# Where `make setup` (and the first use) puts the library: beside the package, or, when the
+# package directory is read-only, in the user's cache.
+PACKAGE_LIB = Path(__file__).resolve().parents[1] / "lib"
+CACHE_LIB = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "esrt" / "lib"
+SOURCES = ("esfh.c", "esfh_env.c", "esfh_replies.c")
 HEADERS = ("esfh.h",)
 LIBRARY_NAME = "libesfh.so"
+PRELOAD_NAME = "libesfh_failchk.so"
+PRELOAD_SOURCE = "failchk_preload.c"
 
 
 class EsfhBuildError(RuntimeError):
@@ -16,22 +24,32 @@ class EsfhBuildError(RuntimeError):
 
 def build_esfh(out_dir, native_dir=NATIVE):
     """Compile libesfh.so into `out_dir` unless it is newer than every source; return its path."""
-    native_dir = Path(native_dir)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / LIBRARY_NAME
-    inputs = [native_dir / name for name in SOURCES + HEADERS]
-    missing = [str(path) for path in inputs if not path.is_file()]
+    # -z nodelete: ESFH registers an exit handler (commit or roll back at exit), so the library
+    # must stay mapped even after cffi drops its handle during interpreter shutdown.
+    return _build_shared(Path(out_dir) / LIBRARY_NAME, Path(native_dir), SOURCES + HEADERS,
+                         SOURCES, ["-Wl,-z,nodelete"], ["-ldb-5.3", "-lcob"])
+
+
+def build_failchk_preload(out_dir, native_dir=NATIVE):
+    """Compile the region's LD_PRELOAD fix for failchk (see native/failchk_preload.c)."""
+    return _build_shared(Path(out_dir) / PRELOAD_NAME, Path(native_dir), (PRELOAD_SOURCE,),
+                         (PRELOAD_SOURCE,), [], ["-ldl"])
+
+
+def _build_shared(out, native_dir, inputs, sources, flags, libraries):
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [native_dir / name for name in inputs]
+    missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise EsfhBuildError(f"ESFH sources missing: {', '.join(missing)}; "
                              f"check out the complete esrt tree")
-    if out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in inputs):
+    if out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in paths):
         return out
     # Build under a temporary name and rename: another process may be loading the library.
-    temporary = out.with_name(f".{LIBRARY_NAME}.{id(out)}.tmp")
-    command = ["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-o", str(temporary)]
-    command += [str(native_dir / name) for name in SOURCES]
-    command += ["-ldb-5.3", "-lcob"]
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    command = ["gcc", "-shared", "-fPIC", "-O2", "-Wall", *flags, "-o", str(temporary)]
+    command += [str(native_dir / name) for name in sources]
+    command += libraries
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise EsfhBuildError(f"cannot build {out} (gcc exit status {result.returncode}); "
@@ -51,3 +69,26 @@ def esfh_cobc_args(lib_path, executable=True):
     lib = Path(lib_path).resolve()
     directory = str(lib.parent)
     return ["-fcallfh=ESFH", f"-L{directory}", "-lesfh", "-Q", f"-Wl,-rpath,{directory}"]
+
+
+def esfh_library():
+    """Path of an up-to-date libesfh.so, building it on first use."""
+    return _in_writable_lib(build_esfh)
+
+
+def failchk_preload_library():
+    """Path of an up-to-date libesfh_failchk.so, building it on first use."""
+    return _in_writable_lib(build_failchk_preload)
+
+
+def _in_writable_lib(build):
+    try:
+        return build(PACKAGE_LIB)
+    except OSError:
+        return build(CACHE_LIB)
+
+
+if __name__ == "__main__":
+    print(esfh_library())
+    print(failchk_preload_library())
+    sys.exit(0)

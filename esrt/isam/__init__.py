@@ -21,13 +21,23 @@ int  esfh_abort(void);
 int  esfh_doomed(void);
 int  esfh_failchk(void);
 void esfh_env_close(void);
+void esfh_env_abandon(void);
 const char *esfh_last_error(void);
+int  esfh_request_writes(void);
+int  esfh_reply_put(const void *key, int keylen, const void *data, int datalen, long long expires);
+int  esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outlen, long long now);
+int  esfh_reply_purge(long long now, int limit);
 """
 
 DURABILITY = {"sync": 0, "write-nosync": 1}
 
-# Berkeley DB's return code for a deadlock victim (db.h DB_LOCK_DEADLOCK).
+# Berkeley DB's return codes (db.h) that callers act on.
 DB_LOCK_DEADLOCK = -30993
+DB_NOTFOUND = -30988
+DB_BUFFER_SMALL = -30999
+DB_LOCK_NOTGRANTED = -30992
+DB_RUNRECOVERY = -30973
+EBUSY = 16
 
 ffi = FFI()
 ffi.cdef(_CDEF)
@@ -99,3 +109,36 @@ class Esfh:
     def env_close(self):
         """Close the environment (aborting an open request transaction)."""
         self.lib.esfh_env_close()
+
+    def request_writes(self):
+        """How many write operations the current request transaction has done."""
+        return self.lib.esfh_request_writes()
+
+    def reply_put(self, key, data, expires):
+        """Store reply bytes under `key` in the request transaction, until epoch `expires`."""
+        self._check(self.lib.esfh_reply_put(key, len(key), data, len(data), int(expires)),
+                    "storing a reply")
+
+    def reply_get(self, key, now):
+        """The reply bytes committed under `key`, or None. Locks the key inside a request."""
+        size = 65536
+        while True:
+            buf = ffi.new("char[]", size)
+            outlen = ffi.new("int *")
+            code = self.lib.esfh_reply_get(key, len(key), buf, size, outlen, int(now))
+            if code == 0:
+                return ffi.buffer(buf, outlen[0])[:]
+            if code == DB_NOTFOUND:
+                return None
+            if code == DB_BUFFER_SMALL:
+                size = outlen[0]
+                continue
+            self._check(code, "reading a stored reply")
+
+    def reply_purge(self, now, limit=10000):
+        """Delete up to `limit` expired replies; return how many went."""
+        return self.lib.esfh_reply_purge(int(now), limit)
+
+    def env_abandon(self):
+        """Panic a broken environment (every process then fails fast) and drop this handle."""
+        self.lib.esfh_env_abandon()

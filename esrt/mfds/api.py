@@ -1,12 +1,23 @@
-"""mfds's JSON API, free of any web framework: (method, path, query, body) -> Response.
+"""mfds's JSON API, free of any web framework: (method, path, query, body, who) -> Response.
 
 server.py plugs this into Twisted web; keeping the routing and the rules here lets them read
 as plain functions. Every error leaves as {"error": {"code", "message", "fields"?}}.
+
+Authorization lives here too: `who` is the esrt.mfds.users.Principal the web layer
+authenticated (None = authentication is off). Reading needs readonly; starting, stopping and
+deploying need operator; creating, editing and deleting servers and listing accounts need admin.
+Every change (and every refused attempt) is written to the audit log, and changes to a server
+also to that server's console log (ESAD0001I/ESAD0002W).
+
+Starting and stopping a region take time, so those routes answer a Later: the web layer runs it
+in a thread (never in the reactor) and sends the Response it returns.
 """
 
 import json
 import os
 import signal
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -14,9 +25,17 @@ import esrt
 from esrt.home import Home
 from esrt.mfds.daemon import pid_alive
 from esrt.mfds.repository import ServerExists, ServerNotFound
+from esrt.mfds.users import OPEN, audit
 from esrt.paths import RegionPaths
+from esrt.region.console import format_line
 from esrt.settings import SettingError
 from esrt.states import ServerStatus
+
+CONSOLE_FILES = {"log": "console_log", "bak": "console_bak"}
+MAX_CONSOLE_LINES = 5000
+# Only the end of a huge console log is read: enough for any tail or search in a browser.
+CONSOLE_READ_BYTES = 4 * 1024 * 1024
+START_CONSOLE_WAIT = 15.0
 
 MAX_PACKAGE_BYTES = 64 * 1024 * 1024
 LIVE_STATES = (ServerStatus.STARTING.value, ServerStatus.STARTED.value,
@@ -70,6 +89,23 @@ def effective_status(document):
     return reported
 
 
+class Later:
+    """A slow answer: call run() in a worker thread; it returns the Response (never raises)."""
+
+    def __init__(self, api, function, *args):
+        self._api = api
+        self._function = function
+        self._args = args
+
+    def run(self):
+        """Run the slow part; errors become error Responses like handle()'s."""
+        return self._api.guard(self._function, *self._args)
+
+
+def _truthy(value):
+    return str(value or "").lower() in ("1", "true", "yes", "on")
+
+
 def _package_name(manifest, filename):
     name = manifest.get("package") or manifest.get("service")
     if not name:
@@ -85,16 +121,25 @@ def _programs(manifest):
 class MfdsApi:
     """The routes of mfds's JSON API over one Repository."""
 
-    def __init__(self, repository, home):
+    def __init__(self, repository, home, users=None):
         self.repository = repository
         self.home = home if isinstance(home, Home) else Home(home)
+        self.users = users
 
     # -- dispatch --------------------------------------------------------------------------
 
-    def handle(self, method, path, query=None, body=b""):
-        """Answer one request; never raises (unexpected errors become 500 "internal")."""
+    def handle(self, method, path, query=None, body=b"", who=None):
+        """Answer one request with a Response or a Later; never raises ApiError & co.
+
+        `who` is the authenticated Principal (None: authentication is off, everyone is admin).
+        """
+        return self.guard(self._route, method.upper(), path, query or {}, body or b"",
+                          who or OPEN)
+
+    def guard(self, function, *args):
+        """Call function(*args), turning the API's known errors into error Responses."""
         try:
-            return self._route(method.upper(), path, query or {}, body or b"")
+            return function(*args)
         except ApiError as exc:
             return exc.response()
         except SettingError as exc:
@@ -105,7 +150,7 @@ class MfdsApi:
         except ServerExists as exc:
             return ApiError(409, "exists", str(exc)).response()
 
-    def _route(self, method, path, query, body):
+    def _route(self, method, path, query, body, who):
         parts = [unquote(part) for part in path.strip("/").split("/") if part]
         if parts[:1] != ["api"]:
             raise ApiError(404, "not_found", f"no such path {path}: the API lives under /api/")
@@ -113,40 +158,96 @@ class MfdsApi:
         if parts == ["health"]:
             self._allow(method, path, "GET")
             return Response(200, self.health())
+        if parts == ["openapi.json"]:
+            self._allow(method, path, "GET")
+            from esrt.mfds.openapi import openapi_document
+            return Response(200, openapi_document())
+        if parts == ["users"]:
+            self._allow(method, path, "GET")
+            self.require(who, "admin", "list the accounts", "users")
+            return Response(200, {"users": self.users.list() if self.users else []})
         if parts == ["servers"]:
             self._allow(method, path, "GET", "POST")
             if method == "GET":
-                return Response(200, {"servers": [self._server_object(d) for d in
-                                                  self.repository.list_servers()]})
-            return Response(201, self._server_object(
-                self.repository.create_server(self._json(body))))
+                return Response(200, {"servers": self.server_objects()})
+            definition = self._json(body)
+            return Response(201, self.create_server(definition, who))
         if len(parts) == 2 and parts[0] == "servers":
             name = parts[1]
             self._allow(method, path, "GET", "PUT", "DELETE")
             if method == "GET":
                 return Response(200, self._server_object(self.repository.get_server(name)))
             if method == "PUT":
-                return Response(200, self._server_object(
-                    self.repository.update_server(name, self._json(body))))
-            self._delete(name)
+                return Response(200, self.update_server(name, self._json(body), who))
+            self.delete_server(name, who)
             return Response(204)
         if len(parts) == 3 and parts[0] == "servers":
-            name, leaf = parts[1], parts[2]
-            if leaf == "status":
-                self._allow(method, path, "GET", "PUT")
-                if method == "PUT":
-                    self.repository.set_status(name, self._json(body, what="status document"))
-                    return Response(204)
-                return Response(200, self._status_object(name))
-            if leaf == "packages":
-                self._allow(method, path, "GET", "POST")
-                if method == "GET":
-                    return Response(200, {"packages": self.repository.list_packages(name)})
-                return Response(201, self.deploy(name, body, query.get("filename")))
-            if leaf == "services":
-                self._allow(method, path, "GET")
-                return Response(200, {"services": self.services(name)})
-        raise ApiError(404, "not_found", f"no such path {path}: see /api/servers, /api/health")
+            return self._server_leaf(method, path, query, body, who, parts[1], parts[2])
+        raise ApiError(404, "not_found", f"no such path {path}: see /api/servers, /api/health, "
+                       "/api/openapi.json")
+
+    def _server_leaf(self, method, path, query, body, who, name, leaf):
+        if leaf == "status":
+            self._allow(method, path, "GET", "PUT")
+            if method == "PUT":
+                self.require(who, "admin", "report a region's status", name)
+                self.repository.set_status(name, self._json(body, what="status document"))
+                return Response(204)
+            return Response(200, self._status_object(name))
+        if leaf == "packages":
+            self._allow(method, path, "GET", "POST")
+            if method == "GET":
+                return Response(200, {"packages": self.repository.list_packages(name)})
+            return Response(201, self.deploy(name, body, query.get("filename"), who))
+        if leaf == "services":
+            self._allow(method, path, "GET")
+            return Response(200, {"services": self.services(name)})
+        if leaf == "console":
+            self._allow(method, path, "GET")
+            return Response(200, self.console(name, query.get("file", "log"),
+                                              query.get("lines", 200), query.get("search")))
+        if leaf == "start":
+            self._allow(method, path, "POST")
+            return self.start_later(name, who)
+        if leaf == "stop":
+            self._allow(method, path, "POST")
+            return self.stop_later(name, who, _truthy(query.get("force")))
+        raise ApiError(404, "not_found", f"no such path {path}: a server has status, packages, "
+                       "services, console, start and stop")
+
+    # -- authorization and audit -----------------------------------------------------------
+
+    def require(self, who, role, what, target):
+        """Raise 403 (and audit the refusal) unless `who` has at least `role`."""
+        who = who or OPEN
+        if who.allows(role):
+            return
+        self.record(who, what, target, "denied", f"role {who.role} lacks {role}")
+        raise ApiError(403, "forbidden", f"user {who.name} (role {who.role}) may not {what}: "
+                       f"that needs the {role} role; ask an admin")
+
+    def record(self, who, action, target, outcome, detail=None, definition=None):
+        """Write an admin action to the audit log and, for a server, to its console log."""
+        who = who or OPEN
+        try:
+            audit(self.home, who.name, action, target, outcome, detail)
+        except OSError as exc:
+            print(f"mfds: cannot write the audit log in {self.home.root}: {exc}")
+        if definition is None:
+            return
+        message_id = "ESAD0002W" if outcome in ("failed", "denied") else "ESAD0001I"
+        text = f"admin action {action} {outcome} by user {who.name}"
+        if detail:
+            text += f": {detail}"
+        text = text.replace("\r", " ").replace("\n", " ")
+        line = format_line(time.time(), os.getpid(), definition["name"], message_id, text)
+        log = RegionPaths(definition, self.home).console_log
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(line + "\n")
+        except OSError:
+            pass  # the audit log has it; a missing log directory must not fail the action
 
     @staticmethod
     def _allow(method, path, *methods):
@@ -173,10 +274,44 @@ class MfdsApi:
         return {"status": "ok", "pid": os.getpid(), "home": str(self.home.root),
                 "version": esrt.__version__}
 
-    def _server_object(self, definition):
-        name = definition["name"]
+    def _reported(self, name, definition=None):
+        """(document, received) of region `name`: the newer of its last report and its
+        run/status.json (a region on this node always writes the file, even when its report
+        to mfds is lost or refused)."""
         reported = self.repository.get_status(name)
         document, received = reported if reported else (None, None)
+        try:
+            definition = definition or self.repository.get_server(name)
+            status_file = RegionPaths(definition, self.home).status_file
+            mtime = status_file.stat().st_mtime
+        except (OSError, ServerNotFound):
+            return document, received
+        if received:
+            try:
+                if datetime.fromisoformat(received).timestamp() >= int(mtime):
+                    return document, received
+            except ValueError:
+                pass
+        try:
+            on_disk = json.loads(status_file.read_text())
+        except (OSError, ValueError):
+            return document, received
+        if not isinstance(on_disk, dict):
+            return document, received
+        stamp = datetime.fromtimestamp(int(mtime), timezone.utc).isoformat(timespec="seconds")
+        return on_disk, stamp
+
+    def server_objects(self):
+        """Every server object, sorted by name."""
+        return [self._server_object(d) for d in self.repository.list_servers()]
+
+    def server_object(self, name):
+        """The server object of `name` (ServerNotFound when there is none)."""
+        return self._server_object(self.repository.get_server(name))
+
+    def _server_object(self, definition):
+        name = definition["name"]
+        document, received = self._reported(name, definition)
         created, updated = self.repository.server_times(name)
         paths = RegionPaths(definition, self.home)
         return {"name": name, "definition": definition,
@@ -188,32 +323,66 @@ class MfdsApi:
 
     def _status_object(self, name):
         self.repository.get_server(name)
-        reported = self.repository.get_status(name)
-        document, received = reported if reported else (None, None)
+        document, received = self._reported(name)
         return {"name": name, "mfServerStatus": effective_status(document),
                 "status": document, "received": received}
 
     def _live_pid(self, name):
         """The pid of region `name` when it is running, else None."""
-        reported = self.repository.get_status(name)
-        if not reported:
-            return None
-        document = reported[0]
-        if effective_status(document) in LIVE_STATES:
+        document, _ = self._reported(name)
+        if document and effective_status(document) in LIVE_STATES:
             return document.get("pid")
         return None
 
-    def _delete(self, name):
-        self.repository.get_server(name)
+    def create_server(self, definition, who=None):
+        """Create a server (admin); return its server object."""
+        label = str(definition.get("name") or "?")
+        self.require(who, "admin", "create servers", label)
+        try:
+            clean = self.repository.create_server(definition)
+        except (SettingError, ServerExists) as exc:
+            self.record(who, "create server", label, "failed", exc)
+            raise
+        self.record(who, "create server", clean["name"], "ok", definition=clean)
+        return self._server_object(clean)
+
+    def update_server(self, name, changes, who=None):
+        """Apply partial `changes` to server `name` (admin); return its server object."""
+        self.require(who, "admin", "edit servers", name)
+        try:
+            clean = self.repository.update_server(name, changes)
+        except (SettingError, ServerNotFound) as exc:
+            self.record(who, "edit server", name, "failed", exc)
+            raise
+        self.record(who, "edit server", name, "ok", ", ".join(sorted(changes)), clean)
+        return self._server_object(clean)
+
+    def delete_server(self, name, who=None):
+        """Delete a stopped server (admin)."""
+        self.require(who, "admin", "delete servers", name)
+        definition = self.repository.get_server(name)
         pid = self._live_pid(name)
         if pid:
+            self.record(who, "delete server", name, "failed", f"running (pid {pid})")
             raise ApiError(409, "running", f"server {name} is running (pid {pid}): stop it "
                            f"first with `esrt casstop -r {name}`, then delete it")
         self.repository.delete_server(name)
+        self.record(who, "delete server", name, "ok", definition=definition)
 
-    def deploy(self, name, data, filename):
-        """Install a .car package into server `name`; tell a running region to rescan."""
+    def deploy(self, name, data, filename, who=None):
+        """Install a .car package into server `name` (operator); tell a running region to
+        rescan. The archive is checked (size, member names, manifest, checksums) first."""
+        self.require(who, "operator", "deploy packages", name)
         definition = self.repository.get_server(name)
+        try:
+            answer = self._install(name, definition, data, filename)
+        except ApiError as exc:
+            self.record(who, "deploy", name, "failed", exc.message, definition)
+            raise
+        self.record(who, "deploy", name, "ok", answer["message"], definition)
+        return answer
+
+    def _install(self, name, definition, data, filename):
         if not data:
             raise ApiError(400, "bad_package", "the request body is empty: send the .car "
                            "file's bytes as the body (POST .../packages?filename=srv01.car)")
@@ -247,6 +416,88 @@ class MfdsApi:
             except (ProcessLookupError, PermissionError, ValueError):
                 pass
         return {"manifest": manifest, "package": package, "message": message}
+
+    # -- start / stop (slow: run in a thread through Later) ---------------------------------
+
+    def start_later(self, name, who=None):
+        """Check and prepare starting region `name` (operator); the Later starts it."""
+        self.require(who, "operator", "start servers", name)
+        definition = self.repository.get_server(name)
+        return Later(self, self._start, name, definition, who)
+
+    def _start(self, name, definition, who):
+        from esrt.region.control import RegionControlError, start_region
+        try:
+            started = start_region(name, home=self.home, definition=definition, wait=False)
+        except (RegionControlError, OSError) as exc:
+            self.record(who, "start", name, "failed", exc, definition)
+            raise ApiError(409, "start_failed", f"cannot start {name}: {exc}") from None
+        pid = started.get("pid")
+        # The region moves console.log to console.bak as it opens its console, and writes
+        # status.json after that: wait for it, so that our line lands in the new log.
+        status_file = RegionPaths(definition, self.home).status_file
+        deadline = time.monotonic() + START_CONSOLE_WAIT
+        while (not status_file.exists() and pid_alive(pid)
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        self.record(who, "start", name, "ok", f"region pid {pid}", definition)
+        return Response(202, {"name": name, "pid": pid, "mfServerStatus": "Starting",
+                              "message": f"{name} starting (pid {pid})"})
+
+    def stop_later(self, name, who=None, force=False):
+        """Check and prepare stopping region `name` (operator); the Later stops it."""
+        self.require(who, "operator", "stop servers", name)
+        definition = self.repository.get_server(name)
+        return Later(self, self._stop, name, definition, who, force)
+
+    def _stop(self, name, definition, who, force):
+        from esrt.region.control import RegionControlError, stop_region
+        action = "force stop" if force else "stop"
+        # Logged before: a clean stop's last console lines are the region's own.
+        self.record(who, action, name, "requested", definition=definition)
+        try:
+            message = stop_region(name, home=self.home, force=force)
+        except (RegionControlError, OSError) as exc:
+            self.record(who, action, name, "failed", exc, definition)
+            raise ApiError(409, "stop_failed", f"cannot stop {name}: {exc}") from None
+        self.record(who, action, name, "ok", message, definition)
+        return Response(200, {"name": name, "message": message})
+
+    # -- console ---------------------------------------------------------------------------
+
+    def console(self, name, which="log", lines=200, search=None):
+        """The last `lines` lines of console.log or console.bak (`which`), optionally only
+        those containing `search` (case-insensitive)."""
+        if which not in CONSOLE_FILES:
+            raise ApiError(400, "bad_file", f"console file {which!r} is unknown: use "
+                           "file=log (console.log) or file=bak (console.bak)")
+        try:
+            count = int(lines)
+        except (TypeError, ValueError):
+            count = -1
+        if not 1 <= count <= MAX_CONSOLE_LINES:
+            raise ApiError(400, "bad_lines", f"lines={lines!r} must be a number from 1 to "
+                           f"{MAX_CONSOLE_LINES}")
+        definition = self.repository.get_server(name)
+        path = getattr(RegionPaths(definition, self.home), CONSOLE_FILES[which])
+        try:
+            with open(path, "rb") as log:
+                size = log.seek(0, os.SEEK_END)
+                log.seek(max(0, size - CONSOLE_READ_BYTES))
+                text = log.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return {"name": name, "file": str(path), "exists": False, "lines": [],
+                    "matched": 0, "search": search or ""}
+        except OSError as exc:
+            raise ApiError(500, "unreadable", f"cannot read {path}: {exc.strerror}") from None
+        found = text.splitlines()
+        if size > CONSOLE_READ_BYTES:
+            found = found[1:]  # the first one is probably cut
+        if search:
+            needle = search.lower()
+            found = [line for line in found if needle in line.lower()]
+        return {"name": name, "file": str(path), "exists": True, "lines": found[-count:],
+                "matched": len(found), "search": search or ""}
 
     def services(self, name):
         """The services of server `name`, from its installed packages' manifests and mappings."""

@@ -2,14 +2,24 @@
 
 Used by the CLI, by a region at boot to fetch its definition, and by tests. Two errors only:
 MfdsUnavailable when nothing answers, MfdsError when mfds answered with an error.
+
+Credentials, first found wins: explicit user/password, $ESRT_MFDS_USER/$ESRT_MFDS_PASSWORD
+(HTTP Basic), then the node token of the home ($ESRT_HOME/mfds.token, readable by the node's
+owner only). Without any, requests go unauthenticated (fine until an account exists).
 """
 
+import base64
 import http.client
 import json
+import os
 import socket
+from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 from esrt.home import Home
+
+TOKEN_HEADER = "X-Esrt-Node-Token"
+TOKEN_FILE = "mfds.token"
 
 
 class MfdsUnavailable(Exception):
@@ -43,7 +53,7 @@ class MfdsError(Exception):
 class MfdsClient:
     """Talks to one mfds at `url` (e.g. http://127.0.0.1:8686)."""
 
-    def __init__(self, url, timeout=10.0, home=None):
+    def __init__(self, url, timeout=10.0, home=None, user=None, password=None, token=None):
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"mfds url {url!r} must look like http://127.0.0.1:8686")
@@ -52,6 +62,22 @@ class MfdsClient:
         self.home = home
         self._host = parts.hostname
         self._port = parts.port or 80
+        if user is None:
+            user = os.environ.get("ESRT_MFDS_USER") or None
+            password = os.environ.get("ESRT_MFDS_PASSWORD", "") if user else None
+        self.user = user
+        self._password = password
+        if token is None and user is None and home is not None:
+            token = read_node_token(home)
+        self._token = token
+
+    def _auth_headers(self):
+        if self.user is not None:
+            pair = f"{self.user}:{self._password or ''}".encode("utf-8")
+            return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+        if self._token:
+            return {TOKEN_HEADER: self._token}
+        return {}
 
     @classmethod
     def from_home(cls, home=None, timeout=10.0):
@@ -66,6 +92,7 @@ class MfdsClient:
 
     def _request(self, method, path, body=None, content_type="application/json"):
         headers = {"Accept": "application/json"}
+        headers.update(self._auth_headers())
         if body is not None:
             headers["Content-Type"] = content_type
         connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
@@ -90,6 +117,10 @@ class MfdsClient:
             error = document.get("error") if isinstance(document, dict) else None
             if not isinstance(error, dict):
                 error = {"code": "http_error", "message": f"{method} {path}: HTTP {reply.status}"}
+            if reply.status == 401:
+                error = dict(error, message=f"mfds at {self.url} refused {method} {path}: "
+                             f"{error.get('message')}. Set ESRT_MFDS_USER and "
+                             "ESRT_MFDS_PASSWORD to an account's name and password")
             raise MfdsError(reply.status, error.get("code", "error"),
                             error.get("message", f"HTTP {reply.status}"), error.get("fields"))
         return document
@@ -145,3 +176,28 @@ class MfdsClient:
     def list_services(self, name):
         """[{"name", "package", "program", "parameters"}] of server `name`."""
         return self._json("GET", self._server_path(name, "services"))["services"]
+
+    def start_server(self, name):
+        """Start region `name` through mfds; return {"name", "pid", "message"}."""
+        return self._json("POST", self._server_path(name, "start"))
+
+    def stop_server(self, name, force=False):
+        """Stop region `name` through mfds (force kills it); return {"name", "message"}."""
+        path = self._server_path(name, "stop") + ("?force=true" if force else "")
+        return self._json("POST", path)
+
+    def console(self, name, which="log", lines=200, search=None):
+        """Tail of console.log (which="log") or console.bak ("bak"), optionally searched."""
+        query = {"file": which, "lines": lines}
+        if search:
+            query["search"] = search
+        return self._json("GET", self._server_path(name, "console") + "?" + urlencode(query))
+
+
+def read_node_token(home):
+    """The node token of `home`, or None when it cannot be read (not the node's owner)."""
+    root = home.root if isinstance(home, Home) else home
+    try:
+        return (Path(root) / TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None

@@ -1,24 +1,31 @@
-"""The mfds process: Twisted web serving the JSON API of esrt.mfds.api over the repository.
+"""The mfds process: Twisted web serving the JSON API of esrt.mfds.api and the admin pages.
 
 Life cycle: lock the pid file (one mfds per home), open the repository, bind, write mfds.pid and
-mfds.json, serve; on SIGTERM/SIGINT stop and remove both files. mfds never starts regions, so
-killing it leaves every region running.
+mfds.json, serve; on SIGTERM/SIGINT stop and remove both files. Regions started from the admin
+pages are detached, so killing mfds leaves every region running.
+
+Security: mfds listens on 127.0.0.1 by default and refuses any other address until an admin
+account exists (`esrt mfds user add`). Once any account exists, every request but
+GET /api/health must be authenticated (see esrt.mfds.web.auth and esrt.mfds.users).
 """
 
 import argparse
 import fcntl
+import ipaddress
 import os
 import sqlite3
 import sys
 from datetime import datetime, timezone
 
 from twisted.internet import error as twisted_error
+from twisted.internet.threads import deferToThread
 from twisted.logger import globalLogBeginner, textFileLogObserver
 from twisted.web import resource, server
 
 from esrt.home import Home, write_json_atomic
-from esrt.mfds.api import MAX_PACKAGE_BYTES, ApiError, MfdsApi
+from esrt.mfds.api import MAX_PACKAGE_BYTES, ApiError, Later, MfdsApi
 from esrt.mfds.repository import Repository, RepositoryError
+from esrt.mfds.users import UserStore, ensure_node_token
 from esrt.settings import format_address, parse_address
 from esrt.states import ExitCode
 
@@ -72,36 +79,68 @@ class MfdsRequest(server.Request):
 
 
 class ApiResource(resource.Resource):
-    """One leaf resource answering every path through MfdsApi."""
+    """One leaf resource answering every /api/ path through MfdsApi.
+
+    With a `gate` (esrt.mfds.web.auth.Gate) every call but GET /api/health is authenticated
+    first: 401 without valid credentials once accounts exist, 403 for a cookie session's state
+    change without its CSRF token.
+    """
 
     isLeaf = True
 
-    def __init__(self, api, log):
+    def __init__(self, api, log, gate=None):
         super().__init__()
         self.api = api
         self.log = log
+        self.gate = gate
 
     def render(self, request):
         method = request.method.decode("ascii", "replace")
         path = request.path.decode("utf-8", "replace")
         query = {key.decode("utf-8", "replace"): values[-1].decode("utf-8", "replace")
                  for key, values in (request.args or {}).items() if values}
+        who = None
         if getattr(request, "too_large", False):
             answer = ApiError(413, "too_large", f"request body is larger than {MAX_BODY} "
                               "bytes: packages are limited to 64 MiB").response()
         else:
-            body = request.content.read() if request.content is not None else b""
-            try:
-                answer = self.api.handle(method, path, query, body)
-            except Exception as exc:  # noqa: BLE001 - mfds must answer, never die of a bug
-                self.log(f"internal error on {method} {path}: {exc!r}")
-                answer = ApiError(500, "internal", f"mfds internal error: {exc}").response()
+            answer = None
+            if self.gate is not None and path.rstrip("/") != "/api/health":
+                who, refusal = self.gate.api_principal(request, method.upper())
+                if refusal:
+                    answer = ApiError(*refusal).response()
+                    if refusal[0] == 401:
+                        request.setHeader(b"WWW-Authenticate", b'Basic realm="esrt mfds"')
+            if answer is None:
+                body = request.content.read() if request.content is not None else b""
+                try:
+                    answer = self.api.handle(method, path, query, body, who)
+                except Exception as exc:  # noqa: BLE001 - mfds must answer, never die of a bug
+                    self.log(f"internal error on {method} {path}: {exc!r}")
+                    answer = ApiError(500, "internal", f"mfds internal error: {exc}").response()
+        if isinstance(answer, Later):
+            # Starting or stopping a region takes seconds: never in the reactor thread.
+            deferred = deferToThread(answer.run)
+            deferred.addErrback(lambda failure: ApiError(
+                500, "internal", f"mfds internal error: {failure.getErrorMessage()}").response())
+            deferred.addCallback(self._finish, request, method, path, who)
+            return server.NOT_DONE_YET
+        return self._payload(request, answer, method, path, who)
+
+    def _payload(self, request, answer, method, path, who):
         request.setResponseCode(answer.status)
         payload = answer.encode()
         if payload:
             request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
-        self.log(f"{method} {path} {answer.status}")
+        user = f" ({who.name})" if who is not None and who.via != "token" else ""
+        self.log(f"{method} {path} {answer.status}{user}")
         return payload
+
+    def _finish(self, answer, request, method, path, who):
+        payload = self._payload(request, answer, method, path, who)
+        if not request.finished and not getattr(request, "_disconnected", False):
+            request.write(payload)
+            request.finish()
 
 
 class _QuietSite(server.Site):
@@ -169,6 +208,16 @@ def parse_arguments(argv=None):
     return parser.parse_args(argv)
 
 
+def is_loopback(host):
+    """True for 127.0.0.0/8, ::1 and "localhost"; False for '*' and any other name or address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _fail(message):
     sys.stderr.write(f"esrt mfds: {message}\n")
     sys.stderr.flush()
@@ -212,9 +261,33 @@ def _serve(args, home, lock, interface, port, reactor):
         return _fail(f"cannot open the repository {home.repository}: {exc}; check the file "
                      "and its directory permissions")
 
+    try:
+        users = UserStore(home.repository)
+    except (OSError, sqlite3.Error) as exc:
+        repository.close()
+        return _fail(f"cannot open the accounts in {home.repository}: {exc}")
+    if not is_loopback(interface or "*") and not users.has_admin():
+        repository.close()
+        return _fail(f"refusing to listen on {args.listen}: it is reachable from other "
+                     "machines and no admin account exists yet. Add one with `esrt mfds user "
+                     "add NAME --password PASSWORD --role admin`, then start mfds again (or "
+                     "listen on 127.0.0.1)")
+    try:
+        token = ensure_node_token(home)
+    except OSError as exc:
+        repository.close()
+        return _fail(f"cannot write the node token in {home.root}: {exc.strerror}; check the "
+                     "directory's permissions")
+
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)],
                                      redirectStandardIO=False)
-    site = _QuietSite(ApiResource(MfdsApi(repository, home), _stderr_log))
+    from esrt.mfds.web import RootResource
+    from esrt.mfds.web.auth import Gate
+    from esrt.mfds.web.pages import Pages
+    api = MfdsApi(repository, home, users)
+    gate = Gate(users, token)
+    site = _QuietSite(RootResource(ApiResource(api, _stderr_log, gate),
+                                   Pages(api, gate, _stderr_log)))
     try:
         port_object = reactor.listenTCP(port, site, interface=interface or "")
     except twisted_error.CannotListenError as exc:
@@ -241,6 +314,7 @@ def _serve(args, home, lock, interface, port, reactor):
     finally:
         _remove_info(home)
         repository.close()
+        users.close()
         _stderr_log("stopped")
     return int(ExitCode.OK)
 

@@ -6,28 +6,40 @@ attribute updates; there is no thread per request.
 
 import collections
 import time
+import uuid
 
 from twisted.internet import defer
 
-from esrt.region.supervisor import error_reply
+from esrt.region.supervisor import RETRY, error_reply
 
 
 class _Pending:
-    __slots__ = ("service", "body", "deferred", "submitted")
+    __slots__ = ("service", "body", "deferred", "submitted", "request", "attempts", "sep",
+                 "sep_deferred")
 
-    def __init__(self, service, body, deferred, submitted):
+    def __init__(self, service, body, deferred, submitted, request):
         self.service = service
         self.body = body
         self.deferred = deferred
         self.submitted = submitted
+        self.request = request
+        self.attempts = 0
+        self.sep = None
+        self.sep_deferred = None
 
 
 class Dispatcher:
     """Queues calls for the supervisor's SEPs and keeps the request statistics."""
 
-    def __init__(self, reactor, supervisor):
+    # Runs of one call whose SEP was killed from outside before it committed.
+    max_attempts = 10
+    # How long the reply of a call without an idempotency key is kept for crash recovery.
+    reply_ttl = 600
+
+    def __init__(self, reactor, supervisor, idempotency_ttl=86400):
         self.reactor = reactor
         self.supervisor = supervisor
+        self.idempotency_ttl = idempotency_ttl
         self._queue = collections.deque()
         self._drain_waiters = []
         self.requests = 0
@@ -38,21 +50,32 @@ class Dispatcher:
         supervisor.on_idle = self._sep_idle
         supervisor.on_unavailable = self._fail_queued
 
-    def submit(self, service, body):
+    def submit(self, service, body, idempotency_key=None):
         """Queue a call of `service` with JSON `body` bytes; the Deferred fires with a Reply.
 
-        Cancelling the Deferred (the client went away) drops a call that has not started yet.
-        A call that already runs on a SEP finishes there; its reply is simply not delivered.
+        With an idempotency key, a call that already committed under that key returns the
+        stored reply instead of running again. Cancelling the Deferred (the client went away)
+        drops a call that has not started yet and asks the SEP running it to roll it back.
         """
         if not self.supervisor.can_serve():
             self.requests += 1
             self.errors += 1
             return defer.succeed(self._unavailable(service))
-        deferred = defer.Deferred()
+        if idempotency_key:
+            request = {"key": "i:" + idempotency_key, "idempotent": True,
+                       "ttl": self.idempotency_ttl}
+        else:
+            request = {"key": "r:" + uuid.uuid4().hex, "ttl": self.reply_ttl}
+        pending = _Pending(service, body, None, self.reactor.seconds(), request)
+        pending.deferred = defer.Deferred(canceller=lambda _: self._cancel(pending))
         self.active += 1
-        self._queue.append(_Pending(service, body, deferred, self.reactor.seconds()))
+        self._queue.append(pending)
         self._pump()
-        return deferred
+        return pending.deferred
+
+    def _cancel(self, pending):
+        if pending.sep is not None:
+            pending.sep.cancel(pending.sep_deferred)
 
     @property
     def queued(self):
@@ -67,12 +90,24 @@ class Dispatcher:
             if pending.deferred.called:  # cancelled while queued
                 self._done(pending, None)
                 continue
-            sep.call(pending.service, pending.body).addCallback(self._replied, pending)
+            pending.attempts += 1
+            pending.sep = sep
+            pending.sep_deferred = sep.call(pending.service, pending.body, pending.request)
+            pending.sep_deferred.addCallback(self._replied, pending)
 
     def _sep_idle(self, sep):
         self._pump()
 
     def _replied(self, reply, pending):
+        pending.sep = pending.sep_deferred = None
+        if reply is RETRY:
+            if pending.attempts < self.max_attempts and not pending.deferred.called:
+                self._queue.appendleft(pending)
+                self._pump()
+                return
+            reply = error_reply(503, "killed", f"{pending.service}: its SEP was killed from "
+                                f"outside {pending.attempts} times while running it; each run "
+                                "was rolled back; retry later")
         # Deliver first, then count: a drain() waiter (shutdown) must only run once the reply
         # has been handed to its connection.
         if not pending.deferred.called:

@@ -11,6 +11,7 @@ import errno
 import io
 import json
 import os
+import re
 
 from twisted.internet import defer, error, task
 from twisted.web import resource, server
@@ -19,6 +20,7 @@ from esrt.settings import format_address
 from esrt.states import ListenerStatus
 
 JSON = b"application/json"
+IDEMPOTENCY_KEY = re.compile(rb"^[\x21-\x7e]{1,200}$")
 # After answering 413 early, how long the rest of an oversized body is read and dropped before
 # the connection is closed; reading it lets the client see the 413 instead of a reset.
 DISCARD_SECONDS = 10.0
@@ -174,8 +176,14 @@ class ServicesResource(resource.Resource):
                                f"no service {name or repr(package + b'.' + program)} on "
                                f"{self.server_name}; deployed: {deployed}")
         body = request.content.read() if request.content is not None else b""
+        key = request.getHeader(b"idempotency-key")
+        if key is not None and not IDEMPOTENCY_KEY.match(key):
+            return self._error(request, 400, "bad_idempotency_key",
+                               "the Idempotency-Key header must be 1 to 200 printable ASCII "
+                               "characters (a UUID is a good choice)")
         state = {"gone": False}
-        call = self.dispatcher.submit(service.name, body)
+        call = self.dispatcher.submit(service.name, body,
+                                      key.decode("ascii") if key is not None else None)
 
         def client_gone(_):
             state["gone"] = True

@@ -16,6 +16,7 @@ import time
 from twisted.internet import defer
 
 from esrt.home import Home, write_json_atomic
+from esrt.mfds.client import read_node_token
 from esrt.paths import RegionPaths, program_environment
 from esrt.procs import process_start_time
 from esrt.region.console import ConsoleLog
@@ -24,6 +25,7 @@ from esrt.region.http import Listener, ServicesResource, ServicesSite
 from esrt.region.services import ServiceTable
 from esrt.region.status import StatusReporter, iso_time, server_status
 from esrt.region.supervisor import Supervisor
+from esrt.region.txstore import ReplyStore
 from esrt.settings import SettingError, validate_server
 from esrt.states import ExitCode, ListenerStatus, ServerStatus
 
@@ -116,7 +118,7 @@ class Region:
     grace = 10.0
 
     def __init__(self, reactor, definition, paths, console, sep_command=None, mfds_url=None,
-                 environ=None):
+                 environ=None, store=None, mfds_token=None):
         self.reactor = reactor
         self.definition = definition
         self.name = definition["name"]
@@ -132,8 +134,11 @@ class Region:
             "ESDP0002W", package=package, problem=problem))
         if environ is None:
             environ = program_environment(definition, paths)
-        self.supervisor = Supervisor(reactor, definition, paths, console, environ, sep_command)
-        self.dispatcher = Dispatcher(reactor, self.supervisor)
+        self.store = store
+        self.supervisor = Supervisor(reactor, definition, paths, console, environ, sep_command,
+                                     store=store)
+        self.dispatcher = Dispatcher(reactor, self.supervisor,
+                                     idempotency_ttl=definition["idempotency_ttl"])
         self.supervisor.on_change = self._changed
         self.supervisor.on_processes = self.write_processes
         root = ServicesResource(self.name, self.services, self.dispatcher, self.health,
@@ -143,7 +148,7 @@ class Region:
         self.listeners = [Listener(reactor, config, self.site, self.name, console, self._changed)
                           for config in definition["listeners"]]
         self.reporter = StatusReporter(reactor, paths.status_file, self.name, self.status_document,
-                                       mfds_url)
+                                       mfds_url, token=mfds_token)
 
     # -- start -----------------------------------------------------------------------------
 
@@ -301,8 +306,28 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def preload_failchk_fix(argv):
+    """Re-execute this region with native/failchk_preload.c preloaded, once.
+
+    Without it, cleaning up after a SEP that was killed while waiting for a lock hangs the
+    region (glibc's pthread_cond_destroy waits for the dead waiter forever).
+    """
+    try:
+        from esrt.cobol.esfh_build import failchk_preload_library
+        library = str(failchk_preload_library())
+    except Exception:  # no compiler here: run on; only that cleanup case is affected
+        return
+    preloaded = os.environ.get("LD_PRELOAD", "").split()
+    if library in preloaded:
+        return
+    environ = dict(os.environ, LD_PRELOAD=" ".join(preloaded + [library]))
+    os.execve(sys.executable, [sys.executable, "-m", "esrt.region", *argv], environ)
+
+
 def run(argv=None):
     """Run a region until it is stopped; return the process exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    preload_failchk_fix(argv)
     args = parse_args(argv)
     home = Home(args.home)
     try:
@@ -339,8 +364,12 @@ def run(argv=None):
 
     info = home.read_mfds_info() or {}
     sep_command = [sys.executable, args.sep_script] if args.sep_script else None
+    # Before any SEP runs: recover the data environment after a crash, and keep a handle to
+    # clean up after SEPs that die.
+    store = ReplyStore.open(paths.data, definition["durability"],
+                            max_procs=definition["seps"] + 8, console=console)
     region = Region(reactor, definition, paths, console, sep_command=sep_command,
-                    mfds_url=info.get("url"))
+                    mfds_url=info.get("url"), store=store, mfds_token=read_node_token(home))
     atexit.register(region.kill_children)
     # The handler only schedules: the rescan runs on the reactor thread, between requests.
     signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(region.rescan))

@@ -15,6 +15,7 @@ from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
 from esrt.home import write_json_atomic
+from esrt.mfds.client import TOKEN_HEADER
 from esrt.states import ServerStatus
 
 
@@ -26,9 +27,11 @@ class StatusReporter:
     # after this many seconds.
     put_timeout = 5.0
 
-    def __init__(self, reactor, path, server, collect, mfds_url=None):
-        """`collect()` returns the status document (a dict) as of now."""
+    def __init__(self, reactor, path, server, collect, mfds_url=None, token=None):
+        """`collect()` returns the status document (a dict) as of now; `token` is the node
+        token that lets a region report to an mfds that requires a login."""
         self.reactor = reactor
+        self.token = token
         self.path = path
         self.server = server
         self.collect = collect
@@ -80,8 +83,10 @@ class StatusReporter:
             return self._put_in_flight
         body = FileBodyProducer(io.BytesIO(json.dumps(document).encode()))
         url = f"{self.mfds_url}/api/servers/{self.server}/status".encode()
-        put = self._agent.request(b"PUT", url, Headers({b"content-type": [b"application/json"]}),
-                                  body)
+        headers = {b"content-type": [b"application/json"]}
+        if self.token:
+            headers[TOKEN_HEADER.lower().encode()] = [self.token.encode()]
+        put = self._agent.request(b"PUT", url, Headers(headers), body)
         # Set before adding callbacks: a refused connection may fire `put` synchronously.
         self._put_in_flight = put
         put.addTimeout(self.put_timeout, self.reactor)

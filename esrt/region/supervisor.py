@@ -16,6 +16,7 @@ Life cycle of one SEP (esrt.states.SEPState); every edge is written out in the c
 
 import collections
 import json
+import signal
 import sys
 
 from twisted.internet import defer, error, protocol
@@ -47,6 +48,11 @@ class Reply:
         return f"Reply({self.status}, {self.body[:80]!r}, rc={self.rc})"
 
 
+# What a SEP's call Deferred fires with when its process was killed from outside before the
+# request committed: the dispatcher runs the call again on another SEP.
+RETRY = Reply(503, b"", None)
+
+
 def error_reply(status, code, message):
     """Return a Reply carrying esrt's JSON error shape."""
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
@@ -54,6 +60,9 @@ def error_reply(status, code, message):
 
 
 STDERR_TAIL_LINES = 20
+# Exit statuses of a SEP killed by someone else (an operator, the OOM killer, a kill test);
+# a program that crashes by itself exits through libcob's handler with a plain status.
+KILLED_FROM_OUTSIDE = (-signal.SIGKILL, -signal.SIGTERM)
 
 def exit_returncode(reason):
     """A processEnded reason as a subprocess-style return code (negative: killed by signal)."""
@@ -104,13 +113,14 @@ class SEPProtocol(protocol.ProcessProtocol):
 
 
 class _Call:
-    __slots__ = ("request_id", "service", "deferred", "timeout")
+    __slots__ = ("request_id", "service", "deferred", "timeout", "key")
 
-    def __init__(self, request_id, service, deferred, timeout):
+    def __init__(self, request_id, service, deferred, timeout, key):
         self.request_id = request_id
         self.service = service
         self.deferred = deferred
         self.timeout = timeout
+        self.key = key
 
 
 class SEP:
@@ -134,6 +144,7 @@ class SEP:
         self._stop_waiters = []
         self._restart_call = None
         self._kill_call = None
+        self._killed_by_us = False
         # What the SEP last wrote on stderr: libcob's last words name an abend's cause.
         self._stderr_tail = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._last_delay = 0.0
@@ -163,6 +174,7 @@ class SEP:
     def _spawn(self, *sources):
         self._enter(SEPState.STARTING, *sources)
         self._stderr_tail.clear()
+        self._killed_by_us = False
         self.started_at = self.supervisor.reactor.seconds()
         proto = SEPProtocol(self)
         try:
@@ -177,6 +189,10 @@ class SEP:
 
     def _restart(self):
         self._restart_call = None
+        if self.supervisor.recovering:
+            # No SEP may open the environment before recovery: wait for it.
+            self._restart_call = self.supervisor.reactor.callLater(0.05, self._restart)
+            return
         self.restarts += 1
         self._log("ESSI1701I", restarts=self.restarts, delay=self._last_delay)
         # BACKOFF -> STARTING
@@ -235,8 +251,13 @@ class SEP:
 
     # -- requests --------------------------------------------------------------------------
 
-    def call(self, service, body):
-        """Send one request (IDLE -> BUSY); return a Deferred that fires with a Reply."""
+    def call(self, service, body, request=None):
+        """Send one request (IDLE -> BUSY); return a Deferred that fires with a Reply.
+
+        `request` may carry "key" (the request's name in the reply store), "idempotent" and
+        "ttl"; they travel in the frame header to the SEP.
+        """
+        request = request or {}
         request_id = self._next_id
         self._next_id += 1
         # IDLE -> BUSY
@@ -245,10 +266,18 @@ class SEP:
         deferred = defer.Deferred()
         timeout = self.supervisor.reactor.callLater(
             self.supervisor.request_timeout, self._timed_out)
-        self._call = _Call(request_id, service, deferred, timeout)
-        frame = frames.encode_frame({"id": request_id, "op": "call", "service": service}, body)
-        self.transport.writeToChild(frames.REQUEST_FD, frame)
+        self._call = _Call(request_id, service, deferred, timeout, request.get("key"))
+        header = {"id": request_id, "op": "call", "service": service}
+        header.update(request)
+        self.transport.writeToChild(frames.REQUEST_FD, frames.encode_frame(header, body))
         return deferred
+
+    def cancel(self, deferred):
+        """The caller of the call behind `deferred` went away: ask the SEP to roll it back."""
+        call = self._call
+        if call is not None and call.deferred is deferred and self.transport is not None:
+            self.transport.writeToChild(frames.REQUEST_FD, frames.encode_frame(
+                {"id": call.request_id, "op": "cancel"}))
 
     def _finish_call(self, reply):
         call, self._call = self._call, None
@@ -274,6 +303,7 @@ class SEP:
             return
         # STARTING/IDLE/BUSY -> STOPPING (killed; process_ended moves on to BACKOFF)
         self._enter(SEPState.STOPPING, *RUNNING)
+        self._killed_by_us = True
         self._signal("KILL")
 
     def _signal(self, name):
@@ -317,22 +347,28 @@ class SEP:
 
     def process_ended(self, reason):
         """The child is gone (all its pipes closed and it was reaped)."""
-        cause = abend_cause(exit_returncode(reason), "\n".join(self._stderr_tail))
+        returncode = exit_returncode(reason)
+        cause = abend_cause(returncode, "\n".join(self._stderr_tail))
         self.cause = cause
+        store = self.supervisor.store
         old_pid, self.pid, self.transport = self.pid, None, None
+        if store is not None and not store.after_death():
+            self.supervisor.begin_recovery()
         if self._kill_call is not None and self._kill_call.active():
             self._kill_call.cancel()
         self._kill_call = None
         state = self.state
 
-        if self._call is not None:
-            if self._stop_requested:
-                self._finish_call(error_reply(
-                    503, "unavailable", f"{self._call.service} was interrupted on {self.label} "
-                    f"because the server is stopping; retry on another server"))
-            else:
-                self._finish_call(error_reply(
-                    500, "abend", f"{self._call.service} abended on {self.label}: {cause}"))
+        if self._call is not None and self.supervisor.recovering:
+            # Whether it committed can only be told once the environment is recovered.
+            call, self._call = self._call, None
+            if call.timeout.active():
+                call.timeout.cancel()
+            self.supervisor.orphans.append((self, call, returncode, cause))
+        elif self._call is not None:
+            self._finish_call(self.supervisor.outcome_of_death(
+                self, self._call, returncode, cause, killed_by_us=self._killed_by_us))
+        self.supervisor.recover_when_quiet()
 
         if self._stop_requested and state == SEPState.STOPPING:
             # STOPPING -> STOPPED
@@ -346,7 +382,7 @@ class SEP:
 
         self.supervisor.processes_changed()
         code = getattr(reason.value, "exitCode", None)
-        if state == SEPState.STARTING:
+        if state == SEPState.STARTING and returncode not in KILLED_FROM_OUTSIDE:
             self.boot_failures += 1
             if code == ExitCode.BOOT_FAILED or self.boot_failures >= self.supervisor.max_boot_failures:
                 self._go_fatal(cause, failures=self.boot_failures, source=SEPState.STARTING)
@@ -375,6 +411,11 @@ class SEP:
         self._log("ESSI1702E", failures=failures, cause=cause)
         self.supervisor.sep_fatal(self)
 
+    def kill_for_recovery(self):
+        """SIGKILL a running SEP so that the environment can be recovered."""
+        if self.state in RUNNING and self.pid is not None:
+            self._kill_for_replacement()
+
     def kill_now(self):
         """Last-resort SIGKILL (region exiting abnormally); safe to call in any state."""
         if self.pid:
@@ -399,9 +440,12 @@ class Supervisor:
     # Exits before "ready" in a row after which a SEP is given up (FATAL).
     max_boot_failures = 5
 
-    def __init__(self, reactor, definition, paths, console, environ, sep_command=None):
-        """`sep_command` is the argv prefix of a SEP (default: this python -m esrt.sep)."""
+    def __init__(self, reactor, definition, paths, console, environ, sep_command=None,
+                 store=None):
+        """`sep_command` is the argv prefix of a SEP (default: this python -m esrt.sep);
+        `store` is the region's ReplyStore (None: no data environment)."""
         self.reactor = reactor
+        self.store = store
         self.server = definition["name"]
         self.request_timeout = definition["request_timeout"]
         self.paths = paths
@@ -415,11 +459,16 @@ class Supervisor:
         self.on_unavailable = lambda: None
         self.on_change = lambda: None
         self.on_processes = lambda: None
+        # Full recovery of the data environment (a SEP died holding a Berkeley DB mutex):
+        # every SEP is stopped, calls they were running wait in `orphans`.
+        self.recovering = False
+        self.orphans = []
 
     def spawn(self, proto, number):
         """Start the child process of SEP `number` and return its process transport."""
         argv = self.sep_command + ["--server", self.server, "--sep", str(number),
-                                   "--deploy", str(self.paths.deploy)]
+                                   "--deploy", str(self.paths.deploy),
+                                   "--max-procs", str(len(self.seps) + 8)]
         return self.reactor.spawnProcess(
             proto, argv[0], argv, env=self.environ, path=str(self.paths.data),
             childFDs={0: "w", 1: "r", 2: "r", frames.REQUEST_FD: "w", frames.REPLY_FD: "r"})
@@ -440,6 +489,8 @@ class Supervisor:
 
     def idle_sep(self):
         """Return an IDLE SEP or None."""
+        if self.recovering:
+            return None
         for sep in self.seps:
             if sep.state == SEPState.IDLE:
                 return sep
@@ -475,3 +526,48 @@ class Supervisor:
 
     def processes_changed(self):
         self.on_processes()
+
+    # -- deaths and recovery ---------------------------------------------------------------
+
+    def outcome_of_death(self, sep, call, returncode, cause, killed_by_us):
+        """The reply for a call whose SEP died under it."""
+        committed = self.store.committed(call.key) if self.store is not None else None
+        if committed is not None:
+            header, body = committed
+            sep._log("ESSI1707I", service=call.service)
+            return sep._reply_from(header, body, call.service)
+        if sep._stop_requested:
+            return error_reply(503, "unavailable", f"{call.service} was interrupted on "
+                               f"{sep.label} because the server is stopping; retry on another "
+                               "server")
+        if returncode in KILLED_FROM_OUTSIDE and not killed_by_us:
+            # Not the program's doing: the transaction was rolled back, so run it again.
+            sep._log("ESSI1706W", service=call.service)
+            return RETRY
+        return error_reply(500, "abend", f"{call.service} abended on {sep.label}: {cause}")
+
+    def begin_recovery(self):
+        """Stop every SEP; recover_when_quiet() recovers once the last one is gone."""
+        if self.recovering:
+            return
+        self.recovering = True
+        self.console.log("ESDB0006W")
+        for sep in self.seps:
+            sep.kill_for_recovery()
+
+    def recover_when_quiet(self):
+        """Recover the environment once no SEP process is left, then settle orphaned calls."""
+        if not self.recovering or any(sep.pid for sep in self.seps):
+            return
+        recovered = self.store.recover()
+        self.recovering = False
+        orphans, self.orphans = self.orphans, []
+        for sep, call, returncode, cause in orphans:
+            if recovered:
+                reply = self.outcome_of_death(sep, call, returncode, cause, killed_by_us=False)
+            else:
+                reply = error_reply(503, "unavailable", f"{call.service}: the data environment "
+                                    "could not be recovered; see the console log")
+            if call.timeout.active():
+                call.timeout.cancel()
+            call.deferred.callback(reply)

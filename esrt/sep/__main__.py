@@ -12,6 +12,10 @@ def main(argv=None):
     parser.add_argument("--server", required=True)
     parser.add_argument("--sep", type=int, required=True)
     parser.add_argument("--deploy", required=True)
+    parser.add_argument("--data", help="data directory holding the Berkeley DB environment "
+                        "(default $ESRT_DATA_DIR); none: files are not transactional")
+    parser.add_argument("--max-procs", type=int, default=16,
+                        help="processes that may share the environment (for failchk)")
     args = parser.parse_args(argv)
     try:
         import setproctitle
@@ -21,21 +25,33 @@ def main(argv=None):
     # Replies go to fd 4 and requests come on fd 3; stdout and stderr stay free for COBOL
     # DISPLAY output and libcob's messages, which the region copies into console.log.
     try:
-        requests = os.fdopen(3, "rb")
+        # Unbuffered: the cancel check polls the descriptor, which must not hide bytes that a
+        # buffered reader already pulled in.
+        requests = os.fdopen(3, "rb", buffering=0)
         replies = os.fdopen(4, "wb")
     except OSError as exc:
         print(f"SEP {args.sep:04d}: started without its request/reply pipes ({exc}); "
               "SEPs are started by their region", file=sys.stderr)
         return ExitCode.BOOT_FAILED
     from esrt.cobol.runtime import CobolRuntime
-    from esrt.sep.worker import serve
-    runtime = CobolRuntime()
+    from esrt.sep.worker import Transactions, serve
+    data_dir = args.data or os.environ.get("ESRT_DATA_DIR")
+    transactions = None
     try:
+        if data_dir:
+            # Loaded (RTLD_GLOBAL) before any module: programs compiled with -fcallfh=ESFH
+            # resolve the ESFH symbol when they are loaded.
+            from esrt.cobol.esfh_build import esfh_library
+            from esrt.isam import Esfh
+            esfh = Esfh(esfh_library())
+            esfh.env_open(data_dir, os.environ.get("ESFH_DURABILITY", "sync"), args.max_procs)
+            transactions = Transactions(esfh)
+        runtime = CobolRuntime()
         runtime.init()
     except Exception as exc:
-        print(f"SEP {args.sep:04d}: cannot initialise libcob: {exc}", file=sys.stderr)
+        print(f"SEP {args.sep:04d}: cannot start: {exc}", file=sys.stderr)
         return ExitCode.BOOT_FAILED
-    serve(runtime, args.deploy, requests, replies)
+    serve(runtime, args.deploy, requests, replies, transactions)
     return ExitCode.OK
 
 

@@ -6,7 +6,11 @@ whatever a COBOL program DISPLAYs on stdout or stderr can never corrupt the conv
 Every frame is: 4-byte big-endian total length N, then N bytes = 4-byte big-endian header length
 H, H bytes of a UTF-8 JSON header object, and the remaining N - 4 - H bytes of body.
 
-Request header:  {"id": int, "op": "call", "service": "srv01.CBLAPP01"}; body = JSON input.
+Request header:  {"id": int, "op": "call", "service": "srv01.CBLAPP01", "key": str,
+                  "idempotent": bool, "ttl": seconds}; body = JSON input. `key` names the
+                  request in the reply store (see esrt.region.txstore).
+                 {"id": int, "op": "cancel"}: the caller of request `id` went away; roll it
+                  back instead of committing if it has not committed yet.
                  {"id": int, "op": "reload"}; body empty: forget cached programs.
 Reply header:    {"id": int, "status": 200|400|404|500, "rc": RETURN-CODE (200 only),
                   "error": {"code": str, "message": str} (errors only), "ms": elapsed ms}
@@ -92,3 +96,15 @@ def _read_exactly(stream, size):
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
+
+
+def pack_reply(header, body):
+    """A reply as stored with its transaction: 4-byte header length, JSON header, body."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return LENGTH.pack(len(head)) + head + body
+
+
+def unpack_reply(data):
+    """The inverse of pack_reply: (header dict, body bytes)."""
+    (size,) = LENGTH.unpack_from(data, 0)
+    return json.loads(data[4:4 + size]), data[4 + size:]

@@ -8,12 +8,14 @@ with it; the region notices, answers the caller and starts a new SEP.
 
 import json
 import os
+import select
 import time
 from pathlib import Path
 
 from esrt.mapping import jsonio
 from esrt.mapping.car import MANIFEST
 from esrt.mapping.codec import FieldValueError, ProgramCodec
+from esrt.isam import DB_LOCK_DEADLOCK, EsfhError
 from esrt.sep import protocol
 
 
@@ -85,47 +87,154 @@ class ServiceCache:
         return LoadedService(service, codec, buffers, loaded_program.bind(buffers))
 
 
-def handle_call(cache, service, body):
+def parse_values(body):
+    """The request body as a dict of parameters, or ServiceFailure 400."""
+    try:
+        values = jsonio.loads(body) if body.strip() else {}
+    except ValueError as exc:
+        raise ServiceFailure(400, "bad_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise ServiceFailure(400, "bad_json", "request body must be a JSON object of "
+                             "parameters, e.g. {\"LK-NAME\": \"value\"}")
+    return values
+
+
+class Transactions:
+    """Runs each call inside one ESFH transaction.
+
+    Commit when the program returns; abort and re-run (bounded) when it was a deadlock victim.
+    The reply is stored in the same transaction when the call changed files or carries an
+    idempotency key, so that after a crash the region can tell committed from rolled back, and
+    a retried call finds the first call's reply instead of running again.
+    """
+
+    max_attempts = 5
+
+    def __init__(self, esfh, clock=time.time):
+        self.esfh = esfh
+        self.clock = clock
+
+    def run(self, loaded, values, request, cancelled):
+        key = (request.get("key") or "").encode()
+        idempotent = bool(request.get("idempotent"))
+        ttl = int(request.get("ttl") or 600)
+        for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1:
+                loaded.codec.load_inputs(loaded.buffers, values)
+            self.esfh.begin()
+            try:
+                if idempotent:
+                    stored = self.esfh.reply_get(key, self.clock())
+                    if stored is not None:
+                        self.esfh.commit()
+                        header, body = protocol.unpack_reply(stored)
+                        header["replayed"] = True
+                        return header, body
+                return_code = loaded.bound_call()
+                if self.esfh.doomed():
+                    self.esfh.abort()
+                    continue
+                header = {"status": 200, "rc": return_code}
+                body = jsonio.dumps(loaded.codec.dump_outputs(loaded.buffers))
+                if key and (idempotent or self.esfh.request_writes()):
+                    self.esfh.reply_put(key, protocol.pack_reply(header, body), self.clock() + ttl)
+                if self.esfh.doomed():
+                    self.esfh.abort()
+                    continue
+                if cancelled():
+                    self.esfh.abort()
+                    return {"status": 499, "error": {
+                        "code": "cancelled", "message": "the caller went away before the "
+                        "commit; the call was rolled back"}}, b""
+                self.esfh.commit()
+                return header, body
+            except EsfhError as exc:
+                self.esfh.abort()
+                if exc.code == DB_LOCK_DEADLOCK:
+                    continue
+                raise ServiceFailure(500, "transaction_failed",
+                                     f"{loaded.name}: {exc}") from None
+            except BaseException:
+                self.esfh.abort()
+                raise
+        raise ServiceFailure(503, "deadlock",
+                             f"{loaded.name} lost a deadlock {self.max_attempts} times in a row "
+                             "and was rolled back each time; retry later")
+
+
+class Untransacted:
+    """Calls without ESFH (no data environment): the program's files are its own business."""
+
+    def run(self, loaded, values, request, cancelled):
+        return_code = loaded.bound_call()
+        return {"status": 200, "rc": return_code}, jsonio.dumps(
+            loaded.codec.dump_outputs(loaded.buffers))
+
+
+def handle_call(cache, transactions, request, body, cancelled=lambda: False):
     """Run one call; return (reply header fields, reply body)."""
+    service = str(request.get("service", ""))
     try:
         loaded = cache.get(service)
+        values = parse_values(body)
         try:
-            values = jsonio.loads(body) if body.strip() else {}
-        except ValueError as exc:
-            raise ServiceFailure(400, "bad_json", f"request body is not valid JSON: {exc}") from None
-        if not isinstance(values, dict):
-            raise ServiceFailure(400, "bad_json", "request body must be a JSON object of "
-                                 "parameters, e.g. {\"LK-NAME\": \"value\"}")
-        try:
-            return_code, outputs = loaded.call(values)
+            loaded.codec.load_inputs(loaded.buffers, values)
+            return transactions.run(loaded, values, request, cancelled)
         except FieldValueError as exc:
             raise ServiceFailure(400, exc.code, f"{service}: {exc}") from None
     except ServiceFailure as failure:
         return {"status": failure.status,
                 "error": {"code": failure.code, "message": failure.message}}, b""
-    return {"status": 200, "rc": return_code}, jsonio.dumps(outputs)
 
 
-def serve(runtime, deploy_dir, requests, replies):
+class CancelWatch:
+    """Notices a cancel frame for the running request without blocking (one poll per check)."""
+
+    def __init__(self, requests):
+        self.requests = requests
+        self.request_id = None
+        self.later = []
+
+    def __call__(self):
+        while select.select([self.requests], [], [], 0)[0]:
+            frame = protocol.read_frame(self.requests)
+            if frame is None:
+                return True  # the region is gone: nobody will read the reply
+            header, body = frame
+            if header.get("op") == "cancel":
+                if header.get("id") == self.request_id:
+                    return True
+                continue
+            self.later.append(frame)
+        return False
+
+
+def serve(runtime, deploy_dir, requests, replies, transactions=None):
     """Serve frames until the region closes the request pipe."""
     cache = ServiceCache(runtime, deploy_dir)
+    transactions = transactions or Untransacted()
+    watch = CancelWatch(requests)
     replies.write(protocol.encode_frame({"id": protocol.READY_ID, "op": "ready",
                                          "pid": os.getpid()}))
     replies.flush()
     while True:
-        frame = protocol.read_frame(requests)
+        frame = watch.later.pop(0) if watch.later else protocol.read_frame(requests)
         if frame is None:
             return
         header, body = frame
         started = time.perf_counter()
-        if header.get("op") == "reload":
+        op = header.get("op")
+        if op == "cancel":
+            continue  # for a request that already finished
+        if op == "reload":
             cache.clear()
             reply, reply_body = {"status": 200}, b""
-        elif header.get("op") == "call":
-            reply, reply_body = handle_call(cache, str(header.get("service", "")), body)
+        elif op == "call":
+            watch.request_id = header.get("id")
+            reply, reply_body = handle_call(cache, transactions, header, body, watch)
         else:
             reply, reply_body = {"status": 400, "error": {
-                "code": "bad_request", "message": f"unknown SEP operation {header.get('op')!r}"}}, b""
+                "code": "bad_request", "message": f"unknown SEP operation {op!r}"}}, b""
         reply["id"] = header.get("id")
         reply["ms"] = round((time.perf_counter() - started) * 1000, 3)
         replies.write(protocol.encode_frame(reply, reply_body))

@@ -129,7 +129,7 @@ def test_start_spawns_each_sep_with_its_pipes_and_becomes_idle_on_ready(made):
     sup.start()
     assert [p.argv for p in reactor.processes] == [
         ["/usr/bin/python3", "-m", "esrt.sep", "--server", "ESSRV01", "--sep", str(n),
-         "--deploy", str(paths.deploy)] for n in (1, 2)]
+         "--deploy", str(paths.deploy), "--max-procs", "10"] for n in (1, 2)]
     first = reactor.processes[0]
     assert first.child_fds == {0: "w", 1: "r", 2: "r", 3: "w", 4: "r"}
     assert first.path == str(paths.data) and first.env == {"X": "1"}
@@ -268,6 +268,79 @@ def test_timeout_kills_the_sep_answers_503_and_replaces_it(made):
     assert "ESSI1703W SEP 0001 ran srv01.SLOW for longer than 30 s" in console_text(paths)
 
 
+class FakeStore:
+    """The ReplyStore's interface with a dict of committed replies."""
+
+    def __init__(self, committed=None):
+        self.committed_replies = dict(committed or {})
+        self.cleanups = 0
+
+    def after_death(self):
+        self.cleanups += 1
+        return True
+
+    def committed(self, key):
+        return self.committed_replies.get(key)
+
+
+def test_outside_kill_retries_unless_the_request_had_committed(made):
+    from esrt.region.supervisor import RETRY
+    reactor, sup, paths = made(seps=1)
+    sup.store = FakeStore({"r:done": ({"status": 200, "rc": 0}, b'{"LK-COUNTER": 7}')})
+    sup.start()
+    reactor.processes[0].ready()
+    results = []
+    sup.seps[0].call("srv01.CBLAPP01", b"{}", {"key": "r:lost"}).addCallback(results.append)
+    reactor.processes[0].exit(sig=signal.SIGKILL)
+    assert results == [RETRY] and sup.store.cleanups == 1
+    reactor.advance(sup.min_restart_delay)
+    reactor.processes[1].ready()
+    sup.seps[0].call("srv01.CBLAPP01", b"{}", {"key": "r:done"}).addCallback(results.append)
+    reactor.processes[1].exit(sig=signal.SIGKILL)
+    assert results[1].status == 200 and results[1].body == b'{"LK-COUNTER": 7}'
+    assert "ESSI1707I SEP 0001 died after committing srv01.CBLAPP01" in console_text(paths)
+
+
+class BrokenEnvironmentStore(FakeStore):
+    """failchk cannot clean up (a SEP died holding a Berkeley DB mutex): recovery is needed."""
+
+    def __init__(self, committed=None):
+        super().__init__(committed)
+        self.recoveries = 0
+
+    def after_death(self):
+        self.cleanups += 1
+        return False
+
+    def recover(self):
+        self.recoveries += 1
+        return True
+
+
+def test_a_broken_environment_stops_every_sep_recovers_then_settles_their_calls(made):
+    from esrt.region.supervisor import RETRY
+    reactor, sup, paths = made(seps=2)
+    sup.store = BrokenEnvironmentStore({"r:b": ({"status": 200, "rc": 0}, b'{"N": 1}')})
+    sup.start()
+    for process in reactor.processes:
+        process.ready()
+    reactor.advance(10)
+    results = {}
+    sup.seps[0].call("srv01.A", b"{}", {"key": "r:a"}).addCallback(results.setdefault, "a")
+    sup.seps[1].call("srv01.B", b"{}", {"key": "r:b"}).addCallback(results.setdefault, "b")
+    reactor.processes[0].exit(sig=signal.SIGKILL)
+    assert sup.recovering and sup.idle_sep() is None and not results
+    assert reactor.processes[1].signals == ["KILL"]  # the other SEP is stopped for recovery
+    reactor.processes[1].exit(sig=signal.SIGKILL)
+    assert sup.store.recoveries == 1 and not sup.recovering
+    assert results[RETRY] == "a"  # rolled back by recovery: run again
+    committed = [reply for reply in results if reply is not RETRY][0]
+    assert committed.status == 200 and committed.body == b'{"N": 1}'
+    reactor.advance(sup.max_restart_delay)
+    assert len(reactor.processes) == 4  # both SEPs started again after recovery
+    assert "ESDB0006W" in console_text(paths)
+
+
 def test_stop_sends_term_then_kill_and_fires_when_all_are_gone(made):
     reactor, sup, paths = made(seps=2)
     sup.start()
@@ -354,10 +427,11 @@ def test_real_child_serves_abends_and_is_replaced(tmp_path):
         until(lambda: results)
         assert results[0].status == 200 and json.loads(results[0].body)["echo"] == {"x": 1}
         first_pid = sup.seps[0].pid
-        sup.idle_sep().call("srv01.ECHO", b'{"action": "abend"}').addCallback(results.append)
+        sup.idle_sep().call("srv01.ECHO", b'{"action": "abend", "signal": "SIGABRT"}'
+                            ).addCallback(results.append)
         until(lambda: len(results) == 2)
         assert results[1].status == 500
-        assert "runtime error: simulated abend in srv01.ECHO (killed by SIGKILL)" in \
+        assert "runtime error: simulated abend in srv01.ECHO (killed by SIGABRT)" in \
             json.loads(results[1].body)["error"]["message"]
         until(sup.all_ready)
         assert sup.seps[0].pid != first_pid

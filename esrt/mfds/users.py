@@ -1,0 +1,198 @@
+"""mfds accounts, the node token and the audit log.
+
+Accounts live in the node's repository (table `users` of $ESRT_HOME/repository.db) so that
+`esrt mfds user add` works whether or not mfds runs. Passwords are hashed with Argon2id
+(argon2-cffi); the clear password is never stored.
+
+Roles, from least to most powerful:
+    readonly  sees everything, changes nothing
+    operator  also starts and stops servers and deploys packages
+    admin     also creates, edits and deletes servers and sees the accounts
+
+The node token ($ESRT_HOME/mfds.token, mode 0600, created by mfds at start) lets processes of
+this node that can read it -- regions reporting their status, the CLI run by the node's owner --
+talk to mfds without an account: whoever can read that file can read repository.db anyway.
+It is sent as the header `X-Esrt-Node-Token` and acts with the admin role.
+
+The audit log ($ESRT_HOME/audit.log) gets one JSON line per administrative action:
+{"time", "user", "action", "target", "outcome", "detail"}.
+"""
+
+import hmac
+import json
+import os
+import re
+import secrets
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ROLES = ("readonly", "operator", "admin")
+USER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.@-]{0,63}$")
+MIN_PASSWORD = 8
+# The node token's file and header are shared with the client side (standard library only).
+from esrt.mfds.client import TOKEN_FILE, read_node_token  # noqa: E402,F401
+AUDIT_FILE = "audit.log"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+"""
+
+_hasher = PasswordHasher()
+# Verifying against this when the user does not exist keeps "no such user" and "wrong password"
+# equally slow, so response times do not tell which account names exist.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+class UserError(ValueError):
+    """A bad account request (name, password or role); the message says what to do."""
+
+
+def role_allows(role, needed):
+    """True when `role` is at least as powerful as `needed`."""
+    try:
+        return ROLES.index(role) >= ROLES.index(needed)
+    except ValueError:
+        return False
+
+
+def _now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class UserStore:
+    """The accounts table of one repository file."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self):
+        """Close the database connection."""
+        self._db.close()
+
+    def add(self, name, password, role):
+        """Create account `name`; UserError when the name, password or role is not acceptable."""
+        if not USER_NAME_RE.match(str(name or "")):
+            raise UserError(f"user name {name!r} is not valid: use a letter then up to 63 "
+                            "letters, digits, '.', '_', '-' or '@'")
+        if role not in ROLES:
+            raise UserError(f"role {role!r} is unknown: use one of {', '.join(ROLES)}")
+        if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+            raise UserError(f"the password of {name} is too short: use at least "
+                            f"{MIN_PASSWORD} characters")
+        try:
+            self._db.execute("INSERT INTO users VALUES (?, ?, ?, ?)",
+                             (name, _hasher.hash(password), role, _now()))
+        except sqlite3.IntegrityError:
+            raise UserError(f"user {name} already exists: delete it first with "
+                            f"`esrt mfds user delete {name}`") from None
+
+    def delete(self, name):
+        """Delete account `name`; UserError when there is none."""
+        if self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+            raise UserError(f"no user {name}: list them with `esrt mfds user list`")
+
+    def list(self):
+        """[{"name", "role", "created"}] sorted by name (never the hashes)."""
+        rows = self._db.execute("SELECT name, role, created FROM users ORDER BY name")
+        return [{"name": n, "role": r, "created": c} for n, r, c in rows.fetchall()]
+
+    def count(self):
+        """How many accounts exist (0 = authentication is off)."""
+        return self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+
+    def has_admin(self):
+        """True when at least one admin account exists."""
+        return self._db.execute("SELECT 1 FROM users WHERE role = 'admin'").fetchone() is not None
+
+    def role(self, name):
+        """The role of account `name`, or None when it does not exist (any more)."""
+        row = self._db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def authenticate(self, name, password):
+        """Return the role of `name` when `password` is right, else None."""
+        row = self._db.execute("SELECT hash, role FROM users WHERE name = ?",
+                               (str(name),)).fetchone()
+        try:
+            _hasher.verify(row[0] if row else _DUMMY_HASH, str(password))
+        except (VerificationError, InvalidHashError):
+            return None
+        return row[1] if row else None
+
+
+# -- node token --------------------------------------------------------------------------------
+
+def token_path(home):
+    """Where the node token of `home` (an esrt.home.Home) lives."""
+    return Path(home.root) / TOKEN_FILE
+
+
+def ensure_node_token(home):
+    """Return the node token, creating it (readable by its owner only) when missing."""
+    path = token_path(home)
+    token = read_node_token(home)
+    if token:
+        return token
+    token = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    os.replace(tmp, path)
+    return token
+
+
+def token_matches(expected, given):
+    """Constant-time comparison of a presented token with the node's."""
+    return bool(expected and given) and hmac.compare_digest(str(expected), str(given))
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+def audit(home, user, action, target, outcome, detail=None):
+    """Append one JSON line to $ESRT_HOME/audit.log; return the record."""
+    record = {"time": _now(), "user": user, "action": action, "target": target,
+              "outcome": outcome}
+    if detail:
+        record["detail"] = str(detail)
+    path = Path(home.root) / AUDIT_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as out:
+        out.write(json.dumps(record, sort_keys=True) + "\n")
+    return record
+
+
+class Principal:
+    """Who makes a request: account name, role, and how they proved it (session, basic, token,
+    open = authentication is off because no account exists yet)."""
+
+    def __init__(self, name, role, via):
+        self.name = name
+        self.role = role
+        self.via = via
+
+    def allows(self, needed):
+        """True when this principal's role is at least `needed`."""
+        return role_allows(self.role, needed)
+
+    def __repr__(self):
+        return f"Principal({self.name!r}, {self.role!r}, via={self.via!r})"
+
+
+# Before the first account exists mfds is reachable on loopback only and everyone is admin.
+OPEN = Principal("anonymous", "admin", "open")
+NODE = Principal("node-token", "admin", "token")
