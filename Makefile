@@ -10,7 +10,7 @@ APT_PACKAGES := gnucobol3 libcob4-dev libdb5.3-dev db5.3-util python3-venv pytho
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 
-.PHONY: all setup demo test clean system-packages
+.PHONY: all setup demo test bench clean system-packages
 
 all: setup
 
@@ -30,6 +30,7 @@ $(VENV)/.stamp: setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m esrt.cobol.esfh_build
 	touch $@
 
 setup: $(VENV)/.stamp
@@ -39,6 +40,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python benchmarks/bench_transactions.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
