@@ -906,7 +906,9 @@ static int do_rewrite(struct efile *f, FCD3 *fcd, DB_TXN *txn)
     }
     ret = get_primary(f, txn, pk, pklen, DB_RMW, &oldlen);
     if (ret == DB_NOTFOUND) {
-        set_status(fcd, "23");
+        /* libcob 3.1.2's RELATIVE handler answers "00" for an empty slot in random access and
+         * changes nothing (the standard says "23"); programs tested against it rely on that. */
+        set_status(fcd, f->org == ORG_RELATIVE && f->access != ACCESS_SEQ ? "00" : "23");
         return 0;
     }
     if (ret != 0)
@@ -935,7 +937,9 @@ static int do_delete(struct efile *f, FCD3 *fcd, DB_TXN *txn)
     }
     ret = get_primary(f, txn, pk, pklen, DB_RMW, &oldlen);
     if (ret == DB_NOTFOUND) {
-        set_status(fcd, "23");
+        /* libcob 3.1.2's RELATIVE handler answers "00" for an empty slot in random access and
+         * changes nothing (the standard says "23"); programs tested against it rely on that. */
+        set_status(fcd, f->org == ORG_RELATIVE && f->access != ACCESS_SEQ ? "00" : "23");
         return 0;
     }
     if (ret != 0)

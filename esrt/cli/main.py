@@ -215,7 +215,7 @@ def cmd_call(args):
     failures = 0
     with Client(args.url, timeout=args.timeout) as client:
         for _ in range(args.repeat):
-            reply = client.call(args.service, params)
+            reply = client.call(args.service, params, retry_for=args.retry)
             say(jsonio.dumps(reply).decode() if args.json else format_reply_line(reply))
             if reply.return_code:
                 failures += 1
@@ -327,6 +327,9 @@ def build_parser():
     call.add_argument("--data", help="JSON object of input parameters")
     call.add_argument("--json", action="store_true", help="print each reply as JSON")
     call.add_argument("--timeout", type=float, default=60.0)
+    call.add_argument("--retry", type=float, metavar="SECONDS",
+                      help="retry connection failures and 503s for this long, with an "
+                      "idempotency key so that no call runs twice")
     call.set_defaults(func=cmd_call)
     return parser
 

@@ -5,8 +5,9 @@ decimal.Decimal (never binary floats) so that COBOL amounts survive the trip exa
 """
 
 import http.client
-import socket
+import time
 import urllib.parse
+import uuid
 
 from esrt.mapping import jsonio
 
@@ -97,10 +98,33 @@ class Client:
             return response.status, response, data
         raise AssertionError("unreachable")
 
-    def call(self, service, params=None):
-        """Call PACKAGE.PROGRAM with a dict of in/io parameters; return a Reply of out/io values."""
+    def call(self, service, params=None, idempotency_key=None, retry_for=None):
+        """Call PACKAGE.PROGRAM with a dict of in/io parameters; return a Reply of out/io values.
+
+        With `retry_for` (seconds), connection failures and 503 answers (no SEP free, server
+        stopping, a takeover in progress) are retried until that deadline with one idempotency
+        key (generated when not given), so a call that committed before its reply was lost
+        returns that reply instead of running twice.
+        """
+        if retry_for is None:
+            return self._call_once(service, params, idempotency_key)
+        key = idempotency_key or uuid.uuid4().hex
+        deadline = time.monotonic() + retry_for
+        pause = 0.05
+        while True:
+            try:
+                return self._call_once(service, params, key)
+            except (ConnectionFailed, ServiceError) as exc:
+                retryable = isinstance(exc, ConnectionFailed) or exc.status == 503
+                if not retryable or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def _call_once(self, service, params, idempotency_key):
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         status, response, data = self.request("POST", service_path(service),
-                                              jsonio.dumps(params or {}))
+                                              jsonio.dumps(params or {}), headers)
         try:
             decoded = jsonio.loads(data) if data else {}
         except ValueError:
@@ -118,20 +142,8 @@ class Client:
         return reply
 
 
-def call(url, service, params=None, timeout=60.0):
-    """Call one service once on a fresh connection."""
+def call(url, service, params=None, timeout=60.0, idempotency_key=None, retry_for=None):
+    """Call one service on a fresh connection (see Client.call for the retry options)."""
     with Client(url, timeout=timeout) as client:
-        return client.call(service, params)
+        return client.call(service, params, idempotency_key, retry_for)
 
-
-def wait_for_port(host, port, timeout):
-    """True once something accepts TCP connections on host:port within timeout seconds."""
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
