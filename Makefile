@@ -6,7 +6,8 @@ PYTHON ?= /usr/bin/python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := gnucobol3 libcob4-dev libdb5.3-dev db5.3-util python3-venv python3-dev \
-                gcc make procps iproute2 chromium chromium-driver
+                gcc make procps iproute2 chromium chromium-driver \
+                resource-agents
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 

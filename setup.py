@@ -15,6 +15,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["esrt", "esrt.*"]),
+    # The OCF agent is a shell script template installed by `esrt ha install-agent`.
+    package_data={"esrt.ha.agent": ["region"]},
     install_requires=[
         "twisted>=22.10",
         "cffi>=1.15",
@@ -25,6 +27,10 @@ setup(
         # mfds account passwords: Argon2id through the reference C implementation's binding,
         # a vetted library, rather than a home-made hash.
         "argon2-cffi>=21.3",
+        # Each region serves GET /metrics in the Prometheus text format; the official client
+        # gives correct exposition (escaping, histogram buckets, content type) and per-region
+        # registries, so we do not write our own.
+        "prometheus_client>=0.16",
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6", "selenium>=4.10"]},
     entry_points={
@@ -33,6 +39,7 @@ setup(
             "casstart = esrt.cli.aliases:casstart",
             "casstop = esrt.cli.aliases:casstop",
             "mfds = esrt.cli.aliases:mfds",
+            "mdump = esrt.cli.aliases:mdump",
             "mfdepinst = esrt.cli.aliases:mfdepinst",
             "imtkmake = esrt.cli.aliases:imtkmake",
         ],

@@ -19,7 +19,10 @@ def translate_slash_options(argv, flags):
     """
     out = []
     for arg in argv:
-        if arg.startswith("/") and len(arg) >= 2 and not Path(arg).exists():
+        # The value of --config is a path even when it does not exist (yet): never an option.
+        after_config = bool(out) and out[-1] == "--config"
+        if (arg.startswith("/") and len(arg) >= 2 and not Path(arg).exists()
+                and not after_config):
             letter, value = arg[1].lower(), arg[2:]
             if letter == "r":
                 out += ["--region", value] if value else ["--region"]
@@ -48,6 +51,12 @@ def casstop():
 
 def mfds():
     sys.exit(cli.main(["mfds"] + sys.argv[1:], prog="mfds"))
+
+
+def mdump():
+    """`mdump [host] [server]`: the directory as text for HA monitor scripts."""
+    from esrt.ha import mdump as dump
+    dump.main(sys.argv[1:])
 
 
 def parse_key_values(argv, command):

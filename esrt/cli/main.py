@@ -145,6 +145,9 @@ def cmd_imtk_generate(args):
 # --- regions ---------------------------------------------------------------------------------
 
 def cmd_casstart(args):
+    if getattr(args, "config", None):
+        from esrt.cli.ha_cmd import start_from_config
+        return start_from_config(args)
     from esrt.region.control import start_region
     status = start_region(args.region, home=_home(args), wait=args.wait, timeout=args.timeout,
                           progress=say if args.wait else None)
@@ -294,6 +297,8 @@ def build_parser():
     casstart.add_argument("-w", "--wait", action="store_true", help="return once every listener started")
     casstart.add_argument("--timeout", type=float, default=60.0)
     casstart.set_defaults(func=cmd_casstart)
+    from esrt.cli.ha_cmd import add_ha_commands
+    add_ha_commands(commands, server_commands, casstart)
     casstop = commands.add_parser("casstop", help="stop a server")
     casstop.add_argument("-r", "--region", required=True)
     casstop.add_argument("-f", "--force", action="store_true", help="kill the server's processes")

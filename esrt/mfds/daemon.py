@@ -17,6 +17,7 @@ from pathlib import Path
 
 import esrt
 from esrt.home import Home
+from esrt.procs import process_alive as pid_alive, process_state  # noqa: F401 (API)
 
 POLL_INTERVAL = 0.05
 LOG_TAIL_LINES = 20
@@ -24,42 +25,6 @@ LOG_TAIL_LINES = 20
 
 class MfdsStartError(Exception):
     """mfds could not be started; the message says why and what to do."""
-
-
-def process_state(pid):
-    """Return the one-letter state of process `pid` from /proc, or None when there is none."""
-    try:
-        with open(f"/proc/{int(pid)}/stat", "rb") as stat:
-            text = stat.read()
-    except (OSError, ValueError):
-        return None
-    # The command name (field 2) may itself contain ") ", so split at the last one.
-    _, _, rest = text.rpartition(b") ")
-    return rest[:1].decode("ascii", "replace") or None
-
-
-def pid_alive(pid):
-    """True when process `pid` exists and is not a zombie.
-
-    kill(pid, 0) still succeeds for a zombie, and this machine's init reaps orphans only now and
-    then, so a killed process can linger as Z for a while: /proc is the truth here.
-    """
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    if os.path.isdir("/proc/self"):
-        state = process_state(pid)
-        return state is not None and state not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read_pid(path):

@@ -10,6 +10,7 @@ import uuid
 
 from twisted.internet import defer
 
+from esrt.region.metrics import RegionMetrics
 from esrt.region.supervisor import RETRY, error_reply
 
 
@@ -36,9 +37,11 @@ class Dispatcher:
     # How long the reply of a call without an idempotency key is kept for crash recovery.
     reply_ttl = 600
 
-    def __init__(self, reactor, supervisor, idempotency_ttl=86400):
+    def __init__(self, reactor, supervisor, idempotency_ttl=86400, metrics=None):
+        """`metrics` is the region's RegionMetrics (default: a new one of its own)."""
         self.reactor = reactor
         self.supervisor = supervisor
+        self.metrics = metrics if metrics is not None else RegionMetrics(supervisor.server)
         self.idempotency_ttl = idempotency_ttl
         self._queue = collections.deque()
         self._drain_waiters = []
@@ -60,7 +63,9 @@ class Dispatcher:
         if not self.supervisor.can_serve():
             self.requests += 1
             self.errors += 1
-            return defer.succeed(self._unavailable(service))
+            reply = self._unavailable(service)
+            self.metrics.observe(service, reply.status, 0.0)
+            return defer.succeed(reply)
         if idempotency_key:
             request = {"key": "i:" + idempotency_key, "idempotent": True,
                        "ttl": self.idempotency_ttl}
@@ -102,6 +107,7 @@ class Dispatcher:
         pending.sep = pending.sep_deferred = None
         if reply is RETRY:
             if pending.attempts < self.max_attempts and not pending.deferred.called:
+                self.metrics.killed_rerun()
                 self._queue.appendleft(pending)
                 self._pump()
                 return
@@ -117,10 +123,12 @@ class Dispatcher:
     def _done(self, pending, reply):
         self.active -= 1
         if reply is not None:
+            seconds = self.reactor.seconds() - pending.submitted
             self.requests += 1
-            self._total_ms += (self.reactor.seconds() - pending.submitted) * 1000.0
+            self._total_ms += seconds * 1000.0
             if reply.status != 200:
                 self.errors += 1
+            self.metrics.observe(pending.service, reply.status, seconds)
         if self.active == 0 and self._drain_waiters:
             waiters, self._drain_waiters = self._drain_waiters, []
             for waiter in waiters:
@@ -148,6 +156,10 @@ class Dispatcher:
         waiter = defer.Deferred()
         self._drain_waiters.append(waiter)
         return waiter
+
+    def services_stats(self):
+        """The "services_stats" part of the status document (see RegionMetrics)."""
+        return self.metrics.services_stats()
 
     def stats(self):
         """The "stats" part of the status document."""

@@ -3,6 +3,7 @@
     POST /services/<package>/<PROGRAM>   call a service; body = JSON object of in/io parameters
     GET  /openapi.json                   OpenAPI 3 description of every deployed service
     GET  /health                         {"status": "ok"} while the region serves
+    GET  /metrics                        Prometheus metrics of the region (text format)
 
 Every error is JSON: {"error": {"code": ..., "message": ...}} with a stable code.
 """
@@ -103,9 +104,11 @@ class ServicesResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, server_name, services, dispatcher, health, report_error):
-        """`health()` returns (ok, detail); `report_error(what, problem)` logs our own bugs."""
+    def __init__(self, server_name, services, dispatcher, health, report_error, metrics=None):
+        """`health()` returns (ok, detail); `report_error(what, problem)` logs our own bugs;
+        `metrics` (a RegionMetrics) is served at /metrics, by default the dispatcher's."""
         super().__init__()
+        self.metrics = metrics if metrics is not None else getattr(dispatcher, "metrics", None)
         self.server_name = server_name
         self.services = services
         self.dispatcher = dispatcher
@@ -140,9 +143,11 @@ class ServicesResource(resource.Resource):
             if method != b"POST":
                 return self._method_not_allowed(request, b"POST")
             return self._call(request, parts[2], parts[3])
-        if request.path in (b"/openapi.json", b"/health"):
+        if request.path in (b"/openapi.json", b"/health", b"/metrics"):
             if method not in (b"GET", b"HEAD"):
                 return self._method_not_allowed(request, b"GET, HEAD")
+            if request.path == b"/metrics":
+                return self._metrics(request)
             if request.path == b"/health":
                 ok, detail = self.health()
                 request.setResponseCode(200 if ok else 503)
@@ -156,7 +161,15 @@ class ServicesResource(resource.Resource):
         return self._error(request, 404, "not_found",
                            f"no such path {request.path.decode('latin-1')} on {self.server_name}; "
                            "services are at POST /services/<package>/<PROGRAM>, their "
-                           "description at GET /openapi.json")
+                           "description at GET /openapi.json, metrics at GET /metrics")
+
+    def _metrics(self, request):
+        if self.metrics is None:
+            return self._error(request, 404, "not_found",
+                               f"{self.server_name} keeps no metrics in this configuration")
+        from esrt.region.metrics import CONTENT_TYPE_LATEST
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return self.metrics.exposition()
 
     def _method_not_allowed(self, request, allowed):
         return self._error(request, 405, "method_not_allowed",

@@ -18,10 +18,11 @@ from twisted.internet import defer
 from esrt.home import Home, write_json_atomic
 from esrt.mfds.client import read_node_token
 from esrt.paths import RegionPaths, program_environment
-from esrt.procs import process_start_time
+from esrt.procs import process_alive, process_start_time
 from esrt.region.console import ConsoleLog
 from esrt.region.dispatcher import Dispatcher
 from esrt.region.http import Listener, ServicesResource, ServicesSite
+from esrt.region.metrics import RegionMetrics
 from esrt.region.services import ServiceTable
 from esrt.region.status import StatusReporter, iso_time, server_status
 from esrt.region.supervisor import Supervisor
@@ -82,16 +83,6 @@ def load_definition(name, home, definition_file=None):
     return definition, source
 
 
-def pid_alive(pid):
-    """True if `pid` is a live process; a zombie counts as dead."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def claim_pid_file(paths, name):
     """Write region.pid; return the pid of a stale file taken over (or None).
 
@@ -103,7 +94,7 @@ def claim_pid_file(paths, name):
     except (OSError, ValueError, IndexError):
         old = None
     if old and old != os.getpid():
-        if pid_alive(old):
+        if process_alive(old):
             raise RegionError(f"{name} is already running (pid {old}, {paths.pid_file}); stop it "
                               f"with `esrt casstop -r {name}` first", ExitCode.ERROR)
         stale = old
@@ -137,13 +128,18 @@ class Region:
         self.store = store
         self.supervisor = Supervisor(reactor, definition, paths, console, environ, sep_command,
                                      store=store)
+        # Prometheus metrics (GET /metrics) and the per-service statistics of the status.
+        self.metrics = RegionMetrics(self.name)
+        self.metrics.watch(self.supervisor)
         self.dispatcher = Dispatcher(reactor, self.supervisor,
-                                     idempotency_ttl=definition["idempotency_ttl"])
+                                     idempotency_ttl=definition["idempotency_ttl"],
+                                     metrics=self.metrics)
         self.supervisor.on_change = self._changed
         self.supervisor.on_processes = self.write_processes
         root = ServicesResource(self.name, self.services, self.dispatcher, self.health,
                                 lambda what, problem: console.log("ESCS5007E", what=what,
-                                                                  problem=problem))
+                                                                  problem=problem),
+                                metrics=self.metrics)
         self.site = ServicesSite(root, definition["max_body"], reactor)
         self.listeners = [Listener(reactor, config, self.site, self.name, console, self._changed)
                           for config in definition["listeners"]]
@@ -244,6 +240,7 @@ class Region:
                 "started": iso_time(self.started), "message": self.message,
                 "listeners": [lst.snapshot() for lst in self.listeners],
                 "seps": self.supervisor.snapshot(), "stats": self.dispatcher.stats(),
+                "services_stats": self.metrics.services_stats(),
                 "services": self.services.names()}
 
     # -- stop ------------------------------------------------------------------------------

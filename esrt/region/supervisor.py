@@ -194,6 +194,7 @@ class SEP:
             self._restart_call = self.supervisor.reactor.callLater(0.05, self._restart)
             return
         self.restarts += 1
+        self.supervisor.on_restart(self)
         self._log("ESSI1701I", restarts=self.restarts, delay=self._last_delay)
         # BACKOFF -> STARTING
         self._spawn(SEPState.BACKOFF)
@@ -215,6 +216,7 @@ class SEP:
         if self.state == SEPState.BUSY and call is not None and header.get("id") == call.request_id:
             # BUSY -> IDLE
             self._enter(SEPState.IDLE, SEPState.BUSY)
+            self.supervisor.on_reply_header(header)
             self._finish_call(self._reply_from(header, body, call.service))
             self.supervisor.sep_idle(self)
             return
@@ -459,6 +461,11 @@ class Supervisor:
         self.on_unavailable = lambda: None
         self.on_change = lambda: None
         self.on_processes = lambda: None
+        # Metrics hooks: a SEP restarted, a reply header arrived (transaction counts), a full
+        # recovery of the data environment ended (argument: whether it worked).
+        self.on_restart = lambda sep: None
+        self.on_reply_header = lambda header: None
+        self.on_recovery = lambda ok: None
         # Full recovery of the data environment (a SEP died holding a Berkeley DB mutex):
         # every SEP is stopped, calls they were running wait in `orphans`.
         self.recovering = False
@@ -561,6 +568,7 @@ class Supervisor:
             return
         recovered = self.store.recover()
         self.recovering = False
+        self.on_recovery(bool(recovered))
         orphans, self.orphans = self.orphans, []
         for sep, call, returncode, cause in orphans:
             if recovered:

@@ -22,11 +22,13 @@ from esrt.sep import protocol
 class ServiceFailure(Exception):
     """A request that cannot be served; carries the HTTP-like status and a stable error code."""
 
-    def __init__(self, status, code, message):
+    def __init__(self, status, code, message, attempts=None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        # Transactions run (and all aborted) before failing; None when none was begun.
+        self.attempts = attempts
 
 
 class LoadedService:
@@ -99,6 +101,11 @@ def parse_values(body):
     return values
 
 
+# Seconds between sweeps of expired stored replies (idempotency keys, crash-recovery records).
+PURGE_INTERVAL = 60.0
+PURGE_BATCH = 10000
+
+
 class Transactions:
     """Runs each call inside one ESFH transaction.
 
@@ -106,6 +113,9 @@ class Transactions:
     The reply is stored in the same transaction when the call changed files or carries an
     idempotency key, so that after a crash the region can tell committed from rolled back, and
     a retried call finds the first call's reply instead of running again.
+
+    The reply header tells the region how it went, for its metrics: "attempts" (transactions
+    begun, deadlock re-runs included) and "committed" (whether the last one committed).
     """
 
     max_attempts = 5
@@ -113,6 +123,10 @@ class Transactions:
     def __init__(self, esfh, clock=time.time):
         self.esfh = esfh
         self.clock = clock
+
+    def purge(self):
+        """Delete stored replies whose time is up; returns how many went."""
+        return self.esfh.reply_purge(self.clock(), PURGE_BATCH)
 
     def run(self, loaded, values, request, cancelled):
         key = (request.get("key") or "").encode()
@@ -129,6 +143,7 @@ class Transactions:
                         self.esfh.commit()
                         header, body = protocol.unpack_reply(stored)
                         header["replayed"] = True
+                        header.update(attempts=attempt, committed=True)
                         return header, body
                 return_code = loaded.bound_call()
                 if self.esfh.doomed():
@@ -145,25 +160,31 @@ class Transactions:
                     self.esfh.abort()
                     return {"status": 499, "error": {
                         "code": "cancelled", "message": "the caller went away before the "
-                        "commit; the call was rolled back"}}, b""
+                        "commit; the call was rolled back"},
+                        "attempts": attempt, "committed": False}, b""
                 self.esfh.commit()
-                return header, body
+                # Added after reply_put: a stored reply describes the call, not this run.
+                return dict(header, attempts=attempt, committed=True), body
             except EsfhError as exc:
                 self.esfh.abort()
                 if exc.code == DB_LOCK_DEADLOCK:
                     continue
                 raise ServiceFailure(500, "transaction_failed",
-                                     f"{loaded.name}: {exc}") from None
+                                     f"{loaded.name}: {exc}", attempts=attempt) from None
             except BaseException:
                 self.esfh.abort()
                 raise
         raise ServiceFailure(503, "deadlock",
                              f"{loaded.name} lost a deadlock {self.max_attempts} times in a row "
-                             "and was rolled back each time; retry later")
+                             "and was rolled back each time; retry later",
+                             attempts=self.max_attempts)
 
 
 class Untransacted:
     """Calls without ESFH (no data environment): the program's files are its own business."""
+
+    def purge(self):
+        return 0
 
     def run(self, loaded, values, request, cancelled):
         return_code = loaded.bound_call()
@@ -183,8 +204,11 @@ def handle_call(cache, transactions, request, body, cancelled=lambda: False):
         except FieldValueError as exc:
             raise ServiceFailure(400, exc.code, f"{service}: {exc}") from None
     except ServiceFailure as failure:
-        return {"status": failure.status,
-                "error": {"code": failure.code, "message": failure.message}}, b""
+        header = {"status": failure.status,
+                  "error": {"code": failure.code, "message": failure.message}}
+        if failure.attempts is not None:
+            header.update(attempts=failure.attempts, committed=False)
+        return header, b""
 
 
 class CancelWatch:
@@ -214,6 +238,7 @@ def serve(runtime, deploy_dir, requests, replies, transactions=None):
     cache = ServiceCache(runtime, deploy_dir)
     transactions = transactions or Untransacted()
     watch = CancelWatch(requests)
+    next_purge = time.monotonic() + PURGE_INTERVAL
     replies.write(protocol.encode_frame({"id": protocol.READY_ID, "op": "ready",
                                          "pid": os.getpid()}))
     replies.flush()
@@ -239,3 +264,7 @@ def serve(runtime, deploy_dir, requests, replies, transactions=None):
         reply["ms"] = round((time.perf_counter() - started) * 1000, 3)
         replies.write(protocol.encode_frame(reply, reply_body))
         replies.flush()
+        if time.monotonic() >= next_purge:
+            # Between requests, so a caller never waits for it; bounded per run.
+            transactions.purge()
+            next_purge = time.monotonic() + PURGE_INTERVAL

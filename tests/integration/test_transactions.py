@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from esrt.client import Client, ServiceError
+from esrt.client import Client
 from esrt.region.control import read_json
 
 from conftest import start_cblapp01_region

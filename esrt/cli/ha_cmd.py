@@ -1,0 +1,168 @@
+"""CLI commands for high availability and portable regions.
+
+`esrt mdump [host] [server]`, `esrt ha install-agent`, `esrt ha check-config FILE`,
+`esrt server export NAME`, `esrt server import FILE` and `casstart --config FILE`, which starts a
+region from a region file (the whole definition) with nothing in the node's repository, so that
+definition, packages, data and logs can all live on a cluster's shared disk.
+"""
+
+import json
+from pathlib import Path
+
+from esrt.states import ExitCode
+
+
+def _say(message):
+    print(message, flush=True)
+
+
+def _home(args):
+    from esrt.home import Home
+    return Home(getattr(args, "home", None))
+
+
+def read_region_file(path):
+    """Return the validated definition held in region file `path`.
+
+    Raises CommandError (exit 6, "not configured") naming the file and what is wrong with it.
+    """
+    from esrt.cli.main import CommandError
+    from esrt.settings import SettingError, validate_server
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"region file {path}: cannot read it ({exc.strerror or exc}); give "
+                           "the path of a file written by `esrt server export NAME`",
+                           ExitCode.NOT_CONFIGURED) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"region file {path} is not valid JSON ({exc}); write it with "
+                           "`esrt server export NAME > FILE`", ExitCode.NOT_CONFIGURED) from None
+    try:
+        return validate_server(data)
+    except SettingError as exc:
+        raise CommandError(f"region file {path} holds an invalid server definition: {exc}",
+                           ExitCode.NOT_CONFIGURED) from None
+
+
+# --- server export / import -------------------------------------------------------------------
+
+def cmd_server_export(args):
+    """Print server NAME's definition as a region file (JSON) on stdout."""
+    from esrt.mfds.client import MfdsClient
+    from esrt.settings import validate_server
+    definition = MfdsClient.from_home(_home(args)).get_server(args.name)["definition"]
+    print(json.dumps(validate_server(definition), indent=2, sort_keys=True), flush=True)
+    return ExitCode.OK
+
+
+def cmd_server_import(args):
+    """Create the server of a region file in mfds, or update it when it exists."""
+    from esrt.mfds.client import MfdsClient, MfdsError
+    definition = read_region_file(args.file)
+    name = definition["name"]
+    client = MfdsClient.from_home(_home(args))
+    try:
+        client.get_server(name)
+        exists = True
+    except MfdsError as exc:
+        if exc.status != 404:
+            raise
+        exists = False
+    if exists:
+        client.update_server(name, {k: v for k, v in definition.items() if k != "name"})
+        _say(f"server {name} updated from {args.file}")
+    else:
+        client.create_server(definition)
+        _say(f"server {name} created from {args.file}")
+    return ExitCode.OK
+
+
+# --- casstart --config --------------------------------------------------------------------------
+
+def start_from_config(args):
+    """casstart with --config: start region args.region from the region file args.config.
+
+    Nothing is read from or written to the node's repository; mfds need not even run.
+    """
+    from esrt.cli.main import CommandError
+    from esrt.region.control import start_region
+    definition = read_region_file(args.config)
+    if args.region and args.region != definition["name"]:
+        raise CommandError(f"region file {args.config} defines server {definition['name']!r}, "
+                           f"not {args.region!r}: use -r {definition['name']} or the right file",
+                           ExitCode.USAGE)
+    name = definition["name"]
+    status = start_region(name, home=_home(args), definition=definition, wait=args.wait,
+                          timeout=args.timeout, progress=_say if args.wait else None)
+    if args.wait:
+        for listener in status.get("listeners", []):
+            _say(f"{name}: listener \"{listener.get('CN')}\" {listener.get('mfListenerStatus')}"
+                 f" on {listener.get('address')}")
+        _say(f"{name} started from {args.config} (pid {status.get('pid')})")
+    else:
+        _say(f"{name} starting from {args.config} (pid {status.get('pid')}); `esrt server "
+             f"status {name}` tells when it is up")
+    return ExitCode.OK
+
+
+# --- mdump, ha ----------------------------------------------------------------------------------
+
+def cmd_mdump(args):
+    from esrt.ha import mdump
+    return mdump.run(args)
+
+
+def cmd_ha_install_agent(args):
+    from esrt.cli.main import CommandError
+    from esrt.ha.agent import AgentInstallError, install_agent
+    try:
+        path = install_agent(args.root)
+    except AgentInstallError as exc:
+        raise CommandError(str(exc)) from None
+    _say(f"OCF agent installed as {path}: use it as ocf:esrt:region with parameters "
+         "config=REGION_FILE and home=ESRT_HOME")
+    return ExitCode.OK
+
+
+def cmd_ha_check_config(args):
+    """Validate a region file; print the server name alone (the OCF agent reads it)."""
+    print(read_region_file(args.file)["name"], flush=True)
+    return ExitCode.OK
+
+
+def add_ha_commands(commands, server_commands, casstart_parser):
+    """Add mdump, ha, server export/import and casstart --config to the esrt parser."""
+    from esrt.ha import mdump
+    from esrt.ha.agent import DEFAULT_OCF_RESOURCE_DIR
+
+    dump = commands.add_parser("mdump", help="print the directory (servers, listeners, status) "
+                               "as text for HA monitor scripts")
+    mdump.add_arguments(dump)
+    dump.set_defaults(func=cmd_mdump)
+
+    ha = commands.add_parser("ha", help="cluster integration: install the OCF agent")
+    ha_commands = ha.add_subparsers(dest="ha_command", metavar="ACTION")
+    ha_commands.required = True
+    install = ha_commands.add_parser("install-agent", help="install the ocf:esrt:region agent")
+    install.add_argument("--root", default=DEFAULT_OCF_RESOURCE_DIR,
+                         help=f"OCF resource.d directory (default {DEFAULT_OCF_RESOURCE_DIR})")
+    install.set_defaults(func=cmd_ha_install_agent)
+    check = ha_commands.add_parser("check-config", help="validate a region file, print its name")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_ha_check_config)
+
+    export = server_commands.add_parser("export", help="print a server's definition as a "
+                                        "region file (JSON)")
+    export.add_argument("name")
+    export.set_defaults(func=cmd_server_export)
+    load = server_commands.add_parser("import", help="create or update a server from a "
+                                      "region file")
+    load.add_argument("file")
+    load.set_defaults(func=cmd_server_import)
+
+    casstart_parser.add_argument("--config", metavar="FILE",
+                                 help="start from this region file (no definition needed in "
+                                      "the repository)")

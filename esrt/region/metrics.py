@@ -1,0 +1,191 @@
+"""Request statistics and Prometheus metrics of one region.
+
+One RegionMetrics per region holds its own prometheus_client CollectorRegistry (never the
+process-global one, so that two regions in one test process do not mix) and the per-service
+figures of the status document ("services_stats": calls, errors, average and p99 latency).
+
+The hot path is `observe()`, called once per finished call on the reactor thread: it looks up the
+service's cached entry, whose labelled metric children were created on its first call, and does a
+few attribute updates. SEP states are read from the supervisor only when /metrics is scraped.
+"""
+
+import collections
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from esrt.states import SEPState
+
+# Latency buckets in seconds: COBOL services answer in well under a millisecond up to the
+# request timeout (default 60 s), so the buckets span that range.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                   2.5, 5.0, 10.0, 30.0, 60.0)
+# Recent calls per service over which p99 is computed.
+DEFAULT_WINDOW = 1000
+STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+__all__ = ["RegionMetrics", "ServiceMetrics", "CONTENT_TYPE_LATEST", "LATENCY_BUCKETS"]
+
+
+def percentile(values, fraction):
+    """The nearest-rank percentile (0 < fraction <= 1) of `values`; 0.0 when there are none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = -(-len(ordered) * fraction // 1)  # ceil without importing math
+    return ordered[max(0, int(rank) - 1)]
+
+
+class ServiceMetrics:
+    """The figures of one service: totals, a window of recent latencies, its metric children."""
+
+    __slots__ = ("name", "calls", "errors", "total_ms", "window", "_requests", "_requests_family",
+                 "_errors", "_latency")
+
+    def __init__(self, name, requests_family, errors_family, latency_family, window):
+        self.name = name
+        self.calls = 0
+        self.errors = 0
+        self.total_ms = 0.0
+        self.window = collections.deque(maxlen=window)
+        self._requests_family = requests_family
+        # Status class (2 for 2xx, ...) -> Counter child; filled on first use of each class.
+        self._requests = {}
+        self._errors = errors_family.labels(service=name)
+        self._latency = latency_family.labels(service=name)
+
+    def observe(self, status, seconds):
+        """Count one finished call with HTTP-like `status` that took `seconds`."""
+        status_class = status // 100
+        child = self._requests.get(status_class)
+        if child is None:
+            child = self._requests[status_class] = self._requests_family.labels(
+                service=self.name, code=STATUS_CLASSES.get(status_class, "other"))
+        child.inc()
+        self._latency.observe(seconds)
+        milliseconds = seconds * 1000.0
+        self.calls += 1
+        self.total_ms += milliseconds
+        self.window.append(milliseconds)
+        if status != 200:
+            self.errors += 1
+            self._errors.inc()
+
+    def snapshot(self):
+        """{"calls", "errors", "avg_ms", "p99_ms"} for the status document."""
+        average = self.total_ms / self.calls if self.calls else 0.0
+        return {"calls": self.calls, "errors": self.errors, "avg_ms": round(average, 3),
+                "p99_ms": round(percentile(self.window, 0.99), 3)}
+
+
+class RegionMetrics:
+    """Every metric of one region, in a registry of its own."""
+
+    def __init__(self, server, window=DEFAULT_WINDOW):
+        """`server` is the region's name; `window` the number of recent calls per service
+        over which p99 is computed."""
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"metrics window must be a positive number of calls, not "
+                             f"{window!r}; use e.g. {DEFAULT_WINDOW}")
+        self.server = server
+        self.window = window
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self._services = {}
+        Gauge("esrt_region_info", "Constant 1, labelled with the region's server name",
+              ["server"], registry=registry).labels(server=server).set(1)
+        self._requests = Counter("esrt_requests", "Service calls answered, by service and "
+                                 "status class of the reply", ["service", "code"],
+                                 registry=registry)
+        self._errors = Counter("esrt_errors", "Service calls answered with a status other than "
+                               "200", ["service"], registry=registry)
+        self._latency = Histogram("esrt_request_duration_seconds", "Time from receiving a call "
+                                  "to its reply, queueing included", ["service"],
+                                  buckets=LATENCY_BUCKETS, registry=registry)
+        self._sep_states = Gauge("esrt_seps", "SEPs in each life-cycle state", ["state"],
+                                 registry=registry)
+        self._restarts = Counter("esrt_sep_restarts", "SEP processes started again after the "
+                                 "previous one ended", registry=registry)
+        self._transactions = Counter("esrt_transactions", "Service call transactions, by "
+                                     "outcome", ["outcome"], registry=registry)
+        self._committed = self._transactions.labels(outcome="committed")
+        self._aborted = self._transactions.labels(outcome="aborted")
+        self._deadlock_reruns = Counter("esrt_deadlock_reruns", "Runs of a call repeated "
+                                        "because it lost a deadlock", registry=registry)
+        self._killed_reruns = Counter("esrt_killed_reruns", "Calls run again because their SEP "
+                                      "was killed from outside before the call committed",
+                                      registry=registry)
+        self._recoveries = Counter("esrt_environment_recoveries", "Full recoveries of the data "
+                                   "environment after a SEP died holding it, by result",
+                                   ["result"], registry=registry)
+        for result in ("ok", "failed"):
+            self._recoveries.labels(result=result)
+
+    # -- per call ----------------------------------------------------------------------------
+
+    def service(self, name):
+        """The ServiceMetrics of service `name` (created, with its metric children, once)."""
+        entry = self._services.get(name)
+        if entry is None:
+            entry = self._services[name] = ServiceMetrics(
+                name, self._requests, self._errors, self._latency, self.window)
+        return entry
+
+    def observe(self, service, status, seconds):
+        """Count one answered call of `service`: reply `status`, `seconds` from receipt."""
+        entry = self._services.get(service)
+        if entry is None:
+            entry = self.service(service)
+        entry.observe(status, seconds)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def sep_restarted(self, sep=None):
+        """A SEP process was started again."""
+        self._restarts.inc()
+
+    def transaction(self, attempts, committed):
+        """A SEP ran a call in `attempts` transactions (deadlock re-runs included); the last
+        one committed or not. Every run but a committed last one was aborted."""
+        attempts = max(1, int(attempts))
+        if attempts > 1:
+            self._deadlock_reruns.inc(attempts - 1)
+        if committed:
+            self._committed.inc()
+            if attempts > 1:
+                self._aborted.inc(attempts - 1)
+        else:
+            self._aborted.inc(attempts)
+
+    def reply_header(self, header):
+        """Take the transaction counts from a SEP reply header ("attempts", "committed")."""
+        attempts = header.get("attempts")
+        if isinstance(attempts, int) and not isinstance(attempts, bool):
+            self.transaction(attempts, bool(header.get("committed")))
+
+    def killed_rerun(self):
+        """A call is run again because its SEP was killed from outside."""
+        self._killed_reruns.inc()
+
+    def recovery(self, ok=True):
+        """The data environment went through a full recovery (`ok`: it worked)."""
+        self._recoveries.labels(result="ok" if ok else "failed").inc()
+
+    def watch(self, supervisor):
+        """Report the SEP states of `supervisor` and count its restarts, deaths and recoveries."""
+        seps = supervisor.seps
+        for state in SEPState:
+            self._sep_states.labels(state=state.value).set_function(
+                lambda state=state: sum(1 for sep in seps if sep.state == state))
+        supervisor.on_restart = self.sep_restarted
+        supervisor.on_reply_header = self.reply_header
+        supervisor.on_recovery = self.recovery
+
+    # -- output ------------------------------------------------------------------------------
+
+    def services_stats(self):
+        """{"PACKAGE.PROGRAM": {"calls", "errors", "avg_ms", "p99_ms"}} for the status document."""
+        return {name: entry.snapshot() for name, entry in sorted(self._services.items())}
+
+    def exposition(self):
+        """The registry in the Prometheus text format (bytes); serve with CONTENT_TYPE_LATEST."""
+        return generate_latest(self.registry)

@@ -1,0 +1,90 @@
+"""A real region counts its calls: GET /metrics (Prometheus) and services_stats in its status."""
+
+import http.client
+import os
+import signal
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from esrt.client import Client
+
+from conftest import start_cblapp01_region
+from test_transactions import sep_pids
+
+CALLS = 25
+
+
+def wait_for(predicate, what, limit=60.0):
+    # A guard against hanging forever, not a performance threshold.
+    deadline = time.monotonic() + limit
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def scrape(region):
+    """(content type, {(sample name, sorted labels): value}) from the region's /metrics."""
+    host, port = region.url[len("http://"):].rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 200, body
+        content_type = response.getheader("content-type")
+    finally:
+        connection.close()
+    values = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+              for family in text_string_to_metric_families(body) for sample in family.samples}
+    return content_type, values
+
+
+def test_calls_show_in_metrics_and_in_the_status(node, srv01_car):
+    region = start_cblapp01_region(node, srv01_car, seps=2)
+    service = "srv01.CBLAPP01"
+    with Client(region.url) as client:
+        counters = [client.call(service)["LK-COUNTER"] for _ in range(CALLS)]
+    assert counters == list(range(CALLS))
+
+    content_type, values = scrape(region)
+    assert content_type.startswith("text/plain")
+    assert values[("esrt_requests_total", (("code", "2xx"), ("service", service)))] == CALLS
+    assert values[("esrt_request_duration_seconds_count", (("service", service),))] == CALLS
+    assert values[("esrt_errors_total", (("service", service),))] == 0
+    # CBLAPP01 rewrites its counter: every call is one committed transaction.
+    assert values[("esrt_transactions_total", (("outcome", "committed"),))] == CALLS
+    assert values[("esrt_seps", (("state", "Idle"),))] == 2
+    assert values[("esrt_region_info", (("server", region.name),))] == 1
+
+    def stats():
+        return (node.region_status(region.name).get("services_stats") or {}).get(service)
+
+    shown = wait_for(lambda: (stats() or {}).get("calls") == CALLS and stats(),
+                     f"services_stats to show {CALLS} calls")
+    assert shown["errors"] == 0
+    assert 0 < shown["avg_ms"] <= shown["p99_ms"]
+
+
+def test_a_killed_sep_counts_as_a_restart(node, srv01_car):
+    region = start_cblapp01_region(node, srv01_car, seps=1)
+    _, before = scrape(region)
+    assert before[("esrt_sep_restarts_total", ())] == 0
+    [pid] = sep_pids(region)
+    os.kill(pid, signal.SIGKILL)
+
+    def restarted():
+        _, values = scrape(region)
+        return values[("esrt_sep_restarts_total", ())] == 1 and values
+    values = wait_for(restarted, "the SEP restart to be counted")
+    assert values[("esrt_sep_restarts_total", ())] == 1
+    # The replacement SEP serves again, and the call is counted.
+    wait_for(lambda: sep_pids(region) and sep_pids(region) != [pid], "a new SEP")
+    with Client(region.url) as client:
+        assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == 0
+    _, after = scrape(region)
+    assert after[("esrt_requests_total", (("code", "2xx"), ("service", "srv01.CBLAPP01")))] == 1
