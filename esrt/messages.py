@@ -57,6 +57,8 @@ MESSAGES = {
     "ESCS5005E": "{server}: listener \"{listener}\" cannot bind {address}: {problem}",
     "ESCS5006I": "listener \"{listener}\" stopped",
     "ESCS5007E": "internal error while serving {what}: {problem}",
+    "ESCS5008W": "{server}: listener \"{listener}\" cannot bind {address}: address not on this "
+                 "host (waiting)",
     # deployment
     "ESDP0001I": "packages loaded from {deploy}: {count} service(s): {services}",
     "ESDP0002W": "package {package}: {problem}; its services are not offered",

@@ -107,7 +107,11 @@ def cmd_server_status(args):
     pid = region_pid(run_dir)
     state = status.get("mfServerStatus", "Stopped")
     if pid and process_alive(pid) and state == "Started":
-        say(f"{args.name}: Started (pid {pid})")
+        waiting = [f"listener \"{lst.get('CN')}\" waiting for address "
+                   f"{lst.get('mfRequestedEndpoint', '').removeprefix('tcp:')}"
+                   for lst in status.get("listeners") or []
+                   if lst.get("mfListenerStatus") == "Waiting for address"]
+        say(f"{args.name}: Started (pid {pid})" + (f"; {'; '.join(waiting)}" if waiting else ""))
         return ExitCode.OK
     if pid and process_alive(pid):
         say(f"{args.name}: {state} (pid {pid}) {status.get('message', '')}".rstrip())

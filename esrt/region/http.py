@@ -284,10 +284,14 @@ def bind_problem(exc):
 class Listener:
     """One listener of the region and its state (esrt.states.ListenerStatus).
 
-    STOPPED -> STARTING -> STARTED -> STOPPED, or STARTING -> FAILED. WAITING (for an address
-    that is not on the node yet) is kept free for a later version: it would sit between
-    STARTING and STARTED.
+    STOPPED -> STARTING -> STARTED -> STOPPED, or STARTING -> FAILED. An address that is not on
+    this node (a relocatable IP still held by the other node) is not a failure:
+    STARTING -> WAITING, and the bind is retried every `retry_interval` seconds until the
+    address appears (WAITING -> STARTED) or the listener is stopped (WAITING -> STOPPED). This
+    is what lets a standby region run before the cluster moves the address to it.
     """
+
+    retry_interval = 0.2
 
     def __init__(self, reactor, config, site, server_name, console, on_change=lambda: None):
         self.reactor = reactor
@@ -302,6 +306,7 @@ class Listener:
         self.address = None
         self.problem = None
         self._port = None
+        self._retry = None
 
     def _enter(self, state, *sources):
         assert self.state in sources, f"listener {self.name}: {self.state.value} -> {state.value}"
@@ -309,32 +314,54 @@ class Listener:
         self.on_change()
 
     def start(self):
-        """Bind and listen; return True when STARTED, False when FAILED (reason in .problem)."""
-        from esrt.settings import parse_address
-        host, port = parse_address(self.requested)
+        """Bind and listen; return False when FAILED (reason in .problem), True when STARTED or
+        WAITING for its address."""
         # STOPPED -> STARTING
         self._enter(ListenerStatus.STARTING, ListenerStatus.STOPPED)
+        return self._bind()
+
+    def _bind(self):
+        from esrt.settings import parse_address
+        self._retry = None
+        host, port = parse_address(self.requested)
         try:
             self._port = self.reactor.listenTCP(port, self.site,
                                                 interface="" if host == "*" else host)
         except error.CannotListenError as exc:
+            socket_error = getattr(exc, "socketError", None)
             shown = format_address(host, port)
+            if getattr(socket_error, "errno", None) == errno.EADDRNOTAVAIL:
+                if self.state == ListenerStatus.STARTING:
+                    self.problem = self.console.log(
+                        "ESCS5008W", server=self.server_name, listener=self.name, address=shown)
+                    # STARTING -> WAITING
+                    self._enter(ListenerStatus.WAITING, ListenerStatus.STARTING)
+                self._retry = self.reactor.callLater(self.retry_interval, self._bind)
+                return True
             self.problem = self.console.log("ESCS5005E", server=self.server_name,
                                             listener=self.name, address=shown,
                                             problem=bind_problem(exc))
-            # STARTING -> FAILED
-            self._enter(ListenerStatus.FAILED, ListenerStatus.STARTING)
+            # STARTING/WAITING -> FAILED
+            self._enter(ListenerStatus.FAILED, ListenerStatus.STARTING, ListenerStatus.WAITING)
             return False
         bound = self._port.getHost()
         self.address = format_address(bound.host, bound.port)
+        self.problem = None
         self.console.log("ESCS5004I", listener=self.name, address=self.address,
                          conversation=self.conversation)
-        # STARTING -> STARTED
-        self._enter(ListenerStatus.STARTED, ListenerStatus.STARTING)
+        # STARTING/WAITING -> STARTED
+        self._enter(ListenerStatus.STARTED, ListenerStatus.STARTING, ListenerStatus.WAITING)
         return True
 
     def stop(self):
         """Stop listening (connections already open finish their requests)."""
+        if self.state == ListenerStatus.WAITING:
+            if self._retry is not None and self._retry.active():
+                self._retry.cancel()
+            self._retry = None
+            # WAITING -> STOPPED
+            self._enter(ListenerStatus.STOPPED, ListenerStatus.WAITING)
+            return defer.succeed(None)
         if self.state != ListenerStatus.STARTED:
             return defer.succeed(None)
         port, self._port = self._port, None

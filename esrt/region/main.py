@@ -191,8 +191,9 @@ class Region:
         if self._explicit == ServerStatus.STARTING and self._now_status() == ServerStatus.STARTED:
             self._explicit = ServerStatus.STARTED
             self.message = "serving on " + ", ".join(
-                f"\"{lst.name}\" {lst.address}" for lst in self.listeners) if self.listeners \
-                else "started (no listeners)"
+                f"\"{lst.name}\" {lst.address}" if lst.address else
+                f"\"{lst.name}\" (waiting for {lst.requested})" for lst in self.listeners) \
+                if self.listeners else "started (no listeners)"
             self.console.log("ESCD0106I", server=self.name, listeners=self.message)
         if self._explicit in (ServerStatus.STARTING, ServerStatus.STARTED) \
                 and not self.supervisor.can_serve():
@@ -202,7 +203,9 @@ class Region:
         self.reporter.changed()
 
     def _now_status(self):
-        listeners_started = all(lst.state == ListenerStatus.STARTED for lst in self.listeners)
+        # A listener waiting for its address (a standby) does not hold the region back.
+        listeners_started = all(lst.state in (ListenerStatus.STARTED, ListenerStatus.WAITING)
+                                for lst in self.listeners)
         return server_status(self._explicit, listeners_started, self.supervisor.all_ready())
 
     def health(self):
