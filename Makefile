@@ -5,9 +5,10 @@ SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := gnucobol3 libcob4-dev libdb5.3-dev db5.3-util python3-venv python3-dev \
+# "a,b": the first of these that this Debian release has (names differ between 12 and 13).
+APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-venv python3-dev \
                 gcc make procps iproute2 chromium chromium-driver \
-                resource-agents
+                resource-agents,resource-agents-base
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 
@@ -16,14 +17,23 @@ export BERKELEYDB_DIR := /usr
 all: setup
 
 system-packages:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	@missing=""; for choice in $(APT_PACKAGES); do \
+	  found=""; for p in $${choice//,/ }; do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" && found=1; \
+	  done; [ -n "$$found" ] || missing="$$missing $$choice"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or install:$$missing)"; exit 1; fi; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root, or install:$$missing"; exit 1; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q || exit 1; \
+	  install=""; for choice in $$missing; do \
+	    pick=""; for p in $${choice//,/ }; do \
+	      [ -z "$$pick" ] && apt-cache show $$p >/dev/null 2>&1 && pick=$$p; \
+	    done; \
+	    [ -n "$$pick" ] || { echo "no Debian package for $$choice"; exit 1; }; \
+	    install="$$install $$pick"; \
+	  done; \
+	  echo "installing Debian packages:$$install"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$install; \
 	fi
 
 $(VENV)/.stamp: setup.py
