@@ -4,7 +4,7 @@ Native parts (the ESFH file handler and the hot-path extension) live in native/ 
 here as they land; the Python package works without them.
 """
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 setup(
     name="esrt",
@@ -17,6 +17,9 @@ setup(
     packages=find_packages(include=["esrt", "esrt.*"]),
     # The OCF agent is a shell script template installed by `esrt ha install-agent`.
     package_data={"esrt.ha.agent": ["region"]},
+    # The field codec's hot path; esrt.mapping.speedups falls back to the Python twin when
+    # this was not built.
+    ext_modules=[Extension("esrt._codec", ["native/_codec.c"])],
     install_requires=[
         "twisted>=22.10",
         "cffi>=1.15",

@@ -1,6 +1,8 @@
 """Python API for calling esrt services: `Client(url).call("srv01.CBLAPP01", {...})`.
 
-One Client keeps one HTTP/1.1 keep-alive connection to a listener. Numbers come back as int or
+One Client keeps one HTTP/1.1 keep-alive connection to a listener; `Client("esrt://HOST:PORT")`
+returns an esrt.client.wire.WireClient instead, which speaks the binary conversation "esrt"
+with the same calls and errors, plus call_many() to pipeline. Numbers come back as int or
 decimal.Decimal (never binary floats) so that COBOL amounts survive the trip exactly.
 """
 
@@ -40,13 +42,40 @@ def service_path(service):
     return f"/services/{urllib.parse.quote(package)}/{urllib.parse.quote(program)}"
 
 
+def retry_call(call_once, service, params, idempotency_key, retry_for):
+    """Run `call_once(service, params, key)`, retrying as Client.call documents."""
+    if retry_for is None:
+        return call_once(service, params, idempotency_key)
+    key = idempotency_key or uuid.uuid4().hex
+    deadline = time.monotonic() + retry_for
+    pause = 0.05
+    while True:
+        try:
+            return call_once(service, params, key)
+        except (ConnectionFailed, ServiceError) as exc:
+            retryable = isinstance(exc, ConnectionFailed) or exc.status == 503
+            if not retryable or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
 class Client:
     """Calls services of one listener over one keep-alive connection."""
+
+    def __new__(cls, url, *args, **kwargs):
+        if cls is Client and isinstance(url, str) and url.lower().startswith("esrt://"):
+            # A binary listener: the WireClient is not a Client, so its own __init__ has
+            # already run and Python does not run Client.__init__ on it.
+            from esrt.client.wire import WireClient
+            return WireClient(url, None, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, url, timeout=60.0):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme != "http" or not parsed.hostname:
-            raise ValueError(f"URL {url!r} must look like http://HOST:PORT (the listener's address)")
+            raise ValueError(f"URL {url!r} must look like http://HOST:PORT or esrt://HOST:PORT "
+                             "(the listener's address)")
         self.url = url
         self.host = parsed.hostname
         self.port = parsed.port or 80
@@ -106,20 +135,7 @@ class Client:
         key (generated when not given), so a call that committed before its reply was lost
         returns that reply instead of running twice.
         """
-        if retry_for is None:
-            return self._call_once(service, params, idempotency_key)
-        key = idempotency_key or uuid.uuid4().hex
-        deadline = time.monotonic() + retry_for
-        pause = 0.05
-        while True:
-            try:
-                return self._call_once(service, params, key)
-            except (ConnectionFailed, ServiceError) as exc:
-                retryable = isinstance(exc, ConnectionFailed) or exc.status == 503
-                if not retryable or time.monotonic() + pause > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+        return retry_call(self._call_once, service, params, idempotency_key, retry_for)
 
     def _call_once(self, service, params, idempotency_key):
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
@@ -147,3 +163,10 @@ def call(url, service, params=None, timeout=60.0, idempotency_key=None, retry_fo
     with Client(url, timeout=timeout) as client:
         return client.call(service, params, idempotency_key, retry_for)
 
+
+def __getattr__(name):
+    # WireClient lives in esrt.client.wire, which imports this module; load it on first use.
+    if name == "WireClient":
+        from esrt.client.wire import WireClient
+        return WireClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -293,12 +293,14 @@ class Listener:
 
     retry_interval = 0.2
 
-    def __init__(self, reactor, config, site, server_name, console, on_change=lambda: None):
+    def __init__(self, reactor, config, factory, server_name, console, on_change=lambda: None):
+        """`factory` builds the connections: a ServicesSite for "web-services", a WireFactory
+        (esrt.region.wire_listener) for "esrt"."""
         self.reactor = reactor
         self.name = config["name"]
         self.requested = config["address"]
         self.conversation = config["conversation"]
-        self.site = site
+        self.factory = factory
         self.server_name = server_name
         self.console = console
         self.on_change = on_change
@@ -325,7 +327,7 @@ class Listener:
         self._retry = None
         host, port = parse_address(self.requested)
         try:
-            self._port = self.reactor.listenTCP(port, self.site,
+            self._port = self.reactor.listenTCP(port, self.factory,
                                                 interface="" if host == "*" else host)
         except error.CannotListenError as exc:
             socket_error = getattr(exc, "socketError", None)

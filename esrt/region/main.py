@@ -27,6 +27,7 @@ from esrt.region.services import ServiceTable
 from esrt.region.status import StatusReporter, iso_time, server_status
 from esrt.region.supervisor import Supervisor
 from esrt.region.txstore import ReplyStore
+from esrt.region.wire_listener import WireFactory
 from esrt.settings import SettingError, validate_server
 from esrt.states import ExitCode, ListenerStatus, ServerStatus
 
@@ -75,11 +76,11 @@ def load_definition(name, home, definition_file=None):
         raise RegionError(f"{name}: the definition from {source} is for server "
                           f"{definition['name']!r}; start that name or use the right file")
     for listener in definition["listeners"]:
-        if listener["conversation"] != "web-services":
+        if listener["conversation"] not in ("web-services", "esrt"):
             raise RegionError(
                 f"{name}: listener \"{listener['name']}\" has conversation type "
-                f"{listener['conversation']!r}, which this version of esrt cannot serve yet; "
-                "use conversation type web-services")
+                f"{listener['conversation']!r}, which this version of esrt cannot serve; "
+                "use conversation type web-services or esrt")
     return definition, source
 
 
@@ -136,12 +137,17 @@ class Region:
                                      metrics=self.metrics)
         self.supervisor.on_change = self._changed
         self.supervisor.on_processes = self.write_processes
+        def report_error(what, problem):
+            console.log("ESCS5007E", what=what, problem=problem)
+
         root = ServicesResource(self.name, self.services, self.dispatcher, self.health,
-                                lambda what, problem: console.log("ESCS5007E", what=what,
-                                                                  problem=problem),
-                                metrics=self.metrics)
+                                report_error, metrics=self.metrics)
         self.site = ServicesSite(root, definition["max_body"], reactor)
-        self.listeners = [Listener(reactor, config, self.site, self.name, console, self._changed)
+        self.wire = WireFactory(self.name, self.services, self.dispatcher, definition["max_body"],
+                                reactor, report_error)
+        factories = {"web-services": self.site, "esrt": self.wire}
+        self.listeners = [Listener(reactor, config, factories[config["conversation"]], self.name,
+                                   console, self._changed)
                           for config in definition["listeners"]]
         self.reporter = StatusReporter(reactor, paths.status_file, self.name, self.status_document,
                                        mfds_url, token=mfds_token)
@@ -276,7 +282,8 @@ class Region:
             await drained
         except defer.TimeoutError:
             self.console.log("ESST0007W", count=self.dispatcher.active, grace=self.grace)
-        await self.site.close_connections()
+        await defer.DeferredList([self.site.close_connections(), self.wire.close_connections()],
+                                 consumeErrors=True)
         await self.supervisor.stop()
         if not failed:
             self._explicit = ServerStatus.STOPPED

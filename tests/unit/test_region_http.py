@@ -321,17 +321,22 @@ def test_bind_failure_fails_the_region_and_leaves_no_sep(tmp_path):
     assert not any(alive(pid) for pid in proc.seen_pids)
 
 
-def test_esrt_conversation_is_refused_at_start(tmp_path):
+def test_esrt_conversation_listener_serves_binary_calls(tmp_path):
+    from esrt.client import ServiceError, WireClient
     proc = RegionProcess(tmp_path, conversation="esrt")
+    write_package(proc.server_root / "deploy", "srv01", ["CBLAPP01"])
     try:
-        proc.start()
-        code = proc.process.wait(60)
-        output = proc.process.stdout.read().decode()
+        status = proc.start().wait_started().status()
+        assert status["listeners"][0]["conversation"] == "esrt"
+        with WireClient("127.0.0.1", proc.port) as client:
+            reply = client.call("srv01.CBLAPP01", {"LK-NAME": "abc", "rc": 4})
+            assert reply["echo"] == {"LK-NAME": "abc", "rc": 4} and reply.return_code == 4
+            with pytest.raises(ServiceError) as caught:
+                client.call("srv01.NOPE")
+            assert (caught.value.status, caught.value.code) == (404, "unknown_service")
+        assert "(esrt)" in proc.console.read_text()
     finally:
         proc.stop()
-    assert code == 3
-    assert 'listener "Web Services" has conversation type \'esrt\'' in output
-    assert "use conversation type web-services" in output
 
 
 def test_refuses_to_start_while_the_pid_file_names_a_live_process(tmp_path):

@@ -1,0 +1,210 @@
+"""The "esrt" listener: the binary conversation of esrt.wire in front of the dispatcher.
+
+Each connection decodes request frames, submits every request to the dispatcher as soon as it
+is whole (so a pipelining client has several calls running at once) and writes each reply as
+it comes back, tagged with its request id. A frame that breaks the format gets one error reply
+and ends the connection once the requests already accepted are answered; nothing a client sends
+can stop the region.
+"""
+
+from twisted.internet import defer, protocol, task
+
+from esrt import wire
+from esrt.region.http import IDEMPOTENCY_KEY, json_error
+
+# After a fatal frame error, how long the rest of the client's stream is read and dropped
+# before the connection is closed: closing a socket with unread input makes the kernel send a
+# reset, which could destroy the error reply before the client reads it.
+DISCARD_SECONDS = 10.0
+
+
+class WireProtocol(protocol.Protocol):
+    """One client connection of an "esrt" listener."""
+
+    def __init__(self):
+        self.decoder = None
+        self.calls = {}  # call Deferred -> request id, for the calls still running
+        self.broken = False  # a fatal frame error was answered; only draining now
+        self.paused = False
+        self._discard = None
+
+    def connectionMade(self):
+        self.decoder = wire.FrameDecoder(self.factory.max_body + wire.REQUEST_OVERHEAD)
+        self.factory.connections.add(self)
+
+    def dataReceived(self, data):
+        while not self.broken:
+            try:
+                payloads = self.decoder.feed(data)
+            except wire.FrameError as exc:
+                self._fatal(exc)
+                return
+            if not payloads:
+                break
+            data = b""
+            for payload in payloads:
+                try:
+                    request = wire.parse_request(payload)
+                except wire.FrameError as exc:
+                    self._fatal(exc)
+                    return
+                try:
+                    self._serve(request)
+                except Exception as exc:  # noqa: BLE001 - our bug costs one request, not the region
+                    self._internal(request.request_id, repr(request.service), exc)
+        if self.broken:
+            return
+        if len(self.calls) >= self.factory.max_in_flight and not self.paused:
+            # Backpressure: a client pipelining faster than the SEPs answer waits in TCP.
+            self.paused = True
+            self.transport.pauseProducing()
+
+    def _serve(self, request):
+        factory = self.factory
+        try:
+            name = request.service.decode("utf-8")
+        except UnicodeDecodeError:
+            name = None
+        service = factory.services.lookup(name) if name else None
+        if service is None:
+            deployed = ", ".join(factory.services.names()) or "none (deploy a package first)"
+            self._error(request.request_id, 404, "unknown_service",
+                        f"no service {name or repr(request.service)} on {factory.server_name}; "
+                        f"deployed: {deployed}")
+            return
+        if len(request.params) > factory.max_body:
+            # The frame fit within max_body plus the largest header, the body alone does not:
+            # refused like HTTP's body; the stream is intact, so the connection stays open.
+            self._error(request.request_id, 413, "too_large",
+                        f"request parameters of {len(request.params)} bytes are larger than "
+                        f"this server's max_body of {factory.max_body} bytes; send less, or "
+                        "raise max_body in the server definition")
+            return
+        key = request.key
+        if key and not IDEMPOTENCY_KEY.match(key):
+            self._error(request.request_id, 400, "bad_idempotency_key",
+                        "the idempotency key must be 1 to 200 printable ASCII characters "
+                        "(a UUID is a good choice)")
+            return
+        call = factory.dispatcher.submit(service.name, request.params,
+                                         key.decode("ascii") if key else None)
+        if call.called:  # answered at once (no SEP can serve): no bookkeeping needed
+            call.addCallbacks(self._relay, self._failed, callbackArgs=(request.request_id, None),
+                              errbackArgs=(request.request_id, service.name, None))
+            return
+        self.calls[call] = request.request_id
+        call.addCallbacks(self._relay, self._failed, callbackArgs=(request.request_id, call),
+                          errbackArgs=(request.request_id, service.name, call))
+
+    def _relay(self, reply, request_id, call):
+        self._forget(call)
+        if self.transport is not None and self.transport.connected:
+            self.transport.write(wire.encode_reply(request_id, reply.status,
+                                                   reply.rc if reply.ok else 0, reply.body))
+        self._after_reply()
+
+    def _failed(self, failure, request_id, service, call):
+        self._forget(call)
+        if not failure.check(defer.CancelledError):
+            self._internal(request_id, service, failure.value)
+        self._after_reply()
+
+    def _forget(self, call):
+        if call is not None:
+            self.calls.pop(call, None)
+
+    def _after_reply(self):
+        if self.broken:
+            if not self.calls:
+                self._close_write()
+        elif self.paused and self.transport.connected and len(self.calls) < self.factory.max_in_flight // 2:
+            self.paused = False
+            self.transport.resumeProducing()
+
+    def _error(self, request_id, status, code, message):
+        if self.transport is not None and self.transport.connected:
+            self.transport.write(wire.encode_reply(request_id, status, 0,
+                                                   json_error(code, message)))
+
+    def _internal(self, request_id, what, exc):
+        self.factory.report_error(what, f"{type(exc).__name__}: {exc}")
+        self._error(request_id, 500, "internal",
+                    f"internal error in the {self.factory.server_name} region while serving "
+                    f"{what}: {exc}; see the console log")
+
+    def _fatal(self, exc):
+        """Answer a frame error, finish the calls accepted before it, then close."""
+        self.broken = True
+        self._error(exc.request_id, exc.status, exc.code, exc.message)
+        if self.paused:
+            # Keep reading (and dropping) so the client's unread bytes cause no reset.
+            self.paused = False
+            self.transport.resumeProducing()
+        self._discard = self.factory.reactor.callLater(DISCARD_SECONDS, self._close)
+        if not self.calls:
+            self._close_write()
+
+    def _close_write(self):
+        # Half-close: the client reads every reply, then end of stream, and closes its side.
+        transport = self.transport
+        if transport is None or not transport.connected:
+            return
+        if hasattr(transport, "loseWriteConnection"):
+            transport.loseWriteConnection()
+        else:
+            transport.loseConnection()
+
+    def _close(self):
+        self._discard = None
+        if self.transport is not None and self.transport.connected:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason=None):
+        self.factory.connections.discard(self)
+        self.paused = False
+        if self._discard is not None and self._discard.active():
+            self._discard.cancel()
+        self._discard = None
+        # The client went away: calls not started are dropped, running ones rolled back.
+        calls, self.calls = self.calls, {}
+        for call in calls:
+            call.cancel()
+
+
+class WireFactory(protocol.Factory):
+    """Builds WireProtocol connections for one or more "esrt" listeners of a region."""
+
+    protocol = WireProtocol
+    noisy = False
+    # Calls one connection may have queued or running before its input is paused.
+    max_in_flight = 256
+    # Seconds open connections get at shutdown to flush their last replies and close.
+    close_grace = 5.0
+
+    def __init__(self, server_name, services, dispatcher, max_body, reactor, report_error):
+        """`report_error(what, problem)` logs our own bugs (as ServicesResource does)."""
+        self.server_name = server_name
+        self.services = services
+        self.dispatcher = dispatcher
+        self.max_body = max_body
+        self.reactor = reactor
+        self.report_error = report_error
+        self.connections = set()
+
+    def close_connections(self):
+        """Close every connection once its buffered replies are sent; fires when all are gone."""
+        open_ones = {c for c in self.connections
+                     if c.transport is not None and c.transport.connected}
+        for connection in open_ones:
+            connection.transport.loseConnection()
+        waited = [0.0]
+
+        def check():
+            if not any(c.transport is not None and c.transport.connected for c in open_ones) \
+                    or waited[0] >= self.close_grace:
+                return None
+            waited[0] += 0.01
+            return task.deferLater(self.reactor, 0.01, check)
+
+        return defer.maybeDeferred(check)
+
