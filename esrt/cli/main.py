@@ -328,6 +328,8 @@ def build_parser():
 
     from esrt.cli.file_cmd import add_file_commands
     add_file_commands(commands)
+    from esrt.cli.bench_cmd import add_bench_command
+    add_bench_command(commands)
 
     call = commands.add_parser("call", help="call a service")
     call.add_argument("service", help="PACKAGE.PROGRAM, e.g. srv01.CBLAPP01")
