@@ -82,30 +82,19 @@ def cmd_server_import(args):
 
 # --- casstart --config --------------------------------------------------------------------------
 
-def start_from_config(args):
-    """casstart with --config: start region args.region from the region file args.config.
+def definition_from_config(args):
+    """casstart --config: the validated definition in region file args.config.
 
-    Nothing is read from or written to the node's repository; mfds need not even run.
+    The region then starts from it: nothing is read from or written to the node's repository,
+    and mfds need not even run.
     """
     from esrt.cli.main import CommandError
-    from esrt.region.control import start_region
     definition = read_region_file(args.config)
     if args.region and args.region != definition["name"]:
         raise CommandError(f"region file {args.config} defines server {definition['name']!r}, "
                            f"not {args.region!r}: use -r {definition['name']} or the right file",
                            ExitCode.USAGE)
-    name = definition["name"]
-    status = start_region(name, home=_home(args), definition=definition, wait=args.wait,
-                          timeout=args.timeout, progress=_say if args.wait else None)
-    if args.wait:
-        for listener in status.get("listeners", []):
-            _say(f"{name}: listener \"{listener.get('CN')}\" {listener.get('mfListenerStatus')}"
-                 f" on {listener.get('address')}")
-        _say(f"{name} started from {args.config} (pid {status.get('pid')})")
-    else:
-        _say(f"{name} starting from {args.config} (pid {status.get('pid')}); `esrt server "
-             f"status {name}` tells when it is up")
-    return ExitCode.OK
+    return definition
 
 
 # --- mdump, ha ----------------------------------------------------------------------------------

@@ -149,20 +149,22 @@ def cmd_imtk_generate(args):
 # --- regions ---------------------------------------------------------------------------------
 
 def cmd_casstart(args):
-    if getattr(args, "config", None):
-        from esrt.cli.ha_cmd import start_from_config
-        return start_from_config(args)
     from esrt.region.control import start_region
-    status = start_region(args.region, home=_home(args), wait=args.wait, timeout=args.timeout,
-                          progress=say if args.wait else None)
+    definition, origin = None, ""
+    if getattr(args, "config", None):
+        from esrt.cli.ha_cmd import definition_from_config
+        definition, origin = definition_from_config(args), f" from {args.config}"
+    name = definition["name"] if definition else args.region
+    status = start_region(name, home=_home(args), definition=definition, wait=args.wait,
+                          timeout=args.timeout, progress=say if args.wait else None)
     if args.wait:
         for listener in status.get("listeners", []):
-            say(f"{args.region}: listener \"{listener.get('CN')}\" {listener.get('mfListenerStatus')}"
+            say(f"{name}: listener \"{listener.get('CN')}\" {listener.get('mfListenerStatus')}"
                 f" on {listener.get('address')}")
-        say(f"{args.region} started (pid {status.get('pid')})")
+        say(f"{name} started{origin} (pid {status.get('pid')})")
     else:
-        say(f"{args.region} starting (pid {status.get('pid')}); `esrt server status "
-            f"{args.region}` tells when it is up")
+        say(f"{name} starting{origin} (pid {status.get('pid')}); `esrt server status "
+            f"{name}` tells when it is up")
     return ExitCode.OK
 
 
