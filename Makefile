@@ -49,8 +49,11 @@ setup: $(VENV)/.stamp
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/cblapp01/demo.sh
 
+# The suite runs twice: with the C speed-ups, then with their pure-Python twins forced, so
+# both must give the same behaviour (STYLE.md: one import site, ESRT_PUREPYTHON=1).
 test: setup
 	$(BIN)/python -m pytest -q tests
+	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q tests
 
 bench: setup
 	$(BIN)/python benchmarks/bench_transactions.py
