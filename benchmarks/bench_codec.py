@@ -28,22 +28,12 @@ def cblapp01_program():
     return defmap([str(source)], "bench")["programs"][0]
 
 
-def codec_for(program, name):
-    """A ProgramCodec built on implementation ``name`` ("c" or "python")."""
-    saved = speedups.selected
-    speedups.selected = speedups.implementation(name)
-    try:
-        return ProgramCodec(program)
-    finally:
-        speedups.selected = saved
-
-
 def measure(calls=200000):
     """{operation: {implementation: seconds per call}} for the implementations built."""
     program = cblapp01_program()
     results = {"dump_outputs": {}, "load_inputs": {}}
     for name in speedups.AVAILABLE:
-        codec = codec_for(program, name)
+        codec = ProgramCodec(program, name)
         buffers = codec.new_buffers()
         codec.load_inputs(buffers, REQUEST)
         for operation, call in (("dump_outputs", lambda: codec.dump_outputs(buffers)),

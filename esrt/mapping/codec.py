@@ -139,12 +139,14 @@ class ProgramCodec:
     :func:`esrt.mapping.parser.load_mapping`).
     """
 
-    def __init__(self, program):
+    def __init__(self, program, implementation=None):
+        """`implementation` ("c" or "python") overrides esrt.mapping.speedups' choice."""
         self.program = program
         self.parameters = program["parameters"]
         # The C or Python field functions are chosen once here, never per call.
-        self.implementation = speedups.selected.name
-        self._nodes = [_Node(param, speedups.selected) for param in self.parameters]
+        chosen = speedups.implementation(implementation) if implementation else speedups.selected
+        self.implementation = chosen.name
+        self._nodes = [_Node(param, chosen) for param in self.parameters]
         self._by_name = {node.name: (index, node) for index, node in enumerate(self._nodes)}
         self._by_name.update({node.name.upper(): (index, node)
                               for index, node in enumerate(self._nodes)

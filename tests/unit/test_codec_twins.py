@@ -26,19 +26,9 @@ needs_c = pytest.mark.skipif("c" not in speedups.AVAILABLE,
                              reason="esrt._codec not built (run pip install -e .)")
 
 
-def codec_for(program, name):
-    """A ProgramCodec built on implementation ``name``, whatever the environment selected."""
-    saved = speedups.selected
-    speedups.selected = speedups.implementation(name)
-    try:
-        return ProgramCodec(program)
-    finally:
-        speedups.selected = saved
-
-
 def both(items):
     program = {"program": "P", "parameters": items}
-    return codec_for(program, "c"), codec_for(program, "python")
+    return ProgramCodec(program, "c"), ProgramCodec(program, "python")
 
 
 def exact(value):
@@ -188,7 +178,7 @@ def test_both_agree_inside_groups_and_occurs(leaves, occurs, data):
 def test_decimal_outputs_keep_exactly_scale_places_in_both():
     item = elementary("N", "S9(5)V9(3)", "comp-3")
     for name in speedups.AVAILABLE:
-        codec = codec_for({"program": "P", "parameters": [item]}, name)
+        codec = ProgramCodec({"program": "P", "parameters": [item]}, name)
         buffers = codec.new_buffers()
         codec.load_inputs(buffers, {"N": 12})
         assert repr(codec.dump_outputs(buffers)["N"]) == "Decimal('12.000')", name
@@ -275,7 +265,7 @@ def test_benchmark_prints_the_cblapp01_ratio(capsys):
     program = bench_codec.cblapp01_program()
     outputs = []
     for name in ("c", "python"):
-        codec = bench_codec.codec_for(program, name)
+        codec = bench_codec.ProgramCodec(program, name)
         buffers = codec.new_buffers()
         codec.load_inputs(buffers, bench_codec.REQUEST)
         outputs.append(exact(codec.dump_outputs(buffers)))
