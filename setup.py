@@ -17,9 +17,10 @@ setup(
     packages=find_packages(include=["esrt", "esrt.*"]),
     # The OCF agent is a shell script template installed by `esrt ha install-agent`.
     package_data={"esrt.ha.agent": ["region"]},
-    # The field codec's hot path; esrt.mapping.speedups falls back to the Python twin when
-    # this was not built.
-    ext_modules=[Extension("esrt._codec", ["native/_codec.c"])],
+    # Hot paths: the field codec and frame splitting. Each has a pure-Python twin, used when
+    # these were not built (esrt/native.py loads them).
+    ext_modules=[Extension("esrt._codec", ["native/_codec.c"]),
+                 Extension("esrt._frames", ["native/_frames.c"])],
     install_requires=[
         "twisted>=22.10",
         "cffi>=1.15",
@@ -35,7 +36,9 @@ setup(
         # registries, so we do not write our own.
         "prometheus_client>=0.16",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6", "selenium>=4.10"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6", "selenium>=4.10",
+                             # make bench: the HTTP stack users run instead, and its plots
+                             "gunicorn>=20", "matplotlib>=3.5"]},
     entry_points={
         "console_scripts": [
             "esrt = esrt.cli.main:run",

@@ -36,10 +36,13 @@ requests it already accepted first. Errors that concern one well-formed request 
 service, bad JSON, bad idempotency key, parameters alone longer than max_body: 413) get an
 error reply and the connection stays open.
 
-Standard library only: the region, the client and tools all import it.
+Standard library only (esrt._frames, when built, splits and parses in C): the region, the
+client and tools all import it.
 """
 
 import struct
+
+from esrt import native
 
 MAGIC = 0xE5
 VERSION = 1
@@ -158,7 +161,33 @@ def _check_fixed(payload, kind):
 
 
 def parse_request(payload):
-    """Decode the payload of a request frame (after its length) into a Request."""
+    """Decode the payload of a request frame (after its length) into a Request.
+
+    Raises FrameError (400, "bad_frame") naming what is wrong with a malformed one.
+    """
+    fields = parse_request_fields(payload)
+    if fields is None:
+        _explain_bad_request(payload)
+    return Request(*fields)
+
+
+def parse_request_fields_python(payload):
+    """(request_id, service, key, params) of a well-formed request payload, else None.
+
+    The twin of esrt._frames.parse_request_fields.
+    """
+    try:
+        return _checked_request_fields(payload)
+    except FrameError:
+        return None
+
+
+def _explain_bad_request(payload):
+    _checked_request_fields(payload)
+    raise AssertionError("the C and Python request parsers disagree on %r" % (payload[:64],))
+
+
+def _checked_request_fields(payload):
     request_id = _check_fixed(payload, KIND_REQUEST)
     at = FIXED.size
     end = len(payload)
@@ -184,7 +213,25 @@ def parse_request(payload):
         raise bad_frame(f"request frame ends inside its {size}-byte idempotency key", request_id)
     key = bytes(payload[at:at + size])
     at += size
-    return Request(request_id, service, key, bytes(payload[at:]))
+    return request_id, service, key, bytes(payload[at:])
+
+
+def split_frames_python(buffer, max_frame):
+    """Whole frames (of at most `max_frame` bytes) at the start of `buffer`: (payloads, consumed).
+
+    The twin of esrt._frames.split_frames: stops at the first incomplete or oversized frame,
+    which the caller deals with.
+    """
+    payloads = []
+    start = 0
+    available = len(buffer)
+    while available - start >= LENGTH.size:
+        (size,) = LENGTH.unpack_from(buffer, start)
+        if size > max_frame or available - start - LENGTH.size < size:
+            break
+        payloads.append(bytes(buffer[start + LENGTH.size:start + LENGTH.size + size]))
+        start += LENGTH.size + size
+    return payloads, start
 
 
 def parse_reply(payload):
@@ -220,24 +267,15 @@ class FrameDecoder:
         """Add `data`; return the list of complete payloads (bytes), oldest first."""
         self._buffer += data
         buffer = self._buffer
-        frames = []
-        start = 0
-        available = len(buffer)
-        while available - start >= LENGTH.size:
-            (size,) = LENGTH.unpack_from(buffer, start)
-            if size > self.max_frame:
-                if frames or available - start < PEEK:
-                    # Whole frames before the bad one are returned first; the next feed()
-                    # (feed(b"") will do) raises.
-                    break
-                del buffer[:start]
-                raise self._too_large(size)
-            if available - start < LENGTH.size + size:
-                break
-            frames.append(bytes(buffer[start + LENGTH.size:start + LENGTH.size + size]))
-            start += LENGTH.size + size
+        frames, start = split_frames(buffer, self.max_frame)
         if start:
             del buffer[:start]
+        # Whole frames before an oversized one are returned first; the next feed() (feed(b"")
+        # will do) raises, once the bytes holding its request id are in.
+        elif len(buffer) >= PEEK:
+            (size,) = LENGTH.unpack_from(buffer, 0)
+            if size > self.max_frame:
+                raise self._too_large(size)
         return frames
 
     def _too_large(self, size):
@@ -250,3 +288,9 @@ class FrameDecoder:
                           f"{self.max_frame} bytes (max_body plus {REQUEST_OVERHEAD} bytes of "
                           "header); send less, or raise max_body in the server definition",
                           request_id)
+
+
+_native = native.load("_frames")
+split_frames = _native.split_frames if _native else split_frames_python
+parse_request_fields = (_native.parse_request_fields if _native
+                        else parse_request_fields_python)

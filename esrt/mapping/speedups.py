@@ -7,24 +7,20 @@ than 0; otherwise the twin, :mod:`esrt.mapping._pycodec`. A function the C modul
 provide (COMP-1/COMP-2 so far) is taken from the twin, per field type.
 """
 
-import os
 import types
 
+from esrt import native
 from esrt.mapping import _pycodec
 
-try:
-    from esrt import _codec as _native
-except ImportError:  # not built (plain source checkout): the twin does everything
-    _native = None
+# Not built (plain source checkout): the twin does everything.
+_native = native.built("_codec")
 
 FUNCTIONS = tuple("%s_%s" % (way, kind) for kind in ("string", "display", "binary",
                                                      "packed", "float")
                   for way in ("decode", "encode"))
 
 
-def forced_pure_python(environ=os.environ):
-    """True when the environment asks for the pure-Python twin."""
-    return environ.get("ESRT_PUREPYTHON", "") not in ("", "0")
+forced_pure_python = native.forced_pure_python
 
 
 def implementation(name):

@@ -5,6 +5,7 @@ attribute updates; there is no thread per request.
 """
 
 import collections
+import itertools
 import time
 import uuid
 
@@ -44,6 +45,11 @@ class Dispatcher:
         self.metrics = metrics if metrics is not None else RegionMetrics(supervisor.server)
         self.idempotency_ttl = idempotency_ttl
         self._queue = collections.deque()
+        # Names of calls without an idempotency key in the reply store: unique across the
+        # region's restarts through a random prefix, and cheaper than a uuid4 per call (which
+        # reads the kernel's random source every time).
+        self._key_prefix = uuid.uuid4().hex[:16] + "-"
+        self._key_numbers = itertools.count(1)
         self._drain_waiters = []
         self.requests = 0
         self.errors = 0
@@ -70,7 +76,8 @@ class Dispatcher:
             request = {"key": "i:" + idempotency_key, "idempotent": True,
                        "ttl": self.idempotency_ttl}
         else:
-            request = {"key": "r:" + uuid.uuid4().hex, "ttl": self.reply_ttl}
+            request = {"key": "r:%s%d" % (self._key_prefix, next(self._key_numbers)),
+                       "ttl": self.reply_ttl}
         pending = _Pending(service, body, None, self.reactor.seconds(), request)
         pending.deferred = defer.Deferred(canceller=lambda _: self._cancel(pending))
         self.active += 1

@@ -22,6 +22,7 @@ import sys
 from twisted.internet import defer, error, protocol
 
 from esrt.cobol.exits import abend_cause
+from esrt.region.sendnow import write_child_now
 from esrt.sep import protocol as frames
 from esrt.states import ExitCode, SEPState
 
@@ -271,15 +272,19 @@ class SEP:
         self._call = _Call(request_id, service, deferred, timeout, request.get("key"))
         header = {"id": request_id, "op": "call", "service": service}
         header.update(request)
-        self.transport.writeToChild(frames.REQUEST_FD, frames.encode_frame(header, body))
+        self._write_request(frames.encode_frame(header, body))
         return deferred
 
     def cancel(self, deferred):
         """The caller of the call behind `deferred` went away: ask the SEP to roll it back."""
         call = self._call
         if call is not None and call.deferred is deferred and self.transport is not None:
-            self.transport.writeToChild(frames.REQUEST_FD, frames.encode_frame(
-                {"id": call.request_id, "op": "cancel"}))
+            self._write_request(frames.encode_frame({"id": call.request_id, "op": "cancel"}))
+
+    def _write_request(self, data):
+        # At once, not on the reactor's next turn: 1.5x the calls per second through the same
+        # pipes (benchmarks/bench_dispatch.py).
+        write_child_now(self.transport, frames.REQUEST_FD, data)
 
     def _finish_call(self, reply):
         call, self._call = self._call, None

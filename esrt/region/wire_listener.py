@@ -11,6 +11,7 @@ from twisted.internet import defer, protocol, task
 
 from esrt import wire
 from esrt.region.http import IDEMPOTENCY_KEY, json_error
+from esrt.region.sendnow import send_now
 
 # After a fatal frame error, how long the rest of the client's stream is read and dropped
 # before the connection is closed: closing a socket with unread input makes the kernel send a
@@ -31,6 +32,9 @@ class WireProtocol(protocol.Protocol):
     def connectionMade(self):
         self.decoder = wire.FrameDecoder(self.factory.max_body + wire.REQUEST_OVERHEAD)
         self.factory.connections.add(self)
+        # Replies go out one frame at a time as calls finish; without this, Nagle's algorithm
+        # holds a reply back until the client acknowledges the previous one.
+        self.transport.setTcpNoDelay(True)
 
     def dataReceived(self, data):
         while not self.broken:
@@ -99,8 +103,8 @@ class WireProtocol(protocol.Protocol):
     def _relay(self, reply, request_id, call):
         self._forget(call)
         if self.transport is not None and self.transport.connected:
-            self.transport.write(wire.encode_reply(request_id, reply.status,
-                                                   reply.rc if reply.ok else 0, reply.body))
+            send_now(self.transport, wire.encode_reply(request_id, reply.status,
+                                                       reply.rc if reply.ok else 0, reply.body))
         self._after_reply()
 
     def _failed(self, failure, request_id, service, call):
@@ -123,8 +127,8 @@ class WireProtocol(protocol.Protocol):
 
     def _error(self, request_id, status, code, message):
         if self.transport is not None and self.transport.connected:
-            self.transport.write(wire.encode_reply(request_id, status, 0,
-                                                   json_error(code, message)))
+            send_now(self.transport, wire.encode_reply(request_id, status, 0,
+                                                       json_error(code, message)))
 
     def _internal(self, request_id, what, exc):
         self.factory.report_error(what, f"{type(exc).__name__}: {exc}")

@@ -21,6 +21,8 @@ The SEP's first frame, sent once libcob is initialised, is {"id": 0, "op": "read
 import json
 import struct
 
+from esrt.wire import split_frames
+
 LENGTH = struct.Struct(">I")
 MAX_FRAME = 256 * 1024 * 1024
 READY_ID = 0
@@ -46,19 +48,18 @@ class FrameDecoder:
 
     def feed(self, data):
         self._buffer += data
-        frames = []
-        while len(self._buffer) >= 4:
-            (total,) = LENGTH.unpack_from(self._buffer, 0)
-            if total < 4 or total > MAX_FRAME:
-                raise ProtocolError(f"frame length {total} is out of range")
-            if len(self._buffer) < 4 + total:
-                break
-            frames.append(_split(bytes(self._buffer[4:4 + total])))
-            del self._buffer[:4 + total]
-        return frames
+        payloads, consumed = split_frames(self._buffer, MAX_FRAME)
+        if consumed:
+            del self._buffer[:consumed]
+        elif len(self._buffer) >= 4 and LENGTH.unpack_from(self._buffer, 0)[0] > MAX_FRAME:
+            raise ProtocolError(f"frame length {LENGTH.unpack_from(self._buffer, 0)[0]} is "
+                                "out of range")
+        return [_split(payload) for payload in payloads]
 
 
 def _split(payload):
+    if len(payload) < 4:
+        raise ProtocolError(f"frame length {len(payload)} is out of range")
     (head_len,) = LENGTH.unpack_from(payload, 0)
     if head_len > len(payload) - 4:
         raise ProtocolError("frame header length exceeds the frame")

@@ -68,6 +68,8 @@ class FakeProcess:
         self.pid = pid
         self.written = bytearray()
         self.signals = []
+        # No real pipe to write to at once: every frame goes through writeToChild.
+        self.pipes = {}
 
     def writeToChild(self, fd, data):
         assert fd == 3
