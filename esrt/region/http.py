@@ -9,22 +9,18 @@ Every error is JSON: {"error": {"code": ..., "message": ...}} with a stable code
 """
 
 import errno
-import io
 import json
 import os
 import re
 
-from twisted.internet import defer, error, task
-from twisted.web import resource, server
+from twisted.internet import defer, error
 
+from esrt.region.httpserver import NOT_DONE_YET
 from esrt.settings import format_address
 from esrt.states import ListenerStatus
 
 JSON = b"application/json"
 IDEMPOTENCY_KEY = re.compile(rb"^[\x21-\x7e]{1,200}$")
-# After answering 413 early, how long the rest of an oversized body is read and dropped before
-# the connection is closed; reading it lets the client see the 413 instead of a reset.
-DISCARD_SECONDS = 10.0
 
 
 def json_error(code, message):
@@ -44,62 +40,7 @@ def send_json(request, status, body, rc=None, extra_headers=()):
     request.finish()
 
 
-class ServiceRequest(server.Request):
-    """A Request that refuses an oversized body from its Content-Length, before reading it."""
-
-    _rejected = False
-    _received = 0
-
-    def gotLength(self, length):
-        limit = self.channel.site.max_body
-        if length is not None and length > limit:
-            # Twisted would answer "Expect: 100-continue" right after this call; the client must
-            # not be invited to send a body we refuse.
-            expected = self.requestHeaders.getRawHeaders(b"expect") or []
-            self.requestHeaders.removeHeader(b"expect")
-            self._reject(length, limit, close_now=any(v.lower() == b"100-continue"
-                                                      for v in expected))
-            return
-        super().gotLength(length)
-
-    def handleContentChunk(self, data):
-        if self._rejected:
-            return
-        self._received += len(data)
-        limit = self.channel.site.max_body
-        if self._received > limit:  # chunked bodies announce no length
-            self._reject(None, limit, close_now=False)
-            return
-        super().handleContentChunk(data)
-
-    def _reject(self, length, limit, close_now):
-        self._rejected = True
-        self.content = io.BytesIO()  # stays empty: the rest of the body is dropped
-        size = f"{length} bytes" if length is not None else f"more than {limit} bytes"
-        body = json_error("too_large", f"request body of {size} is larger than this server's "
-                                       f"max_body of {limit} bytes; send less, or raise max_body "
-                                       "in the server definition")
-        head = (b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
-        self.channel.transport.write(head + body)
-        if close_now:
-            self.channel.transport.loseConnection()
-        else:
-            self.channel.site.reactor.callLater(DISCARD_SECONDS, self._close_channel)
-
-    def _close_channel(self):
-        if self.channel is not None and self.channel.transport is not None:
-            self.channel.transport.loseConnection()
-
-    def requestReceived(self, command, path, version):
-        if self._rejected:
-            # The 413 is already on the wire; the connection ends here.
-            self._close_channel()
-            return
-        super().requestReceived(command, path, version)
-
-
-class ServicesResource(resource.Resource):
+class ServicesResource:
     """Routes every path of the listener; talks to the dispatcher for service calls."""
 
     isLeaf = True
@@ -107,7 +48,6 @@ class ServicesResource(resource.Resource):
     def __init__(self, server_name, services, dispatcher, health, report_error, metrics=None):
         """`health()` returns (ok, detail); `report_error(what, problem)` logs our own bugs;
         `metrics` (a RegionMetrics) is served at /metrics, by default the dispatcher's."""
-        super().__init__()
         self.metrics = metrics if metrics is not None else getattr(dispatcher, "metrics", None)
         self.server_name = server_name
         self.services = services
@@ -217,55 +157,7 @@ class ServicesResource(resource.Resource):
 
         request.notifyFinish().addErrback(client_gone)
         call.addCallbacks(relay, failed).addErrback(failed)
-        return server.NOT_DONE_YET
-
-
-class ServicesSite(server.Site):
-    """A Site without access logging (one log line per request costs more than the request)."""
-
-    requestFactory = ServiceRequest
-    noisy = False
-
-    # Seconds open connections get at shutdown to flush their last response and close.
-    close_grace = 5.0
-
-    def __init__(self, root, max_body, reactor):
-        super().__init__(root, reactor=reactor)
-        self.max_body = max_body
-        self._connections = set()
-
-    def buildProtocol(self, addr):
-        channel = super().buildProtocol(addr)
-        if channel is not None:
-            self._connections.add(channel)
-        return channel
-
-    def log(self, request):
-        pass
-
-    def close_connections(self):
-        """Close every connection once its buffered output is sent; fires when all are gone.
-
-        Without this, a response written just before shutdown could still sit in its
-        transport's buffer when the reactor stops, and the client would see a reset.
-        """
-        def connected(channel):
-            transport = getattr(channel, "transport", None)
-            return transport is not None and transport.connected
-
-        open_ones = {c for c in self._connections if connected(c)}
-        self._connections = open_ones
-        for channel in open_ones:
-            channel.transport.loseConnection()
-        waited = [0.0]
-
-        def check():
-            if not any(connected(c) for c in open_ones) or waited[0] >= self.close_grace:
-                return None
-            waited[0] += 0.01
-            return task.deferLater(self.reactor, 0.01, check)
-
-        return defer.maybeDeferred(check)
+        return NOT_DONE_YET
 
 
 def bind_problem(exc):

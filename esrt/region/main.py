@@ -21,7 +21,8 @@ from esrt.paths import RegionPaths, program_environment
 from esrt.procs import process_alive, process_start_time
 from esrt.region.console import ConsoleLog
 from esrt.region.dispatcher import Dispatcher
-from esrt.region.http import Listener, ServicesResource, ServicesSite
+from esrt.region.http import Listener, ServicesResource
+from esrt.region.httpserver import ServicesFactory
 from esrt.region.metrics import RegionMetrics
 from esrt.region.services import ServiceTable
 from esrt.region.status import StatusReporter, iso_time, server_status
@@ -142,7 +143,7 @@ class Region:
 
         root = ServicesResource(self.name, self.services, self.dispatcher, self.health,
                                 report_error, metrics=self.metrics)
-        self.site = ServicesSite(root, definition["max_body"], reactor)
+        self.site = ServicesFactory(root, definition["max_body"], reactor)
         self.wire = WireFactory(self.name, self.services, self.dispatcher, definition["max_body"],
                                 reactor, report_error)
         factories = {"web-services": self.site, "esrt": self.wire}

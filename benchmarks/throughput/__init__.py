@@ -1,0 +1,1 @@
+"""Parts of benchmarks/bench_throughput.py: servers, load generators, reporting."""
