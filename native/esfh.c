@@ -1067,6 +1067,15 @@ static int handle(FCD3 *fcd, int opcd)
         f->buf = malloc(f->bufsize);
         fcd->fileHandle = f;
         txn = esfh_op_txn(&own);
+        if (txn == NULL) {
+            /* No transaction could begin (the environment is broken): opening without one
+             * would truncate an OUTPUT file outside the caller's transaction. */
+            fprintf(stderr, "%s\n", esfh_last_error());
+            set_status(fcd, "30");
+            free_file(fcd);
+            fcd->openMode = OPEN_NOT_OPEN;
+            return 0;
+        }
         ret = do_open(fcd, open_mode_of(opcd), txn);
         ret = esfh_op_end(txn, own, ret);
         if (fcd->fileStatus[0] != '0') {

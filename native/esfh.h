@@ -39,7 +39,7 @@ void esfh_interval_commit(void);        /* commit the interval transaction (at C
 void esfh_set_error(const char *fmt, ...);
 int esfh_is_doomed(void);
 void esfh_close_all_dbs(void);
-DB_TXN *esfh_request_txn(void);         /* the request transaction, or NULL outside one */
+DB_TXN *esfh_request_txn(void);         /* the request transaction (begun on first use), or NULL outside one */
 void esfh_doom(void);                   /* mark the request transaction as a deadlock victim */
 void esfh_close_replies(void);          /* close the reply store (before closing the env) */          /* close cached DB handles (before closing the env) */
 

@@ -24,7 +24,8 @@
 #include "esfh.h"
 
 static DB_ENV *g_env;
-static DB_TXN *g_req_txn;       /* esfh_begin's transaction */
+static int g_in_request;        /* between esfh_begin and esfh_commit/esfh_abort */
+static DB_TXN *g_req_txn;       /* the request's transaction, begun at its first file access */
 static DB_TXN *g_interval_txn;  /* ESFH_COMMIT_INTERVAL's transaction */
 static int g_doomed;
 static int g_interval = -1;     /* -1: not read from the environment yet */
@@ -179,6 +180,7 @@ static void at_exit(int status, void *unused)
         }
         g_interval_txn = NULL;
     }
+    g_in_request = 0;
     if (g_req_txn != NULL) {
         g_req_txn->abort(g_req_txn);
         g_req_txn = NULL;
@@ -271,13 +273,29 @@ static int interval(void)
     return g_interval;
 }
 
+/* The request's transaction, begun now if this is the request's first file access: a call
+ * that touches no file then costs no transaction at all (begin and commit were a fifth of a
+ * null service's time in its SEP). NULL outside a request, or when it cannot begin. */
+static DB_TXN *request_txn(void)
+{
+    int ret;
+    if (!g_in_request || g_req_txn != NULL)
+        return g_req_txn;
+    ret = g_env->txn_begin(g_env, NULL, &g_req_txn, 0);
+    if (ret != 0) {
+        esfh_set_error("ESFH: cannot begin a transaction: %s", db_strerror(ret));
+        g_req_txn = NULL;
+    }
+    return g_req_txn;
+}
+
 DB_TXN *esfh_op_txn(int *own)
 {
     DB_TXN *txn = NULL;
     int ret;
     *own = 0;
-    if (g_req_txn != NULL)
-        return g_req_txn;
+    if (g_in_request)
+        return request_txn();
     if (interval() > 0) {
         if (g_interval_txn == NULL) {
             ret = g_env->txn_begin(g_env, NULL, &g_interval_txn, 0);
@@ -327,9 +345,9 @@ int esfh_op_end(DB_TXN *txn, int own, int ret)
 
 void esfh_note_write(void)
 {
-    if (g_req_txn != NULL)
+    if (g_in_request)
         g_request_writes++;
-    if (g_interval_txn != NULL && g_req_txn == NULL && ++g_writes >= g_interval) {
+    if (g_interval_txn != NULL && !g_in_request && ++g_writes >= g_interval) {
         g_interval_txn->commit(g_interval_txn, 0);
         g_interval_txn = NULL;
         g_writes = 0;
@@ -352,7 +370,7 @@ int esfh_is_doomed(void)
 
 DB_TXN *esfh_request_txn(void)
 {
-    return g_req_txn;
+    return request_txn();
 }
 
 void esfh_doom(void)
@@ -371,18 +389,14 @@ int esfh_begin(void)
     int ret;
     if (esfh_env() == NULL)
         return EINVAL;
-    if (g_req_txn != NULL) {
+    if (g_in_request) {
         esfh_set_error("ESFH: esfh_begin called while a transaction is active; "
                        "call esfh_commit or esfh_abort first");
         return EINVAL;
     }
     esfh_interval_commit();
-    ret = g_env->txn_begin(g_env, NULL, &g_req_txn, 0);
-    if (ret != 0) {
-        esfh_set_error("ESFH: cannot begin a transaction: %s", db_strerror(ret));
-        g_req_txn = NULL;
-        return ret;
-    }
+    g_in_request = 1;
+    g_req_txn = NULL;
     g_doomed = 0;
     g_request_writes = 0;
     return 0;
@@ -392,6 +406,7 @@ int esfh_commit(void)
 {
     int ret;
     DB_TXN *txn = g_req_txn;
+    g_in_request = 0;
     if (txn == NULL)
         return 0;
     g_req_txn = NULL;
@@ -412,6 +427,7 @@ int esfh_abort(void)
     int ret;
     DB_TXN *txn = g_req_txn;
     g_doomed = 0;
+    g_in_request = 0;
     if (txn == NULL)
         return 0;
     g_req_txn = NULL;
@@ -452,6 +468,7 @@ void esfh_env_abandon(void)
     if (g_env == NULL)
         return;
     g_env->set_flags(g_env, DB_PANIC_ENVIRONMENT, 1);
+    g_in_request = 0;
     g_req_txn = NULL;
     g_interval_txn = NULL;
     esfh_env_close();
@@ -461,6 +478,7 @@ void esfh_env_close(void)
 {
     if (g_env == NULL)
         return;
+    g_in_request = 0;
     if (g_req_txn != NULL) {
         g_req_txn->abort(g_req_txn);
         g_req_txn = NULL;
