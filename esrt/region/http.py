@@ -61,7 +61,13 @@ class ServicesResource:
         except Exception as exc:  # noqa: BLE001 - our bug must cost one request, not the region
             return self._internal(request, exc)
 
+    def refused(self, code):
+        """Count a request answered with error `code` without calling a service."""
+        if self.metrics is not None:
+            self.metrics.refused("http", code)
+
     def _internal(self, request, exc):
+        self.refused("internal")
         what = request.path.decode("latin-1")
         self.report_error(what, f"{type(exc).__name__}: {exc}")
         request.setResponseCode(500)
@@ -70,6 +76,7 @@ class ServicesResource:
                                       f"serving {what}: {exc}; see the console log")
 
     def _error(self, request, status, code, message, extra_headers=()):
+        self.refused(code)
         request.setResponseCode(status)
         request.setHeader(b"content-type", JSON)
         for name, value in extra_headers:

@@ -306,6 +306,7 @@ class HttpChannel(protocol.Protocol):
                                         "or raise max_body in the server definition")
         self._pending.remove(request)
         self._closing = True
+        self.factory.refused("too_large")
         expected = request.headers.get(b"expect", b"").lower() == b"100-continue"
         self._send_error_now(413, body)
         if expected or self._body_left < 0:
@@ -324,6 +325,7 @@ class HttpChannel(protocol.Protocol):
         self._closing = True
         self._buffer.clear()
         self._body_request = None
+        self.factory.refused(exc.code)
         body = _error_body(exc.code, exc.message)
         if self._pending and self._pending[-1].content is None:
             self._pending.pop()  # the request that broke: it gets this answer instead
@@ -400,6 +402,12 @@ class ServicesFactory(protocol.Factory):
 
     def render(self, request):
         return self.root.render(request)
+
+    def refused(self, code):
+        """Count a request the server refused before routing it (root.refused, if it counts)."""
+        refused = getattr(self.root, "refused", None)
+        if refused is not None:
+            refused(code)
 
     def date(self):
         """The Date header's value, formatted at most once a second."""

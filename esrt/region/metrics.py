@@ -119,6 +119,10 @@ class RegionMetrics:
                                    ["result"], registry=registry)
         for result in ("ok", "failed"):
             self._recoveries.labels(result=result)
+        self._refused = Counter("esrt_refused", "Requests a listener answered itself without "
+                                "calling a service (unknown service, malformed or oversized "
+                                "request, ...), by conversation type and error code",
+                                ["conversation", "code"], registry=registry)
 
     # -- per call ----------------------------------------------------------------------------
 
@@ -136,6 +140,13 @@ class RegionMetrics:
         if entry is None:
             entry = self.service(service)
         entry.observe(status, seconds)
+
+    def refused(self, conversation, code):
+        """A listener of `conversation` ("http", "esrt") answered error `code` itself.
+
+        Not labelled by service: the names in refused requests are whatever clients sent.
+        """
+        self._refused.labels(conversation=conversation, code=code).inc()
 
     # -- events ------------------------------------------------------------------------------
 

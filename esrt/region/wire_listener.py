@@ -126,6 +126,9 @@ class WireProtocol(protocol.Protocol):
             self.transport.resumeProducing()
 
     def _error(self, request_id, status, code, message):
+        metrics = getattr(self.factory.dispatcher, "metrics", None)
+        if metrics is not None:
+            metrics.refused("esrt", code)
         if self.transport is not None and self.transport.connected:
             send_now(self.transport, wire.encode_reply(request_id, status, 0,
                                                        json_error(code, message)))

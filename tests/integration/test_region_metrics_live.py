@@ -7,7 +7,9 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from esrt.client import Client
+import pytest
+
+from esrt.client import Client, ServiceError
 
 from conftest import start_cblapp01_region
 from test_transactions import sep_pids
@@ -88,3 +90,33 @@ def test_a_killed_sep_counts_as_a_restart(node, srv01_car):
         assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == 0
     _, after = scrape(region)
     assert after[("esrt_requests_total", (("code", "2xx"), ("service", "srv01.CBLAPP01")))] == 1
+
+
+def test_requests_refused_by_the_listeners_are_counted(node, srv01_car):
+    region = start_cblapp01_region(node, srv01_car, seps=1,
+                                   extra=("--listener", "Binary=127.0.0.1:*,esrt"))
+    (binary,) = [listener for listener in region.status["listeners"]
+                 if listener["conversation"] == "esrt"]
+    for url, calls in ((region.url, 3), (f"esrt://{binary['address']}", 1)):
+        with Client(url) as client:
+            for _ in range(calls):
+                with pytest.raises(ServiceError) as refused:
+                    client.call("srv01.NOSUCH")
+                assert refused.value.code == "unknown_service"
+    host, port = region.url[len("http://"):].rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", "/services/srv01/CBLAPP01")  # wrong method
+        assert connection.getresponse().status == 405
+    finally:
+        connection.close()
+
+    _, values = scrape(region)
+    refused = {labels: value for (name, labels), value in values.items()
+               if name == "esrt_refused_total"}
+    assert refused[(("code", "unknown_service"), ("conversation", "http"))] == 3
+    assert refused[(("code", "method_not_allowed"), ("conversation", "http"))] == 1
+    assert refused[(("code", "unknown_service"), ("conversation", "esrt"))] == 1
+    # Refused requests never reach a service, so they are in no service's figures.
+    assert not any(name == "esrt_requests_total" and dict(labels).get("service") == "srv01.NOSUCH"
+                   for name, labels in values)
