@@ -379,6 +379,7 @@ def main(argv=None):
         result["vs_pipes"] = result["calls_per_s"] / pipes
     print("vs pipes: " + ", ".join(f"{r['transport']} {r['vs_pipes']:.2f}x" for r in results))
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)
     return 0

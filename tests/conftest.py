@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Our own failover tests use the lab fixtures users get from esrt.testing.
+pytest_plugins = ["esrt.testing.plugin"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "cblapp01"
 
