@@ -174,14 +174,14 @@ class HttpChannel(protocol.Protocol):
                 if not self._read_body():
                     return
                 continue
+            # Blank lines before a request line are ignored (RFC 9112 section 2.2).
+            while self._buffer.startswith(b"\r\n"):
+                del self._buffer[:2]
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(self._buffer) > MAX_HEADER_BYTES:
                     raise HttpError(431, "headers_too_large",
                                     f"request headers are longer than {MAX_HEADER_BYTES} bytes")
-                # Tolerate blank lines between pipelined requests (RFC 9112 section 2.2).
-                while self._buffer.startswith(b"\r\n"):
-                    del self._buffer[:2]
                 return
             if end > MAX_HEADER_BYTES:
                 raise HttpError(431, "headers_too_large",

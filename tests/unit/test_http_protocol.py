@@ -68,7 +68,8 @@ def post(body, extra=b"", path=b"/services/srv01/CBLAPP01"):
 
 
 def test_pipelined_requests_are_answered_in_order(wire):
-    wire.send(b"".join(post(b'{"n": %d}' % n) for n in range(5)))
+    # A stray blank line between requests is ignored, as HTTP/1.1 asks of servers.
+    wire.send(b"\r\n".join(post(b'{"n": %d}' % n) for n in range(5)))
     for n in range(5):
         status, headers, body = wire.response()
         assert status == 200
