@@ -23,6 +23,8 @@
 
 #include "esfh.h"
 
+int esfh_log_flush(void);
+
 static DB_ENV *g_env;
 static int g_in_request;        /* between esfh_begin and esfh_commit/esfh_abort */
 static DB_TXN *g_req_txn;       /* the request's transaction, begun at its first file access */
@@ -33,6 +35,7 @@ static int g_single;            /* ESFH_COMMIT_INTERVAL=single: one transaction 
 static int g_writes;
 static int g_request_writes;    /* write operations in the current request transaction */
 static int g_lock_fd = -1;      /* shared flock on HOME/esrt-env.lock while the env is open */
+static int g_write_nosync;      /* durability write-nosync: commits do not wait for the disk */
 static int g_atexit_set;
 static char g_error[1024];
 
@@ -206,6 +209,7 @@ int esfh_env_open(const char *home, int durability, int max_procs, char *err, in
         esfh_set_error("%s", err);
         return ret;
     }
+    g_write_nosync = durability == 1;
     if (!g_atexit_set) {
         on_exit(at_exit, NULL);
         g_atexit_set = 1;
@@ -416,9 +420,38 @@ int esfh_commit(void)
         esfh_set_error("ESFH: the transaction hit a deadlock and was rolled back; re-run it");
         return DB_LOCK_DEADLOCK;
     }
-    ret = txn->commit(txn, 0);
-    if (ret != 0)
+    if (g_write_nosync) {
+        ret = txn->commit(txn, 0);
+        if (ret != 0)
+            esfh_set_error("ESFH: commit failed: %s", db_strerror(ret));
+        return ret;
+    }
+    /* Durable commit with early lock release: the commit record is written without waiting
+     * for the disk, which releases the transaction's locks, and only then is the log flushed,
+     * before anyone is answered. The next transaction on the same records (every CBLAPP01 call
+     * updates one record) runs while this one's log goes to disk, and commits that meet in
+     * log_flush share one fsync. Nothing is acknowledged before it is on disk: a transaction
+     * that read this one's data flushes the log (this commit included) before its own answer,
+     * since every request that used a transaction flushes. */
+    ret = txn->commit(txn, DB_TXN_WRITE_NOSYNC);
+    if (ret != 0) {
         esfh_set_error("ESFH: commit failed: %s", db_strerror(ret));
+        return ret;
+    }
+    return esfh_log_flush();
+}
+
+/* Wait until everything committed so far is on disk (a no-op with write-nosync durability).
+ * The region calls it before it answers with a reply it found committed by a SEP that died. */
+int esfh_log_flush(void)
+{
+    int ret;
+    if (g_env == NULL || g_write_nosync)
+        return 0;
+    ret = g_env->log_flush(g_env, NULL);
+    if (ret != 0)
+        esfh_set_error("ESFH: the log could not be written to disk: %s; committed work may "
+                       "be lost if the machine stops now", db_strerror(ret));
     return ret;
 }
 
