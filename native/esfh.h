@@ -1,8 +1,9 @@
 /*
  * ESFH: esrt's EXTFH file handler on a transactional Berkeley DB environment.
  *
- * Shared declarations of esfh.c (the EXTFH entry point and file operations) and esfh_env.c
- * (the environment, transactions and the C API a SEP calls through cffi).
+ * Shared declarations of the file-operation sources (esfh.c, esfh_read.c, esfh_write.c; their
+ * own internals are in esfh_internal.h), esfh_env.c (the environment, transactions and the C
+ * API a SEP calls through cffi) and esfh_replies.c (the reply store).
  */
 #ifndef ESFH_H
 #define ESFH_H
@@ -18,6 +19,7 @@ int esfh_env_open(const char *home, int durability, int max_procs, char *err, in
 int esfh_env_recover(const char *home, char *err, int errlen);
 int esfh_begin(void);
 int esfh_commit(void);
+int esfh_log_flush(void);                /* wait until every commit so far is on disk */
 int esfh_abort(void);
 int esfh_doomed(void);
 int esfh_failchk(void);
@@ -30,7 +32,7 @@ int esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outl
                    long long now);
 int esfh_reply_purge(long long now, int limit);
 
-/* Internal, shared between the two source files. */
+/* Internal, shared between the source files. */
 DB_ENV *esfh_env(void);                 /* the environment, opened on first use */
 DB_TXN *esfh_op_txn(int *own);          /* transaction for one operation; *own: commit it after */
 int esfh_op_end(DB_TXN *txn, int own, int ret);  /* finish an operation's transaction */
@@ -38,10 +40,10 @@ void esfh_note_write(void);             /* counts writes for ESFH_COMMIT_INTERVA
 void esfh_interval_commit(void);        /* commit the interval transaction (at CLOSE) */
 void esfh_set_error(const char *fmt, ...);
 int esfh_is_doomed(void);
-void esfh_close_all_dbs(void);
+void esfh_close_all_dbs(void);          /* close cached DB handles (before closing the env) */
 DB_TXN *esfh_request_txn(void);         /* the request transaction (begun on first use), or NULL outside one */
 void esfh_doom(void);                   /* mark the request transaction as a deadlock victim */
-void esfh_close_replies(void);          /* close the reply store (before closing the env) */          /* close cached DB handles (before closing the env) */
+void esfh_close_replies(void);          /* close the reply store (before closing the env) */
 
 #define ESFH_DEADLOCK(r) ((r) == DB_LOCK_DEADLOCK || (r) == DB_LOCK_NOTGRANTED)
 

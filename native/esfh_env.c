@@ -23,8 +23,6 @@
 
 #include "esfh.h"
 
-int esfh_log_flush(void);
-
 static DB_ENV *g_env;
 static int g_in_request;        /* between esfh_begin and esfh_commit/esfh_abort */
 static DB_TXN *g_req_txn;       /* the request's transaction, begun at its first file access */

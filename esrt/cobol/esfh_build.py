@@ -11,8 +11,8 @@ NATIVE = Path(__file__).resolve().parents[2] / "native"
 # package directory is read-only, in the user's cache.
 PACKAGE_LIB = Path(__file__).resolve().parents[1] / "lib"
 CACHE_LIB = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "esrt" / "lib"
-SOURCES = ("esfh.c", "esfh_env.c", "esfh_replies.c")
-HEADERS = ("esfh.h",)
+SOURCES = ("esfh.c", "esfh_read.c", "esfh_write.c", "esfh_env.c", "esfh_replies.c")
+HEADERS = ("esfh.h", "esfh_internal.h")
 LIBRARY_NAME = "libesfh.so"
 PRELOAD_NAME = "libesfh_failchk.so"
 PRELOAD_SOURCE = "failchk_preload.c"

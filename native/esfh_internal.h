@@ -1,0 +1,104 @@
+/*
+ * ESFH internals shared by the file-operation sources: esfh.c (entry point, OPEN, CLOSE),
+ * esfh_read.c (START and READ) and esfh_write.c (WRITE, REWRITE, DELETE). The stored format
+ * these structures describe is documented at the top of esfh.c.
+ */
+#ifndef ESFH_INTERNAL_H
+#define ESFH_INTERNAL_H
+
+#include <limits.h>
+#include <string.h>
+
+#include "esfh.h"
+
+#define MAXKEYS 16
+#define MAXCOMP 8
+#define KEYBUF 1024
+#define SEQLEN 4
+
+enum { POS_FIRST, POS_AT, POS_AFTER };
+
+struct keydef {
+    int ncomp, pos[MAXCOMP], len[MAXCOMP];
+    int keylen;
+    int dups, sparse, seqslot;
+    unsigned char sparse_ch;
+};
+
+struct dbset {
+    struct dbset *next;
+    char path[PATH_MAX];
+    int ndb;
+    DB *db[MAXKEYS];
+};
+
+struct efile {
+    int org, access, mode, nonexistent, first_read;
+    int nkeys, ndups;
+    struct keydef key[MAXKEYS];
+    struct dbset *dbs;
+    int curkey, state, eof, bof, read_done;
+    unsigned char pos[KEYBUF + SEQLEN];
+    u_int32_t poslen;
+    unsigned char lastprime[KEYBUF];
+    u_int32_t lastprimelen;
+    unsigned char lastwrite[KEYBUF];
+    int have_lastwrite;
+    unsigned char *buf;       /* record + sequence trailer */
+    u_int32_t bufsize, maxrec, minrec;
+};
+
+/* The tiny helpers below run on every record access, so they stay inlinable in each file. */
+
+static inline void esfh_set_status(FCD3 *fcd, const char *st)
+{
+    fcd->fileStatus[0] = (unsigned char)st[0];
+    fcd->fileStatus[1] = (unsigned char)st[1];
+}
+
+static inline void esfh_dbt_in(DBT *d, const void *data, u_int32_t size)
+{
+    memset(d, 0, sizeof *d);
+    d->data = (void *)data;
+    d->size = size;
+}
+
+static inline void esfh_dbt_out(DBT *d, void *buf, u_int32_t cap)
+{
+    memset(d, 0, sizeof *d);
+    d->data = buf;
+    d->ulen = cap;
+    d->flags = DB_DBT_USERMEM;
+}
+
+static inline u_int32_t esfh_get_be32(const unsigned char *p)
+{
+    return ((u_int32_t)p[0] << 24) | ((u_int32_t)p[1] << 16) | ((u_int32_t)p[2] << 8) | p[3];
+}
+
+static inline void esfh_put_be32(unsigned char *p, u_int32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* esfh.c */
+int esfh_key_bytes(struct efile *f, int k, const unsigned char *rec, unsigned char *out);
+
+/* esfh_read.c */
+int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pklen,
+                     u_int32_t flags, u_int32_t *reclen);
+void esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk);
+u_int32_t esfh_rmw(struct efile *f, DB_TXN *txn);
+int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev);
+int esfh_do_start(struct efile *f, FCD3 *fcd, DB_TXN *txn, int cond);
+int esfh_do_read_random(struct efile *f, FCD3 *fcd, DB_TXN *txn);
+
+/* esfh_write.c */
+int esfh_do_write(struct efile *f, FCD3 *fcd, DB_TXN *txn);
+int esfh_do_rewrite(struct efile *f, FCD3 *fcd, DB_TXN *txn);
+int esfh_do_delete(struct efile *f, FCD3 *fcd, DB_TXN *txn);
+
+#endif

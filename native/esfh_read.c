@@ -1,0 +1,300 @@
+/*
+ * ESFH positioning and reading: START, READ NEXT/PREVIOUS through a cursor on the current
+ * key's database, and READ by key (see esfh.c for the stored format).
+ */
+#include "esfh_internal.h"
+
+/* Fetch the primary record whose prime key is pk into f->buf; returns the record length. */
+int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pklen,
+                       u_int32_t flags, u_int32_t *reclen)
+{
+    DBT key, data;
+    int ret;
+    esfh_dbt_in(&key, pk, pklen);
+    esfh_dbt_out(&data, f->buf, f->bufsize);
+    ret = f->dbs->db[0]->get(f->dbs->db[0], txn, &key, &data, flags);
+    if (ret == 0)
+        *reclen = data.size - (u_int32_t)(f->ndups * SEQLEN);
+    return ret;
+}
+
+static void deliver(struct efile *f, FCD3 *fcd, u_int32_t reclen)
+{
+    if (reclen > f->maxrec)
+        reclen = f->maxrec;
+    memcpy(fcd->recPtr, f->buf, reclen);
+    STCOMPX4(reclen, fcd->curRecLen);
+}
+
+/* Record the relative record number in the program's RELATIVE KEY item. libcob's EXTFH copies
+ * fcd->relKey into that item before it looks at the opcode; OP_GETINFO then does nothing. */
+void esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk)
+{
+    unsigned char opcode[2] = {0x00, (unsigned char)OP_GETINFO};
+    unsigned char status[2] = {fcd->fileStatus[0], fcd->fileStatus[1]};
+    memcpy(fcd->relKey, rk, 8);
+    EXTFH(opcode, fcd);
+    fcd->fileStatus[0] = status[0];
+    fcd->fileStatus[1] = status[1];
+}
+
+/* A record found through index k at index key ik: read it, make it current. */
+static int take(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, const unsigned char *ik,
+                u_int32_t iklen, const unsigned char *pk, u_int32_t pklen, u_int32_t flags)
+{
+    u_int32_t reclen;
+    int ret = esfh_get_primary(f, txn, pk, pklen, flags, &reclen);
+    if (ret != 0)
+        return ret;
+    deliver(f, fcd, reclen);
+    memcpy(f->pos, ik, iklen);
+    f->poslen = iklen;
+    memcpy(f->lastprime, pk, pklen);
+    f->lastprimelen = pklen;
+    f->curkey = k;
+    f->state = POS_AFTER;
+    f->eof = f->bof = 0;
+    f->read_done = 1;
+    if (f->org == ORG_RELATIVE)
+        esfh_set_relative_key(fcd, pk);
+    return 0;
+}
+
+u_int32_t esfh_rmw(struct efile *f, DB_TXN *txn)
+{
+    /* Reading a file opened I-O usually precedes a REWRITE: take the write lock at once so two
+     * transactions doing read-then-rewrite queue instead of deadlocking on the upgrade. */
+    return f->mode == OPEN_IO && txn != NULL ? DB_RMW : 0;
+}
+
+int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
+{
+    DB *db = f->dbs ? f->dbs->db[f->curkey] : NULL;
+    DBC *cur;
+    DBT key, data;
+    unsigned char kbuf[KEYBUF + SEQLEN], vbuf[KEYBUF];
+    int ret, exact, op;
+    u_int32_t lk;
+
+    if (f->nonexistent) {
+        esfh_set_status(fcd, f->first_read ? "10" : "46");
+        f->first_read = 0;
+        return 0;
+    }
+    if ((!prev && f->eof) || (prev && f->bof)) {
+        esfh_set_status(fcd, "46");
+        return 0;
+    }
+    if (prev && f->state == POS_FIRST && !f->eof) {
+        f->bof = 1;
+        esfh_set_status(fcd, "10");
+        return 0;
+    }
+    ret = db->cursor(db, txn, &cur, 0);
+    if (ret != 0)
+        return ret;
+    /* Position with write locks when a REWRITE may follow (see esfh_rmw): a read lock taken here
+     * and upgraded later deadlocks against every other transaction doing the same. */
+    lk = esfh_rmw(f, txn);
+    esfh_dbt_out(&key, kbuf, sizeof kbuf);
+    esfh_dbt_out(&data, vbuf, sizeof vbuf);
+    if (!prev && (f->bof || f->state == POS_FIRST)) {
+        ret = cur->get(cur, &key, &data, (DB_FIRST) | lk);
+    } else if (prev && f->eof) {
+        ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
+    } else {
+        memcpy(kbuf, f->pos, f->poslen);
+        key.size = f->poslen;
+        ret = cur->get(cur, &key, &data, (DB_SET_RANGE) | lk);
+        exact = ret == 0 && key.size == f->poslen && memcmp(kbuf, f->pos, f->poslen) == 0;
+        if (!prev) {
+            if (ret == 0 && exact && f->state == POS_AFTER)
+                ret = cur->get(cur, &key, &data, (DB_NEXT) | lk);
+        } else if (ret == DB_NOTFOUND) {
+            ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
+        } else if (ret == 0 && !(exact && f->state == POS_AT)) {
+            ret = cur->get(cur, &key, &data, (DB_PREV) | lk);
+        }
+    }
+    op = ret;
+    cur->close(cur);
+    if (op == DB_NOTFOUND) {
+        if (prev)
+            f->bof = 1;
+        else
+            f->eof = 1;
+        f->read_done = 0;
+        esfh_set_status(fcd, "10");
+        return 0;
+    }
+    if (op != 0)
+        return op;
+    if (f->curkey == 0)
+        ret = take(f, fcd, txn, 0, kbuf, key.size, kbuf, key.size, esfh_rmw(f, txn));
+    else
+        ret = take(f, fcd, txn, f->curkey, kbuf, key.size, vbuf, data.size, esfh_rmw(f, txn));
+    if (ret == DB_NOTFOUND) {
+        esfh_set_status(fcd, "23");
+        return 0;
+    }
+    if (ret == 0)
+        esfh_set_status(fcd, "00");
+    return ret;
+}
+
+static int key_index(struct efile *f, FCD3 *fcd)
+{
+    int k = LDCOMPX2(fcd->refKey);
+    return k >= 0 && k < f->nkeys ? k : 0;
+}
+
+/* Search index k for the key in the record area (first partlen bytes) under condition cond
+ * (an OP_START_* opcode); on success the found entry's index key and prime key. */
+static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int partlen,
+                  unsigned char *ik, u_int32_t *iklen, unsigned char *pk, u_int32_t *pklen)
+{
+    DB *db = f->dbs->db[k];
+    DBC *cur;
+    DBT key, data;
+    unsigned char want[KEYBUF];
+    int wantlen, ret;
+    u_int32_t lk;
+
+    if (f->org == ORG_RELATIVE) {
+        memcpy(want, fcd->relKey, 8);
+        wantlen = 8;
+        partlen = 8;
+    } else {
+        wantlen = esfh_key_bytes(f, k, fcd->recPtr, want);
+        if (partlen <= 0 || partlen > wantlen)
+            partlen = wantlen;
+    }
+    ret = db->cursor(db, txn, &cur, 0);
+    if (ret != 0)
+        return ret;
+    lk = esfh_rmw(f, txn);
+    memcpy(ik, want, (size_t)partlen);
+    esfh_dbt_out(&key, ik, KEYBUF + SEQLEN);
+    key.size = (u_int32_t)partlen;
+    esfh_dbt_out(&data, pk, KEYBUF);
+#define CMP() memcmp(ik, want, (size_t)partlen)
+    ret = cur->get(cur, &key, &data, (DB_SET_RANGE) | lk);
+    switch (cond) {
+    case OP_START_EQ:
+        if (ret == 0 && CMP() != 0)
+            ret = DB_NOTFOUND;
+        break;
+    case OP_START_GT:
+        while (ret == 0 && CMP() == 0)
+            ret = cur->get(cur, &key, &data, (DB_NEXT) | lk);
+        break;
+    case OP_START_LT:
+        ret = cur->get(cur, &key, &data, (ret == DB_NOTFOUND ? DB_LAST : DB_PREV) | lk);
+        break;
+    case OP_START_LE:
+        if (ret == DB_NOTFOUND) {
+            ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
+        } else if (ret == 0 && CMP() != 0) {
+            ret = cur->get(cur, &key, &data, (DB_PREV) | lk);
+        } else if (ret == 0 && f->key[k].dups) {
+            /* Like GnuCOBOL: the last of the duplicates of the found key value. */
+            unsigned char same[KEYBUF];
+            int len = f->key[k].keylen;
+            memcpy(same, ik, (size_t)len);
+            while (ret == 0 && memcmp(ik, same, (size_t)len) == 0)
+                ret = cur->get(cur, &key, &data, (DB_NEXT) | lk);
+            ret = cur->get(cur, &key, &data, (ret == DB_NOTFOUND ? DB_LAST : DB_PREV) | lk);
+        }
+        break;
+    case OP_START_FI:
+        ret = cur->get(cur, &key, &data, (DB_FIRST) | lk);
+        break;
+    case OP_START_LA:
+        ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
+        break;
+    default: /* GE */
+        break;
+    }
+#undef CMP
+    cur->close(cur);
+    if (ret == 0) {
+        *iklen = key.size;
+        if (k == 0) {
+            memcpy(pk, ik, key.size);
+            *pklen = key.size;
+        } else {
+            *pklen = data.size;
+        }
+    }
+    return ret;
+}
+
+int esfh_do_start(struct efile *f, FCD3 *fcd, DB_TXN *txn, int cond)
+{
+    unsigned char ik[KEYBUF + SEQLEN], pk[KEYBUF];
+    u_int32_t iklen, pklen;
+    int k = f->org == ORG_RELATIVE ? 0 : key_index(f, fcd), ret;
+
+    f->read_done = 0;
+    if (f->mode != OPEN_INPUT && f->mode != OPEN_IO) {
+        esfh_set_status(fcd, "47");
+        return 0;
+    }
+    if (f->access == ACCESS_RANDOM) {
+        esfh_set_status(fcd, "47");
+        return 0;
+    }
+    if (f->nonexistent) {
+        f->first_read = 0;
+        esfh_set_status(fcd, "23");
+        return 0;
+    }
+    ret = search(f, fcd, txn, k, cond, LDCOMPX2(fcd->effKeyLen), ik, &iklen, pk, &pklen);
+    f->curkey = k;
+    if (ret == DB_NOTFOUND) {
+        f->eof = 1;
+        f->bof = 0;
+        esfh_set_status(fcd, "23");
+        return 0;
+    }
+    if (ret != 0)
+        return ret;
+    memcpy(f->pos, ik, iklen);
+    f->poslen = iklen;
+    f->state = POS_AT;
+    f->eof = f->bof = 0;
+    esfh_set_status(fcd, "00");
+    return 0;
+}
+
+int esfh_do_read_random(struct efile *f, FCD3 *fcd, DB_TXN *txn)
+{
+    unsigned char ik[KEYBUF + SEQLEN], pk[KEYBUF];
+    u_int32_t iklen, pklen;
+    int k = f->org == ORG_RELATIVE ? 0 : key_index(f, fcd), ret;
+
+    f->read_done = 0;
+    if (f->mode != OPEN_INPUT && f->mode != OPEN_IO) {
+        esfh_set_status(fcd, "47");
+        return 0;
+    }
+    if (f->nonexistent) {
+        esfh_set_status(fcd, f->first_read ? "10" : "23");
+        f->first_read = 0;
+        return 0;
+    }
+    if (f->org == ORG_RELATIVE && esfh_get_be32(fcd->relKey) == 0 && esfh_get_be32(fcd->relKey + 4) == 0) {
+        esfh_set_status(fcd, "23");
+        return 0;
+    }
+    ret = search(f, fcd, txn, k, OP_START_EQ, 0, ik, &iklen, pk, &pklen);
+    if (ret == 0)
+        ret = take(f, fcd, txn, k, ik, iklen, pk, pklen, esfh_rmw(f, txn));
+    if (ret == DB_NOTFOUND) {
+        esfh_set_status(fcd, "23");
+        return 0;
+    }
+    if (ret == 0)
+        esfh_set_status(fcd, "00");
+    return ret;
+}
