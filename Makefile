@@ -57,12 +57,14 @@ test: setup
 	$(BIN)/python -m pytest -q tests
 	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q tests --ignore=tests/lab --ignore=tests/failover
 
-# BENCH_QUICK=1 make bench: shorter runs, 16 connections only (under 2 minutes).
+# BENCH_QUICK=1 make bench: shorter runs, 16 connections only, one takeover of each kind
+# (under 2 minutes). The takeover benchmark needs root (it builds a Pacemaker lab).
 bench: setup
 	$(BIN)/python benchmarks/bench_transactions.py --seconds $(if $(BENCH_QUICK),1,3)
 	$(BIN)/python benchmarks/bench_dispatch.py --seconds $(if $(BENCH_QUICK),1,3) \
 	    --json benchmarks/results/dispatch.json
 	$(BIN)/python benchmarks/bench_throughput.py
+	$(BIN)/python benchmarks/bench_takeover.py --runs $(if $(BENCH_QUICK),1,5)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,6 +1,7 @@
 """CLI commands for high availability and portable regions.
 
 `esrt mdump [host] [server]`, `esrt ha install-agent`, `esrt ha check-config FILE`,
+`esrt ha monitor NAME` (the OCF agent's monitor: status plus a health probe),
 `esrt server export NAME`, `esrt server import FILE` and `casstart --config FILE`, which starts a
 region from a region file (the whole definition) with nothing in the node's repository, so that
 definition, packages, data and logs can all live on a cluster's shared disk.
@@ -122,6 +123,57 @@ def cmd_ha_check_config(args):
     return ExitCode.OK
 
 
+def probe_health(status, timeout):
+    """(ok, detail): GET /health on the region's first started web-services listener.
+
+    A region that is alive but frozen (SIGSTOP, a stuck reactor) keeps its pid and its
+    "Started" status file; only an answer tells it from a healthy one. Regions with only
+    binary listeners are not probed (ok).
+    """
+    import http.client
+    for listener in status.get("listeners") or []:
+        endpoint = (listener.get("mfRequestedEndpoint") or "").removeprefix("tcp:")
+        address = listener.get("address") or endpoint
+        if listener.get("mfListenerStatus") != "Started" or not address \
+                or listener.get("conversation", "web-services") != "web-services":
+            continue
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "*", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        try:
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return False, f"listener \"{listener.get('CN')}\" at {address} does not answer " \
+                          f"GET /health within {timeout:g} s ({exc or type(exc).__name__})"
+        finally:
+            connection.close()
+        if response.status != 200:
+            return False, (f"listener \"{listener.get('CN')}\" at {address}: GET /health "
+                           f"answered HTTP {response.status}")
+        return True, f"listener \"{listener.get('CN')}\" at {address} answers"
+    return True, "no started web-services listener to probe"
+
+
+def cmd_ha_monitor(args):
+    """`server status` (0 running, 7 stopped, 1 failed), then, when running, a health probe:
+    a region that does not answer within --probe-timeout is reported failed (exit 1)."""
+    from esrt.cli.main import cmd_server_status
+    from esrt.region.control import read_json, recorded_run_dir
+    code = cmd_server_status(args)
+    if code != ExitCode.OK or args.probe_timeout <= 0:
+        return code
+    status = read_json(recorded_run_dir(_home(args), args.name) / "status.json") or {}
+    ok, detail = probe_health(status, args.probe_timeout)
+    if not ok:
+        _say(f"{args.name}: Failed (running but not answering: {detail})")
+        return ExitCode.ERROR
+    return ExitCode.OK
+
+
 def add_ha_commands(commands, server_commands, casstart_parser):
     """Add mdump, ha, server export/import and casstart --config to the esrt parser."""
     from esrt.ha import mdump
@@ -142,6 +194,14 @@ def add_ha_commands(commands, server_commands, casstart_parser):
     check = ha_commands.add_parser("check-config", help="validate a region file, print its name")
     check.add_argument("file")
     check.set_defaults(func=cmd_ha_check_config)
+
+    monitor = ha_commands.add_parser("monitor", help="OCF-style status of a region (0 running, "
+                                     "7 stopped, 1 failed) including a health probe")
+    monitor.add_argument("name")
+    monitor.add_argument("--probe-timeout", type=float, default=5.0, metavar="SECONDS",
+                         help="fail a running region that does not answer GET /health within "
+                              "this time (default 5; 0: no probe)")
+    monitor.set_defaults(func=cmd_ha_monitor)
 
     export = server_commands.add_parser("export", help="print a server's definition as a "
                                         "region file (JSON)")

@@ -1,9 +1,11 @@
-"""Ready-made applications for lab tests: CBLAPP01 as a portable region on a shared disk.
+"""Ready-made applications for lab tests: CBLAPP01/CBLAPP02 as portable regions on shared disks.
 
-`prepare_cblapp01(directory, ip, port)` fills a directory (the shared disk, mounted where the
-nodes will mount it) with everything a node needs to run the region with nothing in its own
-repository: the region file, the deploy directory holding service srv01, and the data
-directory with APPFILE01 initialised by INITFILE1 (counter 0).
+`prepare_region(directory, ip, name, program)` fills a directory (the shared disk, mounted where
+the nodes will mount it) with everything a node needs to run the region with nothing in its own
+repository: the region file, the deploy directory holding the service (srv01 or srv02), and
+the data directory with the program's file initialised by its INITFILE batch (counter 0).
+`prepare_cblapp01(directory, ip, port)` is the common case. `make_service(lab, ...)` does all
+of it for a lab: a disk, its contents, a resource group, and waits until the group serves.
 """
 
 import json
@@ -14,7 +16,12 @@ import tempfile
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "cblapp01"
-SERVICE = "srv01"
+PORT = 9003
+# program -> (source, batch that creates its file, service package, file's environment name)
+PROGRAMS = {
+    "CBLAPP01": ("cblapp01.cbl", "initfile1.cbl", "srv01", "APPFILE01"),
+    "CBLAPP02": ("cblapp02.cbl", "initfile2.cbl", "srv02", "APPFILE02"),
+}
 
 _car_cache = {}
 
@@ -32,57 +39,65 @@ def _esrt(args, home, cwd):
     return result
 
 
-def build_cblapp01_car(workdir=None):
-    """Build srv01.car (CBLAPP01, every parameter an output) with the real tools; return it.
-
-    Built once per process and `workdir`.
-    """
-    key = str(workdir)
+def build_car(program="CBLAPP01", workdir=None):
+    """Build the deploy package of CBLAPP01 or CBLAPP02 (every parameter an output) with the
+    real tools; return its path. Built once per process, program and `workdir`."""
+    key = (program, str(workdir))
     if key in _car_cache and _car_cache[key].exists():
         return _car_cache[key]
-    if not (EXAMPLES / "cblapp01.cbl").exists():
-        raise AppError(f"CBLAPP01's source is not at {EXAMPLES}: esrt.testing.apps needs the "
+    source, _, service, _ = PROGRAMS[program]
+    if not (EXAMPLES / source).exists():
+        raise AppError(f"{program}'s source is not at {EXAMPLES}: esrt.testing.apps needs the "
                        "esrt source tree (examples/cblapp01)")
-    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="esrt-cblapp01-"))
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"esrt-{service}-"))
     work.mkdir(parents=True, exist_ok=True)
     home = work / "imtk-home"
     home.mkdir(exist_ok=True)
-    (work / "cblapp01.cbl").write_bytes((EXAMPLES / "cblapp01.cbl").read_bytes())
-    _esrt(["imtk", "defmap", "--src", "cblapp01.cbl", "--service", SERVICE], home, work)
-    mapping = work / f"{SERVICE}.mapping.json"
+    (work / source).write_bytes((EXAMPLES / source).read_bytes())
+    _esrt(["imtk", "defmap", "--src", source, "--service", service], home, work)
+    mapping = work / f"{service}.mapping.json"
     document = json.loads(mapping.read_text())
     # The recording clients read the counter from the reply, so every field comes back.
     for parameter in document["programs"][0]["parameters"]:
         parameter["direction"] = "out"
     mapping.write_text(json.dumps(document, indent=2))
-    _esrt(["imtk", "generate", "--service", SERVICE], home, work)
-    car = work / f"{SERVICE}.car"
+    _esrt(["imtk", "generate", "--service", service], home, work)
+    car = work / f"{service}.car"
     _car_cache[key] = car
     return car
 
 
-def prepare_cblapp01(directory, ip, port, name="ESHA01", seps=1, car=None, extra=None):
-    """Populate `directory` with region `name` serving CBLAPP01 on ip:port; return the region file.
+def prepare_cblapp01(directory, ip, port=PORT, name="ESHA01", seps=1, car=None, extra=None):
+    """prepare_region for CBLAPP01 (service srv01.CBLAPP01); returns the region file."""
+    return prepare_region(directory, ip, name, "CBLAPP01", port, seps, car, extra)
+
+
+def prepare_region(directory, ip, name="ESHA01", program="CBLAPP01", port=PORT, seps=1,
+                   car=None, extra=None):
+    """Populate `directory` with region `name` serving `program` on ip:port; return the region
+    file.
 
     `directory` must be where the shared disk is mounted now AND where the nodes will mount it
     (Lab.mounted(disk, at=mountpoint)), since the region file holds absolute paths. Layout:
-    NAME.region.json, deploy/srv01, data/APPFILE01, logs/ (CASROOT). The region root (run
-    files) is left to each node's ESRT_HOME.
-    `extra` adds settings to the definition (e.g. {"durability": "async"}).
+    NAME.region.json, deploy/<package>, data/<file>, logs/ (CASROOT). The region root (run
+    files) is left to each node's ESRT_HOME. `car` is the program's deploy package (default:
+    built here with the real tools); `extra` adds settings to the definition (e.g.
+    {"durability": "write-nosync"}).
     """
     from esrt.cobol.batch import run_batch
     from esrt.cobol.esfh_build import esfh_cobc_args, esfh_library
     from esrt.mapping.car import install_car
     from esrt.paths import RegionPaths, program_environment
     from esrt.settings import SettingError, validate_server
+    _, batch, _, file_name = PROGRAMS[program]
     base = Path(directory)
-    car = Path(car) if car else build_cblapp01_car()
+    car = Path(car) if car else build_car(program)
     try:
         # The same validation (and so the same file) as `esrt server export NAME`.
         definition = validate_server({
             "name": name, "seps": seps,
             "listeners": [{"name": "Web Services", "address": f"{ip}:{port}"}],
-            "env": {"DD_APPFILE01": "APPFILE01"},
+            "env": {f"DD_{file_name}": file_name},
             "deploy_dir": str(base / "deploy"),
             "data_dir": str(base / "data"), "casroot": str(base / "logs"),
             **(extra or {})})
@@ -94,12 +109,58 @@ def prepare_cblapp01(directory, ip, port, name="ESHA01", seps=1, car=None, extra
     # must stay in each node's own ESRT_HOME, never on the disk that moves between nodes.
     with tempfile.TemporaryDirectory(prefix="esrt-prepare-") as scratch_home:
         paths = RegionPaths(definition, home=scratch_home).create()
-        code = run_batch(str(EXAMPLES / "initfile1.cbl"), program_environment(definition, paths),
+        code = run_batch(str(EXAMPLES / batch), program_environment(definition, paths),
                          cwd=str(paths.data), build_dir=str(Path(scratch_home) / "batch"),
                          extra_args=esfh_cobc_args(esfh_library()))
     if code != 0:
-        raise AppError(f"INITFILE1 ended with exit code {code} while preparing {name} in "
+        raise AppError(f"{batch} ended with exit code {code} while preparing {name} in "
                        f"{base}; see its output above")
     region_file = base / f"{name}.region.json"
     region_file.write_text(json.dumps(definition, indent=2, sort_keys=True))
     return region_file
+
+
+class Service:
+    """One resource group of a lab running one region; `url` is its relocatable address."""
+
+    def __init__(self, lab, group, ip, region, program, mountpoint, region_file, port=PORT):
+        self.lab = lab
+        self.group = group
+        self.ip = ip
+        self.region = region
+        self.program = program
+        self.service = f"{PROGRAMS[program][2]}.{program}"
+        self.mountpoint = mountpoint
+        self.region_file = region_file
+        self.url = f"http://{ip}:{port}"
+
+    def node(self):
+        """The node the group's region runs on now (None while it runs nowhere)."""
+        return self.lab.locate(self.group)
+
+    def set_region_parameter(self, name, value):
+        """Set one more ocf:esrt:region parameter (e.g. check_mfds) on the group's region."""
+        self.lab.crm("crm_resource", "--resource", f"{self.group}-region", "--set-parameter",
+                     name, "--parameter-value", str(value))
+
+    def read_on(self, node, relative):
+        """The text of a file on the shared disk as `node` sees it (it must hold the disk)."""
+        return node.run(["cat", str(self.mountpoint / relative)]).stdout
+
+
+def make_service(lab, group, host_part, region, program="CBLAPP01", prefer=None,
+                 extra_resources=(), timeout=90):
+    """A running group `group` of `lab`: a new shared disk holding region `region` (serving
+    `program`), the address SUBNET.`host_part`, preferring node `prefer` (default: the first);
+    returns its Service once it serves."""
+    ip = f"{lab.subnet}.{host_part}"
+    disk = lab.add_disk(group)
+    mountpoint = lab.workdir / "mnt" / group
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    with lab.mounted(disk, at=mountpoint) as path:
+        region_file = prepare_region(path, ip, region, program)
+    prefer = prefer or lab.nodes[0]
+    lab.add_group(group, ip, disk, str(mountpoint), str(region_file), prefer=prefer,
+                  region_name=region, extra_resources=extra_resources)
+    lab.wait_group(group, on=prefer, timeout=timeout)
+    return Service(lab, group, ip, region, program, mountpoint, region_file)

@@ -10,6 +10,10 @@ from xml.sax.saxutils import quoteattr
 TOKEN_MS = 1000
 DC_DEADTIME = "2s"
 MONITOR_INTERVAL = "2s"
+# A random delay before fencing keeps two nodes that lost each other from shooting each other
+# at the same instant. The fence agent already refuses to fence from a node that cannot reach
+# the LAN, so a short one suffices; every second of it is a second of takeover after power-off.
+FENCE_DELAY_MAX = "1s"
 FAILURE_TIMEOUT = "20s"
 STICKINESS = 1000
 PREFER_SCORE = 100
@@ -77,7 +81,7 @@ def initial_cib(node_names, power_socket, lan_check=None):
           <nvpair id="lab-fence-socket" name="socket" value={quoteattr(str(power_socket))}/>
           <nvpair id="lab-fence-hosts" name="pcmk_host_list" value="{host_list}"/>
           <nvpair id="lab-fence-check" name="pcmk_host_check" value="static-list"/>
-          <nvpair id="lab-fence-delay" name="pcmk_delay_max" value="3s"/>{lan}
+          <nvpair id="lab-fence-delay" name="pcmk_delay_max" value="{FENCE_DELAY_MAX}"/>{lan}
         </instance_attributes>
         <operations>
           <op id="lab-fence-monitor" name="monitor" interval="30s"/>

@@ -1,0 +1,1 @@
+"""Failover tests: the report's nine patterns on a real Pacemaker lab (esrt.testing)."""
