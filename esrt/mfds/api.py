@@ -5,7 +5,8 @@ as plain functions. Every error leaves as {"error": {"code", "message", "fields"
 
 Authorization lives here too: `who` is the esrt.mfds.users.Principal the web layer
 authenticated (None = authentication is off). Reading needs readonly; starting, stopping and
-deploying need operator; creating, editing and deleting servers and listing accounts need admin.
+deploying need operator; creating, editing and deleting servers and managing accounts need
+admin. The last admin account can be neither deleted nor demoted (409 last_admin).
 Every change (and every refused attempt) is written to the audit log, and changes to a server
 also to that server's console log (ESAD0001I/ESAD0002W).
 
@@ -25,7 +26,8 @@ import esrt
 from esrt.home import Home
 from esrt.mfds.daemon import pid_alive
 from esrt.mfds.repository import ServerExists, ServerNotFound
-from esrt.mfds.users import OPEN, audit
+from esrt.mfds.users import (OPEN, LastAdmin, NoSuchUser, UserError, UserExists, audit,
+                             check_account)
 from esrt.paths import RegionPaths
 from esrt.region.console import format_line
 from esrt.settings import SettingError
@@ -125,6 +127,9 @@ class MfdsApi:
         self.repository = repository
         self.home = home if isinstance(home, Home) else Home(home)
         self.users = users
+        # Set by the web layer: called with an account name whose password an admin reset,
+        # to end that account's sessions.
+        self.on_password_change = None
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -149,6 +154,8 @@ class MfdsApi:
             return ApiError(404, "not_found", str(exc)).response()
         except ServerExists as exc:
             return ApiError(409, "exists", str(exc)).response()
+        except NoSuchUser as exc:
+            return ApiError(404, "not_found", str(exc)).response()
 
     def _route(self, method, path, query, body, who):
         parts = [unquote(part) for part in path.strip("/").split("/") if part]
@@ -163,9 +170,21 @@ class MfdsApi:
             from esrt.mfds.openapi import openapi_document
             return Response(200, openapi_document())
         if parts == ["users"]:
-            self._allow(method, path, "GET")
-            self.require(who, "admin", "list the accounts", "users")
-            return Response(200, {"users": self.users.list() if self.users else []})
+            self._allow(method, path, "GET", "POST")
+            if method == "GET":
+                self.require(who, "admin", "list the accounts", "users")
+                return Response(200, {"users": self.users.list() if self.users else []})
+            return Response(201, self.create_user(self._json(body), who))
+        if len(parts) == 2 and parts[0] == "users":
+            name = parts[1]
+            self._allow(method, path, "GET", "PUT", "DELETE")
+            if method == "GET":
+                self.require(who, "admin", "see the accounts", name)
+                return Response(200, self._account_store().get(name))
+            if method == "PUT":
+                return Response(200, self.update_user(name, self._json(body), who))
+            self.delete_user(name, who)
+            return Response(204)
         if parts == ["servers"]:
             self._allow(method, path, "GET", "POST")
             if method == "GET":
@@ -183,8 +202,8 @@ class MfdsApi:
             return Response(204)
         if len(parts) == 3 and parts[0] == "servers":
             return self._server_leaf(method, path, query, body, who, parts[1], parts[2])
-        raise ApiError(404, "not_found", f"no such path {path}: see /api/servers, /api/health, "
-                       "/api/openapi.json")
+        raise ApiError(404, "not_found", f"no such path {path}: see /api/servers, /api/users, "
+                       "/api/health, /api/openapi.json")
 
     def _server_leaf(self, method, path, query, body, who, name, leaf):
         if leaf == "status":
@@ -266,6 +285,100 @@ class MfdsApi:
             raise ApiError(400, "bad_json", f"the {what} must be a JSON object, "
                            f"got {type(value).__name__}")
         return value
+
+    # -- accounts (admin) ------------------------------------------------------------------
+
+    def _account_store(self):
+        if self.users is None:
+            raise ApiError(500, "internal", "this mfds has no account store: restart it with "
+                           "`esrt mfds --stop` and `esrt mfds`")
+        return self.users
+
+    @staticmethod
+    def _user_fields(document, allowed):
+        """The account fields of a request body; 400 on unknown or non-text ones."""
+        unknown = sorted(set(document) - set(allowed))
+        if unknown:
+            raise ApiError(400, "invalid", f"unknown account field(s) {', '.join(unknown)}: "
+                           f"send only {', '.join(allowed)}",
+                           {key: "unknown field" for key in unknown})
+        bad = {key: f"{key} must be a string" for key, value in document.items()
+               if not isinstance(value, str)}
+        if bad:
+            raise ApiError(400, "invalid", "invalid account: " + "; ".join(bad.values()), bad)
+        return document
+
+    def create_user(self, document, who=None):
+        """Create an account from {name, password, role} (admin); return it (no secrets)."""
+        label = str(document.get("name") or "?")
+        self.require(who, "admin", "add accounts", label)
+        store = self._account_store()
+        fields = self._user_fields(document, ("name", "password", "role"))
+        values = {key: fields.get(key, "") for key in ("name", "password", "role")}
+        problems = check_account(**values)
+        if "role" not in problems and values["role"] != "admin" and store.count() == 0:
+            # Accounts switch authentication on: without an admin among them nobody could
+            # manage the node from a browser any more.
+            problems["role"] = ("the first account must be an admin: choose the admin role, "
+                                "then add the other accounts")
+        if problems:
+            self.record(who, "add user", label, "failed", "; ".join(problems.values()))
+            raise ApiError(400, "invalid", "the account was not added: "
+                           + "; ".join(problems.values()), problems)
+        try:
+            store.add(values["name"], values["password"], values["role"])
+        except UserExists:
+            message = (f"user {values['name']} already exists: choose another name, or change "
+                       "that account's role or password instead")
+            self.record(who, "add user", label, "failed", "already exists")
+            raise ApiError(409, "exists", message, {"name": message}) from None
+        self.record(who, "add user", values["name"], "ok", f"role {values['role']}")
+        return store.get(values["name"])
+
+    def update_user(self, name, document, who=None):
+        """Change the role and/or reset the password of account `name` (admin); return it.
+        The last admin cannot be demoted (409 last_admin)."""
+        self.require(who, "admin", "change accounts", name)
+        store = self._account_store()
+        fields = self._user_fields(document, ("role", "password"))
+        if not fields:
+            raise ApiError(400, "invalid", f"nothing to change for user {name}: send "
+                           "{\"role\": ...} and/or {\"password\": ...}")
+        problems = check_account(**fields)
+        if problems:
+            self.record(who, "change user", name, "failed", "; ".join(problems.values()))
+            raise ApiError(400, "invalid", f"user {name} was not changed: "
+                           + "; ".join(problems.values()), problems)
+        before = store.get(name)
+        if "role" in fields and fields["role"] != before["role"]:
+            try:
+                store.set_role(name, fields["role"])
+            except LastAdmin as exc:
+                self.record(who, "change role", name, "failed", exc)
+                raise ApiError(409, "last_admin", str(exc), {"role": str(exc)}) from None
+            self.record(who, "change role", name, "ok",
+                        f"{before['role']} -> {fields['role']}")
+        if "password" in fields:
+            store.set_password(name, fields["password"])
+            self.record(who, "reset password", name, "ok")
+            if self.on_password_change is not None and name != (who or OPEN).name:
+                # Whoever knew the old password is logged out; the admin doing it stays in.
+                self.on_password_change(name)
+        return store.get(name)
+
+    def delete_user(self, name, who=None):
+        """Delete account `name` (admin); the last admin cannot be deleted (409 last_admin)."""
+        self.require(who, "admin", "delete accounts", name)
+        store = self._account_store()
+        try:
+            store.delete(name, keep_admin=True)
+        except LastAdmin as exc:
+            self.record(who, "delete user", name, "failed", exc)
+            raise ApiError(409, "last_admin", str(exc)) from None
+        except UserError as exc:
+            self.record(who, "delete user", name, "failed", exc)
+            raise
+        self.record(who, "delete user", name, "ok")
 
     # -- resources -------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ import esrt
 
 _NAME = {"name": "name", "in": "path", "required": True,
          "description": "server (region) name, e.g. ESSRV01", "schema": {"type": "string"}}
+_USER = {"name": "user", "in": "path", "required": True,
+         "description": "account name, e.g. alice", "schema": {"type": "string"}}
 
 
 def _ref(name):
@@ -22,7 +24,8 @@ def _errors(*codes):
     texts = {400: "invalid request (fields names the bad settings)",
              401: "no valid session, Basic credentials or node token",
              403: "role too weak, or missing CSRF token on a cookie session",
-             404: "no such server", 405: "method not allowed", 409: "conflict",
+             404: "no such server or account", 405: "method not allowed",
+             409: "conflict (server exists or runs; account exists; last admin)",
              413: "package larger than the limit"}
     return {str(code): {"description": texts[code], "content": {"application/json": {
         "schema": _ref("Error")}}} for code in codes}
@@ -90,7 +93,19 @@ def _schemas():
     package = {"type": "object", "properties": {
         "package": {"type": "string"}, "manifest": {"type": "object"},
         "installed": {"type": "string"}, "size": {"type": "integer"}}}
-    return {"ServerStatus": {"type": "string", "enum": [
+    role = {"type": "string", "enum": ["readonly", "operator", "admin"]}
+    user = {"type": "object", "properties": {
+        "name": {"type": "string"}, "role": role,
+        "created": {"type": "string", "description": "ISO 8601, UTC"},
+        "last_login": {"type": "string", "nullable": True,
+                       "description": "last login through the login page (null: never)"}}}
+    new_user = {"type": "object", "required": ["name", "password", "role"], "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_.@-]{0,63}$"},
+        "password": {"type": "string", "minLength": 8, "format": "password"}, "role": role}}
+    user_change = {"type": "object", "description": "role and/or a new password", "properties": {
+        "role": role, "password": {"type": "string", "minLength": 8, "format": "password"}}}
+    return {"User": user, "NewUser": new_user, "UserChange": user_change,
+            "ServerStatus": {"type": "string", "enum": [
                 "Stopped", "Starting", "Started", "Stopping", "Failed"]},
             "Definition": definition, "Server": server, "StatusDocument": status_document,
             "Package": package, "Error": error}
@@ -106,9 +121,27 @@ def _paths():
                                 "responses": {"200": _json({"type": "object"}, "mfds is up")}}},
         "/api/openapi.json": {"get": _operation("This document", "readonly", {
             "200": _json({"type": "object"}, "OpenAPI 3.0 document")})},
-        "/api/users": {"get": _operation("List the accounts (never their passwords)", "admin", {
-            "200": _json({"type": "object"}, "{users: [{name, role, created}]}"),
-            **_errors(401, 403)})},
+        "/api/users": {
+            "get": _operation("List the accounts (never their passwords)", "admin", {
+                "200": _json({"type": "object", "properties": {"users": {
+                    "type": "array", "items": _ref("User")}}}, "every account, by name"),
+                **_errors(401, 403)}),
+            "post": _operation("Add an account", "admin", {
+                "201": _json(_ref("User"), "added"), **_errors(400, 401, 403, 409)},
+                requestBody={"required": True, "content": {"application/json": {
+                    "schema": _ref("NewUser")}}})},
+        "/api/users/{user}": {
+            "parameters": [_USER],
+            "get": _operation("One account", "admin", {
+                "200": _json(_ref("User"), "the account"), **_errors(401, 403, 404)}),
+            "put": _operation("Change an account's role and/or reset its password (the last "
+                              "admin cannot be demoted)", "admin", {
+                                  "200": _json(_ref("User"), "changed"),
+                                  **_errors(400, 401, 403, 404, 409)},
+                              requestBody={"required": True, "content": {"application/json": {
+                                  "schema": _ref("UserChange")}}}),
+            "delete": _operation("Delete an account (never the last admin)", "admin", {
+                "204": {"description": "deleted"}, **_errors(401, 403, 404, 409)})},
         "/api/servers": {
             "get": _operation("List servers with their status", "readonly", {
                 "200": _json({"type": "object", "properties": {"servers": {

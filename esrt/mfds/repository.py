@@ -94,7 +94,7 @@ class Repository:
                                    f"this esrt understands ({SCHEMA_VERSION}): upgrade esrt")
 
     def _transaction(self):
-        return _Transaction(self._db)
+        return Transaction(self._db)
 
     def close(self):
         """Close the database connection."""
@@ -211,8 +211,10 @@ class Repository:
                  "size": row[3]} for row in rows]
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK around a block (the connection is in autocommit)."""
+class Transaction:
+    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK around a block (the connection is in autocommit).
+
+    Shared by the mfds stores (repository, users) on their SQLite connections."""
 
     def __init__(self, db):
         self._db = db

@@ -286,6 +286,7 @@ def _serve(args, home, lock, interface, port, reactor):
     from esrt.mfds.web.pages import Pages
     api = MfdsApi(repository, home, users)
     gate = Gate(users, token)
+    api.on_password_change = gate.sessions.drop_user
     site = _QuietSite(RootResource(ApiResource(api, _stderr_log, gate),
                                    Pages(api, gate, _stderr_log)))
     try:

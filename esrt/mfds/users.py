@@ -7,7 +7,10 @@ Accounts live in the node's repository (table `users` of $ESRT_HOME/repository.d
 Roles, from least to most powerful:
     readonly  sees everything, changes nothing
     operator  also starts and stops servers and deploys packages
-    admin     also creates, edits and deletes servers and sees the accounts
+    admin     also creates, edits and deletes servers and manages the accounts
+
+The last admin account can be neither deleted nor demoted through mfds (`keep_admin=True`):
+without one, nobody could manage the node from a browser any more.
 
 The node token ($ESRT_HOME/mfds.token, mode 0600, created by mfds at start) lets processes of
 this node that can read it -- regions reporting their status, the CLI run by the node's owner --
@@ -35,6 +38,7 @@ USER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
 # The node token's file and header are shared with the client side (standard library only).
 from esrt.mfds.client import TOKEN_FILE, read_node_token  # noqa: E402,F401
+from esrt.mfds.repository import Transaction  # noqa: E402
 AUDIT_FILE = "audit.log"
 
 _SCHEMA = """
@@ -45,15 +49,57 @@ CREATE TABLE IF NOT EXISTS users (
     created TEXT NOT NULL
 );
 """
+# Added after the first release: older repositories get the column when first opened.
+_LAST_LOGIN_COLUMN = "ALTER TABLE users ADD COLUMN last_login TEXT"
 
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps "no such user" and "wrong password"
-# equally slow, so response times do not tell which account names exist.
-_DUMMY_HASH = _hasher.hash("not a real password")
+# equally slow, so response times do not tell which account names exist. Made on first use:
+# hashing costs about 0.1 s, which every esrt command would otherwise pay at import.
+_dummy_hash = []
+
+
+def _hash_of_nobody():
+    if not _dummy_hash:
+        _dummy_hash.append(_hasher.hash("not a real password"))
+    return _dummy_hash[0]
 
 
 class UserError(ValueError):
-    """A bad account request (name, password or role); the message says what to do."""
+    """A bad account request; the message says what to do. `field` names the bad input
+    ("name", "password" or "role") when there is one."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
+class UserExists(UserError):
+    """An account of that name exists already."""
+
+
+class NoSuchUser(UserError):
+    """No account of that name exists."""
+
+
+class LastAdmin(UserError):
+    """The change would leave the node without any admin account."""
+
+
+def check_account(**values):
+    """{field: message} for each given value (name, password, role) that is not acceptable."""
+    problems = {}
+    if "name" in values and not USER_NAME_RE.match(str(values["name"] or "")):
+        problems["name"] = (f"user name {values['name']!r} is not valid: use a letter then up "
+                            "to 63 letters, digits, '.', '_', '-' or '@'")
+    if "password" in values:
+        password = values["password"]
+        if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+            problems["password"] = (f"the password is too short: use at least {MIN_PASSWORD} "
+                                    "characters")
+    if "role" in values and values["role"] not in ROLES:
+        problems["role"] = f"role {values['role']!r} is unknown: use one of {', '.join(ROLES)}"
+    return problems
 
 
 def role_allows(role, needed):
@@ -78,37 +124,97 @@ class UserStore:
                                    check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(users)")]
+        if "last_login" not in columns:
+            try:
+                self._db.execute(_LAST_LOGIN_COLUMN)
+            except sqlite3.OperationalError:
+                pass  # another process (CLI or mfds) added it at the same moment
 
     def close(self):
         """Close the database connection."""
         self._db.close()
 
     def add(self, name, password, role):
-        """Create account `name`; UserError when the name, password or role is not acceptable."""
-        if not USER_NAME_RE.match(str(name or "")):
-            raise UserError(f"user name {name!r} is not valid: use a letter then up to 63 "
-                            "letters, digits, '.', '_', '-' or '@'")
-        if role not in ROLES:
-            raise UserError(f"role {role!r} is unknown: use one of {', '.join(ROLES)}")
-        if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-            raise UserError(f"the password of {name} is too short: use at least "
-                            f"{MIN_PASSWORD} characters")
+        """Create account `name`; UserError when the name, password or role is not acceptable,
+        UserExists when the name is taken."""
+        problems = check_account(name=name, role=role, password=password)
+        for field in ("name", "role", "password"):
+            if field in problems:
+                message = problems[field]
+                if field == "password":
+                    message = message.replace("the password", f"the password of {name}", 1)
+                raise UserError(message, field)
         try:
-            self._db.execute("INSERT INTO users VALUES (?, ?, ?, ?)",
+            self._db.execute("INSERT INTO users (name, hash, role, created) VALUES (?, ?, ?, ?)",
                              (name, _hasher.hash(password), role, _now()))
         except sqlite3.IntegrityError:
-            raise UserError(f"user {name} already exists: delete it first with "
-                            f"`esrt mfds user delete {name}`") from None
+            raise UserExists(f"user {name} already exists: delete it first with "
+                             f"`esrt mfds user delete {name}`", "name") from None
 
-    def delete(self, name):
-        """Delete account `name`; UserError when there is none."""
-        if self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
-            raise UserError(f"no user {name}: list them with `esrt mfds user list`")
+    def delete(self, name, keep_admin=False):
+        """Delete account `name`; NoSuchUser when there is none. With `keep_admin`, LastAdmin
+        when it is the only admin."""
+        with self._write():
+            if keep_admin:
+                self._refuse_last_admin(name, "delete")
+            if self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+                raise NoSuchUser(f"no user {name}: list them with `esrt mfds user list`")
+
+    def set_role(self, name, role, keep_admin=True):
+        """Give account `name` the role `role`; LastAdmin when that demotes the only admin."""
+        problems = check_account(role=role)
+        if problems:
+            raise UserError(problems["role"], "role")
+        with self._write():
+            if role != "admin" and keep_admin:
+                self._refuse_last_admin(name, "demote")
+            if self._db.execute("UPDATE users SET role = ? WHERE name = ?",
+                                (role, name)).rowcount == 0:
+                raise NoSuchUser(f"no user {name}: list them with `esrt mfds user list`")
+
+    def set_password(self, name, password):
+        """Replace the password of account `name` (hashed like a new one)."""
+        problems = check_account(password=password)
+        if problems:
+            raise UserError(problems["password"], "password")
+        if self._db.execute("UPDATE users SET hash = ? WHERE name = ?",
+                            (_hasher.hash(password), name)).rowcount == 0:
+            raise NoSuchUser(f"no user {name}: list them with `esrt mfds user list`")
+
+    def touch_login(self, name):
+        """Record that `name` just logged in."""
+        self._db.execute("UPDATE users SET last_login = ? WHERE name = ?", (_now(), name))
+
+    def get(self, name):
+        """{"name", "role", "created", "last_login"} of account `name`; NoSuchUser if none."""
+        row = self._db.execute("SELECT name, role, created, last_login FROM users "
+                               "WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NoSuchUser(f"no user {name}: list them with `esrt mfds user list`")
+        return dict(zip(("name", "role", "created", "last_login"), row))
+
+    def _write(self):
+        """A write transaction: the admin count checked in it cannot change before commit,
+        whichever process (mfds, the CLI) writes at the same time."""
+        return Transaction(self._db)
+
+    def _refuse_last_admin(self, name, verb):
+        if self.role(name) != "admin":
+            return
+        admins = self._db.execute("SELECT COUNT(*) FROM users WHERE role = 'admin'").fetchone()[0]
+        if admins <= 1:
+            raise LastAdmin(f"user {name} is the last admin and cannot be {verb}d: give another "
+                            "account the admin role first, so that someone can still manage "
+                            "mfds", "role")
 
     def list(self):
-        """[{"name", "role", "created"}] sorted by name (never the hashes)."""
-        rows = self._db.execute("SELECT name, role, created FROM users ORDER BY name")
-        return [{"name": n, "role": r, "created": c} for n, r, c in rows.fetchall()]
+        """[{"name", "role", "created", "last_login"}] sorted by name (never the hashes);
+        last_login is None until the account logs in through the login page."""
+        rows = self._db.execute("SELECT name, role, created, last_login FROM users "
+                                "ORDER BY name")
+        return [{"name": n, "role": r, "created": c, "last_login": t}
+                for n, r, c, t in rows.fetchall()]
 
     def count(self):
         """How many accounts exist (0 = authentication is off)."""
@@ -128,7 +234,7 @@ class UserStore:
         row = self._db.execute("SELECT hash, role FROM users WHERE name = ?",
                                (str(name),)).fetchone()
         try:
-            _hasher.verify(row[0] if row else _DUMMY_HASH, str(password))
+            _hasher.verify(row[0] if row else _hash_of_nobody(), str(password))
         except (VerificationError, InvalidHashError):
             return None
         return row[1] if row else None

@@ -32,6 +32,7 @@ if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
@@ -72,11 +73,22 @@ def text_of(driver, element_id):
     return driver.find_element(By.ID, element_id).text
 
 
+def wait_for_next_page(driver, old):
+    """Wait until the page whose <html> element is `old` has been replaced.
+
+    While Chromium swaps documents, chromedriver may answer "Node with given id does not
+    belong to the document" instead of reporting the element stale: that means the same, so
+    it is retried rather than failing the test.
+    """
+    WebDriverWait(driver, PATIENCE, ignored_exceptions=(WebDriverException,)).until(
+        staleness_of(old))
+
+
 def submit(driver, element_id):
     """Click a button or link and wait until the next page replaced this one."""
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, element_id).click()
-    WebDriverWait(driver, PATIENCE).until(staleness_of(old))
+    wait_for_next_page(driver, old)
 
 
 def click_and_confirm(driver, element_id):
@@ -85,7 +97,7 @@ def click_and_confirm(driver, element_id):
     alert = driver.switch_to.alert
     assert "ESSRV01" in alert.text
     alert.accept()
-    WebDriverWait(driver, PATIENCE).until(staleness_of(old))
+    wait_for_next_page(driver, old)
 
 
 def test_admin_walkthrough(node, srv01_car, browser):

@@ -85,6 +85,11 @@ class SessionStore:
         """Forget a session (logout, or replaced at login)."""
         self._sessions.pop(session.sid, None)
 
+    def drop_user(self, name):
+        """Forget every session logged in as `name` (its password was reset)."""
+        for sid in [sid for sid, s in self._sessions.items() if s.user == name]:
+            del self._sessions[sid]
+
 
 def _header(request, name):
     value = request.getHeader(name)

@@ -8,14 +8,14 @@ happened, so a reload never repeats it.
 
 import email.parser
 import email.policy
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from twisted.internet.threads import deferToThread
 from twisted.web import server
 
 from esrt.mfds.api import MAX_PACKAGE_BYTES, ApiError, Later
 from esrt.mfds.repository import ServerExists, ServerNotFound
-from esrt.mfds.users import OPEN
+from esrt.mfds.users import OPEN, NoSuchUser
 from esrt.mfds.web import templates
 from esrt.mfds.web.auth import set_cookie
 from esrt.mfds.web.static import STYLE_CSS
@@ -23,6 +23,7 @@ from esrt.settings import SettingError, parse_env_option, parse_listener_option
 
 OPTIONAL_PATHS = ("root", "data_dir", "deploy_dir", "casroot")
 SERVER_ACTIONS = ("start", "stop", "force-stop", "deploy", "edit", "delete")
+USER_ACTIONS = ("role", "password", "delete")
 
 
 def _text(request, name, default=""):
@@ -162,7 +163,7 @@ class Pages:
         except ApiError as exc:
             return self.html(request, exc.status, templates.error_page(page, "Error",
                                                                        exc.message))
-        except ServerNotFound as exc:
+        except (ServerNotFound, NoSuchUser) as exc:
             return self.html(request, 404, templates.error_page(page, "Not found", str(exc)))
 
     def route(self, request, page, session, principal, method, path):
@@ -187,6 +188,16 @@ class Pages:
         if (len(parts) == 3 and parts[0] == "servers" and parts[2] in SERVER_ACTIONS
                 and method == "POST"):
             return self.action(request, page, session, principal, parts[1], parts[2])
+        if parts == ["users"] and method == "GET":
+            self.api.require(principal, "admin", "manage the accounts", "users")
+            return self.users_page(request, page, 200)
+        if parts == ["users", "new"] and method == "POST":
+            return self.add_user(request, page, session, principal)
+        if (len(parts) == 3 and parts[0] == "users" and parts[2] in USER_ACTIONS
+                and method == "POST"):
+            # Account names may hold "@", which the page's links send percent-encoded.
+            return self.user_action(request, page, session, principal, unquote(parts[1]),
+                                    parts[2])
         return self.not_found(request, page, method, path)
 
     # -- answers ---------------------------------------------------------------------------
@@ -240,6 +251,7 @@ class Pages:
         fresh = self.gate.sessions.new(user=name)
         fresh.refresh = session.refresh
         set_cookie(request, fresh)
+        self.gate.users.touch_login(name)
         self.api.record(_anonymous(name, role), "login", name, "ok")
         return self.redirect(request, next_path)
 
@@ -316,6 +328,55 @@ class Pages:
         content = self.edit_form(page, server_object, form, errors)
         return self.html(request, 400, templates.server_page(page, server_object, "edit",
                                                              content))
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    def users_page(self, request, page, status, values=None, errors=None):
+        users = self.api.users.list() if self.api.users else []
+        return self.html(request, status, templates.users_page(page, users, values, errors))
+
+    def add_user(self, request, page, session, principal):
+        """Add an account from the posted form; errors are shown next to their fields."""
+        form = {key: _text(request, key) for key, _ in templates.USER_FIELDS}
+        try:
+            user = self.api.create_user(form, principal)
+        except ApiError as exc:
+            if exc.status == 403 or not exc.fields:
+                raise
+            page.flashes.append(("error", "the account was not added: see the messages "
+                                          "next to the fields"))
+            errors = {f"new-{key}": message for key, message in exc.fields.items()}
+            return self.users_page(request, page, exc.status, form, errors)
+        session.flash(f"user {user['name']} added with role {user['role']}")
+        return self.redirect(request, "/users")
+
+    def user_action(self, request, page, session, principal, name, action):
+        """Change the role of, reset the password of, or delete account `name`."""
+        try:
+            if action == "delete":
+                self.api.delete_user(name, principal)
+                session.flash(f"user {name} deleted")
+            elif action == "role":
+                role = _text(request, "role")
+                self.api.update_user(name, {"role": role}, principal)
+                session.flash(f"user {name} now has the role {role}")
+            else:
+                self.api.update_user(name, {"password": _text(request, "password")}, principal)
+                session.flash(f"password of user {name} reset"
+                              + ("" if name == principal.name else
+                                 f": {name} is logged out everywhere"))
+        except ApiError as exc:
+            if exc.status == 403:
+                raise
+            page.flashes.append(("error", f"user {name} was not changed: see the message on "
+                                          "its row"))
+            message = "; ".join((exc.fields or {}).values()) or exc.message
+            return self.users_page(request, page, exc.status, None, {f"user-{name}": message})
+        demoted = self.gate.users.role(principal.name) != "admin"
+        if principal.via in ("session", "basic") and demoted:
+            # The admin demoted or deleted themselves: the Users page is no longer theirs.
+            return self.redirect(request, "/")
+        return self.redirect(request, "/users")
 
     # -- actions ---------------------------------------------------------------------------
 

@@ -44,4 +44,6 @@ pre#console { background: #111; color: #ddd; padding: .8em; overflow: auto; max-
 .field.invalid input, .field.invalid textarea { border-color: #b00; }
 .login label { display: block; margin: .5em 0; }
 form.search label, form.deploy label { margin-right: 1em; }
+#users td.actions input { width: 11em; }
+#users td.actions .field-error { display: block; margin: .3em 0 0; }
 """

@@ -9,6 +9,8 @@ from datetime import datetime
 from html import escape
 from urllib.parse import quote, urlencode
 
+from esrt.mfds.users import ROLES
+
 REFRESH_CHOICES = (0, 5, 10, 30, 60)
 TABS = (("listeners", "Listeners"), ("services", "Services"), ("packages", "Packages"),
         ("seps", "SEPs"), ("monitor", "Monitor & Control"), ("console", "Console log"),
@@ -67,13 +69,15 @@ def layout(page, title, body):
         who = ""
     flashes = "".join(f'<p class="flash {e(kind)}">{e(text)}</p>'
                       for kind, text in page.flashes)
+    users_link = ('<a href="/users" id="nav-users">Users</a>'
+                  if page.role and page.can("admin") else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(title)} - esrt</title>{refresh}
 <link rel="stylesheet" href="/static/style.css"></head>
 <body><header><a class="brand" href="/">esrt</a>
-<nav><a href="/">Servers</a><a href="/api/openapi.json">API</a></nav>
+<nav><a href="/">Servers</a>{users_link}<a href="/api/openapi.json">API</a></nav>
 <form method="get" action="{e(page.path)}" class="refresh">{keep}
 <label>Auto-refresh <select name="refresh" id="refresh" onchange="this.form.submit()">
 {options}</select></label><noscript><button>Set</button></noscript></form>
@@ -349,3 +353,70 @@ def server_form(page, action, values, errors, creating):
     button = "Create" if creating else "Save"
     return (f'<form method="post" action="{e(action)}" class="server-form">{csrf_field(page)}'
             + "".join(rows) + f'<button id="save">{button}</button></form>')
+
+
+USER_FIELDS = (("name", "Name"), ("password", "Password"), ("role", "Role"))
+
+
+def _role_select(select_id, name, selected):
+    options = "".join(f'<option value="{r}"{" selected" if r == selected else ""}>{r}</option>'
+                      for r in ROLES)
+    return f'<select name="{name}" id="{e(select_id)}">{options}</select>'
+
+
+def _field_error(key, errors):
+    error = errors.get(key)
+    return f'<span class="field-error" id="error-{e(key)}">{e(error)}</span>' if error else ""
+
+
+def users_page(page, users, values=None, errors=None):
+    """The accounts: a row per account (change role, reset password, delete) and a form to
+    add one. `errors` maps "new-FIELD" or "user-NAME" to the message shown next to it;
+    `values` refills the add form after an error (never the password)."""
+    values, errors = values or {}, errors or {}
+    rows = []
+    for user in users:
+        name, ident = user["name"], e(user["name"])
+        base = f"/users/{q(name)}"
+        role_form = (f'<form method="post" action="{base}/role" class="inline">'
+                     f'{csrf_field(page)}{_role_select("role-" + name, "role", user["role"])}'
+                     f'<button id="set-role-{ident}">Change role</button></form>')
+        password_form = (f'<form method="post" action="{base}/password" class="inline">'
+                         f'{csrf_field(page)}<input type="password" name="password" '
+                         f'id="password-{ident}" placeholder="new password" '
+                         f'autocomplete="new-password">'
+                         f'<button id="reset-password-{ident}">Reset password</button></form>')
+        question = f"Delete user {name}? They can no longer log in."
+        delete_form = (f'<form method="post" action="{base}/delete" class="inline" '
+                       f'onsubmit="return confirm({e(repr(question))})">{csrf_field(page)}'
+                       f'<button class="delete" id="delete-{ident}">Delete</button></form>')
+        rows.append(f'<tr id="user-{ident}"><td class="name">{ident}'
+                    f'{" (you)" if name == page.user else ""}</td>'
+                    f'<td class="role">{e(user["role"])}</td><td>{e(user["created"])}</td>'
+                    f'<td>{e(user.get("last_login") or "never")}</td>'
+                    f'<td class="actions">{role_form} {password_form} {delete_form}'
+                    f'{_field_error("user-" + name, errors)}</td></tr>')
+    listing = ("<table id=\"users\"><thead><tr><th>User</th><th>Role</th><th>Created</th>"
+               "<th>Last login</th><th></th></tr></thead><tbody>" + "".join(rows)
+               + "</tbody></table>") if rows else (
+        '<p class="muted" id="no-users">No accounts yet: mfds is open to local users. Add an '
+        'admin first.</p>')
+    fields = []
+    for key, label in USER_FIELDS:
+        if key == "role":
+            control = _role_select("new-role", "role", values.get("role", "readonly"))
+        else:
+            secret = key == "password"
+            value = "" if secret else values.get(key, "")
+            extra = ' type="password" autocomplete="new-password"' if secret else ' type="text"'
+            control = f'<input name="{key}" id="new-{key}"{extra} value="{e(value)}">'
+
+        invalid = " invalid" if errors.get(f"new-{key}") else ""
+        fields.append(f'<div class="field{invalid}"><label for="new-{key}">{label}</label>'
+                      f'{control}{_field_error("new-" + key, errors)}</div>')
+    add_form = (f'<h2>Add an account</h2><form method="post" action="/users/new" '
+                f'class="user-form">{csrf_field(page)}{"".join(fields)}'
+                f'<button id="add-user">Add</button></form>'
+                f'<p class="muted">readonly: looks; operator: also starts, stops and deploys; '
+                f'admin: everything, including this page.</p>')
+    return layout(page, "Users", listing + add_form)
