@@ -26,6 +26,11 @@ MESSAGES = {
     "ESCD0105I": "took over stale pid file {path} (process {pid} is gone)",
     "ESCD0106I": "server {server} started: {listeners}",
     "ESCD0107E": "{server} failed: {problem}",
+    "ESCD0110I": "{server} is a standby: data environment closed and no SEPs until "
+                 "`esrt server activate {server}`",
+    "ESCD0111I": "{server} activated: data environment {path} open, {seps} SEP(s) starting",
+    "ESCD0112I": "{server} deactivated: SEPs stopped, data environment closed; standing by",
+    "ESCD0113E": "{server} cannot be activated: {problem}",
     # server manager and SEPs
     "ESSI1000I": "server manager initialization completed: {seps} SEP(s), request timeout {timeout} s",
     "ESSI1600I": "SEP {sep:04d} initialization completed (pid {pid})",

@@ -53,8 +53,11 @@ class RegionPaths:
     def status_file(self):
         return self.run / "status.json"
 
-    def create(self):
-        for path in (self.root, self.data, self.deploy, self.casroot, self.run):
+    def create(self, standby=False):
+        """Make the region's directories; a standby leaves the data and deploy directories
+        alone (they are on a shared disk that another node may hold) until it is activated."""
+        for path in (self.root, self.casroot, self.run) if standby else \
+                (self.root, self.data, self.deploy, self.casroot, self.run):
             path.mkdir(parents=True, exist_ok=True)
         return self
 

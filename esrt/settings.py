@@ -69,6 +69,17 @@ def _optional_path(value):
     return str(value)
 
 
+def _boolean(value):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
 def _choice(choices):
     def check(value):
         if value not in choices:
@@ -206,6 +217,10 @@ SERVER_SETTINGS = (
             "write-nosync (survives a process crash, not an OS crash; faster)"),
     Setting("idempotency_ttl", _int_range(60, 30 * 86400), 86400,
             "seconds a reply stays stored for retries carrying the same Idempotency-Key"),
+    Setting("standby", _boolean, False,
+            "start as a standby: listeners wait for their address, but the data environment "
+            "is opened and SEPs started only by `esrt server activate` (for a region "
+            "pre-started on a cluster's standby node)"),
 )
 
 SERVER_SETTING_NAMES = tuple(s.name for s in SERVER_SETTINGS)

@@ -32,7 +32,7 @@ static int g_interval = -1;     /* -1: not read from the environment yet */
 static int g_single;            /* ESFH_COMMIT_INTERVAL=single: one transaction for the run */
 static int g_writes;
 static int g_request_writes;    /* write operations in the current request transaction */
-static int g_lock_fd = -1;      /* shared flock on HOME/esrt-env.lock while the env is open */
+static int g_lock_fd = -1;      /* flock on HOME/esrt-env.lock: shared while the env is open */
 static int g_write_nosync;      /* durability write-nosync: commits do not wait for the disk */
 static int g_atexit_set;
 static char g_error[1024];
@@ -519,4 +519,10 @@ void esfh_env_close(void)
     esfh_close_all_dbs();
     g_env->close(g_env, 0);
     g_env = NULL;
+    /* No longer a user of the environment: a standby region that stood down must let the
+     * node taking over recover it, which needs the lock exclusively. */
+    if (g_lock_fd >= 0) {
+        close(g_lock_fd);
+        g_lock_fd = -1;
+    }
 }

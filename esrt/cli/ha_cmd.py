@@ -160,18 +160,65 @@ def probe_health(status, timeout):
 
 def cmd_ha_monitor(args):
     """`server status` (0 running, 7 stopped, 1 failed), then, when running, a health probe:
-    a region that does not answer within --probe-timeout is reported failed (exit 1)."""
+    a region that does not answer within --probe-timeout is reported failed (exit 1). A
+    standby region that is standing by is running (0), or stopped (7) with --require-active."""
     from esrt.cli.main import cmd_server_status
     from esrt.region.control import read_json, recorded_run_dir
     code = cmd_server_status(args)
-    if code != ExitCode.OK or args.probe_timeout <= 0:
+    if code != ExitCode.OK:
         return code
     status = read_json(recorded_run_dir(_home(args), args.name) / "status.json") or {}
+    if status.get("active") is False:
+        # A standby standing by: running as it should, with nothing to serve yet.
+        if args.require_active:
+            _say(f"{args.name}: standing by (not active)")
+            return ExitCode.NOT_RUNNING
+        return ExitCode.OK
+    if args.probe_timeout <= 0:
+        return code
     ok, detail = probe_health(status, args.probe_timeout)
     if not ok:
         _say(f"{args.name}: Failed (running but not answering: {detail})")
         return ExitCode.ERROR
     return ExitCode.OK
+
+
+def cmd_server_switch(args):
+    """`esrt server activate|deactivate NAME`: signal a running standby region and wait until
+    its status says it switched. Exit 0 done, 7 the region is not running, 1 it failed."""
+    import os
+    import signal
+    import time
+    from esrt.region.control import process_alive, read_json, recorded_run_dir, region_pid
+    want_active = args.action == "activate"
+    run_dir = recorded_run_dir(_home(args), args.name)
+    pid = region_pid(run_dir)
+    if not pid or not process_alive(pid):
+        _say(f"{args.name} is not running; start it first (`casstart -r {args.name}`)")
+        return ExitCode.NOT_RUNNING
+    status = read_json(run_dir / "status.json") or {}
+    if not status.get("standby"):
+        _say(f"{args.name} is not a standby region, so it is always active; set "
+             "\"standby\": true in its definition to pre-start it on a standby node")
+        return ExitCode.ERROR if not want_active else ExitCode.OK
+    os.kill(pid, signal.SIGUSR1 if want_active else signal.SIGUSR2)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        status = read_json(run_dir / "status.json") or {}
+        if not process_alive(pid):
+            _say(f"{args.name} ended while it was being {args.action}d; see its console log")
+            return ExitCode.ERROR
+        ready = status.get("mfServerStatus") == "Started" if want_active else True
+        if status.get("active") is want_active and ready:
+            _say(f"{args.name}: {'active' if want_active else 'standing by'} (pid {pid})")
+            return ExitCode.OK
+        if status.get("mfServerStatus") == "Failed":
+            _say(f"{args.name} failed: {status.get('message', '')}")
+            return ExitCode.ERROR
+        time.sleep(0.05)
+    _say(f"{args.name} did not finish being {args.action}d within {args.timeout:g} s; see its "
+         "console log")
+    return ExitCode.ERROR
 
 
 def add_ha_commands(commands, server_commands, casstart_parser):
@@ -201,7 +248,20 @@ def add_ha_commands(commands, server_commands, casstart_parser):
     monitor.add_argument("--probe-timeout", type=float, default=5.0, metavar="SECONDS",
                          help="fail a running region that does not answer GET /health within "
                               "this time (default 5; 0: no probe)")
+    monitor.add_argument("--require-active", action="store_true",
+                         help="report a standby region that is standing by as stopped (7): "
+                              "the monitor of its activation")
     monitor.set_defaults(func=cmd_ha_monitor)
+
+    for action, text in (("activate", "make a running standby region take over: open its "
+                                       "data environment and start its SEPs"),
+                         ("deactivate", "put an active standby region back to standing by: "
+                                        "stop its SEPs and close its data environment")):
+        switch = server_commands.add_parser(action, help=text)
+        switch.add_argument("name")
+        switch.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                            help="how long to wait for the switch (default 60)")
+        switch.set_defaults(func=cmd_server_switch, action=action)
 
     export = server_commands.add_parser("export", help="print a server's definition as a "
                                         "region file (JSON)")

@@ -73,7 +73,7 @@ def start_region(name, home=None, definition=None, wait=True, timeout=60.0, prog
     if definition is None:
         from esrt.mfds.client import MfdsClient
         definition = MfdsClient.from_home(home).get_server(name)["definition"]
-    paths = RegionPaths(definition, home).create()
+    paths = RegionPaths(definition, home).create(standby=definition.get("standby", False))
     running = region_pid(paths.run)
     if running and process_alive(running):
         raise RegionControlError(f"{name} is already running (pid {running}); stop it with "

@@ -45,6 +45,8 @@ class Dispatcher:
         self.metrics = metrics if metrics is not None else RegionMetrics(supervisor.server)
         self.idempotency_ttl = idempotency_ttl
         self._queue = collections.deque()
+        # Why nothing is served while the region is a standby standing by (None when active).
+        self.inactive_reason = None
         # Names of calls without an idempotency key in the reply store: unique across the
         # region's restarts through a random prefix, and cheaper than a uuid4 per call (which
         # reads the kernel's random source every time).
@@ -66,7 +68,7 @@ class Dispatcher:
         stored reply instead of running again. Cancelling the Deferred (the client went away)
         drops a call that has not started yet and asks the SEP running it to roll it back.
         """
-        if not self.supervisor.can_serve():
+        if self.inactive_reason or not self.supervisor.can_serve():
             self.requests += 1
             self.errors += 1
             reply = self._unavailable(service)
@@ -142,6 +144,8 @@ class Dispatcher:
                 waiter.callback(None)
 
     def _unavailable(self, service):
+        if self.inactive_reason:
+            return error_reply(503, "unavailable", f"{service}: {self.inactive_reason}")
         return error_reply(503, "unavailable",
                            f"no SEP can run {service} on {self.supervisor.server}: every SEP has "
                            "failed or the server is stopping; see the console log, fix the cause "

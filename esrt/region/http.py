@@ -129,6 +129,10 @@ class ServicesResource:
             name = f"{package.decode('utf-8')}.{program.decode('utf-8')}"
         except UnicodeDecodeError:
             name = None
+        standing_by = self.dispatcher.inactive_reason
+        if standing_by:
+            # Its packages are on the disk the active node holds: not "unknown", just not here.
+            return self._error(request, 503, "unavailable", f"{name}: {standing_by}")
         service = self.services.lookup(name) if name else None
         if service is None:
             deployed = ", ".join(self.services.names()) or "none (deploy a package first)"

@@ -128,6 +128,12 @@ class Region:
         if environ is None:
             environ = program_environment(definition, paths)
         self.store = store
+        # A standby region runs its listeners (waiting for their address) but neither opens
+        # the data environment nor starts SEPs until activate(): the environment lives on a
+        # shared disk that only the active node may hold.
+        self.standby = bool(definition.get("standby"))
+        self.active = not self.standby
+        self._switching = None
         self.supervisor = Supervisor(reactor, definition, paths, console, environ, sep_command,
                                      store=store)
         # Prometheus metrics (GET /metrics) and the per-service statistics of the status.
@@ -136,6 +142,7 @@ class Region:
         self.dispatcher = Dispatcher(reactor, self.supervisor,
                                      idempotency_ttl=definition["idempotency_ttl"],
                                      metrics=self.metrics)
+        self._standing_by(not self.active)
         self.supervisor.on_change = self._changed
         self.supervisor.on_processes = self.write_processes
         def report_error(what, problem):
@@ -164,20 +171,90 @@ class Region:
 
     def _start(self):
         self.console.log("ESCD0102I", pid=self.pid)
-        names = self.services.scan()
-        self.console.log("ESDP0001I", deploy=self.paths.deploy, count=len(names),
-                         services=", ".join(names) or "none")
         self.write_processes()
         self.reporter.start()
-        self.supervisor.start()
-        self.console.log("ESSI1000I", seps=len(self.supervisor.seps),
-                         timeout=self.definition["request_timeout"])
+        if self.active:
+            self._start_serving()
+        else:
+            self.console.log("ESCD0110I", server=self.name)
         self.console.log("ESCS5003I")
         for listener in self.listeners:
             if not listener.start():
                 self.fail(listener.problem)
                 return
         self._changed()
+
+    def _start_serving(self):
+        names = self.services.scan()
+        self.console.log("ESDP0001I", deploy=self.paths.deploy, count=len(names),
+                         services=", ".join(names) or "none")
+        self.supervisor.start()
+        self.console.log("ESSI1000I", seps=len(self.supervisor.seps),
+                         timeout=self.definition["request_timeout"])
+
+    # -- standby ---------------------------------------------------------------------------
+
+    def activate(self):
+        """A standby takes over (SIGUSR1): recover and open the data environment, start SEPs."""
+        if self.active or self._switching is not None or self._stopping is not None:
+            return
+        try:
+            for path in (self.paths.data, self.paths.deploy):
+                path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.console.log("ESCD0113E", server=self.name,
+                             problem=f"{exc}; is the shared disk mounted here?")
+            return
+        store = ReplyStore.open(self.paths.data, self.definition["durability"],
+                                max_procs=self.definition["seps"] + 8, console=self.console)
+        self.store = self.supervisor.store = store
+        self.active = True
+        self._standing_by(False)
+        self.console.log("ESCD0111I", server=self.name, path=self.paths.data,
+                         seps=len(self.supervisor.seps))
+        self._start_serving()
+        self.message = self._serving_message()
+        self._changed()
+
+    def _standing_by(self, standing_by):
+        self.dispatcher.inactive_reason = (
+            f"{self.name} is a standby that is not active on this node (its data is served "
+            "where it is active); retry: a takeover activates it" if standing_by else None)
+
+    def deactivate(self):
+        """Back to standby (SIGUSR2): finish calls in flight, stop SEPs, close the environment,
+        so that the other node can take the shared disk. The listeners stay."""
+        if not self.active or not self.standby or self._switching is not None \
+                or self._stopping is not None:
+            return defer.succeed(None)
+        self._switching = defer.ensureDeferred(self._deactivate())
+        return self._switching
+
+    async def _drain(self):
+        """Wait (at most `grace` seconds) for the calls in flight to finish."""
+        drained = self.dispatcher.drain()
+        drained.addTimeout(self.grace, self.reactor)
+        try:
+            await drained
+        except defer.TimeoutError:
+            self.console.log("ESST0007W", count=self.dispatcher.active, grace=self.grace)
+
+    async def _deactivate(self):
+        try:
+            # New calls get 503 (their clients retry, and reach the node taking over); the
+            # calls in flight finish first.
+            self._standing_by(True)
+            await self._drain()
+            # Inactive before the SEPs go: that is standing by, not a failure.
+            self.active = False
+            await self.supervisor.stop()
+            if self.store is not None:
+                self.store.close()
+            self.store = self.supervisor.store = None
+            self.console.log("ESCD0112I", server=self.name)
+        finally:
+            self._switching = None
+            self._changed()
 
     def fail(self, problem):
         """Go to Failed with `problem` and stop the region with a non-zero exit code."""
@@ -197,23 +274,29 @@ class Region:
     def _changed(self):
         if self._explicit == ServerStatus.STARTING and self._now_status() == ServerStatus.STARTED:
             self._explicit = ServerStatus.STARTED
-            self.message = "serving on " + ", ".join(
-                f"\"{lst.name}\" {lst.address}" if lst.address else
-                f"\"{lst.name}\" (waiting for {lst.requested})" for lst in self.listeners) \
-                if self.listeners else "started (no listeners)"
+            self.message = self._serving_message()
             self.console.log("ESCD0106I", server=self.name, listeners=self.message)
-        if self._explicit in (ServerStatus.STARTING, ServerStatus.STARTED) \
+        if self.active and self._explicit in (ServerStatus.STARTING, ServerStatus.STARTED) \
                 and not self.supervisor.can_serve():
             causes = "; ".join(f"SEP {sep.number:04d}: {sep.cause}" for sep in self.supervisor.seps
                                if sep.cause)
             self.fail(f"no SEP can run: {causes or 'all SEPs failed'}")
         self.reporter.changed()
 
+    def _serving_message(self):
+        if not self.listeners:
+            return "started (no listeners)"
+        return "serving on " + ", ".join(
+            f"\"{lst.name}\" {lst.address}" if lst.address else
+            f"\"{lst.name}\" (waiting for {lst.requested})" for lst in self.listeners)
+
     def _now_status(self):
         # A listener waiting for its address (a standby) does not hold the region back.
         listeners_started = all(lst.state in (ListenerStatus.STARTED, ListenerStatus.WAITING)
                                 for lst in self.listeners)
-        return server_status(self._explicit, listeners_started, self.supervisor.all_ready())
+        # An inactive standby has no SEPs to wait for.
+        seps_ready = self.supervisor.all_ready() if self.active else True
+        return server_status(self._explicit, listeners_started, seps_ready)
 
     def health(self):
         """(ok, detail) for GET /health."""
@@ -241,6 +324,9 @@ class Region:
 
     def status_document(self):
         status = self._now_status()
+        if status == ServerStatus.STARTED and not self.active:
+            self.message = "standby: data environment closed, no SEPs; " \
+                           f"`esrt server activate {self.name}` takes over"
         if status == ServerStatus.STARTING:
             ready = sum(1 for sep in self.supervisor.seps if sep.state.value in ("Idle", "Busy"))
             self.message = (f"starting: {ready} of {len(self.supervisor.seps)} SEP(s) ready, "
@@ -251,7 +337,8 @@ class Region:
                 "listeners": [lst.snapshot() for lst in self.listeners],
                 "seps": self.supervisor.snapshot(), "stats": self.dispatcher.stats(),
                 "services_stats": self.metrics.services_stats(),
-                "services": self.services.names()}
+                "services": self.services.names(), "standby": self.standby,
+                "active": self.active}
 
     # -- stop ------------------------------------------------------------------------------
 
@@ -277,12 +364,7 @@ class Region:
         self.console.log("ESST0005I", reason=reason if not failed else self.message)
         self.reporter.changed()
         await defer.DeferredList([lst.stop() for lst in self.listeners], consumeErrors=True)
-        drained = self.dispatcher.drain()
-        drained.addTimeout(self.grace, self.reactor)
-        try:
-            await drained
-        except defer.TimeoutError:
-            self.console.log("ESST0007W", count=self.dispatcher.active, grace=self.grace)
+        await self._drain()
         await defer.DeferredList([self.site.close_connections(), self.wire.close_connections()],
                                  consumeErrors=True)
         await self.supervisor.stop()
@@ -340,7 +422,7 @@ def run(argv=None):
     home = Home(args.home)
     try:
         definition, source = load_definition(args.name, home, args.definition)
-        paths = RegionPaths(definition, home).create()
+        paths = RegionPaths(definition, home).create(standby=definition.get("standby", False))
     except RegionError as exc:
         print(exc, file=sys.stderr)
         return exc.exit_code
@@ -374,13 +456,17 @@ def run(argv=None):
     sep_command = [sys.executable, args.sep_script] if args.sep_script else None
     # Before any SEP runs: recover the data environment after a crash, and keep a handle to
     # clean up after SEPs that die.
-    store = ReplyStore.open(paths.data, definition["durability"],
-                            max_procs=definition["seps"] + 8, console=console)
+    store = None if definition.get("standby") else ReplyStore.open(
+        paths.data, definition["durability"], max_procs=definition["seps"] + 8, console=console)
     region = Region(reactor, definition, paths, console, sep_command=sep_command,
                     mfds_url=info.get("url"), store=store, mfds_token=read_node_token(home))
     atexit.register(region.kill_children)
     # The handler only schedules: the rescan runs on the reactor thread, between requests.
     signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(region.rescan))
+    # `esrt server activate/deactivate` of a standby region.
+    signal.signal(signal.SIGUSR1, lambda signum, frame: reactor.callFromThread(region.activate))
+    signal.signal(signal.SIGUSR2,
+                  lambda signum, frame: reactor.callFromThread(region.deactivate))
     reactor.addSystemEventTrigger("before", "shutdown", region.shutdown)
     reactor.callWhenRunning(region.start)
     try:

@@ -69,6 +69,10 @@ class WireProtocol(protocol.Protocol):
             name = request.service.decode("utf-8")
         except UnicodeDecodeError:
             name = None
+        standing_by = factory.dispatcher.inactive_reason
+        if standing_by:
+            self._error(request.request_id, 503, "unavailable", f"{name}: {standing_by}")
+            return
         service = factory.services.lookup(name) if name else None
         if service is None:
             deployed = ", ".join(factory.services.names()) or "none (deploy a package first)"

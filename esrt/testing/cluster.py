@@ -141,6 +141,44 @@ def _nvpairs(prefix, values):
                    f'value={quoteattr(str(value))}/>' for key, value in values.items())
 
 
+def home_rules(resource_id, homes):
+    """Instance attribute sets giving resource `resource_id` the `home` of the node it runs on
+    (`homes`: node name -> ESRT_HOME), since each node records its processes in its own home."""
+    return "".join(
+        f'<instance_attributes id="{resource_id}-home-{name}" score="{100 - index}">'
+        f'<rule id="{resource_id}-home-{name}-rule" score="INFINITY">'
+        f'<expression id="{resource_id}-home-{name}-expr" attribute="#uname" operation="eq" '
+        f'value="{name}"/></rule>{_nvpairs(f"{resource_id}-home-{name}", {"home": home})}'
+        '</instance_attributes>'
+        for index, (name, home) in enumerate(sorted(homes.items())))
+
+
+def standby_xml(group, region_config, region_name, homes):
+    """(clone XML, [constraint XML]): a clone running the standby region `region_name` on every
+    node, from `region_config` (a region file with "standby": true that every node can read),
+    and the constraints that keep group `group` (whose region resource activates it) with a
+    running instance, started after it."""
+    clone_id, primitive_id = f"{group}-standby", f"{group}-standby-region"
+    ops = (f'<op id="{primitive_id}-monitor" name="monitor" interval="{MONITOR_INTERVAL}" '
+           f'timeout="20s"/><op id="{primitive_id}-start" name="start" interval="0" '
+           f'timeout="90s"/><op id="{primitive_id}-stop" name="stop" interval="0" '
+           'timeout="60s"/>')
+    params = {"config": region_config, "name": region_name}
+    resources = (
+        f'<clone id="{clone_id}"><meta_attributes id="{clone_id}-meta">'
+        f'{_nvpairs(f"{clone_id}-meta", {"interleave": "true"})}</meta_attributes>'
+        f'<primitive id="{primitive_id}" class="ocf" provider="esrt" type="region">'
+        f'<instance_attributes id="{primitive_id}-params">{_nvpairs(primitive_id, params)}'
+        f'</instance_attributes>{home_rules(primitive_id, homes)}'
+        f'<operations>{ops}</operations></primitive></clone>')
+    constraints = (
+        f'<rsc_colocation id="{group}-with-standby" rsc="{group}" with-rsc="{clone_id}" '
+        'score="INFINITY"/>',
+        f'<rsc_order id="{group}-after-standby" first="{clone_id}" then="{group}" '
+        'kind="Mandatory"/>')
+    return resources, constraints
+
+
 def group_xml(group, ip, nic, disk, mountpoint, region_config, homes, region_name=None,
               extra_resources=(), region_params=None, stopped=False):
     """The <group> element: IPaddr2 + Filesystem + ocf:esrt:region (+ extra primitives).
@@ -157,13 +195,7 @@ def group_xml(group, ip, nic, disk, mountpoint, region_config, homes, region_nam
     region_params = {"config": region_config, **(region_params or {})}
     if region_name:
         region_params["name"] = region_name
-    home_sets = "".join(
-        f'<instance_attributes id="{region_id}-home-{name}" score="{100 - index}">'
-        f'<rule id="{region_id}-home-{name}-rule" score="INFINITY">'
-        f'<expression id="{region_id}-home-{name}-expr" attribute="#uname" operation="eq" '
-        f'value="{name}"/></rule>{_nvpairs(f"{region_id}-home-{name}", {"home": home})}'
-        '</instance_attributes>'
-        for index, (name, home) in enumerate(sorted(homes.items())))
+    home_sets = home_rules(region_id, homes)
     meta = {"resource-stickiness": STICKINESS, "migration-threshold": 1,
             "failure-timeout": FAILURE_TIMEOUT}
     if stopped:

@@ -589,6 +589,21 @@ class Lab:
             self.crm("cibadmin", "--delete", "--xml-text",
                      f'<nvpair id="{cluster.held_nvpair_id(name)}"/>')
 
+    def add_standby_group(self, name, ip, disk, mountpoint, standby_config, region_name,
+                          prefer=None):
+        """The report's pattern 6: region `region_name` pre-started on every node as a standby
+        (a clone, from `standby_config`, a region file with "standby": true readable on every
+        node), and group `name` (IPaddr2 + Filesystem + the region's activation) that moves
+        between them. Taking over then mounts the disk, adds the address and activates the
+        region already running there: no region start."""
+        clone, constraints = cluster.standby_xml(
+            name, str(standby_config), region_name, {n.name: str(n.home) for n in self.nodes})
+        self._cib_create("resources", clone)
+        self.add_group(name, ip, disk, mountpoint, standby_config, prefer=prefer,
+                       region_name=region_name, region_params={"activate": "true"})
+        for constraint in constraints:
+            self._cib_create("constraints", constraint)
+
     def _cib_create(self, section, xml):
         self.crm("cibadmin", "--create", "-o", section, "--xml-text", xml)
 
