@@ -119,6 +119,16 @@ static int lock_env(const char *home, int exclusive, char *err, int errlen)
     return 0;
 }
 
+/* No longer a user of the environment: a standby region that stood down must let the node
+ * taking over recover it, which needs the lock exclusively. */
+static void release_lock(void)
+{
+    if (g_lock_fd >= 0) {
+        close(g_lock_fd);
+        g_lock_fd = -1;
+    }
+}
+
 static int open_env(DB_ENV **out, const char *home, int durability, int max_procs, int recover,
                     char *err, int errlen)
 {
@@ -205,6 +215,7 @@ int esfh_env_open(const char *home, int durability, int max_procs, char *err, in
         ret = open_env(&g_env, home, durability, max_procs, 0, err, errlen);
     if (ret != 0) {
         esfh_set_error("%s", err);
+        release_lock();
         return ret;
     }
     g_write_nosync = durability == 1;
@@ -436,7 +447,11 @@ int esfh_commit(void)
         esfh_set_error("ESFH: commit failed: %s", db_strerror(ret));
         return ret;
     }
-    return esfh_log_flush();
+    /* Committed: the answer must say so, even if the flush fails (a disk error), or a caller
+     * retrying without an idempotency key would apply the work twice. */
+    if (esfh_log_flush() != 0)
+        fprintf(stderr, "%s\n", esfh_last_error());
+    return 0;
 }
 
 /* Wait until everything committed so far is on disk (a no-op with write-nosync durability).
@@ -507,8 +522,10 @@ void esfh_env_abandon(void)
 
 void esfh_env_close(void)
 {
-    if (g_env == NULL)
+    if (g_env == NULL) {
+        release_lock();
         return;
+    }
     g_in_request = 0;
     if (g_req_txn != NULL) {
         g_req_txn->abort(g_req_txn);
@@ -519,10 +536,5 @@ void esfh_env_close(void)
     esfh_close_all_dbs();
     g_env->close(g_env, 0);
     g_env = NULL;
-    /* No longer a user of the environment: a standby region that stood down must let the
-     * node taking over recover it, which needs the lock exclusively. */
-    if (g_lock_fd >= 0) {
-        close(g_lock_fd);
-        g_lock_fd = -1;
-    }
+    release_lock();
 }

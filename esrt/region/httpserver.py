@@ -18,6 +18,7 @@ interface of HttpRequest (the part of twisted.web's Request it used).
 import collections
 import io
 import json
+import re
 import time
 from email.utils import formatdate
 from http import HTTPStatus
@@ -28,6 +29,8 @@ from twisted.python import failure
 from esrt.region.sendnow import send_now
 
 NOT_DONE_YET = 1  # render() returns this when it finishes the request later
+FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
+CHUNK_SIZE = re.compile(rb"^[0-9A-Fa-f]{1,16}$")
 MAX_HEADER_BYTES = 64 * 1024
 # Requests a client may pipeline before the region stops reading from it until some are
 # answered (each one may be a call waiting for a SEP).
@@ -120,6 +123,8 @@ class HttpRequest:
         lines.append(b"date: " + self.channel.date())
         if not keep_alive:
             lines.append(b"connection: close")
+        elif self.version == b"HTTP/1.0":
+            lines.append(b"connection: keep-alive")
         head = b"\r\n".join(lines) + b"\r\n\r\n"
         return head if self.head_only else head + body
 
@@ -135,11 +140,32 @@ class HttpChannel(protocol.Protocol):
         self._chunks = None
         self._closing = False  # answer what is pending, then close
         self._discarding = 0  # bytes of a refused body still to drop
-        self._paused = False
+        self._paused = False  # too many pipelined requests unanswered
+        self._write_blocked = False  # the transport asked us to pause (unread answers)
 
     def connectionMade(self):  # noqa: N802
         self.factory.connections.add(self)
         self.transport.setTcpNoDelay(True)
+        # The transport pauses us when answers pile up unread (a client that pipelines but
+        # does not read): reading stops until they drain, so nothing grows without bound.
+        self.transport.registerProducer(self, True)
+
+    def pauseProducing(self):  # noqa: N802 - IPushProducer: the transport's buffer is full
+        self._write_blocked = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self):  # noqa: N802 - IPushProducer: the buffer drained
+        self._write_blocked = False
+        self._resume_reading()
+
+    def stopProducing(self):  # noqa: N802
+        pass
+
+    def _resume_reading(self):
+        if not self._paused and not self._write_blocked and self.transport is not None \
+                and self.transport.connected:
+            self.transport.resumeProducing()
+            self.factory.reactor.callLater(0, self._resume_parsing)
 
     def connectionLost(self, reason=None):  # noqa: N802
         self.factory.connections.discard(self)
@@ -157,7 +183,7 @@ class HttpChannel(protocol.Protocol):
         if self._discarding:
             dropped = min(self._discarding, len(data))
             self._discarding -= dropped
-            if not self._discarding:
+            if not self._discarding and not self._pending:
                 self.transport.loseConnection()
             return
         if self._closing:
@@ -208,7 +234,12 @@ class HttpChannel(protocol.Protocol):
             name, colon, value = line.partition(b":")
             if not colon or not name or name != name.strip():
                 raise HttpError(400, "bad_request", f"malformed header line {line[:100]!r}")
-            headers[name.lower()] = value.strip()
+            name, value = name.lower(), value.strip()
+            if name in FRAMING_HEADERS and name in headers and headers[name] != value:
+                # Two framings of one body: a proxy in front may pick the other one.
+                raise HttpError(400, "bad_request", f"conflicting {name.decode()} headers; "
+                                                    "send one")
+            headers[name] = value
         if target.startswith(b"http://") or target.startswith(b"https://"):
             target = b"/" + target.split(b"/", 3)[3] if target.count(b"/") >= 3 else b"/"
         path = target.split(b"?", 1)[0]
@@ -248,10 +279,14 @@ class HttpChannel(protocol.Protocol):
                 return
         else:
             self._body_left = 0
-        if self._body_left and headers.get(b"expect", b"").lower() == b"100-continue":
+        # Invited only when no earlier answer is due (it would arrive ahead of them); a client
+        # not invited sends its body after a short wait anyway.
+        if self._body_left and headers.get(b"expect", b"").lower() == b"100-continue" \
+                and self._pending[0] is request:
             send_now(self.transport, b"HTTP/1.1 100 Continue\r\n\r\n")
         self._body_request = request
         request.content_parts = []
+        request.content_size = 0
 
     def _read_body(self):
         """Move body bytes from the buffer into the request; True once the body is complete."""
@@ -268,6 +303,9 @@ class HttpChannel(protocol.Protocol):
         self._body_request = None
         request.content = io.BytesIO(b"".join(request.content_parts))
         del request.content_parts
+        if not request.keep_alive:
+            # The client closes after this one: nothing after it is read or run.
+            self._closing = True
         self._dispatch(request)
         return True
 
@@ -279,11 +317,14 @@ class HttpChannel(protocol.Protocol):
                     raise HttpError(400, "bad_request", "chunk size line is too long")
                 return False
             size_text = bytes(self._buffer[:line_end]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
+            if not CHUNK_SIZE.match(size_text):
                 raise HttpError(400, "bad_request",
-                                f"bad chunk size {size_text[:20]!r} in a chunked body") from None
+                                f"bad chunk size {size_text[:20]!r} in a chunked body")
+            size = int(size_text, 16)
+            if request.content_size + size > self.factory.max_body:
+                # Refused from the announced size, before its bytes are buffered.
+                self._too_large(request, f"more than {self.factory.max_body} bytes")
+                return False
             if size == 0:
                 # The last chunk, then optional trailers, then an empty line.
                 end = self._buffer.find(b"\r\n\r\n", line_end)
@@ -293,32 +334,42 @@ class HttpChannel(protocol.Protocol):
                 return True
             if len(self._buffer) < line_end + 2 + size + 2:
                 return False
-            request.content_parts.append(bytes(self._buffer[line_end + 2:line_end + 2 + size]))
-            del self._buffer[:line_end + 2 + size + 2]
-            if sum(map(len, request.content_parts)) > self.factory.max_body:
-                self._too_large(request, f"more than {self.factory.max_body} bytes")
-                return False
+            end = line_end + 2 + size
+            if self._buffer[end:end + 2] != b"\r\n":
+                raise HttpError(400, "bad_request", "a chunk of a chunked body does not end "
+                                                    "with CRLF where its size says")
+            request.content_parts.append(bytes(self._buffer[line_end + 2:end]))
+            request.content_size += size
+            del self._buffer[:end + 2]
 
     def _too_large(self, request, size):
-        """Answer 413 from what the client announced and close once the body has gone by."""
-        body = _error_body("too_large", f"request body of {size} is larger than this server's "
-                                        f"max_body of {self.factory.max_body} bytes; send less, "
-                                        "or raise max_body in the server definition")
-        self._pending.remove(request)
+        """Answer 413 from what the client announced (in turn, after the answers due before
+        it), then close once the body has gone by."""
         self._closing = True
+        self._body_request = None
         self.factory.refused("too_large")
         expected = request.headers.get(b"expect", b"").lower() == b"100-continue"
-        self._send_error_now(413, body)
         if expected or self._body_left < 0:
-            # Not invited to send it (or no way to know its end): nothing more to read.
-            self.transport.loseConnection()
-            return
-        self._discarding = max(self._body_left - len(self._buffer), 0)
+            # Not invited to send it, or no way to know where it ends: nothing more to read.
+            self._discarding = 0
+        else:
+            self._discarding = max(self._body_left - len(self._buffer), 0)
+            if self._discarding:
+                self.factory.reactor.callLater(DISCARD_SECONDS, self._give_up_discarding)
         self._buffer.clear()
-        if not self._discarding:
+        request.content = io.BytesIO()
+        request.setResponseCode(413)
+        request.setHeader(b"content-type", b"application/json")
+        request.write(_error_body(
+            "too_large", f"request body of {size} is larger than this server's max_body of "
+                         f"{self.factory.max_body} bytes; send less, or raise max_body in the "
+                         "server definition"))
+        request.finish()
+
+    def _give_up_discarding(self):
+        self._discarding = 0
+        if self.transport is not None:
             self.transport.loseConnection()
-            return
-        self.factory.reactor.callLater(DISCARD_SECONDS, self.transport.loseConnection)
 
     def _refuse(self, exc):
         """A request that cannot be parsed: answer (after those before it) and close."""
@@ -337,11 +388,6 @@ class HttpChannel(protocol.Protocol):
         request.content = io.BytesIO()
         self._pending.append(request)
         request.finish()
-
-    def _send_error_now(self, status, body):
-        send_now(self.transport, b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
-                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-                 % (status, _reason(status), len(body), body))
 
     # -- answering --------------------------------------------------------------------------
 
@@ -368,8 +414,7 @@ class HttpChannel(protocol.Protocol):
             self.transport.loseConnection()
         elif self._paused and len(pending) < MAX_PIPELINED // 2:
             self._paused = False
-            self.transport.resumeProducing()
-            self.factory.reactor.callLater(0, self._resume_parsing)
+            self._resume_reading()
 
     def _resume_parsing(self):
         if self.transport is not None and self.transport.connected:

@@ -133,6 +133,8 @@ class Region:
         # shared disk that only the active node may hold.
         self.standby = bool(definition.get("standby"))
         self.active = not self.standby
+        # Standing down from active to standby (deactivate), and the Deferred of that.
+        self._standing_down = False
         self._switching = None
         self.supervisor = Supervisor(reactor, definition, paths, console, environ, sep_command,
                                      store=store)
@@ -196,8 +198,18 @@ class Region:
 
     def activate(self):
         """A standby takes over (SIGUSR1): recover and open the data environment, start SEPs."""
-        if self.active or self._switching is not None or self._stopping is not None:
+        if self._switching is not None:
+            # Still standing down from an earlier deactivation: take over once that is done.
+            self._switching.addBoth(lambda _: self.activate())
             return
+        if self.active or self._stopping is not None:
+            return
+        try:
+            self._activate()
+        except Exception as exc:  # noqa: BLE001 - a bug here must fail the region, not hang it
+            self.fail(f"internal error during activation: {type(exc).__name__}: {exc}")
+
+    def _activate(self):
         try:
             for path in (self.paths.data, self.paths.deploy):
                 path.mkdir(parents=True, exist_ok=True)
@@ -207,13 +219,21 @@ class Region:
             return
         store = ReplyStore.open(self.paths.data, self.definition["durability"],
                                 max_procs=self.definition["seps"] + 8, console=self.console)
+        if store is None:
+            # Serving without a recovered environment could lose or repeat committed work.
+            self.console.log("ESCD0113E", server=self.name, problem="its data environment "
+                             f"{self.paths.data} could not be recovered and opened (see above)")
+            return
         self.store = self.supervisor.store = store
         self.active = True
         self._standing_by(False)
         self.console.log("ESCD0111I", server=self.name, path=self.paths.data,
                          seps=len(self.supervisor.seps))
+        # Started again once every SEP is ready (_changed), so `esrt server activate` returns
+        # when the region really serves.
+        if self._explicit == ServerStatus.STARTED:
+            self._explicit = ServerStatus.STARTING
         self._start_serving()
-        self.message = self._serving_message()
         self._changed()
 
     def _standing_by(self, standing_by):
@@ -224,11 +244,14 @@ class Region:
     def deactivate(self):
         """Back to standby (SIGUSR2): finish calls in flight, stop SEPs, close the environment,
         so that the other node can take the shared disk. The listeners stay."""
-        if not self.active or not self.standby or self._switching is not None \
+        if not self.active or not self.standby or self._standing_down \
                 or self._stopping is not None:
             return defer.succeed(None)
-        self._switching = defer.ensureDeferred(self._deactivate())
-        return self._switching
+        self._standing_down = True
+        switching = defer.ensureDeferred(self._deactivate())
+        if not switching.called:
+            self._switching = switching
+        return switching
 
     async def _drain(self):
         """Wait (at most `grace` seconds) for the calls in flight to finish."""
@@ -245,14 +268,17 @@ class Region:
             # calls in flight finish first.
             self._standing_by(True)
             await self._drain()
-            # Inactive before the SEPs go: that is standing by, not a failure.
-            self.active = False
+            # SEPs going away while standing down is not a failure (see _changed); the
+            # status says inactive only once the environment is closed, so that the cluster
+            # unmounts the disk after that, not before.
             await self.supervisor.stop()
             if self.store is not None:
                 self.store.close()
             self.store = self.supervisor.store = None
+            self.active = False
             self.console.log("ESCD0112I", server=self.name)
         finally:
+            self._standing_down = False
             self._switching = None
             self._changed()
 
@@ -276,7 +302,8 @@ class Region:
             self._explicit = ServerStatus.STARTED
             self.message = self._serving_message()
             self.console.log("ESCD0106I", server=self.name, listeners=self.message)
-        if self.active and self._explicit in (ServerStatus.STARTING, ServerStatus.STARTED) \
+        if self.active and not self._standing_down \
+                and self._explicit in (ServerStatus.STARTING, ServerStatus.STARTED) \
                 and not self.supervisor.can_serve():
             causes = "; ".join(f"SEP {sep.number:04d}: {sep.cause}" for sep in self.supervisor.seps
                                if sep.cause)

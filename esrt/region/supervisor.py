@@ -168,9 +168,13 @@ class SEP:
     # -- starting --------------------------------------------------------------------------
 
     def start(self):
-        """Spawn the process (STOPPED -> STARTING)."""
+        """Spawn the process (STOPPED -> STARTING, or FATAL -> STARTING when a standby region is
+        activated again: the cause may have been on the other node's disk)."""
         self._stop_requested = False
-        self._spawn(SEPState.STOPPED)
+        if self.state == SEPState.FATAL:
+            self.boot_failures = 0
+            self.delay = self.supervisor.min_restart_delay
+        self._spawn(SEPState.STOPPED, SEPState.FATAL)
 
     def _spawn(self, *sources):
         self._enter(SEPState.STARTING, *sources)

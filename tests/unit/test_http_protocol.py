@@ -11,7 +11,7 @@ import socket
 import pytest
 
 # The same region fixture (a module-scoped region of its own for this module).
-from test_region_http import region  # noqa: F401
+from test_region_http import MAX_BODY, region  # noqa: F401
 
 
 class Wire:
@@ -159,3 +159,65 @@ def test_the_region_serves_on_after_refusing_a_client(region, wire):
         assert status == 200 and json.loads(body)["echo"] == {"after": 1}
     finally:
         other.close()
+
+
+def served_calls(region):
+    """How many service calls the region has answered (from its /metrics)."""
+    probe = Wire(region.port)
+    try:
+        probe.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        _, _, body = probe.response()
+    finally:
+        probe.close()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
+               if line.startswith("esrt_requests_total{"))
+
+
+def test_nothing_after_connection_close_is_run(region, wire):
+    before = served_calls(region)
+    wire.send(post(b'{"n": 1}', extra=b"Connection: close\r\n") + post(b'{"n": 2}'))
+    status, headers, body = wire.response()
+    assert status == 200 and json.loads(body)["echo"] == {"n": 1}
+    assert headers["connection"] == "close" and wire.closed()
+    assert served_calls(region) == before + 1
+
+
+def test_a_refused_body_is_answered_after_the_answers_due_before_it(wire):
+    wire.send(post(b'{"n": 1}') + b"POST /services/srv01/CBLAPP01 HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: %d\r\n\r\n" % (MAX_BODY + 1))
+    status, _, body = wire.response()
+    assert status == 200 and json.loads(body)["echo"] == {"n": 1}
+    status, headers, body = wire.response()
+    assert status == 413 and json.loads(body)["error"]["code"] == "too_large"
+    assert headers["connection"] == "close"
+
+
+def test_a_chunk_announced_too_large_is_refused_before_it_arrives(wire):
+    wire.send(b"POST /services/srv01/CBLAPP01 HTTP/1.1\r\nHost: x\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\nfffffff\r\n" + b"x" * 1000)
+    status, _, body = wire.response()
+    assert status == 413 and json.loads(body)["error"]["code"] == "too_large"
+    assert wire.closed()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"POST /services/srv01/CBLAPP01 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n",
+    b"POST /services/srv01/CBLAPP01 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"2\r\n{}XX0\r\n\r\n",
+    b"POST /services/srv01/CBLAPP01 HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 3\r\n"
+    b"\r\n{}",
+], ids=["negative-chunk-size", "chunk-without-crlf", "two-content-lengths"])
+def test_ambiguous_framing_is_refused(wire, request_bytes):
+    wire.send(request_bytes)
+    status, headers, body = wire.response()
+    assert status == 400 and json.loads(body)["error"]["code"] == "bad_request"
+    assert wire.closed()
+
+
+def test_http_1_0_keep_alive_is_said_and_kept(wire):
+    for n in (1, 2):
+        wire.send(b"POST /services/srv01/CBLAPP01 HTTP/1.0\r\nConnection: keep-alive\r\n"
+                  b"Content-Length: 8\r\n\r\n{\"n\": %d}" % n)
+        status, headers, body = wire.response()
+        assert status == 200 and json.loads(body)["echo"] == {"n": n}
+        assert headers["connection"] == "keep-alive"
