@@ -19,7 +19,6 @@ int esfh_env_open(const char *home, int durability, int max_procs, char *err, in
 int esfh_env_recover(const char *home, char *err, int errlen);
 int esfh_begin(void);
 int esfh_commit(void);
-int esfh_log_flush(void);                /* wait until every commit so far is on disk */
 int esfh_abort(void);
 int esfh_doomed(void);
 int esfh_failchk(void);

@@ -33,7 +33,6 @@ static int g_single;            /* ESFH_COMMIT_INTERVAL=single: one transaction 
 static int g_writes;
 static int g_request_writes;    /* write operations in the current request transaction */
 static int g_lock_fd = -1;      /* flock on HOME/esrt-env.lock: shared while the env is open */
-static int g_write_nosync;      /* durability write-nosync: commits do not wait for the disk */
 static int g_atexit_set;
 static char g_error[1024];
 
@@ -218,7 +217,6 @@ int esfh_env_open(const char *home, int durability, int max_procs, char *err, in
         release_lock();
         return ret;
     }
-    g_write_nosync = durability == 1;
     if (!g_atexit_set) {
         on_exit(at_exit, NULL);
         g_atexit_set = 1;
@@ -429,44 +427,12 @@ int esfh_commit(void)
         esfh_set_error("ESFH: the transaction hit a deadlock and was rolled back; re-run it");
         return DB_LOCK_DEADLOCK;
     }
-    if (g_write_nosync) {
-        ret = txn->commit(txn, 0);
-        if (ret != 0)
-            esfh_set_error("ESFH: commit failed: %s", db_strerror(ret));
-        return ret;
-    }
-    /* Durable commit with early lock release: the commit record is written without waiting
-     * for the disk, which releases the transaction's locks, and only then is the log flushed,
-     * before anyone is answered. The next transaction on the same records (every CBLAPP01 call
-     * updates one record) runs while this one's log goes to disk, and commits that meet in
-     * log_flush share one fsync. Nothing is acknowledged before it is on disk: a transaction
-     * that read this one's data flushes the log (this commit included) before its own answer,
-     * since every request that used a transaction flushes. */
-    ret = txn->commit(txn, DB_TXN_WRITE_NOSYNC);
-    if (ret != 0) {
-        esfh_set_error("ESFH: commit failed: %s", db_strerror(ret));
-        return ret;
-    }
-    /* Committed: the answer must say so, even if the flush fails (a disk error), or a caller
-     * retrying without an idempotency key would apply the work twice. */
-    if (esfh_log_flush() != 0)
-        fprintf(stderr, "%s\n", esfh_last_error());
-    return 0;
-}
-
-/* Wait until everything committed so far is on disk (a no-op with write-nosync durability).
- * The region calls it before it answers with a reply it found committed by a SEP that died. */
-int esfh_log_flush(void)
-{
-    int ret;
-    if (g_env == NULL || g_write_nosync)
-        return 0;
-    ret = g_env->log_flush(g_env, NULL);
+    ret = txn->commit(txn, 0);
     if (ret != 0)
-        esfh_set_error("ESFH: the log could not be written to disk: %s; committed work may "
-                       "be lost if the machine stops now", db_strerror(ret));
+        esfh_set_error("ESFH: commit failed: %s", db_strerror(ret));
     return ret;
 }
+
 
 int esfh_abort(void)
 {

@@ -17,7 +17,6 @@ int  esfh_env_open(const char *home, int durability, int max_procs, char *err, i
 int  esfh_env_recover(const char *home, char *err, int errlen);
 int  esfh_begin(void);
 int  esfh_commit(void);
-int  esfh_log_flush(void);
 int  esfh_abort(void);
 int  esfh_doomed(void);
 int  esfh_failchk(void);
@@ -94,10 +93,6 @@ class Esfh:
     def commit(self):
         """Commit the request's transaction (raises EsfhError if it was doomed: re-run it)."""
         self._check(self.lib.esfh_commit(), "commit")
-
-    def log_flush(self):
-        """Wait until every commit so far is on disk (no-op with write-nosync durability)."""
-        self._check(self.lib.esfh_log_flush(), "flushing the log")
 
     def abort(self):
         """Roll back the request's transaction."""

@@ -98,13 +98,6 @@ class ReplyStore:
             return None
         if stored is None:
             return None
-        # The SEP may have died between its commit and its log flush (esfh_commit): the reply
-        # is answered only once that commit is on disk. Should the flush fail (a disk error),
-        # the reply is still the answer: running the call again would apply it twice.
-        try:
-            self.esfh.log_flush()
-        except EsfhError as exc:
-            self.console.log("ESDB0005W", problem=str(exc))
         return unpack_reply(stored)
 
     def close(self):
