@@ -223,7 +223,7 @@ def run(settings, work):
     bench.loadgen = runners.build_loadgen(work / "build")
     imtk_home = work / "imtk-home"
     imtk_home.mkdir()
-    cars = (servers.build_null_car(work, imtk_home), servers.build_cblapp01_car(work, imtk_home))
+    cars = (servers.build_null_car(work, imtk_home), servers.build_cblapp01_car(work))
     modules, data = servers.build_plain_programs(work)
     print("(e) call loop", flush=True)
     bench.call_loops(modules, data)

@@ -82,18 +82,8 @@ def node(tmp_path):
 @pytest.fixture(scope="session")
 def srv01_car(tmp_path_factory):
     """srv01.car holding CBLAPP01 with every parameter an output, built with the real tools."""
-    work = tmp_path_factory.mktemp("srv01")
-    home = tmp_path_factory.mktemp("imtk-home")
-    for name in ("cblapp01.cbl", "initfile1.cbl"):
-        (work / name).write_bytes((EXAMPLES / name).read_bytes())
-    run_esrt(["imtk", "defmap", "--src", "cblapp01.cbl", "--service", "srv01"], home, cwd=work)
-    mapping = work / "srv01.mapping.json"
-    document = json.loads(mapping.read_text())
-    for parameter in document["programs"][0]["parameters"]:
-        parameter["direction"] = "out"
-    mapping.write_text(json.dumps(document, indent=2))
-    run_esrt(["imtk", "generate", "--service", "srv01"], home, cwd=work)
-    return work / "srv01.car"
+    from esrt.testing.apps import build_car
+    return build_car("CBLAPP01", workdir=tmp_path_factory.mktemp("srv01"))
 
 
 class Region:

@@ -105,7 +105,7 @@ def main():
         loadgen = runners.build_loadgen(work / "build")
         imtk = work / "imtk-home"
         imtk.mkdir()
-        cars = (servers.build_null_car(work, imtk), servers.build_cblapp01_car(work, imtk))
+        cars = (servers.build_null_car(work, imtk), servers.build_cblapp01_car(work))
         with servers.esrt_region(work, os.cpu_count() or 1, cars) as addresses:
             pids = server_pids(work)
             if args.sched_batch:

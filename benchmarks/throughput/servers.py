@@ -27,6 +27,7 @@ from esrt.cobol.compile import compile_executable, compile_module
 from esrt.home import Home
 from esrt.mfds import daemon
 from esrt.region.control import start_region, stop_region
+from esrt.testing.apps import build_car
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -66,19 +67,9 @@ def build_null_car(work, home):
     return pkg / "null.car"
 
 
-def build_cblapp01_car(work, home):
-    """CBLAPP01 with every parameter an output (as the example's README does) -> srv01.car."""
-    pkg = work / "pkg-srv01"
-    pkg.mkdir()
-    shutil.copy(CBLAPP01_DIR / "cblapp01.cbl", pkg)
-    _esrt(home, "imtk", "defmap", "--src", "cblapp01.cbl", "--service", "srv01", cwd=pkg)
-    mapping = pkg / "srv01.mapping.json"
-    document = json.loads(mapping.read_text())
-    for parameter in document["programs"][0]["parameters"]:
-        parameter["direction"] = "out"
-    mapping.write_text(json.dumps(document, indent=2))
-    _esrt(home, "imtk", "generate", "--service", "srv01", cwd=pkg)
-    return pkg / "srv01.car"
+def build_cblapp01_car(work):
+    """CBLAPP01 with every parameter an output -> srv01.car, as the lab builds it."""
+    return build_car("CBLAPP01", workdir=work / "pkg-srv01")
 
 
 def mapping_parameters(mapping_file):
