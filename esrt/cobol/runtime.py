@@ -46,10 +46,16 @@ import signal
 import threading
 from pathlib import Path
 
+from esrt import native
 from esrt.cobol import bindings
 from esrt.cobol.bindings import ffi
 from esrt.cobol.exits import describe_exit  # noqa: F401  (part of this module's API)
 
+
+# The C caller (native/_callpath.c): calls an entry point straight from C, about three times
+# cheaper than cffi's call (measured: 0.08 us against 0.22 us for the null service). cffi is
+# its twin: ESRT_PUREPYTHON=1, no build, or more USING items than it takes.
+_callpath = native.load("_callpath")
 
 # libcob is initialised once per process, whichever CobolRuntime asks first.
 _process_state = {"initialized": False, "argv": None}
@@ -149,6 +155,11 @@ class Program:
     def __repr__(self):
         return f"<Program {self.name} from {self.module_path} ({self.nparams} parameters)>"
 
+    @property
+    def address(self):
+        """The entry point's address as an int (for esrt._callpath.call)."""
+        return int(ffi.cast("uintptr_t", self._function))
+
     def bind(self, buffers):
         """Return a BoundCall that passes these buffers (one per USING item) on every call.
 
@@ -177,16 +188,32 @@ class Program:
 class BoundCall:
     """A Program bound to its buffers; call it to run the program once."""
 
-    __slots__ = ("program", "buffers", "_function", "_pointers")
+    __slots__ = ("program", "buffers", "_function", "_pointers", "_address")
 
     def __init__(self, program, function, pointers, buffers):
         self.program = program
         self.buffers = buffers
         self._function = function
         self._pointers = tuple(pointers)
+        self._address = None
+        # Only a real cffi function pointer has an address (tests bind stand-ins).
+        if (_callpath is not None and isinstance(function, ffi.CData)
+                and len(self._pointers) <= _callpath.MAX_CALL_ARGS):
+            self._address = int(ffi.cast("uintptr_t", function))
+
+    @property
+    def caller(self):
+        """"c" when calls go through esrt._callpath, "cffi" otherwise."""
+        return "cffi" if self._address is None else "c"
 
     def __call__(self):
         """Run the program; return its RETURN-CODE."""
+        if self._address is not None:
+            return _callpath.call(self._address, self.buffers)
+        return self._function(*self._pointers)
+
+    def call_cffi(self):
+        """Run the program through cffi whatever the caller (the C caller's twin)."""
         return self._function(*self._pointers)
 
 

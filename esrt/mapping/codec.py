@@ -4,6 +4,10 @@
 the offset rule) into per-field reader/writer functions once (C from native/_codec.c or
 the pure-Python twin, as :mod:`esrt.mapping.speedups` selects); a request then costs one
 slice copy per parameter to reset it plus one conversion per field sent or returned.
+:meth:`ProgramCodec.load_json` and :meth:`ProgramCodec.dump_json` go further: with the C
+codec they take the request body and write the reply body in one C call each
+(native/_callpath*.c), with no Python object per field; their twin is
+:mod:`esrt.mapping._pycallpath`.
 
 Representations, as GnuCOBOL 3.1.2 writes them on ASCII machines:
 
@@ -31,11 +35,16 @@ shape: ``LK-GROUP.ITEMS[2].AMOUNT`` with 0-based array indexes.
 
 from functools import partial
 
-from esrt.mapping import speedups
+from esrt import native
+from esrt.mapping import _pycallpath, speedups
 from esrt.mapping._pycodec import (FieldValueError, _label, _type_name, _wrong_type,
                                    checked_encoder, field_access)
 
 __all__ = ["FieldValueError", "ProgramCodec"]
+
+# The whole-request path (native/_callpath.c); it goes with the C field codec, so
+# ESRT_PUREPYTHON=1 or ProgramCodec(..., "python") gives the twin for both.
+_callpath = native.built("_callpath")
 
 
 def _leaf_access(item, impl):
@@ -163,6 +172,10 @@ class ProgramCodec:
                           node.read_leaf if node.children is None and not node.occurs else None)
                          for index, (param, node) in enumerate(zip(self.parameters, self._nodes))
                          if param.get("direction", "io") in ("out", "io")]
+        spec = _pycallpath.plan_spec(self) if self.implementation == "c" and _callpath else None
+        self._plan = _callpath.Plan(*spec) if spec else None
+        self._twin = _pycallpath.Plan(self)
+        self.callpath = "c" if self._plan is not None else "python"
 
     def new_buffers(self):
         """One COBOL-initialised bytearray per USING parameter, in USING order."""
@@ -197,3 +210,24 @@ class ProgramCodec:
         """The out and io parameters as JSON-ready values (dict in USING order)."""
         return {name: leaf(buffers[index], 0) if leaf else node.read(buffers[index], -node.offset)
                 for name, index, node, leaf in self._outputs}
+
+    def load_json(self, buffers, body):
+        """Reset the buffers, then store the request ``body`` (JSON object bytes) in them.
+
+        Returns True when the buffers hold the request. False means it was not handled
+        here: run the ordinary path (parse the body, then :meth:`load_inputs`), which
+        starts again from reset buffers and raises the error that says what is wrong.
+        The C path declines anything unusual; the twin declines only invalid requests.
+        """
+        if self._plan is not None and self._plan.load(buffers, body):
+            return True
+        return self._twin.load(buffers, body)
+
+    def dump_json(self, buffers):
+        """The out and io parameters as compact JSON bytes, identical to
+        ``jsonio.dumps(self.dump_outputs(buffers))``."""
+        if self._plan is not None:
+            body = self._plan.dump(buffers)
+            if body is not None:
+                return body
+        return self._twin.dump(buffers)
