@@ -27,14 +27,15 @@ class MfdsStartError(Exception):
     """mfds could not be started; the message says why and what to do."""
 
 
-def _read_pid(path):
+def read_pid(path):
+    """The pid written first in a pid file, or None when there is none to read."""
     try:
         return int(Path(path).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
 
-def _looks_like_mfds(pid):
+def looks_like_mfds(pid):
     """Guard against a stale pid file whose pid now belongs to an unrelated process."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -46,8 +47,8 @@ def _looks_like_mfds(pid):
 def running_info(home=None):
     """Return the info dict of the mfds running for `home`, or None when none is running."""
     home = home if isinstance(home, Home) else Home(home)
-    pid = _read_pid(home.mfds_pid)
-    if pid is None or not pid_alive(pid) or not _looks_like_mfds(pid):
+    pid = read_pid(home.mfds_pid)
+    if pid is None or not pid_alive(pid) or not looks_like_mfds(pid):
         return None
     info = home.read_mfds_info()
     if not info or info.get("pid") != pid:
@@ -157,8 +158,8 @@ def start_daemon(home=None, listen="127.0.0.1:8686", timeout=20.0):
 def stop_daemon(home=None, timeout=20.0):
     """Stop the mfds of `home`: SIGTERM, then SIGKILL after `timeout`. False if none was running."""
     home = home if isinstance(home, Home) else Home(home)
-    pid = _read_pid(home.mfds_pid)
-    if pid is None or not pid_alive(pid) or not _looks_like_mfds(pid):
+    pid = read_pid(home.mfds_pid)
+    if pid is None or not pid_alive(pid) or not looks_like_mfds(pid):
         _remove_own_files(home, pid)
         return False
     try:
@@ -184,7 +185,7 @@ def _remove_own_files(home, pid):
     info = home.read_mfds_info()
     if info is not None and info.get("pid") == pid:
         _unlink(home.mfds_info)
-    if _read_pid(home.mfds_pid) == pid:
+    if read_pid(home.mfds_pid) == pid:
         _unlink(home.mfds_pid)
 
 

@@ -124,8 +124,9 @@ def wait_for_region(name, paths, process, timeout, boot_log, progress=None):
                              f"{state or 'unknown'}); see {paths.console_log}")
 
 
-def _owned_pids(run_dir):
-    """Every pid recorded for the region, region first."""
+def recorded_pids(run_dir):
+    """(start times by pid, every pid recorded for the region, region first) of a run
+    directory; fault injectors and stop_region act on these pids only."""
     record = read_json(Path(run_dir) / "processes.json") or {}
     pids = []
     if record.get("region"):
@@ -137,7 +138,7 @@ def _owned_pids(run_dir):
     return record.get("started") or {}, pids
 
 
-def _belongs(pid, started):
+def is_recorded_process(pid, started):
     """Guard against pid reuse: the process must have the start time recorded with its pid."""
     if not process_alive(pid):
         return False
@@ -154,8 +155,8 @@ def stop_region(name, home=None, force=False, timeout=30.0, progress=None):
     """
     home = home if isinstance(home, Home) else Home(home)
     run_dir = recorded_run_dir(home, name)
-    started, pids = _owned_pids(run_dir)
-    live = [pid for pid in pids if _belongs(pid, started)]
+    started, pids = recorded_pids(run_dir)
+    live = [pid for pid in pids if is_recorded_process(pid, started)]
     if not live:
         _mark_stopped(run_dir, name, home)
         return f"{name} is not running; nothing to stop"
@@ -185,7 +186,7 @@ def stop_region(name, home=None, force=False, timeout=30.0, progress=None):
 def _wait_gone(pids, started, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not any(_belongs(pid, started) for pid in pids):
+        if not any(is_recorded_process(pid, started) for pid in pids):
             return True
         time.sleep(0.05)
     return False

@@ -32,10 +32,10 @@ class FaultError(RuntimeError):
 def _region_pids(home, server):
     """The live pids esrt recorded for region `server` of ESRT_HOME `home`, region first."""
     from esrt.home import Home
-    from esrt.region.control import _belongs, _owned_pids, recorded_run_dir
+    from esrt.region.control import is_recorded_process, recorded_pids, recorded_run_dir
     run_dir = recorded_run_dir(Home(home), server)
-    started, pids = _owned_pids(run_dir)
-    live = [pid for pid in pids if _belongs(pid, started)]
+    started, pids = recorded_pids(run_dir)
+    live = [pid for pid in pids if is_recorded_process(pid, started)]
     if not live:
         raise FaultError(f"region {server} has no live recorded process under {run_dir} "
                          f"(ESRT_HOME={home}): start it first (`esrt casstart -r {server}`)")
@@ -54,9 +54,9 @@ def _signal_all(pids, signum):
 def do_kill_mfds(home):
     """SIGKILL the mfds recorded in ESRT_HOME `home` (mfds.pid)."""
     from esrt.home import Home
-    from esrt.mfds.daemon import _looks_like_mfds, _read_pid, pid_alive
-    pid = _read_pid(Home(home).mfds_pid)
-    if pid is None or not pid_alive(pid) or not _looks_like_mfds(pid):
+    from esrt.mfds.daemon import looks_like_mfds, read_pid, pid_alive
+    pid = read_pid(Home(home).mfds_pid)
+    if pid is None or not pid_alive(pid) or not looks_like_mfds(pid):
         raise FaultError(f"no mfds runs for ESRT_HOME={home}: start it with `esrt mfds start`")
     return _signal_all([pid], signal.SIGKILL)
 
@@ -69,12 +69,12 @@ def do_kill_region(home, server):
 def do_kill_sep(home, server, number=1):
     """SIGKILL SEP `number` (1 = "SEP 0001") of region `server`."""
     from esrt.home import Home
-    from esrt.region.control import _belongs, read_json, recorded_run_dir
+    from esrt.region.control import is_recorded_process, read_json, recorded_run_dir
     run_dir = recorded_run_dir(Home(home), server)
     record = read_json(run_dir / "processes.json") or {}
     seps = {int(k): int(v) for k, v in (record.get("seps") or {}).items() if v}
     pid = seps.get(int(number))
-    if pid is None or not _belongs(pid, record.get("started") or {}):
+    if pid is None or not is_recorded_process(pid, record.get("started") or {}):
         raise FaultError(f"region {server} has no live SEP {int(number):04d} in "
                          f"{run_dir / 'processes.json'} (SEPs recorded: {sorted(seps) or 'none'});"
                          " start the region or pick a recorded SEP number")
