@@ -40,6 +40,8 @@ MESSAGES = {
     "ESSI1702E": "SEP {sep:04d} failed to start {failures} time(s) in a row ({cause}); it is not "
                  "restarted: fix the cause (see the lines above) and restart the server",
     "ESSI1703W": "SEP {sep:04d} ran {service} for longer than {timeout} s; killing it (pid {pid})",
+    "ESSI1708W": "SEP {sep:04d} did not finish a batch of {calls} calls within {timeout} s a "
+                 "call; killing it (pid {pid}); each unanswered call runs again alone",
     "ESSI1704E": "no SEP is left to serve requests; every call is refused with 503 until the "
                  "server is restarted",
     "ESSI1705W": "SEP {sep:04d} sent a bad frame ({problem}); replacing it",

@@ -57,3 +57,6 @@ class ExitCode(enum.IntEnum):
     BOOT_FAILED = 3
     # A SEP that cannot load the program it was asked for.
     LOAD_FAILED = 4
+    # A SEP whose commits could not be made durable: it gave up the data environment, which
+    # its region must recover from the disk before any SEP uses it again.
+    ENVIRONMENT_LOST = 10

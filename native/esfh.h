@@ -19,6 +19,8 @@ int esfh_env_open(const char *home, int durability, int max_procs, char *err, in
 int esfh_env_recover(const char *home, char *err, int errlen);
 int esfh_begin(void);
 int esfh_commit(void);
+void esfh_set_group_commit(int on);
+int esfh_log_flush(void);
 int esfh_abort(void);
 int esfh_doomed(void);
 int esfh_failchk(void);

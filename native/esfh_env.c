@@ -33,6 +33,9 @@ static int g_single;            /* ESFH_COMMIT_INTERVAL=single: one transaction 
 static int g_writes;
 static int g_request_writes;    /* write operations in the current request transaction */
 static int g_lock_fd = -1;      /* flock on HOME/esrt-env.lock: shared while the env is open */
+static int g_write_nosync;      /* durability write-nosync: nothing is ever waited for */
+static int g_group_commit;      /* a SEP's commits wait for esfh_log_flush (see esfh_commit) */
+static int g_flush_due;         /* a request transaction ended since the last esfh_log_flush */
 static int g_atexit_set;
 static char g_error[1024];
 
@@ -217,6 +220,7 @@ int esfh_env_open(const char *home, int durability, int max_procs, char *err, in
         release_lock();
         return ret;
     }
+    g_write_nosync = durability == 1;
     if (!g_atexit_set) {
         on_exit(at_exit, NULL);
         g_atexit_set = 1;
@@ -427,10 +431,41 @@ int esfh_commit(void)
         esfh_set_error("ESFH: the transaction hit a deadlock and was rolled back; re-run it");
         return DB_LOCK_DEADLOCK;
     }
-    ret = txn->commit(txn, 0);
+    /* Group commit: the commit record is written to the log file but not synced, which
+     * releases the transaction's locks at once; the SEP syncs once for a whole batch of
+     * requests (esfh_log_flush) before it answers any of them. The next request on the same
+     * records (every CBLAPP01 call updates one) does not wait for the disk, and one fsync makes
+     * a batch durable. Since the record is written here, a full disk fails this commit, which
+     * then rolls back, as a synced commit would. */
+    ret = txn->commit(txn, g_group_commit ? DB_TXN_WRITE_NOSYNC : 0);
     if (ret != 0)
         esfh_set_error("ESFH: commit failed: %s", db_strerror(ret));
+    else
+        g_flush_due = 1;
     return ret;
+}
+
+void esfh_set_group_commit(int on)
+{
+    g_group_commit = on;
+}
+
+/* Make every commit so far durable: one fsync of the log for all of them (none when nothing
+ * was committed since the last flush, and none with write-nosync durability). A request that
+ * only read may have read another process's commit that is not on disk yet, so a read-only
+ * commit makes a flush due too; an abort does not, as its caller is told nothing it read. */
+int esfh_log_flush(void)
+{
+    int ret;
+    if (g_env == NULL || !g_flush_due || g_write_nosync)
+        return 0;
+    ret = g_env->log_flush(g_env, NULL);
+    if (ret != 0) {
+        esfh_set_error("ESFH: the log could not be written to disk: %s", db_strerror(ret));
+        return ret;
+    }
+    g_flush_due = 0;
+    return 0;
 }
 
 

@@ -17,6 +17,8 @@ int  esfh_env_open(const char *home, int durability, int max_procs, char *err, i
 int  esfh_env_recover(const char *home, char *err, int errlen);
 int  esfh_begin(void);
 int  esfh_commit(void);
+void esfh_set_group_commit(int on);
+int  esfh_log_flush(void);
 int  esfh_abort(void);
 int  esfh_doomed(void);
 int  esfh_failchk(void);
@@ -93,6 +95,16 @@ class Esfh:
     def commit(self):
         """Commit the request's transaction (raises EsfhError if it was doomed: re-run it)."""
         self._check(self.lib.esfh_commit(), "commit")
+
+    def set_group_commit(self, on=True):
+        """Group commit (a SEP serving batches): commit() writes the commit record without
+        waiting for the disk, and log_flush() then makes all of them durable with one sync.
+        Nobody may be told of a commit before the log_flush() after it."""
+        self.lib.esfh_set_group_commit(1 if on else 0)
+
+    def log_flush(self):
+        """Wait until every commit of this process so far is on disk (see set_group_commit)."""
+        self._check(self.lib.esfh_log_flush(), "flushing the log")
 
     def abort(self):
         """Roll back the request's transaction."""

@@ -2,9 +2,10 @@
 
 Each SEP is a child process that reads request frames on fd 3 and writes reply frames on fd 4
 (esrt.sep.protocol); its stdout and stderr (COBOL DISPLAY, libcob errors) go to the console log.
-A SEP runs one request at a time. The supervisor follows Twisted's ProcessMonitor: the reactor is
+A SEP runs one request at a time, and may be sent several at once (a batch, see call_batch). The supervisor follows Twisted's ProcessMonitor: the reactor is
 a constructor argument, tunables are class attributes, a SEP that fails quickly is restarted after
-a delay that doubles each time, and a stop is TERM followed by a scheduled KILL.
+a delay that doubles each time (unless a call it was running killed it), and a stop is TERM
+followed by a scheduled KILL.
 
 Life cycle of one SEP (esrt.states.SEPState); every edge is written out in the code:
 
@@ -52,6 +53,10 @@ class Reply:
 # What a SEP's call Deferred fires with when its process was killed from outside before the
 # request committed: the dispatcher runs the call again on another SEP.
 RETRY = Reply(503, b"", None)
+# What it fires with when the process died (abend, timeout) while running a batch of calls and
+# this call had not committed: whichever call of the batch caused it, each one is run again
+# on its own, so that only the culprit meets the same end again and is answered for it.
+ALONE = Reply(503, b"", None)
 
 
 def error_reply(status, code, message):
@@ -105,6 +110,12 @@ class SEPProtocol(protocol.ProcessProtocol):
             for line in lines:
                 self.sep.output_line(fd, line.rstrip(b"\r").decode("utf-8", "replace"))
 
+    def childConnectionLost(self, childFD):
+        if childFD == frames.REQUEST_FD:
+            # The SEP is on its way out (it closed its end, or died): no call may be sent to
+            # it any more, though its end is only reported once all its pipes are closed.
+            self.sep.request_pipe_open = False
+
     def processEnded(self, reason):
         for fd, rest in self._partial.items():
             if rest:
@@ -114,13 +125,12 @@ class SEPProtocol(protocol.ProcessProtocol):
 
 
 class _Call:
-    __slots__ = ("request_id", "service", "deferred", "timeout", "key")
+    __slots__ = ("request_id", "service", "deferred", "key")
 
-    def __init__(self, request_id, service, deferred, timeout, key):
+    def __init__(self, request_id, service, deferred, key):
         self.request_id = request_id
         self.service = service
         self.deferred = deferred
-        self.timeout = timeout
         self.key = key
 
 
@@ -139,7 +149,11 @@ class SEP:
         self.delay = supervisor.min_restart_delay
         self.started_at = None
         self.cause = None
-        self._call = None
+        # The calls sent and not answered yet, by request id, oldest first (one batch).
+        self._calls = {}
+        self._batch_size = 0
+        self._timeout = None
+        self.request_pipe_open = False
         self._next_id = 1
         self._stop_requested = False
         self._stop_waiters = []
@@ -182,6 +196,7 @@ class SEP:
         self._killed_by_us = False
         self.started_at = self.supervisor.reactor.seconds()
         proto = SEPProtocol(self)
+        self.request_pipe_open = True
         try:
             self.transport = self.supervisor.spawn(proto, self.number)
         except Exception as exc:  # noqa: BLE001 - any spawn failure means this slot cannot run
@@ -217,13 +232,15 @@ class SEP:
             self._enter(SEPState.IDLE, SEPState.STARTING)
             self.supervisor.sep_idle(self)
             return
-        call = self._call
-        if self.state == SEPState.BUSY and call is not None and header.get("id") == call.request_id:
-            # BUSY -> IDLE
-            self._enter(SEPState.IDLE, SEPState.BUSY)
+        call = self._calls.get(header.get("id")) if self.state == SEPState.BUSY else None
+        if call is not None:
             self.supervisor.on_reply_header(header)
-            self._finish_call(self._reply_from(header, body, call.service))
-            self.supervisor.sep_idle(self)
+            self._finish_call(call, self._reply_from(header, body, call.service))
+            if not self._calls:
+                # BUSY -> IDLE
+                self._end_batch()
+                self._enter(SEPState.IDLE, SEPState.BUSY)
+                self.supervisor.sep_idle(self)
             return
         if self.state == SEPState.STOPPING:
             return  # a late reply from a SEP we are killing anyway
@@ -264,49 +281,74 @@ class SEP:
         `request` may carry "key" (the request's name in the reply store), "idempotent" and
         "ttl"; they travel in the frame header to the SEP.
         """
-        request = request or {}
-        request_id = self._next_id
-        self._next_id += 1
+        return self.call_batch([(service, body, request)])[0]
+
+    def call_batch(self, calls):
+        """Send several requests in one write (IDLE -> BUSY); one Deferred per call, in order.
+
+        The SEP runs them one after the other and answers them together, after one log flush
+        for all their commits. `calls` is a list of (service, body, request) as for call().
+        The batch gets request_timeout per call to finish.
+        """
         # IDLE -> BUSY
         self._enter(SEPState.BUSY, SEPState.IDLE)
-        self.requests += 1
-        deferred = defer.Deferred()
-        timeout = self.supervisor.reactor.callLater(
-            self.supervisor.request_timeout, self._timed_out)
-        self._call = _Call(request_id, service, deferred, timeout, request.get("key"))
-        header = {"id": request_id, "op": "call", "service": service}
-        header.update(request)
-        self._write_request(frames.encode_frame(header, body))
-        return deferred
+        deferreds, data = [], []
+        for service, body, request in calls:
+            request = request or {}
+            request_id = self._next_id
+            self._next_id += 1
+            deferred = defer.Deferred()
+            self._calls[request_id] = _Call(request_id, service, deferred, request.get("key"))
+            header = {"id": request_id, "op": "call", "service": service}
+            header.update(request)
+            data.append(frames.encode_frame(header, body))
+            deferreds.append(deferred)
+        self.requests += len(calls)
+        self._batch_size = len(calls)
+        self._timeout = self.supervisor.reactor.callLater(
+            self.supervisor.request_timeout * len(calls), self._timed_out)
+        self._write_request(b"".join(data))
+        return deferreds
 
     def cancel(self, deferred):
         """The caller of the call behind `deferred` went away: ask the SEP to roll it back."""
-        call = self._call
-        if call is not None and call.deferred is deferred and self.transport is not None:
-            self._write_request(frames.encode_frame({"id": call.request_id, "op": "cancel"}))
+        for call in self._calls.values():
+            if call.deferred is deferred and self.transport is not None:
+                self._write_request(frames.encode_frame({"id": call.request_id, "op": "cancel"}))
+                return
 
     def _write_request(self, data):
+        if not self.request_pipe_open:
+            return  # the SEP is going: its end settles the calls it was sent
         # At once, not on the reactor's next turn: 1.5x the calls per second through the same
         # pipes (benchmarks/bench_dispatch.py).
         write_child_now(self.transport, frames.REQUEST_FD, data)
 
-    def _finish_call(self, reply):
-        call, self._call = self._call, None
-        if call is None:
-            return
-        if call.timeout.active():
-            call.timeout.cancel()
+    def _finish_call(self, call, reply):
+        del self._calls[call.request_id]
         call.deferred.callback(reply)
 
+    def _end_batch(self):
+        timeout, self._timeout = self._timeout, None
+        if timeout is not None and timeout.active():
+            timeout.cancel()
+
     def _timed_out(self):
-        call = self._call
-        self._log("ESSI1703W", service=call.service, timeout=self.supervisor.request_timeout,
-                  pid=self.pid)
-        self._finish_call(error_reply(
-            503, "timeout",
-            f"{call.service} ran longer than {self.supervisor.request_timeout} s on {self.label}; "
-            "its SEP was killed and is being replaced; retry, or raise request_timeout if the "
-            "program legitimately needs longer"))
+        self._timeout = None
+        calls = list(self._calls.values())
+        if self._batch_size == 1 and calls:
+            call = calls[0]
+            self._log("ESSI1703W", service=call.service,
+                      timeout=self.supervisor.request_timeout, pid=self.pid)
+            self._finish_call(call, error_reply(
+                503, "timeout",
+                f"{call.service} ran longer than {self.supervisor.request_timeout} s on "
+                f"{self.label}; its SEP was killed and is being replaced; retry, or raise "
+                "request_timeout if the program legitimately needs longer"))
+        else:
+            # Which call of the batch hangs is not known: each unanswered one runs again alone.
+            self._log("ESSI1708W", calls=len(calls), pid=self.pid,
+                      timeout=self.supervisor.request_timeout)
         self._kill_for_replacement()
 
     def _kill_for_replacement(self):
@@ -359,7 +401,11 @@ class SEP:
     def process_ended(self, reason):
         """The child is gone (all its pipes closed and it was reaped)."""
         returncode = exit_returncode(reason)
-        cause = abend_cause(returncode, "\n".join(self._stderr_tail))
+        if returncode == ExitCode.ENVIRONMENT_LOST:
+            cause = ("its log sync failed, so it gave up the data environment, which is "
+                     "recovered from the disk; check the disk")
+        else:
+            cause = abend_cause(returncode, "\n".join(self._stderr_tail))
         self.cause = cause
         store = self.supervisor.store
         old_pid, self.pid, self.transport = self.pid, None, None
@@ -370,15 +416,17 @@ class SEP:
         self._kill_call = None
         state = self.state
 
-        if self._call is not None and self.supervisor.recovering:
-            # Whether it committed can only be told once the environment is recovered.
-            call, self._call = self._call, None
-            if call.timeout.active():
-                call.timeout.cancel()
-            self.supervisor.orphans.append((self, call, returncode, cause))
-        elif self._call is not None:
-            self._finish_call(self.supervisor.outcome_of_death(
-                self, self._call, returncode, cause, killed_by_us=self._killed_by_us))
+        self._end_batch()
+        calls, self._calls = list(self._calls.values()), {}
+        alone = self._batch_size == 1
+        for call in calls:
+            if self.supervisor.recovering:
+                # Whether it committed can only be told once the environment is recovered.
+                self.supervisor.orphans.append((self, call, returncode, cause, alone))
+            else:
+                call.deferred.callback(self.supervisor.outcome_of_death(
+                    self, call, returncode, cause, killed_by_us=self._killed_by_us,
+                    alone=alone))
         self.supervisor.recover_when_quiet()
 
         if self._stop_requested and state == SEPState.STOPPING:
@@ -404,7 +452,11 @@ class SEP:
 
     def _schedule_restart(self, source):
         now = self.supervisor.reactor.seconds()
-        if self.started_at is not None and now - self.started_at < self.supervisor.threshold:
+        # A SEP that died running a call was killed by that call (an abend, a timeout), not by
+        # a broken start: it comes back at once, or a burst of bad calls would keep the region
+        # from serving the good ones for up to max_restart_delay.
+        if (source != SEPState.BUSY and self.started_at is not None
+                and now - self.started_at < self.supervisor.threshold):
             delay = self.delay
             self.delay = min(self.delay * 2, self.supervisor.max_restart_delay)
         else:
@@ -508,9 +560,13 @@ class Supervisor:
         if self.recovering:
             return None
         for sep in self.seps:
-            if sep.state == SEPState.IDLE:
+            if sep.state == SEPState.IDLE and sep.request_pipe_open:
                 return sep
         return None
+
+    def running_seps(self):
+        """How many SEPs are up or starting: the ones the queue is shared among."""
+        return sum(1 for sep in self.seps if sep.state in RUNNING)
 
     def can_serve(self):
         """True while some SEP is running or will come back (not FATAL, not stopped)."""
@@ -545,8 +601,8 @@ class Supervisor:
 
     # -- deaths and recovery ---------------------------------------------------------------
 
-    def outcome_of_death(self, sep, call, returncode, cause, killed_by_us):
-        """The reply for a call whose SEP died under it."""
+    def outcome_of_death(self, sep, call, returncode, cause, killed_by_us, alone=True):
+        """The reply for a call whose SEP died under it (`alone`: not part of a batch)."""
         committed = self.store.committed(call.key) if self.store is not None else None
         if committed is not None:
             header, body = committed
@@ -560,6 +616,8 @@ class Supervisor:
             # Not the program's doing: the transaction was rolled back, so run it again.
             sep._log("ESSI1706W", service=call.service)
             return RETRY
+        if not alone:
+            return ALONE
         return error_reply(500, "abend", f"{call.service} abended on {sep.label}: {cause}")
 
     def begin_recovery(self):
@@ -579,12 +637,11 @@ class Supervisor:
         self.recovering = False
         self.on_recovery(bool(recovered))
         orphans, self.orphans = self.orphans, []
-        for sep, call, returncode, cause in orphans:
+        for sep, call, returncode, cause, alone in orphans:
             if recovered:
-                reply = self.outcome_of_death(sep, call, returncode, cause, killed_by_us=False)
+                reply = self.outcome_of_death(sep, call, returncode, cause, killed_by_us=False,
+                                              alone=alone)
             else:
                 reply = error_reply(503, "unavailable", f"{call.service}: the data environment "
                                     "could not be recovered; see the console log")
-            if call.timeout.active():
-                call.timeout.cancel()
             call.deferred.callback(reply)

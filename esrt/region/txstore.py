@@ -8,6 +8,7 @@ transaction, so a stored reply means "committed, return this", and none means "r
 safe to run again".
 """
 
+import os
 import time
 
 from esrt.isam import DB_LOCK_NOTGRANTED, DB_RUNRECOVERY, EBUSY, Esfh, EsfhError
@@ -98,7 +99,30 @@ class ReplyStore:
             return None
         if stored is None:
             return None
+        self._sync_log()
         return unpack_reply(stored)
+
+    def _sync_log(self):
+        """Put the dead SEP's commit on disk before anyone is told of it.
+
+        SEPs commit without waiting for the disk and sync the log once per batch (group
+        commit), so a SEP killed in between leaves a commit that was written but perhaps not
+        synced. Syncing the newest log files through descriptors of our own needs none of
+        Berkeley DB's mutexes, which a killed process may have held. A sync that fails is
+        logged, and the reply is still the answer: running the call again would apply it twice.
+        """
+        if self.durability != "sync":
+            return
+        try:
+            logs = sorted(name for name in os.listdir(self.path) if name.startswith("log."))
+            for name in logs[-2:]:
+                descriptor = os.open(os.path.join(self.path, name), os.O_RDONLY)
+                try:
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
+        except OSError as exc:
+            self.console.log("ESDB0005W", problem=f"syncing the log of {self.path}: {exc}")
 
     def close(self):
         self.esfh.env_close()

@@ -45,6 +45,8 @@ def main(argv=None):
             from esrt.isam import Esfh
             esfh = Esfh(esfh_library())
             esfh.env_open(data_dir, os.environ.get("ESFH_DURABILITY", "sync"), args.max_procs)
+            # The SEP answers a batch only after one log flush (esrt.sep.worker.serve).
+            esfh.set_group_commit(True)
             transactions = Transactions(esfh)
         runtime = CobolRuntime()
         runtime.init()

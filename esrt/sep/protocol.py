@@ -16,6 +16,9 @@ Reply header:    {"id": int, "status": 200|400|404|500, "rc": RETURN-CODE (200 o
                   "error": {"code": str, "message": str} (errors only), "ms": elapsed ms}
                  body = JSON output (200) or empty.
 The SEP's first frame, sent once libcob is initialised, is {"id": 0, "op": "ready", "pid": int}.
+
+The region may write several call frames at once (a batch); the SEP answers each of them, in
+any order, and the region takes the SEP to be free once every call it sent has its reply.
 """
 
 import json

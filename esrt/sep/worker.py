@@ -1,11 +1,14 @@
 """The SEP's request loop: frame in, COBOL call, frame out.
 
 A SEP loads libcob once, resolves each program once (on its first call) and keeps one set of
-LINKAGE buffers per program, reused by every call. It serves one request at a time. A program
-that ends the run unit (STOP RUN), hits a libcob runtime error or crashes takes this process down
-with it; the region notices, answers the caller and starts a new SEP.
+LINKAGE buffers per program, reused by every call. It runs one request at a time; when the
+region sends several at once (a batch, while callers wait), it runs them in order, syncs the
+log once for all their commits and answers them together (group commit). A program that ends
+the run unit (STOP RUN), hits a libcob runtime error or crashes takes this process down with
+it; the region notices, answers the caller and starts a new SEP.
 """
 
+import collections
 import json
 import os
 import select
@@ -15,8 +18,9 @@ from pathlib import Path
 from esrt.mapping import jsonio
 from esrt.mapping.car import MANIFEST
 from esrt.mapping.codec import FieldValueError, ProgramCodec
-from esrt.isam import DB_LOCK_DEADLOCK, EsfhError
+from esrt.isam import DB_LOCK_DEADLOCK, DB_RUNRECOVERY, EsfhError
 from esrt.sep import protocol
+from esrt.states import ExitCode
 
 
 class ServiceFailure(Exception):
@@ -32,7 +36,12 @@ class ServiceFailure(Exception):
 
 
 class LoadedService:
-    """One program ready to call: its codec, its buffers and its bound entry point."""
+    """One program ready to call: its codec, its buffers and its bound entry point.
+
+    A call's path is load(body), bound_call(), reply_body(): the request's JSON straight into
+    the LINKAGE buffers, the program, the buffers straight into the reply's JSON; in C
+    (esrt._callpath) when it is built, with no Python object per field.
+    """
 
     def __init__(self, name, codec, buffers, bound_call):
         self.name = name
@@ -40,10 +49,21 @@ class LoadedService:
         self.buffers = buffers
         self.bound_call = bound_call
 
-    def call(self, values):
-        self.codec.load_inputs(self.buffers, values)
-        return_code = self.bound_call()
-        return return_code, self.codec.dump_outputs(self.buffers)
+    def load(self, body):
+        """Reset the buffers and store the request `body` in them.
+
+        Raises ServiceFailure (400) naming what is wrong with the request."""
+        if self.codec.load_json(self.buffers, body):
+            return
+        # Declined: the general path tells what is wrong (and loads what it accepts).
+        try:
+            self.codec.load_inputs(self.buffers, parse_values(body))
+        except FieldValueError as exc:
+            raise ServiceFailure(400, exc.code, f"{self.name}: {exc}") from None
+
+    def reply_body(self):
+        """The out and io parameters as the reply's JSON bytes."""
+        return self.codec.dump_json(self.buffers)
 
 
 class ServiceCache:
@@ -123,18 +143,40 @@ class Transactions:
     def __init__(self, esfh, clock=time.time):
         self.esfh = esfh
         self.clock = clock
+        # Set once the environment must be recovered: the SEP then answers and exits.
+        self.environment_lost = False
+
+    def _abort_quietly(self):
+        try:
+            self.esfh.abort()
+        except EsfhError:
+            pass  # the failure being handled says more than the abort's
 
     def purge(self):
         """Delete stored replies whose time is up; returns how many went."""
         return self.esfh.reply_purge(self.clock(), PURGE_BATCH)
 
-    def run(self, loaded, values, request, cancelled):
+    def flush(self):
+        """Make every commit so far durable (one log sync); None, or what went wrong."""
+        try:
+            self.esfh.log_flush()
+        except EsfhError as exc:
+            self.environment_lost = True
+            return str(exc)
+        return None
+
+    def abandon(self):
+        """Give up the environment after a failed flush: every process of the region then
+        fails fast until the region has recovered it."""
+        self.esfh.env_abandon()
+
+    def run(self, loaded, body, request, cancelled):
         key = (request.get("key") or "").encode()
         idempotent = bool(request.get("idempotent"))
         ttl = int(request.get("ttl") or 600)
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
-                loaded.codec.load_inputs(loaded.buffers, values)
+                loaded.load(body)
             self.esfh.begin()
             try:
                 if idempotent:
@@ -150,9 +192,10 @@ class Transactions:
                     self.esfh.abort()
                     continue
                 header = {"status": 200, "rc": return_code}
-                body = jsonio.dumps(loaded.codec.dump_outputs(loaded.buffers))
+                reply_body = loaded.reply_body()
                 if key and (idempotent or self.esfh.request_writes()):
-                    self.esfh.reply_put(key, protocol.pack_reply(header, body), self.clock() + ttl)
+                    self.esfh.reply_put(key, protocol.pack_reply(header, reply_body),
+                                        self.clock() + ttl)
                 if self.esfh.doomed():
                     self.esfh.abort()
                     continue
@@ -164,11 +207,18 @@ class Transactions:
                         "attempts": attempt, "committed": False}, b""
                 self.esfh.commit()
                 # Added after reply_put: a stored reply describes the call, not this run.
-                return dict(header, attempts=attempt, committed=True), body
+                return dict(header, attempts=attempt, committed=True), reply_body
             except EsfhError as exc:
-                self.esfh.abort()
+                self._abort_quietly()
                 if exc.code == DB_LOCK_DEADLOCK:
                     continue
+                if exc.code == DB_RUNRECOVERY:
+                    # Another process broke the environment (a failed log sync, a death in
+                    # the middle of Berkeley DB): the region recovers it, then serves again.
+                    self.environment_lost = True
+                    raise ServiceFailure(503, "recovering", (
+                        f"{loaded.name} was not run: the region is recovering its data "
+                        "environment; retry in a moment"), attempts=attempt) from None
                 raise ServiceFailure(500, "transaction_failed",
                                      f"{loaded.name}: {exc}", attempts=attempt) from None
             except BaseException:
@@ -183,13 +233,20 @@ class Transactions:
 class Untransacted:
     """Calls without ESFH (no data environment): the program's files are its own business."""
 
+    environment_lost = False
+
     def purge(self):
         return 0
 
-    def run(self, loaded, values, request, cancelled):
+    def flush(self):
+        return None
+
+    def abandon(self):
+        pass
+
+    def run(self, loaded, body, request, cancelled):
         return_code = loaded.bound_call()
-        return {"status": 200, "rc": return_code}, jsonio.dumps(
-            loaded.codec.dump_outputs(loaded.buffers))
+        return {"status": 200, "rc": return_code}, loaded.reply_body()
 
 
 def handle_call(cache, transactions, request, body, cancelled=lambda: False):
@@ -197,12 +254,8 @@ def handle_call(cache, transactions, request, body, cancelled=lambda: False):
     service = str(request.get("service", ""))
     try:
         loaded = cache.get(service)
-        values = parse_values(body)
-        try:
-            loaded.codec.load_inputs(loaded.buffers, values)
-            return transactions.run(loaded, values, request, cancelled)
-        except FieldValueError as exc:
-            raise ServiceFailure(400, exc.code, f"{service}: {exc}") from None
+        loaded.load(body)
+        return transactions.run(loaded, body, request, cancelled)
     except ServiceFailure as failure:
         header = {"status": failure.status,
                   "error": {"code": failure.code, "message": failure.message}}
@@ -211,60 +264,119 @@ def handle_call(cache, transactions, request, body, cancelled=lambda: False):
         return header, b""
 
 
-class CancelWatch:
-    """Notices a cancel frame for the running request without blocking (one poll per check)."""
+class Inbox:
+    """The request pipe, read in large pieces: every frame the region has sent so far.
+
+    The region sends a SEP several calls in one write when callers are waiting (a batch), so
+    one read returns all of them. It also answers whether the caller of a request went away
+    (a cancel frame), looking at the pipe without blocking.
+    """
+
+    read_size = 1 << 20
 
     def __init__(self, requests):
-        self.requests = requests
-        self.request_id = None
-        self.later = []
+        self.fd = requests.fileno()
+        self.decoder = protocol.FrameDecoder()
+        self.frames = collections.deque()
+        self.cancelled_ids = set()
+        self.closed = False
 
-    def __call__(self):
-        while select.select([self.requests], [], [], 0)[0]:
-            frame = protocol.read_frame(self.requests)
-            if frame is None:
-                return True  # the region is gone: nobody will read the reply
-            header, body = frame
+    def wait(self):
+        """Block until at least one frame is here; False once the region closed the pipe."""
+        while not self.frames:
+            if self.closed or not self._read():
+                return False
+        return True
+
+    def _read(self):
+        data = os.read(self.fd, self.read_size)
+        if not data:
+            self.closed = True
+            return False
+        for header, body in self.decoder.feed(data):
             if header.get("op") == "cancel":
-                if header.get("id") == self.request_id:
-                    return True
-                continue
-            self.later.append(frame)
-        return False
+                self.cancelled_ids.add(header.get("id"))
+            else:
+                self.frames.append((header, body))
+        return True
+
+    def cancelled(self, request_id):
+        """Whether request `request_id`'s caller went away (one poll of the pipe per check)."""
+        while not self.closed and select.select([self.fd], [], [], 0)[0]:
+            self._read()
+        # The region is gone: nobody would read the reply, so roll back.
+        return self.closed or request_id in self.cancelled_ids
+
+    def next_call(self):
+        """The oldest frame received, or None."""
+        return self.frames.popleft() if self.frames else None
 
 
 def serve(runtime, deploy_dir, requests, replies, transactions=None):
-    """Serve frames until the region closes the request pipe."""
+    """Serve frames until the region closes the request pipe.
+
+    Calls are run one after the other in the order they came; the replies of everything that
+    arrived together are written together, after one log flush has made all their commits
+    durable (Transactions.flush).
+    """
     cache = ServiceCache(runtime, deploy_dir)
     transactions = transactions or Untransacted()
-    watch = CancelWatch(requests)
+    inbox = Inbox(requests)
     next_purge = time.monotonic() + PURGE_INTERVAL
     replies.write(protocol.encode_frame({"id": protocol.READY_ID, "op": "ready",
                                          "pid": os.getpid()}))
     replies.flush()
-    while True:
-        frame = watch.later.pop(0) if watch.later else protocol.read_frame(requests)
-        if frame is None:
-            return
-        header, body = frame
-        started = time.perf_counter()
-        op = header.get("op")
-        if op == "cancel":
-            continue  # for a request that already finished
-        if op == "reload":
-            cache.clear()
-            reply, reply_body = {"status": 200}, b""
-        elif op == "call":
-            watch.request_id = header.get("id")
-            reply, reply_body = handle_call(cache, transactions, header, body, watch)
-        else:
-            reply, reply_body = {"status": 400, "error": {
-                "code": "bad_request", "message": f"unknown SEP operation {op!r}"}}, b""
-        reply["id"] = header.get("id")
-        reply["ms"] = round((time.perf_counter() - started) * 1000, 3)
-        replies.write(protocol.encode_frame(reply, reply_body))
+    while inbox.wait():
+        answered = []
+        frame = inbox.next_call()
+        while frame is not None:
+            answered.append(_serve_one(cache, transactions, inbox, *frame))
+            frame = inbox.next_call()
+        flush_failure = transactions.flush()
+        if flush_failure is not None:
+            answered = [(_undurable(reply, flush_failure) if committed else reply, committed)
+                        for reply, committed in answered]
+        replies.write(b"".join(protocol.encode_frame(header, body)
+                               for (header, body), _ in answered))
         replies.flush()
+        if transactions.environment_lost:
+            # Commits that are not on disk must not reach it later: the environment is given
+            # up, the region recovers it from what is on disk, and starts new SEPs.
+            transactions.abandon()
+            raise SystemExit(ExitCode.ENVIRONMENT_LOST)
         if time.monotonic() >= next_purge:
-            # Between requests, so a caller never waits for it; bounded per run.
+            # Between batches, so a caller never waits for it; bounded per run.
             transactions.purge()
             next_purge = time.monotonic() + PURGE_INTERVAL
+
+
+def _serve_one(cache, transactions, inbox, header, body):
+    """Run one frame; return ((reply header, reply body), whether it committed)."""
+    started = time.perf_counter()
+    op = header.get("op")
+    request_id = header.get("id")
+    if op == "reload":
+        cache.clear()
+        reply, reply_body = {"status": 200}, b""
+    elif op == "call":
+        reply, reply_body = handle_call(cache, transactions, header, body,
+                                        lambda: inbox.cancelled(request_id))
+    else:
+        reply, reply_body = {"status": 400, "error": {
+            "code": "bad_request", "message": f"unknown SEP operation {op!r}"}}, b""
+    inbox.cancelled_ids.discard(request_id)
+    reply["id"] = request_id
+    reply["ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return (reply, reply_body), bool(reply.get("committed"))
+
+
+def _undurable(reply, problem):
+    header, _ = reply
+    failed = {"id": header["id"], "status": 500, "ms": header.get("ms", 0),
+              "attempts": header.get("attempts", 1), "committed": False,
+              "error": {"code": "transaction_failed", "message": (
+                  f"the call ran, but its commit could not be written to disk ({problem}); "
+                  "the data environment is recovered from what is on disk, which keeps the "
+                  "call only if its commit got there: check the disk, then call again with the "
+                  "same idempotency key to learn which")}}
+    return failed, b""

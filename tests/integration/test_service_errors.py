@@ -3,6 +3,7 @@
 import http.client
 import json
 import shutil
+import threading
 from decimal import Decimal
 
 import pytest
@@ -120,3 +121,38 @@ def test_openapi_describes_deployed_services(region):
     assert status == 200
     assert "/services/srv01/CBLAPP01" in document["paths"]
     assert "/services/tst/ECHOPARM" in document["paths"]
+
+
+def test_an_abend_among_calls_that_share_a_sep_hurts_only_its_own_caller(node, srv01_car,
+                                                                         tst_car):
+    # One SEP and many callers: the SEP gets the waiting calls in batches, so abends land in
+    # the middle of batches. Each abending call must be answered with its abend, and every
+    # CBLAPP01 call with its own, committed, counter.
+    region = start_cblapp01_region(node, srv01_car, name="ESBATCH", seps=1)
+    node.esrt("deploy", str(tst_car), "--server", region.name)
+    outcomes = []
+
+    def caller(index):
+        with Client(region.url) as client:
+            for turn in range(12):
+                if (index + turn) % 9 == 0:
+                    try:
+                        client.call("tst.ABENDER", {"LK-MODE": "CRASH"})
+                        outcomes.append(("abender", "answered"))
+                    except ServiceError as exc:
+                        outcomes.append(("abender", exc.code))
+                else:
+                    outcomes.append(("counter", client.call("srv01.CBLAPP01")["LK-COUNTER"]))
+
+    threads = [threading.Thread(target=caller, args=(index,)) for index in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    abends = [outcome for kind, outcome in outcomes if kind == "abender"]
+    counters = sorted(outcome for kind, outcome in outcomes if kind == "counter")
+    assert abends and set(abends) == {"abend"}
+    # The first call after INITFILE1 reads 0; no counter is lost or given twice.
+    assert counters == list(range(len(counters)))
+    with Client(region.url) as client:
+        assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == len(counters)

@@ -31,6 +31,18 @@ def answer(process, rc=0):
     process.frame({"id": header["id"], "status": 200, "rc": rc}, body)
 
 
+def answer_all(process, rc=0):
+    """Reply to every request the process got that it has not answered yet."""
+    requests = process.requests()
+    unanswered, process.answered = requests[process.answered:], len(requests)
+    for header, body in unanswered:
+        process.frame({"id": header["id"], "status": 200, "rc": rc}, body)
+
+
+def numbers(process):
+    return [json.loads(b)["n"] for _, b in process.requests()]
+
+
 def test_calls_queue_until_a_sep_is_free_and_run_oldest_first(region):
     reactor, sup, dispatcher = region
     results = []
@@ -38,17 +50,93 @@ def test_calls_queue_until_a_sep_is_free_and_run_oldest_first(region):
         dispatcher.submit("srv01.A", json.dumps({"n": n}).encode()).addCallback(results.append)
     assert dispatcher.queued == 3 and dispatcher.active == 3  # nobody is ready yet
     first, second = reactor.processes
+    first.answered = second.answered = 0
+    # Three waiting, two SEPs: the first one ready takes its share, the oldest two.
     first.ready()
-    assert [json.loads(b) for _, b in first.requests()] == [{"n": 0}]
+    assert numbers(first) == [0, 1]
     second.ready()
-    assert [json.loads(b) for _, b in second.requests()] == [{"n": 1}]
-    assert dispatcher.queued == 1
-    answer(second)
-    assert [json.loads(b) for _, b in second.requests()] == [{"n": 1}, {"n": 2}]
-    answer(first)
-    answer(second)
+    assert numbers(second) == [2]
+    assert dispatcher.queued == 0
+    answer_all(second)
+    answer_all(first)
     assert sorted(json.loads(r.body)["n"] for r in results) == [0, 1, 2]
     assert dispatcher.active == 0 and dispatcher.queued == 0
+
+
+def test_a_lone_caller_goes_straight_to_an_idle_sep_and_a_backlog_goes_in_batches(region):
+    reactor, sup, dispatcher = region
+    first, second = reactor.processes
+    first.answered = second.answered = 0
+    first.ready()
+    second.ready()
+    results = []
+    dispatcher.submit("srv01.A", b'{"n": 0}').addCallback(results.append)
+    dispatcher.submit("srv01.A", b'{"n": 1}').addCallback(results.append)
+    assert numbers(first) == [0] and numbers(second) == [1]
+    for n in range(2, 40):
+        dispatcher.submit("srv01.A", json.dumps({"n": n}).encode()).addCallback(results.append)
+    # Both busy: 38 wait. The SEP that frees up takes half the queue, at most max_batch.
+    writes = len(first.writes)
+    answer_all(first)
+    assert numbers(first) == [0] + list(range(2, 2 + dispatcher.max_batch))
+    assert len(first.writes) == writes + 1  # the whole batch in one write
+    # Replies of a batch may come back one by one; the SEP is free once all are in.
+    header, body = first.requests()[1]
+    first.frame({"id": header["id"], "status": 200, "rc": 0}, body)
+    first.answered = 2
+    assert sup.seps[0].state == SEPState.BUSY
+    answer_all(first)
+    assert sup.seps[0].state == SEPState.BUSY  # took the next batch at once
+    for _ in range(20):
+        answer_all(first)
+        answer_all(second)
+    assert sorted(json.loads(r.body)["n"] for r in results) == list(range(40))
+    assert all(r.status == 200 for r in results)
+
+
+def busy_batch(region, count):
+    """Both SEPs ready and busy, then `count` more calls: the first SEP to free up takes a
+    batch of them. Returns (results by n, the batch's numbers)."""
+    reactor, sup, dispatcher = region
+    first, second = reactor.processes
+    first.answered = second.answered = 0
+    first.ready()
+    second.ready()
+    results = {}
+    for n in range(2 + count):
+        dispatcher.submit("srv01.A", json.dumps({"n": n}).encode()).addCallback(
+            results.setdefault, n)
+    answer_all(first)
+    return results, numbers(first)[1:]
+
+
+def test_a_batch_whose_sep_abends_runs_each_unanswered_call_again_alone(region):
+    reactor, sup, dispatcher = region
+    results, batch = busy_batch(region, 4)
+    first, second = reactor.processes
+    answer_all(second)
+    assert batch == [2, 3]  # half of the four waiting
+    first.exit(code=134)  # abended in the middle of its batch
+    reactor.advance(0)
+    # Nobody was told anything yet: each call of the batch runs again, alone.
+    assert not [n for n in batch if n in results.values()]
+    second_numbers = numbers(second)
+    answer_all(second)
+    assert numbers(second)[len(second_numbers):] == [batch[0]]
+    # The culprit abends again, now alone, and is the only one answered with the abend.
+    reactor.advance(sup.min_restart_delay)
+    third = reactor.processes[2]
+    third.answered = 0
+    third.ready()
+    assert numbers(third) == [batch[1]]
+    third.exit(code=134)
+    reactor.advance(0)
+    failed = [reply for reply, n in results.items() if reply.status != 200]
+    assert [results[reply] for reply in failed] == [batch[1]]
+    assert json.loads(failed[0].body)["error"]["code"] == "abend"
+    for _ in range(5):
+        answer_all(second)
+    assert sorted(results.values()) == list(range(6))
 
 
 def test_no_sep_left_answers_503_unavailable_now_and_for_queued_calls(region):
@@ -106,3 +194,42 @@ def test_drain_waits_for_calls_in_flight(region):
     assert not drained
     answer(reactor.processes[0])
     assert drained == [None]
+
+
+def test_a_batch_whose_sep_is_killed_from_outside_runs_again_without_a_word_to_callers(region):
+    import signal
+    reactor, sup, dispatcher = region
+    results, batch = busy_batch(region, 4)
+    assert batch == [2, 3]
+    reactor.processes[0].exit(sig=signal.SIGKILL)
+    reactor.advance(0)
+    second = reactor.processes[1]
+    for _ in range(4):
+        answer_all(second)
+    assert sorted(results.values()) == [0, 1, 2, 3, 4, 5]
+    assert all(reply.status == 200 for reply in results)
+
+
+def test_a_batch_that_outlives_its_timeout_is_killed_and_each_call_runs_again_alone(region):
+    reactor, sup, dispatcher = region
+    results, batch = busy_batch(region, 4)
+    first, second = reactor.processes
+    for _ in range(3):
+        answer_all(second)  # the second SEP serves everything else and is idle
+    assert sorted(results.values()) == [0, 1, 4, 5]
+    # The batch has the request timeout (60 s) for each of its calls.
+    reactor.advance(60 * len(batch) - 1)
+    assert first.signals == []
+    reactor.advance(1)
+    assert first.signals == ["KILL"]
+    assert "ESSI1708W SEP 0001 did not finish a batch of 2 calls" in \
+        sup.console.log_path.read_text()
+    first.exit(sig=9)
+    reactor.advance(0)
+    assert not set(results.values()) & set(batch)  # nobody answered yet
+    # Which call hung is not known: each runs again alone, the oldest first.
+    assert numbers(second)[-1] == batch[0] and dispatcher.queued == 1
+    answer_all(second)
+    assert numbers(second)[-1] == batch[1]
+    answer_all(second)
+    assert sorted(results.values()) == [0, 1, 2, 3, 4, 5]

@@ -223,21 +223,17 @@ class StandInEsfh:
         return 0
 
 
-class StandInCodec:
-    def load_inputs(self, buffers, values):
-        pass
-
-    def dump_outputs(self, buffers):
-        return {"LK-COUNTER": 1}
-
-
 class StandInService:
     name = "srv01.CBLAPP01"
-    codec = StandInCodec()
-    buffers = ()
 
     def __init__(self, esfh):
         self.bound_call = esfh.bound_call
+
+    def load(self, body):
+        pass
+
+    def reply_body(self):
+        return b'{"LK-COUNTER": 1}'
 
 
 class StandInCache:

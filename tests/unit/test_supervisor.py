@@ -67,6 +67,8 @@ class FakeProcess:
         self.proto, self.argv, self.env, self.path, self.child_fds = proto, argv, env, path, child_fds
         self.pid = pid
         self.written = bytearray()
+        # Sizes of the writes, to tell one write of a batch from several.
+        self.writes = []
         self.signals = []
         # No real pipe to write to at once: every frame goes through writeToChild.
         self.pipes = {}
@@ -74,6 +76,7 @@ class FakeProcess:
     def writeToChild(self, fd, data):
         assert fd == 3
         self.written += data
+        self.writes.append(len(data))
 
     def signalProcess(self, name):
         self.signals.append(name)
