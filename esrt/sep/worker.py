@@ -272,7 +272,8 @@ class Inbox:
     (a cancel frame), looking at the pipe without blocking.
     """
 
-    read_size = 1 << 20
+    # Below malloc's mmap threshold: a bigger read buffer would cost an mmap and munmap per read.
+    read_size = 65536
 
     def __init__(self, requests):
         self.fd = requests.fileno()

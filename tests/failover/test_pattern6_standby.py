@@ -73,6 +73,9 @@ def test_pattern6_pre_started_standby_takes_over(lab, recorder, report_outage):
                     "power-off of node1, standby pre-started on node2")
     # The region serving on node2 now is the one that stood by: activated, not started.
     serving = region_status(node2)
-    assert serving["active"] is True and serving["pid"] == standby["pid"]
+    console = node2.home / "servers" / REGION / "logs" / "console.log"
+    assert serving["active"] is True and serving["pid"] == standby["pid"], (
+        f"node2's standby region (pid {standby['pid']}) was replaced by pid {serving['pid']}; "
+        f"its console log ends:\n" + "\n".join(console.read_text().splitlines()[-40:]))
     service = Service(lab, GROUP, ip, REGION, "CBLAPP01", mountpoint, standby_file)
     assert service.node() == node2
