@@ -183,23 +183,26 @@ class Transactions:
                     stored = self.esfh.reply_get(key, self.clock())
                     if stored is not None:
                         self.esfh.commit()
-                        header, body = protocol.unpack_reply(stored)
+                        header, stored_body = protocol.unpack_reply(stored)
                         header["replayed"] = True
                         header.update(attempts=attempt, committed=True)
-                        return header, body
+                        return header, stored_body
                 return_code = loaded.bound_call()
                 if self.esfh.doomed():
                     self.esfh.abort()
                     continue
                 header = {"status": 200, "rc": return_code}
                 reply_body = loaded.reply_body()
-                if key and (idempotent or self.esfh.request_writes()):
+                keeps = key and (idempotent or self.esfh.request_writes())
+                if keeps:
                     self.esfh.reply_put(key, protocol.pack_reply(header, reply_body),
                                         self.clock() + ttl)
                 if self.esfh.doomed():
                     self.esfh.abort()
                     continue
-                if cancelled():
+                # A call that changed and stored nothing has nothing to roll back: no need to
+                # look for its caller's cancel (a poll of the pipe per call).
+                if keeps and cancelled():
                     self.esfh.abort()
                     return {"status": 499, "error": {
                         "code": "cancelled", "message": "the caller went away before the "
