@@ -37,9 +37,13 @@ class ProtocolError(ValueError):
     """The peer sent something that is not a frame; the connection cannot be trusted anymore."""
 
 
+# Made once: json.dumps with separators would build a new encoder for every frame.
+_encode_header = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode_frame(header, body=b""):
     """Return the bytes of one frame."""
-    head = json.dumps(header, separators=(",", ":")).encode()
+    head = _encode_header(header).encode()
     return b"".join((LENGTH.pack(4 + len(head) + len(body)), LENGTH.pack(len(head)), head, body))
 
 
@@ -104,7 +108,7 @@ def _read_exactly(stream, size):
 
 def pack_reply(header, body):
     """A reply as stored with its transaction: 4-byte header length, JSON header, body."""
-    head = json.dumps(header, separators=(",", ":")).encode()
+    head = _encode_header(header).encode()
     return LENGTH.pack(len(head)) + head + body
 
 
