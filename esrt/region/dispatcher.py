@@ -193,7 +193,9 @@ class Dispatcher:
         if self.active == 0 and self._drain_waiters:
             waiters, self._drain_waiters = self._drain_waiters, []
             for waiter in waiters:
-                waiter.callback(None)
+                # On the next turn: a waiter stops SEPs, which must not happen inside the
+                # handling of a SEP's reply or death that brought active to 0.
+                self.reactor.callLater(0, waiter.callback, None)
 
     def _unavailable(self, service):
         if self.inactive_reason:

@@ -235,11 +235,14 @@ class SEP:
         call = self._calls.get(header.get("id")) if self.state == SEPState.BUSY else None
         if call is not None:
             self.supervisor.on_reply_header(header)
-            self._finish_call(call, self._reply_from(header, body, call.service))
-            if not self._calls:
-                # BUSY -> IDLE
+            last = len(self._calls) == 1
+            if last:
+                # BUSY -> IDLE, before the reply is delivered: what the reply sets off (a
+                # drain, then a stop) must find this SEP idle.
                 self._end_batch()
                 self._enter(SEPState.IDLE, SEPState.BUSY)
+            self._finish_call(call, self._reply_from(header, body, call.service))
+            if last and self.state == SEPState.IDLE:
                 self.supervisor.sep_idle(self)
             return
         if self.state == SEPState.STOPPING:
@@ -547,8 +550,14 @@ class Supervisor:
             sep.start()
 
     def stop(self):
-        """Stop every SEP; the Deferred fires when all are gone."""
-        return defer.DeferredList([sep.stop() for sep in self.seps], consumeErrors=True)
+        """Stop every SEP; the Deferred fires when all are gone.
+
+        Calls still waiting for a SEP then get their answer at once (on_unavailable): none
+        would run before a start, perhaps much later, when their callers have long moved on.
+        """
+        stopped = defer.DeferredList([sep.stop() for sep in self.seps], consumeErrors=True)
+        stopped.addCallback(lambda result: (self.on_unavailable(), result)[1])
+        return stopped
 
     def kill_all(self):
         """SIGKILL every SEP that still has a process (for abnormal exits of the region)."""
@@ -615,6 +624,10 @@ class Supervisor:
         if returncode in KILLED_FROM_OUTSIDE and not killed_by_us:
             # Not the program's doing: the transaction was rolled back, so run it again.
             sep._log("ESSI1706W", service=call.service)
+            return RETRY
+        if returncode == ExitCode.ENVIRONMENT_LOST:
+            # The SEP gave up the environment after answering every call it could: one left
+            # without a stored reply either never ran or changed nothing, so it runs again.
             return RETRY
         if not alone:
             return ALONE

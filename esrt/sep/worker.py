@@ -12,6 +12,7 @@ import collections
 import json
 import os
 import select
+import sys
 import time
 from pathlib import Path
 
@@ -157,11 +158,14 @@ class Transactions:
         return self.esfh.reply_purge(self.clock(), PURGE_BATCH)
 
     def flush(self):
-        """Make every commit so far durable (one log sync); None, or what went wrong."""
+        """Make every commit so far durable (one log sync); None, or what went wrong (which
+        is also written on stderr, for the console log)."""
         try:
             self.esfh.log_flush()
         except EsfhError as exc:
             self.environment_lost = True
+            print(f"ESFH: {exc}; this SEP gives up the data environment for the region to "
+                  "recover", file=sys.stderr, flush=True)
             return str(exc)
         return None
 
@@ -336,10 +340,11 @@ def serve(runtime, deploy_dir, requests, replies, transactions=None):
         while frame is not None:
             answered.append(_serve_one(cache, transactions, inbox, *frame))
             frame = inbox.next_call()
-        flush_failure = transactions.flush()
-        if flush_failure is not None:
-            answered = [(_undurable(reply, flush_failure) if committed else reply, committed)
-                        for reply, committed in answered]
+        if transactions.flush() is not None:
+            # Their commits are written but perhaps not on disk: they are not answered here.
+            # The region recovers the environment from the disk and answers each of them
+            # from what recovery kept (its stored reply, or a run on another SEP).
+            answered = [(reply, committed) for reply, committed in answered if not committed]
         replies.write(b"".join(protocol.encode_frame(header, body)
                                for (header, body), _ in answered))
         replies.flush()
@@ -372,15 +377,3 @@ def _serve_one(cache, transactions, inbox, header, body):
     reply["id"] = request_id
     reply["ms"] = round((time.perf_counter() - started) * 1000, 3)
     return (reply, reply_body), bool(reply.get("committed"))
-
-
-def _undurable(reply, problem):
-    header, _ = reply
-    failed = {"id": header["id"], "status": 500, "ms": header.get("ms", 0),
-              "attempts": header.get("attempts", 1), "committed": False,
-              "error": {"code": "transaction_failed", "message": (
-                  f"the call ran, but its commit could not be written to disk ({problem}); "
-                  "the data environment is recovered from what is on disk, which keeps the "
-                  "call only if its commit got there: check the disk, then call again with the "
-                  "same idempotency key to learn which")}}
-    return failed, b""

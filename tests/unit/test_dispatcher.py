@@ -193,6 +193,7 @@ def test_drain_waits_for_calls_in_flight(region):
     dispatcher.drain().addCallback(drained.append)
     assert not drained
     answer(reactor.processes[0])
+    reactor.advance(0)  # on the next turn, after the reply was handled
     assert drained == [None]
 
 
@@ -233,3 +234,37 @@ def test_a_batch_that_outlives_its_timeout_is_killed_and_each_call_runs_again_al
     assert numbers(second)[-1] == batch[1]
     answer_all(second)
     assert sorted(results.values()) == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("ending", ["reply", "abend"])
+def test_a_stop_started_when_the_last_call_ends_stops_every_sep(region, ending):
+    # As a standby standing down does: drain, then stop the SEPs. The last call may end with
+    # its reply or with its SEP's death; either way the stop must complete.
+    reactor, sup, dispatcher = region
+    for process in reactor.processes:
+        process.ready()
+    results, stopped = [], []
+    dispatcher.submit("srv01.A", b"{}").addCallback(results.append)
+    dispatcher.drain().addCallback(lambda _: sup.stop().addCallback(stopped.append))
+    if ending == "reply":
+        answer(reactor.processes[0])
+    else:
+        reactor.processes[0].exit(code=134)
+    reactor.advance(0)
+    assert len(results) == 1
+    # The SEPs still running end on their TERM.
+    for process in reactor.processes[:2] if ending == "reply" else reactor.processes[1:2]:
+        process.exit(sig=15)
+    reactor.advance(10)
+    assert stopped and all(sep.state == SEPState.STOPPED for sep in sup.seps)
+
+
+def test_calls_still_waiting_when_every_sep_is_stopped_are_answered_503(region):
+    reactor, sup, dispatcher = region
+    results = []
+    dispatcher.submit("srv01.A", b"{}").addCallback(results.append)  # no SEP is ready yet
+    sup.stop()
+    for process in reactor.processes:
+        process.exit(sig=15)
+    assert [reply.status for reply in results] == [503]
+    assert dispatcher.active == 0 and dispatcher.queued == 0

@@ -446,3 +446,18 @@ def test_real_child_serves_abends_and_is_replaced(tmp_path):
         until(lambda: done)
         for sep in sup.seps:
             assert sep.pid is None
+
+
+def test_a_call_sent_to_a_sep_giving_up_the_environment_runs_again(made):
+    # The SEP answered its batch, then gave up the environment (a failed log sync) and exits;
+    # a call the region sent it in between was never read: it must run again, not be an abend.
+    from esrt.region.supervisor import RETRY
+    reactor, sup, paths = made(seps=1)
+    sup.store = BrokenEnvironmentStore()
+    sup.start()
+    reactor.processes[0].ready()
+    results = []
+    sup.seps[0].call("srv01.A", b"{}", {"key": "r:x"}).addCallback(results.append)
+    reactor.processes[0].exit(code=int(ExitCode.ENVIRONMENT_LOST))
+    assert results == [RETRY]
+    assert "its log sync failed" in console_text(paths)
