@@ -18,6 +18,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <limits.h>
 #include <string.h>
 
@@ -313,6 +314,36 @@ decode_packed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* ---- encoders ---------------------------------------------------------------------- */
 
 /* buffer[at:at+length] = checked(value, path): the twin's path, and its errors. */
+/* COMP-1 (4 bytes) or COMP-2 (8 bytes): native IEEE; None for NaN or infinity (no JSON). */
+static PyObject *
+decode_float(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    long length;
+    Py_buffer view;
+    unsigned char *data;
+    double number;
+    if (check_nargs("decode_float", nargs, 3) < 0 || get_long(args[0], &length) < 0)
+        return NULL;
+    if (length != 4 && length != 8) {
+        PyErr_Format(PyExc_ValueError, "a COMP-1 or COMP-2 field is 4 or 8 bytes, not %ld",
+                     length);
+        return NULL;
+    }
+    if (field_view(args[1], args[2], length, 0, &view, &data) < 0)
+        return NULL;
+    if (length == 4) {
+        float single;
+        memcpy(&single, data, sizeof single);
+        number = single;
+    } else {
+        memcpy(&number, data, sizeof number);
+    }
+    PyBuffer_Release(&view);
+    if (!isfinite(number))
+        Py_RETURN_NONE;
+    return PyFloat_FromDouble(number);
+}
+
 static PyObject *
 store_checked(PyObject *const *args, long length)
 {
@@ -508,6 +539,43 @@ encode_packed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return store_bytes(args + 4, bytes, length);
 }
 
+/* Floats, and ints small enough to be exact doubles, are stored here; anything else (a
+ * Decimal, a huge int, a value a COMP-1 cannot hold) goes to the checked encoder, which
+ * converts or raises exactly as the twin does. */
+static PyObject *
+encode_float(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    long length;
+    double number;
+    if (check_nargs("encode_float", nargs, 6) < 0 || get_long(args[0], &length) < 0)
+        return NULL;
+    PyObject *value = args[4];
+    int fast = 0;
+    if (PyFloat_CheckExact(value)) {
+        number = PyFloat_AS_DOUBLE(value);
+        fast = isfinite(number);
+    } else if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long integer = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (integer == -1 && PyErr_Occurred())
+            return NULL;
+        if (!overflow && integer >= -(1LL << 53) && integer <= (1LL << 53)) {
+            number = (double)integer;
+            fast = 1;
+        }
+    }
+    if (fast && length == 4) {
+        float single = (float)number;
+        if (isinf(single))
+            fast = 0;  /* too large for COMP-1: the checked encoder says so */
+        else
+            return store_bytes(args + 1, (const unsigned char *)&single, 4);
+    }
+    if (fast && length == 8)
+        return store_bytes(args + 1, (const unsigned char *)&number, 8);
+    return store_checked(args + 1, length);
+}
+
 /* ---- module ------------------------------------------------------------------------ */
 
 static PyMethodDef codec_methods[] = {
@@ -529,6 +597,10 @@ static PyMethodDef codec_methods[] = {
      "path)"},
     {"encode_packed", (PyCFunction)(void (*)(void))encode_packed, METH_FASTCALL,
      "encode_packed(length, digits, scale, signed, checked, buffer, at, value, path)"},
+    {"decode_float", (PyCFunction)(void (*)(void))decode_float, METH_FASTCALL,
+     "decode_float(length, buffer, at) -> float | None"},
+    {"encode_float", (PyCFunction)(void (*)(void))encode_float, METH_FASTCALL,
+     "encode_float(length, checked, buffer, at, value, path)"},
     {NULL, NULL, 0, NULL},
 };
 

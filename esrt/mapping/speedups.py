@@ -3,8 +3,8 @@
 ``selected`` is the implementation :class:`esrt.mapping.codec.ProgramCodec` uses for the
 codecs it builds from then on. It is the C module when it was built (``pip install -e .``
 compiles native/_codec.c) and ``ESRT_PUREPYTHON`` is not set to a non-empty value other
-than 0; otherwise the twin, :mod:`esrt.mapping._pycodec`. A function the C module does not
-provide (COMP-1/COMP-2 so far) is taken from the twin, per field type.
+than 0; otherwise the twin, :mod:`esrt.mapping._pycodec`. The C module provides every field
+type the mapping supports; a function it lacked would be taken from the twin, per field type.
 """
 
 import types

@@ -231,6 +231,10 @@ def test_c_functions_do_not_leak():
             c.encode_display(3, 3, 0, True, 0, checked, buffer, 0, -number % 999, "N")
             c.encode_packed(3, 5, 0, True, checked, packed, 0, number % 99999, "N")
             c.encode_binary(4, 9, 0, True, True, checked, buffer, 0, -number, "N")
+            c.encode_float(8, checked, buffer, 0, number * 0.5, "N")
+            c.encode_float(4, checked, buffer, 8, number, "N")
+            c.decode_float(8, buffer, 0)
+            c.decode_float(4, buffer, 8)
             if number % 10 == 0:  # the fallback path and its error
                 try:
                     c.encode_display(3, 3, 0, True, 0, checked, buffer, 0, 5000, "N")
