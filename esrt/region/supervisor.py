@@ -407,6 +407,10 @@ class SEP:
         if returncode == ExitCode.ENVIRONMENT_LOST:
             cause = ("its log sync failed, so it gave up the data environment, which is "
                      "recovered from the disk; check the disk")
+        elif returncode == -signal.SIGALRM and self._batch_size > 1:
+            cause = (f"a call of its batch of {self._batch_size} ran longer than "
+                     f"request_timeout ({self.supervisor.request_timeout} s); each unanswered "
+                     "call runs again alone")
         else:
             cause = abend_cause(returncode, "\n".join(self._stderr_tail))
         self.cause = cause
@@ -539,7 +543,8 @@ class Supervisor:
         """Start the child process of SEP `number` and return its process transport."""
         argv = self.sep_command + ["--server", self.server, "--sep", str(number),
                                    "--deploy", str(self.paths.deploy),
-                                   "--max-procs", str(len(self.seps) + 8)]
+                                   "--max-procs", str(len(self.seps) + 8),
+                                   "--request-timeout", str(self.request_timeout)]
         return self.reactor.spawnProcess(
             proto, argv[0], argv, env=self.environ, path=str(self.paths.data),
             childFDs={0: "w", 1: "r", 2: "r", frames.REQUEST_FD: "w", frames.REPLY_FD: "r"})

@@ -16,6 +16,9 @@ def main(argv=None):
                         "(default $ESRT_DATA_DIR); none: files are not transactional")
     parser.add_argument("--max-procs", type=int, default=16,
                         help="processes that may share the environment (for failchk)")
+    parser.add_argument("--request-timeout", type=float, default=0,
+                        help="seconds a call of a batch may run before this SEP is ended "
+                        "(SIGALRM); 0: only the region's timeout applies")
     args = parser.parse_args(argv)
     try:
         import setproctitle
@@ -53,7 +56,7 @@ def main(argv=None):
     except Exception as exc:
         print(f"SEP {args.sep:04d}: cannot start: {exc}", file=sys.stderr)
         return ExitCode.BOOT_FAILED
-    serve(runtime, args.deploy, requests, replies, transactions)
+    serve(runtime, args.deploy, requests, replies, transactions, args.request_timeout)
     return ExitCode.OK
 
 

@@ -12,6 +12,7 @@ import collections
 import json
 import os
 import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -320,12 +321,15 @@ class Inbox:
         return self.frames.popleft() if self.frames else None
 
 
-def serve(runtime, deploy_dir, requests, replies, transactions=None):
+def serve(runtime, deploy_dir, requests, replies, transactions=None, call_timeout=0):
     """Serve frames until the region closes the request pipe.
 
     Calls are run one after the other in the order they came; the replies of everything that
     arrived together are written together, after one log flush has made all their commits
-    durable (Transactions.flush).
+    durable (Transactions.flush). In a batch of several calls, each call gets `call_timeout`
+    seconds (0: no limit here) before the kernel ends this process with SIGALRM: the region
+    times out a whole batch only, and must not wait for every call's share to learn that one
+    call hangs.
     """
     cache = ServiceCache(runtime, deploy_dir)
     transactions = transactions or Untransacted()
@@ -336,10 +340,15 @@ def serve(runtime, deploy_dir, requests, replies, transactions=None):
     replies.flush()
     while inbox.wait():
         answered = []
+        limited = call_timeout > 0 and len(inbox.frames) > 1
         frame = inbox.next_call()
         while frame is not None:
+            if limited:
+                signal.setitimer(signal.ITIMER_REAL, call_timeout)
             answered.append(_serve_one(cache, transactions, inbox, *frame))
             frame = inbox.next_call()
+        if limited:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         if transactions.flush() is not None:
             # Their commits are written but perhaps not on disk: they are not answered here.
             # The region recovers the environment from the disk and answers each of them

@@ -31,6 +31,19 @@ def region_status(node):
         return {}
 
 
+def console_tails(node, lines=30):
+    """The last lines of the region's console.bak and console.log on `node`, for failures."""
+    logs = node.home / "servers" / REGION / "logs"
+    parts = []
+    for name in ("console.bak", "console.log"):
+        try:
+            tail = (logs / name).read_text().splitlines()[-lines:]
+        except OSError as exc:
+            tail = [f"({exc})"]
+        parts.append(f"--- {name}\n" + "\n".join(tail))
+    return "\n".join(parts)
+
+
 def wait_for_status(node, predicate, what, limit=90.0):
     # A guard against hanging forever, not a performance threshold.
     deadline = time.monotonic() + limit
@@ -73,9 +86,9 @@ def test_pattern6_pre_started_standby_takes_over(lab, recorder, report_outage):
                     "power-off of node1, standby pre-started on node2")
     # The region serving on node2 now is the one that stood by: activated, not started.
     serving = region_status(node2)
-    console = node2.home / "servers" / REGION / "logs" / "console.log"
     assert serving["active"] is True and serving["pid"] == standby["pid"], (
         f"node2's standby region (pid {standby['pid']}) was replaced by pid {serving['pid']}; "
-        f"its console log ends:\n" + "\n".join(console.read_text().splitlines()[-40:]))
+        f"the end of its console logs (console.bak is the replaced region's):\n"
+        + console_tails(node2))
     service = Service(lab, GROUP, ip, REGION, "CBLAPP01", mountpoint, standby_file)
     assert service.node() == node2

@@ -4,13 +4,14 @@ import http.client
 import json
 import shutil
 import threading
+import time
 from decimal import Decimal
 
 import pytest
 
 from esrt.client import Client, ServiceError
 
-from conftest import ROOT, run_esrt, start_cblapp01_region
+from conftest import ROOT, Region, run_esrt, start_cblapp01_region
 
 SERVICES = ROOT / "tests" / "cobol" / "services"
 
@@ -156,3 +157,45 @@ def test_an_abend_among_calls_that_share_a_sep_hurts_only_its_own_caller(node, s
     assert counters == list(range(len(counters)))
     with Client(region.url) as client:
         assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == len(counters)
+
+
+def test_a_call_that_hangs_inside_a_batch_times_out_alone(node, srv01_car, tst_car, tmp_path):
+    # One SEP, a 2 s request timeout. A first hung call keeps the SEP busy while others queue;
+    # they then reach the SEP together, as a batch, with one more hung call among them. The
+    # SEP's own per-call timer ends it (the region's timer covers the whole batch); the calls
+    # of the batch run again alone: the good ones answer, the hung one times out.
+    name = "ESHANG"
+    node.esrt("server", "create", name, "--seps", "1", "--listener", "Web Services=127.0.0.1:*",
+              "--env", "DD_APPFILE01=APPFILE01")
+    definition = json.loads(node.esrt("server", "export", name).stdout)
+    definition["request_timeout"] = 2
+    region_file = tmp_path / "hang.json"
+    region_file.write_text(json.dumps(definition))
+    node.esrt("server", "import", str(region_file))
+    node.esrt("casstart", "-r", name, "--wait")
+    node.esrt("deploy", str(tst_car), "--server", name)
+    url = Region(node, name, node.region_status(name)).url
+    outcomes = {}
+
+    def call(label, mode):
+        with Client(url) as client:
+            try:
+                outcomes[label] = client.call("tst.ABENDER", {"LK-MODE": mode})["LK-RESULT"]
+            except ServiceError as exc:
+                outcomes[label] = exc.code
+
+    first = threading.Thread(target=call, args=("first", "LOOP"))
+    first.start()
+    # Not a threshold: the first call must reach the idle SEP before the others queue; it
+    # then holds it for the 2 s of its timeout.
+    time.sleep(0.5)
+    others = [threading.Thread(target=call, args=(label, mode)) for label, mode in
+              (("a", "FINE"), ("b", "FINE"), ("hung", "LOOP"), ("c", "FINE"))]
+    for thread in others:
+        thread.start()
+    for thread in [first] + others:
+        thread.join()
+    assert outcomes == {"first": "timeout", "a": "OK", "b": "OK", "hung": "timeout", "c": "OK"}
+    console = (node.home / "servers" / name / "logs" / "console.log").read_text()
+    assert "ran longer than request_timeout (2 s); each unanswered call runs again alone" \
+        in console

@@ -134,7 +134,7 @@ def test_start_spawns_each_sep_with_its_pipes_and_becomes_idle_on_ready(made):
     sup.start()
     assert [p.argv for p in reactor.processes] == [
         ["/usr/bin/python3", "-m", "esrt.sep", "--server", "ESSRV01", "--sep", str(n),
-         "--deploy", str(paths.deploy), "--max-procs", "10"] for n in (1, 2)]
+         "--deploy", str(paths.deploy), "--max-procs", "10", "--request-timeout", "30"] for n in (1, 2)]
     first = reactor.processes[0]
     assert first.child_fds == {0: "w", 1: "r", 2: "r", 3: "w", 4: "r"}
     assert first.path == str(paths.data) and first.env == {"X": "1"}
