@@ -10,7 +10,7 @@ definition, packages, data and logs can all live on a cluster's shared disk.
 import json
 from pathlib import Path
 
-from esrt.states import ExitCode
+from esrt.states import ExitCode, ServerStatus
 
 
 def _say(message):
@@ -145,17 +145,26 @@ def probe_health(status, timeout):
         try:
             connection.request("GET", "/health")
             response = connection.getresponse()
-            response.read()
+            body = response.read()
         except (OSError, http.client.HTTPException, ValueError) as exc:
             return False, f"listener \"{listener.get('CN')}\" at {address} does not answer " \
                           f"GET /health within {timeout:g} s ({exc or type(exc).__name__})"
         finally:
             connection.close()
-        if response.status != 200:
+        if response.status != 200 and not _starting(body):
             return False, (f"listener \"{listener.get('CN')}\" at {address}: GET /health "
                            f"answered HTTP {response.status}")
         return True, f"listener \"{listener.get('CN')}\" at {address} answers"
     return True, "no started web-services listener to probe"
+
+
+def _starting(body):
+    """Whether a /health answer says the region is starting (a standby being activated, its
+    SEPs not all ready yet): alive and coming up, which a monitor must not call failed."""
+    try:
+        return json.loads(body).get("detail") == ServerStatus.STARTING.value
+    except (ValueError, AttributeError):
+        return False
 
 
 def cmd_ha_monitor(args):
