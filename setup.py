@@ -19,11 +19,12 @@ setup(
     package_data={"esrt.ha.agent": ["region"]},
     # Hot paths: the field codec, frame splitting and the SEP's call path. Each has a
     # pure-Python twin, used when these were not built (esrt/native.py loads them).
-    ext_modules=[Extension("esrt._codec", ["native/_codec.c"]),
+    ext_modules=[Extension("esrt._codec", ["native/_codec.c"],
+                           depends=["native/cobol_display.h"]),
                  Extension("esrt._frames", ["native/_frames.c"]),
                  Extension("esrt._callpath", ["native/_callpath.c", "native/_callpath_in.c",
                                                 "native/_callpath_out.c"],
-                           depends=["native/_callpath.h"])],
+                           depends=["native/_callpath.h", "native/cobol_display.h"])],
     install_requires=[
         "twisted>=22.10",
         "cffi>=1.15",

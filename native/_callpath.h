@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cobol_display.h"
+
 typedef __int128 i128;
 typedef unsigned __int128 u128;
 
@@ -16,7 +18,6 @@ typedef unsigned __int128 u128;
 #define MAX_CALL_ARGS 16
 
 enum { K_GROUP, K_STRING, K_DISPLAY, K_BINARY, K_PACKED, K_OTHER };
-enum { SIGN_TRAILING, SIGN_LEADING, SIGN_TRAILING_SEPARATE, SIGN_LEADING_SEPARATE };
 
 /* Outcomes of the internal steps. */
 #define DONE 1

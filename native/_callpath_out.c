@@ -114,23 +114,6 @@ put_string(Plan *plan, const unsigned char *data, Py_ssize_t length)
     return DONE;
 }
 
-static u128
-digits_value(const unsigned char *data, Py_ssize_t count, u128 number)
-{
-    for (Py_ssize_t i = 0; i < count; i++)
-        number = number * 10 + (data[i] & 0x0F);
-    return number;
-}
-
-static unsigned
-sign_digit(unsigned char byte, int *negative)
-{
-    *negative = byte >= 0x70 && byte <= 0x79;
-    if (*negative)
-        return byte - 0x70;
-    return (byte >= 0x30 && byte <= 0x39) ? byte - 0x30 : 0;
-}
-
 /* A numeric field's value, read as _codec.c's decoders read it. */
 static int
 put_field(Plan *plan, const Node *node, const unsigned char *data)
@@ -139,22 +122,7 @@ put_field(Plan *plan, const Node *node, const unsigned char *data)
     int negative = 0;
     u128 number = 0;
     if (node->kind == K_DISPLAY) {
-        unsigned digit;
-        if (!node->is_signed)
-            number = digits_value(data, length, 0);
-        else if (node->mode == SIGN_TRAILING_SEPARATE) {
-            negative = data[length - 1] == '-';
-            number = digits_value(data, length - 1, 0);
-        } else if (node->mode == SIGN_LEADING_SEPARATE) {
-            negative = data[0] == '-';
-            number = digits_value(data + 1, length - 1, 0);
-        } else if (node->mode == SIGN_LEADING) {
-            digit = sign_digit(data[0], &negative);
-            number = digits_value(data + 1, length - 1, digit);
-        } else {
-            digit = sign_digit(data[length - 1], &negative);
-            number = digits_value(data, length - 1, 0) * 10 + digit;
-        }
+        number = display_magnitude(data, length, node->is_signed, node->mode, &negative);
     } else if (node->kind == K_BINARY) {
         uint64_t bits = 0;
         for (Py_ssize_t i = 0; i < length; i++)

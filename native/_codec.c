@@ -22,6 +22,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "cobol_display.h"
+
 typedef __int128 i128;
 typedef unsigned __int128 u128;
 
@@ -163,28 +165,6 @@ decode_string(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
-static u128
-digits_value(const unsigned char *data, Py_ssize_t count, u128 number)
-{
-    /* GnuCOBOL's arithmetic takes the low nibble of each byte, so spaces read as 0. */
-    for (Py_ssize_t i = 0; i < count; i++)
-        number = number * 10 + (data[i] & 0x0F);
-    return number;
-}
-
-static unsigned
-sign_digit(unsigned char byte, int *negative)
-{
-    if (byte >= 0x70 && byte <= 0x79) {
-        *negative = 1;
-        return byte - 0x70;
-    }
-    *negative = 0;
-    return (byte >= 0x30 && byte <= 0x39) ? byte - 0x30 : 0;
-}
-
-enum { SIGN_TRAILING, SIGN_LEADING, SIGN_TRAILING_SEPARATE, SIGN_LEADING_SEPARATE };
-
 static PyObject *
 decode_display(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -204,24 +184,8 @@ decode_display(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if (field_view(args[4], args[5], length, 0, &view, &data) < 0)
         return NULL;
-    u128 number;
-    unsigned digit;
-    int negative = 0;
-    if (!is_signed) {
-        number = digits_value(data, length, 0);
-    } else if (mode == SIGN_TRAILING_SEPARATE) {
-        negative = data[length - 1] == '-';
-        number = digits_value(data, length - 1, 0);
-    } else if (mode == SIGN_LEADING_SEPARATE) {
-        negative = data[0] == '-';
-        number = digits_value(data + 1, length - 1, 0);
-    } else if (mode == SIGN_LEADING) {
-        digit = sign_digit(data[0], &negative);
-        number = digits_value(data + 1, length - 1, digit);
-    } else {
-        digit = sign_digit(data[length - 1], &negative);
-        number = digits_value(data, length - 1, 0) * 10 + digit;
-    }
+    int negative;
+    u128 number = display_magnitude(data, length, is_signed, mode, &negative);
     PyBuffer_Release(&view);
     return from_scaled(long_from_magnitude(number, negative), scale);
 }
