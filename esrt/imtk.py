@@ -33,6 +33,7 @@ def generate_package(service, mapping_file=None, out_dir=".", copy_dirs=(), cobc
     esrt's transactional file handler, which the SEP loads before the module.
     """
     from esrt.cobol import compile as cobol_compile
+    from esrt.cobol.esfh_build import esfh_program_args
     mapping_file = Path(mapping_file) if mapping_file else mapping_path_for(service)
     if not mapping_file.is_file():
         raise FileNotFoundError(
@@ -49,7 +50,7 @@ def generate_package(service, mapping_file=None, out_dir=".", copy_dirs=(), cobc
                 source = mapping_file.parent / source
             modules[program["program"]] = cobol_compile.compile_module(
                 source, build, copy_dirs=tuple(copy_dirs) + (str(source.parent),),
-                extra_args=tuple(cobc_args), callfh="ESFH")
+                extra_args=(*esfh_program_args(), *cobc_args))
         out = Path(out_dir) / f"{service}.car"
         manifest = car.build_car(document, mapping_file, modules, out,
                                  cobc_version=cobol_compile.cobc_version())

@@ -414,9 +414,14 @@ static struct PyModuleDef callpath_module = {
     -1, callpath_methods, NULL, NULL, NULL, NULL,
 };
 
+/* Read at import from the twin (cobol_display.h). */
+int display_sign_by_nibble;
+
 PyMODINIT_FUNC
 PyInit__callpath(void)
 {
+    if (read_display_sign_rule() < 0)
+        return NULL;
     callpath_pow10[0] = 1;
     for (int i = 1; i <= MAX_DIGITS; i++)
         callpath_pow10[i] = callpath_pow10[i - 1] * 10;

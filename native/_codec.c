@@ -574,9 +574,14 @@ static struct PyModuleDef codec_module = {
     -1, codec_methods, NULL, NULL, NULL, NULL,
 };
 
+/* Read at import from the twin (cobol_display.h). */
+int display_sign_by_nibble;
+
 PyMODINIT_FUNC
 PyInit__codec(void)
 {
+    if (read_display_sign_rule() < 0)
+        return NULL;
     POW10[0] = 1;
     for (int i = 1; i <= MAX_DIGITS; i++)
         POW10[i] = POW10[i - 1] * 10;

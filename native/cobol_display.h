@@ -19,10 +19,35 @@ digits_value(const unsigned char *data, Py_ssize_t count, unsigned __int128 numb
     return number;
 }
 
-/* An embedded sign: 'p'..'y' is a negative 0..9; a byte that is not a digit counts as 0. */
+/* How the runtime reads an embedded sign byte that is not a digit, as in
+ * esrt.cobol.dialect.display_sign_by_nibble (each extension defines it and reads it from the
+ * twin, esrt.mapping._pycodec, when it is imported). */
+extern int display_sign_by_nibble;
+
+/* Set display_sign_by_nibble from the twin, which holds the runtime's rule; -1 with an
+ * exception set when it cannot be read. For each extension's init function. */
+static inline int
+read_display_sign_rule(void)
+{
+    PyObject *twin = PyImport_ImportModule("esrt.mapping._pycodec");
+    PyObject *rule = twin ? PyObject_GetAttrString(twin, "DISPLAY_SIGN_BY_NIBBLE") : NULL;
+    Py_XDECREF(twin);
+    if (rule == NULL)
+        return -1;
+    display_sign_by_nibble = PyObject_IsTrue(rule);
+    Py_DECREF(rule);
+    return display_sign_by_nibble < 0 ? -1 : 0;
+}
+
+/* An embedded sign. GnuCOBOL 3.1: 'p'..'y' is a negative 0..9 and a byte that is not a digit
+ * counts as 0. 3.2: any byte 0x70..0x7F is negative, and every byte counts by its low nibble. */
 static inline unsigned
 sign_digit(unsigned char byte, int *negative)
 {
+    if (display_sign_by_nibble) {
+        *negative = (byte & 0xF0) == 0x70;
+        return byte & 0x0F;
+    }
     *negative = byte >= 0x70 && byte <= 0x79;
     if (*negative)
         return byte - 0x70;

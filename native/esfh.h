@@ -32,6 +32,8 @@ int esfh_reply_put(const void *key, int keylen, const void *data, int datalen, l
 int esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outlen,
                    long long now);
 int esfh_reply_purge(long long now, int limit);
+/* esfh_calls.c: what programs compiled by esrt call in place of libcob's cob_extfh_*. */
+cob_file *esfh_calling_file(void);      /* the program's file of the current call, or NULL */
 
 /* Internal, shared between the source files. */
 DB_ENV *esfh_env(void);                 /* the environment, opened on first use */

@@ -18,6 +18,18 @@
 
 enum { POS_FIRST, POS_AT, POS_AFTER };
 
+/* ESFH answers as the handler of the libcob it is built against (and so runs with). */
+#define ESFH_LIBCOB_AT_LEAST(major, minor)                                                    \
+    (__LIBCOB_VERSION > (major) || (__LIBCOB_VERSION == (major) && __LIBCOB_VERSION_MINOR >= (minor)))
+
+/* Status of a WRITE or REWRITE that adds a duplicate of an alternate key WITH DUPLICATES:
+ * 02 in libcob 3.1; 3.2's BDB code overwrites its 02 with the result of the index put. */
+#if ESFH_LIBCOB_AT_LEAST(3, 2)
+#define ESFH_STATUS_DUPLICATE_ADDED "00"
+#else
+#define ESFH_STATUS_DUPLICATE_ADDED "02"
+#endif
+
 struct keydef {
     int ncomp, pos[MAXCOMP], len[MAXCOMP];
     int keylen;

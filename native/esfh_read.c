@@ -26,13 +26,21 @@ static void deliver(struct efile *f, FCD3 *fcd, u_int32_t reclen)
     STCOMPX4(reclen, fcd->curRecLen);
 }
 
-/* Record the relative record number in the program's RELATIVE KEY item. libcob's EXTFH copies
- * fcd->relKey into that item before it looks at the opcode; OP_GETINFO then does nothing. */
+/* Record the relative record number in the program's RELATIVE KEY item. When the program
+ * came through esfh_extfh_* (esfh_calls.c) its file is in view and the item is set the way
+ * libcob's own handler sets it. Otherwise only libcob 3.1.2 can help: its EXTFH copies
+ * fcd->relKey into the item before it looks at the opcode, and OP_GETINFO then does nothing. */
 void esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk)
 {
     unsigned char opcode[2] = {0x00, (unsigned char)OP_GETINFO};
     unsigned char status[2] = {fcd->fileStatus[0], fcd->fileStatus[1]};
+    cob_file *calling = esfh_calling_file();
     memcpy(fcd->relKey, rk, 8);
+    if (calling != NULL) {
+        if (calling->keys != NULL && calling->keys[0].field != NULL)
+            cob_set_int(calling->keys[0].field, (int)esfh_get_be32(rk + 4));
+        return;
+    }
     EXTFH(opcode, fcd);
     fcd->fileStatus[0] = status[0];
     fcd->fileStatus[1] = status[1];

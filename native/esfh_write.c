@@ -150,7 +150,7 @@ static int store(struct efile *f, FCD3 *fcd, DB_TXN *txn, const unsigned char *p
             if (ret != 0)
                 goto fail;
             if (had)
-                *status = "02";
+                *status = ESFH_STATUS_DUPLICATE_ADDED;
             esfh_put_be32(val + reclen + kd->seqslot * SEQLEN, seq);
         }
         iklen = sec_key(f, k, val, vlen, ik);

@@ -11,7 +11,8 @@ NATIVE = Path(__file__).resolve().parents[2] / "native"
 # package directory is read-only, in the user's cache.
 PACKAGE_LIB = Path(__file__).resolve().parents[1] / "lib"
 CACHE_LIB = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "esrt" / "lib"
-SOURCES = ("esfh.c", "esfh_read.c", "esfh_write.c", "esfh_env.c", "esfh_replies.c")
+SOURCES = ("esfh.c", "esfh_read.c", "esfh_write.c", "esfh_env.c", "esfh_replies.c",
+           "esfh_calls.c")
 HEADERS = ("esfh.h", "esfh_internal.h")
 LIBRARY_NAME = "libesfh.so"
 PRELOAD_NAME = "libesfh_failchk.so"
@@ -59,6 +60,22 @@ def _build_shared(out, native_dir, inputs, sources, flags, libraries):
     return out
 
 
+def esfh_program_args():
+    """Return the cobc flags that send a program's file operations to ESFH (not linking it).
+
+    Beside -fcallfh=ESFH, the program's calls of libcob's cob_extfh_* go to ESFH's wrappers
+    of them (native/esfh_calls.c), which give ESFH the program's view of the file on every
+    libcob version.
+    """
+    renames = [arg for call in EXTFH_CALLS
+               for arg in ("-A", f"-Dcob_extfh_{call}=esfh_extfh_{call}")]
+    return ["-fcallfh=ESFH", *renames]
+
+
+# libcob's entry points for a program whose files go to an external handler (common.h).
+EXTFH_CALLS = ("open", "close", "read", "read_next", "rewrite", "delete", "start", "write")
+
+
 def esfh_cobc_args(lib_path, executable=True):
     """Return the cobc flags that route a program's file operations to ESFH in `lib_path`.
 
@@ -68,7 +85,7 @@ def esfh_cobc_args(lib_path, executable=True):
     """
     lib = Path(lib_path).resolve()
     directory = str(lib.parent)
-    return ["-fcallfh=ESFH", f"-L{directory}", "-lesfh", "-Q", f"-Wl,-rpath,{directory}"]
+    return [*esfh_program_args(), f"-L{directory}", "-lesfh", "-Q", f"-Wl,-rpath,{directory}"]
 
 
 def esfh_library():

@@ -17,6 +17,8 @@ import math
 import struct
 from decimal import Decimal
 
+from esrt.cobol import dialect
+
 _EXACT = decimal.Context(prec=100, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 _SINGLE, _DOUBLE = struct.Struct("=f"), struct.Struct("=d")
 
@@ -142,8 +144,15 @@ def _display_digits(data):
     return number
 
 
+# How the runtime in use reads an embedded sign byte that is not a digit (the C twins read it
+# from here too).
+DISPLAY_SIGN_BY_NIBBLE = dialect.display_sign_by_nibble()
+
+
 def _sign_digit(byte):
     """Return (negative, digit) for an embedded sign byte."""
+    if DISPLAY_SIGN_BY_NIBBLE:
+        return (byte & 0xF0) == 0x70, byte & 0x0F
     if 0x70 <= byte <= 0x79:
         return True, byte - 0x70
     if 0x30 <= byte <= 0x39:

@@ -1,6 +1,8 @@
 """ESFH against GnuCOBOL's own file handler: each program in tests/conformance/ DISPLAYs every
 file status and record it sees; compiled plain (libcob's BDB handler for INDEXED, its flat
-files for RELATIVE) and with -fcallfh=ESFH, both runs must print the same lines.
+files for RELATIVE) and with -fcallfh=ESFH, both runs must print the same lines. The
+reference is the GnuCOBOL in use (3.1 on Debian 12, 3.2 on Debian 13), so ESFH differs between
+versions only where GnuCOBOL itself does.
 """
 
 import subprocess
@@ -13,7 +15,7 @@ from esrt.cobol.esfh_build import build_esfh, esfh_cobc_args
 
 CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance"
 
-# No known differences: where libcob 3.1.2 deviates from the COBOL standard (REWRITE or
+# No known differences: where libcob deviates from the COBOL standard (REWRITE or
 # DELETE of an empty RELATIVE slot answers "00"), ESFH answers as libcob does.
 KNOWN_DIFFERENCES = {}
 
@@ -63,3 +65,25 @@ def test_batch_program_commit_interval(esfh_lib, tmp_path):
     expected = run(plain, tmp_path / "b")
     differences = KNOWN_DIFFERENCES.get("relconf", {})
     assert interval.stdout.splitlines() == [differences.get(line, line) for line in expected]
+
+
+def test_file_errors_reach_the_program_as_under_gnucobol(esfh_lib, tmp_path):
+    """USE procedures (for one file and for a mode), FILE STATUS and the runtime's own stop
+    for a file with neither see ESFH's errors as they see GnuCOBOL's."""
+    outcomes = []
+    for name, extra in (("plain", ()), ("esfh", esfh_cobc_args(esfh_lib))):
+        program = compile_executable(CONFORMANCE / "errconf.cbl", tmp_path / f"errconf-{name}",
+                                     extra_args=extra)
+        (tmp_path / name).mkdir()
+        result = subprocess.run([str(program)], cwd=tmp_path / name, capture_output=True,
+                                text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+        runtime_errors = [line for line in result.stderr.splitlines() if "libcob" in line]
+        outcomes.append((result.returncode, result.stdout.splitlines(), runtime_errors))
+    assert outcomes[1] == outcomes[0]
+    returncode, lines, runtime_errors = outcomes[1]
+    assert ["use idx 22", "write twice 22"] == lines[2:4]
+    assert "use i-o 23 0007" in lines and "read rel next 00 0003" in lines
+    assert lines[-1] == "read rel past end 10 0003"
+    # The file without FILE STATUS or USE procedure stops the run unit, named in the message.
+    assert returncode != 0
+    assert "NOFS" in runtime_errors[-1] and "status = 35" in runtime_errors[-1]

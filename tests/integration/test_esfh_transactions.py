@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from esrt.cobol.compile import compile_module
-from esrt.cobol.esfh_build import build_esfh
+from esrt.cobol.esfh_build import build_esfh, esfh_program_args
 
 ROOT = Path(__file__).resolve().parents[2]
 CNTAPP = ROOT / "tests" / "conformance" / "cntapp.cbl"
@@ -144,7 +144,7 @@ class Worker:
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("esfh-build")
     lib = build_esfh(out)
-    module = compile_module(CNTAPP, out, callfh="ESFH")
+    module = compile_module(CNTAPP, out, extra_args=esfh_program_args())
     return lib, module
 
 

@@ -138,6 +138,9 @@ def programs(tmp_path_factory):
         path.write_text(source)
         built[name] = compile_executable(path, work / name, copy_dirs=[str(work)],
                                          extra_args=esfh_cobc_args(lib))
+    # The writer under GnuCOBOL's own file handler: what ESFH must answer on this GnuCOBOL.
+    built["custw-plain"] = compile_executable(work / "custw.cbl", work / "custw-plain",
+                                              copy_dirs=[str(work)])
     built["copybook"] = work / "cust.cpy"
     built["lib"] = lib
     return built
@@ -168,7 +171,12 @@ def describe(data, copybook):
 def test_cobol_written_file_is_read_by_the_tools(programs, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    assert cobol(programs["custw"], data)[2] == "WRITE C00002 02"   # a duplicate ROME
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    written = cobol(programs["custw"], data)
+    # C00002 is a second ROME: GnuCOBOL 3.1 answers 02, 3.2 answers 00; ESFH as the one in use.
+    assert written[2] in ("WRITE C00002 02", "WRITE C00002 00")
+    assert written == cobol(programs["custw-plain"], plain)
     # Without a description the key count is unknown: a clear refusal, not garbage.
     refused = esrt_file("unload", "CUSTF", tmp_path / "x.jsonl", "--data-dir", data,
                         "--layout", programs["copybook"], "--key", "CUST-ID", check=False)

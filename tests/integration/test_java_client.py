@@ -28,7 +28,7 @@ RUN_TIMEOUT = 300
 
 pytestmark = pytest.mark.skipif(
     shutil.which("javac") is None or shutil.which("java") is None,
-    reason="javac/java not on PATH; install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless)",
+    reason="javac/java not on PATH; install a JDK (apt-get install default-jdk-headless)",
 )
 
 

@@ -163,10 +163,29 @@ def test_runtime_error_ends_the_process_with_status_1_and_a_libcob_error(build):
 def test_crash_ends_the_process_with_the_signal_number_as_status(build):
     result, calls = drive(build["SEGV"], "SEGV", [8])
     assert calls == []
-    assert result.returncode == signal.SIGSEGV
-    assert "(signal SIGSEGV)" in result.stderr
-    assert describe_exit(result.returncode, result.stderr, "SEGV") == (
-        "program SEGV abended: crashed with SIGSEGV (attempt to reference unallocated memory)")
+    # libcob 3.1 exits with the signal's number; 3.2 raises the signal again after its message
+    # ("attempt to reference unallocated memory (signal SIGSEGV)" in 3.1, "attempt to
+    # reference invalid memory address (signal)" in 3.2).
+    assert result.returncode in (signal.SIGSEGV, -signal.SIGSEGV)
+    assert "attempt to reference" in result.stderr and "(signal" in result.stderr
+    described = describe_exit(result.returncode, result.stderr, "SEGV")
+    assert described.startswith("program SEGV abended: crashed with SIGSEGV (attempt to reference")
+
+
+@pytest.mark.parametrize("returncode, stderr, described", [
+    (11, "\nattempt to reference unallocated memory (signal SIGSEGV)\n\n",
+     "program P abended: crashed with SIGSEGV (attempt to reference unallocated memory)"),
+    (-11, "\nattempt to reference invalid memory address (signal)\n\n",
+     "program P abended: crashed with SIGSEGV (attempt to reference invalid memory address)"),
+    (-15, "\nSIGTERM (signal)\n", "program P abended: stopped by SIGTERM"),
+    (15, "\nSIGTERM (signal SIGTERM)\n", "program P abended: stopped by SIGTERM"),
+    (-11, "", "program P abended: killed by SIGSEGV"),
+    (-9, "\nattempt to reference invalid memory address (signal SIGSEGV)\n",
+     "program P abended: killed by SIGKILL"),
+    (11, "", "program P ended with exit status 11"),
+])
+def test_both_libcob_crash_forms_read_as_an_abend(returncode, stderr, described):
+    assert describe_exit(returncode, stderr, "P") == described
 
 
 def test_init_gives_sigterm_back_to_python(build):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from esrt.cobol import dialect
 from esrt.mapping import FieldValueError, ProgramCodec, defmap, jsonio
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -168,12 +169,18 @@ def test_invalid_display_bytes_decode_as_gnucobol_computes_them(tmp_path):
     codec = ProgramCodec({"program": "G", "parameters": [
         _elementary("U", "9(3)", "display"), _elementary("S", "S9(3)", "display")]})
     got = []
-    for raw in (b"  5 1x", b"1:312z"):
+    for raw in GARBAGE:
         buffers = codec.new_buffers()
         buffers[0][:], buffers[1][:] = raw[:3], raw[3:]
         out = codec.dump_outputs(buffers)
         got += [out["U"], out["S"]]
-    assert got == cobol == [5, -18, 203, 120]
+    assert got == cobol
+    # "12z" in S9(3): GnuCOBOL 3.1 reads the sign byte 'z' as +0, 3.2 as a negative 10.
+    assert cobol[3] == (-130 if dialect.display_sign_by_nibble() else 120)
+
+
+# The bytes garbage.cbl moves into its 9(3) and S9(3) fields, in its order.
+GARBAGE = (b"  5 1x", b"1:312z", b"45612{")
 
 
 # --- unit behaviour ----------------------------------------------------------------------

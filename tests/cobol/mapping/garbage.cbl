@@ -15,4 +15,7 @@
            MOVE "1:312z" TO G-RAW.
            COMPUTE G-OUT = G-U. DISPLAY G-OUT.
            COMPUTE G-OUT = G-S. DISPLAY G-OUT.
+           MOVE "45612{" TO G-RAW.
+           COMPUTE G-OUT = G-U. DISPLAY G-OUT.
+           COMPUTE G-OUT = G-S. DISPLAY G-OUT.
            STOP RUN.

@@ -1,0 +1,85 @@
+/*
+ * The program's side of ESFH. A program compiled with `-fcallfh=ESFH` reaches ESFH through
+ * libcob's cob_extfh_open, cob_extfh_read ... (one per COBOL statement), which build the FCD,
+ * call ESFH and copy its results back. esrt compiles programs with those names mapped to the
+ * esfh_extfh_* functions below (esfh_cobc_args: -Dcob_extfh_open=esfh_extfh_open ...): each
+ * calls libcob's own and keeps in view the program's cob_file, which libcob never passes to
+ * the handler, so that:
+ *  - the runtime knows which file an error belongs to (cob_error_file): the program's error
+ *    handling reads it to choose a USE procedure, to see whether the file has a FILE STATUS,
+ *    and for the message that stops the run unit. libcob 3.1.2 set it after an external
+ *    handler returned; 3.2 leaves it unset, and a program dereferences NULL on its first
+ *    file error;
+ *  - ESFH can give a RELATIVE file's record number back to the program's RELATIVE KEY, as
+ *    libcob's own handler does on every version (3.2 copies fcd->relKey back only for some
+ *    operations).
+ * Programs compiled by other means still work with ESFH, with what their libcob gives them.
+ */
+#include "esfh.h"
+
+typedef int (*esfh_callfh)(unsigned char *opcode, FCD3 *fcd);
+
+static cob_file *g_calling;
+
+cob_file *esfh_calling_file(void)
+{
+    return g_calling;
+}
+
+/* Run one libcob call with f in view, then name f as the file of the last I/O statement,
+ * as libcob's own handler does after every operation (fileio.c save_status). */
+#define WITH_FILE(f, call)                                  \
+    do {                                                    \
+        cob_file *outer_ = g_calling;                       \
+        g_calling = (f);                                    \
+        call;                                               \
+        g_calling = outer_;                                 \
+        cob_get_global_ptr()->cob_error_file = (f);         \
+    } while (0)
+
+void esfh_extfh_open(esfh_callfh callfh, cob_file *f, const int mode, const int sharing,
+                     cob_field *fnstatus)
+{
+    WITH_FILE(f, cob_extfh_open(callfh, f, mode, sharing, fnstatus));
+}
+
+void esfh_extfh_close(esfh_callfh callfh, cob_file *f, cob_field *fnstatus, const int opt,
+                      const int remfil)
+{
+    WITH_FILE(f, cob_extfh_close(callfh, f, fnstatus, opt, remfil));
+}
+
+void esfh_extfh_read(esfh_callfh callfh, cob_file *f, cob_field *key, cob_field *fnstatus,
+                     const int read_opts)
+{
+    WITH_FILE(f, cob_extfh_read(callfh, f, key, fnstatus, read_opts));
+}
+
+void esfh_extfh_read_next(esfh_callfh callfh, cob_file *f, cob_field *fnstatus,
+                          const int read_opts)
+{
+    WITH_FILE(f, cob_extfh_read_next(callfh, f, fnstatus, read_opts));
+}
+
+void esfh_extfh_rewrite(esfh_callfh callfh, cob_file *f, cob_field *rec, const int opt,
+                        cob_field *fnstatus)
+{
+    WITH_FILE(f, cob_extfh_rewrite(callfh, f, rec, opt, fnstatus));
+}
+
+void esfh_extfh_delete(esfh_callfh callfh, cob_file *f, cob_field *fnstatus)
+{
+    WITH_FILE(f, cob_extfh_delete(callfh, f, fnstatus));
+}
+
+void esfh_extfh_start(esfh_callfh callfh, cob_file *f, const int cond, cob_field *key,
+                      cob_field *keysize, cob_field *fnstatus)
+{
+    WITH_FILE(f, cob_extfh_start(callfh, f, cond, key, keysize, fnstatus));
+}
+
+void esfh_extfh_write(esfh_callfh callfh, cob_file *f, cob_field *rec, const int opt,
+                      cob_field *fnstatus, const unsigned int check_eop)
+{
+    WITH_FILE(f, cob_extfh_write(callfh, f, rec, opt, fnstatus, check_eop));
+}
