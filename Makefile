@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # "a,b": the first of these that this Debian release has (names differ between 12 and 13).
 APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-venv python3-dev \
-                gcc make procps iproute2 chromium chromium-driver \
+                gcc make procps iproute2 chromium chromium-driver libxml2-utils \
                 resource-agents,resource-agents-base \
                 pacemaker pacemaker-cli-utils corosync kmod e2fsprogs util-linux wrk
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
@@ -34,7 +34,7 @@ system-packages:
 	    install="$$install $$pick"; \
 	  done; \
 	  echo "installing Debian packages:$$install"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$install; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$install; \
 	fi
 
 $(VENV)/.stamp: setup.py
