@@ -33,11 +33,12 @@ ffi.cdef(
 RTLD_NOW = 0x00002
 RTLD_GLOBAL = 0x00100
 
-# libcob4 is the runtime of GnuCOBOL 3.x on Debian 12 (3.1.2) and Debian 13 (3.2); both keep
-# soname libcob.so.4. libcob.so (no version) only exists with the -dev package.
+# libcob is the runtime of GnuCOBOL 3.x: package libcob4 on Debian 12 (3.1.2), libcob4t64 on
+# Debian 13 (3.2); both keep soname libcob.so.4. libcob.so (no version) only exists with the
+# -dev package. gnucobol3 brings the runtime on both releases.
 LIBCOB_SONAMES = ("libcob.so.4", "libcob.so")
 
-LIBCOB_MISSING_HINT = "install libcob4 (apt-get install libcob4)"
+LIBCOB_MISSING_HINT = "install GnuCOBOL's runtime (apt-get install gnucobol3)"
 
 
 class LibraryNotFound(OSError):

@@ -241,7 +241,7 @@ def test_missing_libcob_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(bindings, "LIBCOB_SONAMES", ("libcob-not-here.so.4",))
     monkeypatch.setattr(bindings.ctypes.util, "find_library", lambda name: None)
     monkeypatch.delenv("ESRT_LIBCOB", raising=False)
-    with pytest.raises(bindings.LibraryNotFound, match=r"apt-get install libcob4"):
+    with pytest.raises(bindings.LibraryNotFound, match=r"apt-get install gnucobol3"):
         bindings.libcob()
 
 
