@@ -37,12 +37,13 @@ system-packages:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$install; \
 	fi
 
-$(VENV)/.stamp: setup.py
+# pip builds every native part (the extensions, libesfh.so, the failchk preload: setup.py),
+# as it does for a user's `pip install .`; a change in native/ builds them again.
+$(VENV)/.stamp: setup.py $(wildcard native/*)
 	@$(MAKE) --no-print-directory system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
-	$(BIN)/python -m esrt.cobol.esfh_build
 	touch $@
 
 setup: $(VENV)/.stamp

@@ -1,10 +1,39 @@
 """Build and install esrt.
 
-Native parts (the ESFH file handler and the hot-path extension) live in native/ and are added
-here as they land; the Python package works without them.
+Native parts live in native/: the hot-path extensions (each with a pure-Python twin) and two
+shared libraries that are not Python extensions, ESFH (libesfh.so, with its header) and the
+region's failchk preload, built into esrt/lib with the extensions, so that an installed esrt
+needs no compiler. A source checkout rebuilds them when their sources change.
 """
 
+import importlib.util
+from pathlib import Path
+
 from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).resolve().parent
+
+
+def _esfh_build():
+    """esrt/cobol/esfh_build.py, loaded by its path: esrt itself is not importable yet."""
+    spec = importlib.util.spec_from_file_location(
+        "_esrt_esfh_build", HERE / "esrt" / "cobol" / "esfh_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class BuildNative(build_ext):
+    """The extensions, then libesfh.so, its header and the failchk preload into esrt/lib (of
+    the build, or of the tree for an editable install)."""
+
+    def run(self):
+        super().run()
+        out = (HERE if self.inplace else Path(self.build_lib)) / "esrt" / "lib"
+        esfh_build = _esfh_build()
+        esfh_build.build_esfh(out, HERE / "native")
+        esfh_build.build_failchk_preload(out, HERE / "native")
 
 setup(
     name="esrt",
@@ -19,6 +48,7 @@ setup(
     package_data={"esrt.ha.agent": ["region"]},
     # Hot paths: the field codec, frame splitting and the SEP's call path. Each has a
     # pure-Python twin, used when these were not built (esrt/native.py loads them).
+    cmdclass={"build_ext": BuildNative},
     ext_modules=[Extension("esrt._codec", ["native/_codec.c"],
                            depends=["native/cobol_display.h"]),
                  Extension("esrt._frames", ["native/_frames.c"]),

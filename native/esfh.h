@@ -15,6 +15,17 @@
 
 /* Public C API (exported by libesfh.so). */
 int ESFH(unsigned char *opcode, FCD3 *fcd);
+/* esfh_calls.c: what programs compiled by esrt call in place of libcob's cob_extfh_*. */
+cob_file *esfh_calling_file(void);      /* the program's file of the current call, or NULL */
+
+/* BEGIN cffi: what Python calls (esrt.isam reads the lines up to END cffi as its cffi
+ * declarations, so they are written once; plain C types and integer constants only). */
+/* Sizes of the environment's regions: whoever creates them first, the others join. */
+#define ESFH_LK_MAX_LOCKS 20000
+#define ESFH_LK_MAX_OBJECTS 20000
+#define ESFH_LK_MAX_LOCKERS 4000
+#define ESFH_THREADS_PER_PROC 4         /* thread slots: max_procs * this + ESFH_THREADS_SPARE */
+#define ESFH_THREADS_SPARE 16
 int esfh_env_open(const char *home, int durability, int max_procs, char *err, int errlen);
 int esfh_env_recover(const char *home, char *err, int errlen);
 int esfh_begin(void);
@@ -32,8 +43,7 @@ int esfh_reply_put(const void *key, int keylen, const void *data, int datalen, l
 int esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outlen,
                    long long now);
 int esfh_reply_purge(long long now, int limit);
-/* esfh_calls.c: what programs compiled by esrt call in place of libcob's cob_extfh_*. */
-cob_file *esfh_calling_file(void);      /* the program's file of the current call, or NULL */
+/* END cffi */
 
 /* Internal, shared between the source files. */
 DB_ENV *esfh_env(void);                 /* the environment, opened on first use */

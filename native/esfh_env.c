@@ -155,11 +155,13 @@ static int open_env(DB_ENV **out, const char *home, int durability, int max_proc
     env->set_lk_detect(env, DB_LOCK_DEFAULT);
     /* Room for every process (and a few Python threads each) that may ever attach, counting
      * dead ones until failchk clears them. */
-    env->set_thread_count(env, (u_int32_t)(max_procs > 0 ? max_procs * 4 + 16 : 64));
+    env->set_thread_count(env, (u_int32_t)(max_procs > 0
+                                           ? max_procs * ESFH_THREADS_PER_PROC + ESFH_THREADS_SPARE
+                                           : 64));
     env->set_isalive(env, isalive);
-    env->set_lk_max_locks(env, 20000);
-    env->set_lk_max_objects(env, 20000);
-    env->set_lk_max_lockers(env, 4000);
+    env->set_lk_max_locks(env, ESFH_LK_MAX_LOCKS);
+    env->set_lk_max_objects(env, ESFH_LK_MAX_OBJECTS);
+    env->set_lk_max_lockers(env, ESFH_LK_MAX_LOCKERS);
     if (durability == 1)
         env->set_flags(env, DB_TXN_WRITE_NOSYNC, 1);
     if (recover)

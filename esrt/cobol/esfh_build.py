@@ -2,6 +2,7 @@
 programs so that their file operations go to it."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ PACKAGE_LIB = Path(__file__).resolve().parents[1] / "lib"
 CACHE_LIB = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "esrt" / "lib"
 SOURCES = ("esfh.c", "esfh_read.c", "esfh_write.c", "esfh_env.c", "esfh_replies.c",
            "esfh_calls.c")
-HEADERS = ("esfh.h", "esfh_internal.h")
+HEADER_NAME = "esfh.h"
+HEADERS = (HEADER_NAME, "esfh_internal.h")
 LIBRARY_NAME = "libesfh.so"
 PRELOAD_NAME = "libesfh_failchk.so"
 PRELOAD_SOURCE = "failchk_preload.c"
@@ -24,11 +26,32 @@ class EsfhBuildError(RuntimeError):
 
 
 def build_esfh(out_dir, native_dir=NATIVE):
-    """Compile libesfh.so into `out_dir` unless it is newer than every source; return its path."""
+    """Compile libesfh.so into `out_dir` unless it is newer than every source; return its path.
+
+    Its header goes beside it: the Python side reads its declarations from there once esrt
+    is installed (see esfh_header).
+    """
     # -z nodelete: ESFH registers an exit handler (commit or roll back at exit), so the library
     # must stay mapped even after cffi drops its handle during interpreter shutdown.
-    return _build_shared(Path(out_dir) / LIBRARY_NAME, Path(native_dir), SOURCES + HEADERS,
-                         SOURCES, ["-Wl,-z,nodelete"], ["-ldb-5.3", "-lcob"])
+    library = _build_shared(Path(out_dir) / LIBRARY_NAME, Path(native_dir), SOURCES + HEADERS,
+                            SOURCES, ["-Wl,-z,nodelete"], ["-ldb-5.3", "-lcob"])
+    source, copy = Path(native_dir) / HEADER_NAME, Path(out_dir) / HEADER_NAME
+    if source.is_file() and (not copy.exists() or copy.read_bytes() != source.read_bytes()):
+        shutil.copyfile(source, copy)
+    return library
+
+
+def esfh_header():
+    """ESFH's public header: native/esfh.h in a source tree, else the copy installed with
+    libesfh.so."""
+    source = NATIVE / HEADER_NAME
+    if source.is_file():
+        return source
+    for directory in (PACKAGE_LIB, CACHE_LIB):
+        if (directory / HEADER_NAME).is_file():
+            return directory / HEADER_NAME
+    raise EsfhBuildError(f"ESFH's header {HEADER_NAME} is neither in {NATIVE} nor in "
+                         f"{PACKAGE_LIB}; reinstall esrt (pip builds and installs it)")
 
 
 def build_failchk_preload(out_dir, native_dir=NATIVE):
@@ -41,9 +64,12 @@ def _build_shared(out, native_dir, inputs, sources, flags, libraries):
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = [native_dir / name for name in inputs]
     missing = [str(path) for path in paths if not path.is_file()]
+    if missing and out.exists():
+        return out   # an installed esrt: built with the package, no sources to rebuild from
     if missing:
-        raise EsfhBuildError(f"ESFH sources missing: {', '.join(missing)}; "
-                             f"check out the complete esrt tree")
+        raise EsfhBuildError(f"ESFH sources missing: {', '.join(missing)}; reinstall esrt "
+                             f"(pip builds {out.name} with the package) or check out the "
+                             f"complete esrt tree")
     if out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in paths):
         return out
     # Build under a temporary name and rename: another process may be loading the library.

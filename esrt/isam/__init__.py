@@ -7,42 +7,44 @@ The library is loaded with RTLD_GLOBAL so that COBOL modules compiled with -fcal
 the ESFH symbol when they are loaded later.
 """
 
+import errno
 import os
+import re
 from pathlib import Path
 
+from bsddb3 import db
 from cffi import FFI
 
-_CDEF = """
-int  esfh_env_open(const char *home, int durability, int max_procs, char *err, int errlen);
-int  esfh_env_recover(const char *home, char *err, int errlen);
-int  esfh_begin(void);
-int  esfh_commit(void);
-void esfh_set_group_commit(int on);
-int  esfh_log_flush(void);
-int  esfh_abort(void);
-int  esfh_doomed(void);
-int  esfh_failchk(void);
-void esfh_env_close(void);
-void esfh_env_abandon(void);
-const char *esfh_last_error(void);
-int  esfh_request_writes(void);
-int  esfh_reply_put(const void *key, int keylen, const void *data, int datalen, long long expires);
-int  esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outlen, long long now);
-int  esfh_reply_purge(long long now, int limit);
-"""
+from esrt.cobol.esfh_build import esfh_header
+
+
+def _cffi_section(header):
+    """The declarations Python uses, written once in ESFH's header between BEGIN and END cffi."""
+    text = Path(header).read_text()
+    begin, end = text.find("BEGIN cffi"), text.find("/* END cffi */")
+    if begin < 0 or end < begin:
+        raise RuntimeError(f"{header} lacks its BEGIN cffi ... END cffi section; "
+                           f"reinstall esrt or check out the complete tree")
+    return text[text.index("*/", begin) + 2:end]
+
+
+_SECTION = _cffi_section(esfh_header())
+# ESFH's integer constants (region sizes shared with the file tools, see esrt.isam.files).
+CONSTANTS = {name: int(value)
+             for name, value in re.findall(r"^#define (ESFH_\w+) (\d+)", _SECTION, re.MULTILINE)}
 
 DURABILITY = {"sync": 0, "write-nosync": 1}
 
-# Berkeley DB's return codes (db.h) that callers act on.
-DB_LOCK_DEADLOCK = -30993
-DB_NOTFOUND = -30988
-DB_BUFFER_SMALL = -30999
-DB_LOCK_NOTGRANTED = -30992
-DB_RUNRECOVERY = -30973
-EBUSY = 16
+# Berkeley DB's return codes that callers act on, from the same Berkeley DB (db.h via bsddb3).
+DB_LOCK_DEADLOCK = db.DB_LOCK_DEADLOCK
+DB_NOTFOUND = db.DB_NOTFOUND
+DB_BUFFER_SMALL = db.DB_BUFFER_SMALL
+DB_LOCK_NOTGRANTED = db.DB_LOCK_NOTGRANTED
+DB_RUNRECOVERY = db.DB_RUNRECOVERY
+EBUSY = errno.EBUSY
 
 ffi = FFI()
-ffi.cdef(_CDEF)
+ffi.cdef(_SECTION)
 
 
 class EsfhError(RuntimeError):

@@ -25,15 +25,18 @@ from pathlib import Path
 
 from bsddb3 import db
 
+from esrt.isam import CONSTANTS
 from esrt.isam.layout import FileLayout, LayoutError, SEQ_LEN, sidecar_path
 
 ENV_LOCK_NAME = "esrt-env.lock"
 ENV_FLAGS = (db.DB_CREATE | db.DB_INIT_TXN | db.DB_INIT_LOCK | db.DB_INIT_LOG |
              db.DB_INIT_MPOOL | db.DB_THREAD)
-# Region sizes as native/esfh_env.c sets them (max_procs 16), so that whoever creates the
+# Region sizes as ESFH sets them (native/esfh.h; max_procs 16), so that whoever creates the
 # regions first, ESFH processes can join them.
-THREAD_COUNT = 16 * 4 + 16
-LOCK_LIMITS = {"locks": 20000, "objects": 20000, "lockers": 4000}
+THREAD_COUNT = 16 * CONSTANTS["ESFH_THREADS_PER_PROC"] + CONSTANTS["ESFH_THREADS_SPARE"]
+LOCK_LIMITS = {"locks": CONSTANTS["ESFH_LK_MAX_LOCKS"],
+               "objects": CONSTANTS["ESFH_LK_MAX_OBJECTS"],
+               "lockers": CONSTANTS["ESFH_LK_MAX_LOCKERS"]}
 BATCH_SIZE = 1000
 DEADLOCK_RETRIES = 20
 _DEADLOCKS = (db.DBLockDeadlockError, db.DBLockNotGrantedError)

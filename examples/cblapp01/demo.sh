@@ -2,12 +2,13 @@
 # The whole CBLAPP01 flow in a throwaway ESRT_HOME: directory server, region ESSRV01, compile,
 # map, package, deploy, initialise the data file, 10 calls, then stop everything.
 # Ports: DEMO_MFDS_PORT (default 8686) and DEMO_PORT (default 9003) on 127.0.0.1.
+# DEMO_HOME: an empty directory to use as ESRT_HOME instead of a throwaway one (kept).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 mfds_port="${DEMO_MFDS_PORT:-8686}"
 port="${DEMO_PORT:-9003}"
 
-export ESRT_HOME="$(mktemp -d /tmp/esrt-demo.XXXXXX)"
+export ESRT_HOME="${DEMO_HOME:-$(mktemp -d /tmp/esrt-demo.XXXXXX)}"
 work="$ESRT_HOME/work"
 mkdir -p "$work"
 cleanup() {
@@ -16,7 +17,7 @@ cleanup() {
     esrt mfds --stop >/dev/null 2>&1 || true
     if [ $status -ne 0 ]; then
         echo "demo failed; console log kept in $ESRT_HOME/servers/ESSRV01/logs" >&2
-    else
+    elif [ -z "${DEMO_HOME:-}" ]; then
         rm -rf "$ESRT_HOME"
     fi
 }
