@@ -4,10 +4,12 @@ Everything started here is stopped in a finalizer, even when the test fails: reg
 casstop --force (only their own recorded processes), then mfds.
 """
 
+import http.client
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,39 @@ pytest_plugins = ["esrt.testing.plugin"]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "cblapp01"
+
+
+def wait_for(predicate, what, limit=60.0):
+    """Return predicate()'s first true value, polling; fail naming `what` after `limit` seconds.
+
+    The limit guards against hanging forever; it is never a performance threshold.
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def scrape_metrics(url):
+    """(content type, {(sample name, sorted labels): value}) from a region's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+    host, port = url[len("http://"):].rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 200, body
+        content_type = response.getheader("content-type")
+    finally:
+        connection.close()
+    values = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+              for family in text_string_to_metric_families(body) for sample in family.samples}
+    return content_type, values
 
 
 def run_esrt(args, home, cwd=None, check=True, timeout=180, command="esrt"):

@@ -5,14 +5,13 @@ import os
 import re
 import signal
 import socket
-import time
 from pathlib import Path
 
 
 from esrt.client import Client
 from esrt.region.control import process_alive, read_json
 
-from conftest import ROOT, run_esrt, start_cblapp01_region
+from conftest import ROOT, run_esrt, start_cblapp01_region, wait_for
 
 LINE = re.compile(r"^(\d\d/\d\d/\d\d) (\d\d:\d\d:\d\d\.\d\d) (CBLAPP01) (\S+) (\d+)$")
 
@@ -79,7 +78,7 @@ def test_stop_leaves_no_process_or_port_and_restart_keeps_the_old_log(esrt_regio
 def test_killing_mfds_does_not_stop_the_region(esrt_region):
     info = json.loads((esrt_region.node.home / "mfds.json").read_text())
     os.kill(info["pid"], signal.SIGKILL)
-    time.sleep(0.5)
+    wait_for(lambda: not process_alive(info["pid"]), "mfds to die")
     with Client(esrt_region.url) as client:
         assert [client.call("srv01.CBLAPP01")["LK-COUNTER"] for _ in range(3)] == [0, 1, 2]
     assert all(process_alive(pid) for pid in region_pids(esrt_region))

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from conftest import wait_for
+
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
     reason="needs root and iproute2 to make a network namespace")
@@ -36,16 +38,6 @@ def namespace():
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
-
-
-def wait_for(predicate, what, limit=20.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def read_status(path):

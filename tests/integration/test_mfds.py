@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ from esrt.home import Home
 from esrt.mfds.client import MfdsClient, MfdsError, MfdsUnavailable
 from esrt.mfds.daemon import MfdsStartError, pid_alive, process_state, running_info, \
     start_daemon, stop_daemon
+
+from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = {"name": "Web Services", "address": "127.0.0.1:9003", "conversation": "web-services"}
@@ -27,15 +28,6 @@ def _env():
     environ["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT)] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     return environ
-
-
-def _wait_for(predicate, what, limit=30.0):
-    # A generous upper bound so a broken build fails instead of hanging; never a timing assertion.
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.02)
 
 
 def _port_free(port):
@@ -286,7 +278,7 @@ def test_killed_region_is_not_shown_started(client, sleeper):
     assert caught.value.status == 409 and "esrt casstop -r ESSRV01" in str(caught.value)
     region.send_signal(signal.SIGKILL)
     # Not reaped on purpose: a zombie must count as dead too.
-    _wait_for(lambda: process_state(region.pid) == "Z", "the killed process to become a zombie")
+    wait_for(lambda: process_state(region.pid) == "Z", "the killed process to become a zombie")
     server = client.get_server("ESSRV01")
     assert server["mfServerStatus"] == "Failed"
     assert server["status"]["mfServerStatus"] == "Started"
@@ -303,7 +295,7 @@ def test_killing_mfds_leaves_other_processes_running(home, sleeper):
     client.create_server({"name": "ESSRV01"})
     client.report_status("ESSRV01", _status(region.pid))
     os.kill(info["pid"], signal.SIGKILL)
-    _wait_for(lambda: not pid_alive(info["pid"]), "mfds to die")
+    wait_for(lambda: not pid_alive(info["pid"]), "mfds to die")
     assert region.poll() is None
     with pytest.raises(MfdsUnavailable):
         client.health()

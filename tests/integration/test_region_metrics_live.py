@@ -3,47 +3,19 @@
 import http.client
 import os
 import signal
-import time
-
-from prometheus_client.parser import text_string_to_metric_families
 
 import pytest
 
 from esrt.client import Client, ServiceError
 
-from conftest import start_cblapp01_region
+from conftest import scrape_metrics, start_cblapp01_region, wait_for
 from test_transactions import sep_pids
 
 CALLS = 25
 
 
-def wait_for(predicate, what, limit=60.0):
-    # A guard against hanging forever, not a performance threshold.
-    deadline = time.monotonic() + limit
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.1)
-
-
 def scrape(region):
-    """(content type, {(sample name, sorted labels): value}) from the region's /metrics."""
-    host, port = region.url[len("http://"):].rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        connection.request("GET", "/metrics")
-        response = connection.getresponse()
-        body = response.read().decode()
-        assert response.status == 200, body
-        content_type = response.getheader("content-type")
-    finally:
-        connection.close()
-    values = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-              for family in text_string_to_metric_families(body) for sample in family.samples}
-    return content_type, values
+    return scrape_metrics(region.url)
 
 
 def test_calls_show_in_metrics_and_in_the_status(node, srv01_car):

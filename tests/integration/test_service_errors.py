@@ -4,14 +4,13 @@ import http.client
 import json
 import shutil
 import threading
-import time
 from decimal import Decimal
 
 import pytest
 
 from esrt.client import Client, ServiceError
 
-from conftest import ROOT, Region, run_esrt, start_cblapp01_region
+from conftest import ROOT, Region, run_esrt, scrape_metrics, start_cblapp01_region, wait_for
 
 SERVICES = ROOT / "tests" / "cobol" / "services"
 
@@ -186,9 +185,10 @@ def test_a_call_that_hangs_inside_a_batch_times_out_alone(node, srv01_car, tst_c
 
     first = threading.Thread(target=call, args=("first", "LOOP"))
     first.start()
-    # Not a threshold: the first call must reach the idle SEP before the others queue; it
-    # then holds it for the 2 s of its timeout.
-    time.sleep(0.5)
+    # The first call must reach the idle SEP before the others queue; it then holds it for
+    # the 2 s of its timeout.
+    wait_for(lambda: scrape_metrics(url)[1].get(("esrt_seps", (("state", "Busy"),))) == 1,
+             "the first call to keep the SEP busy")
     others = [threading.Thread(target=call, args=(label, mode)) for label, mode in
               (("a", "FINE"), ("b", "FINE"), ("hung", "LOOP"), ("c", "FINE"))]
     for thread in others:

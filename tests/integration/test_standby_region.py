@@ -8,13 +8,12 @@ SEP until `esrt server activate`; `esrt server deactivate` hands the data back.
 
 import fcntl
 import json
-import time
 
 import pytest
 
 from esrt.client import Client, ServiceError
 
-from conftest import EXAMPLES, Region
+from conftest import EXAMPLES, Region, wait_for
 
 NAME = "ESSTB01"
 
@@ -33,15 +32,6 @@ def environment_is_free(data_dir):
             return False
         fcntl.flock(lock, fcntl.LOCK_UN)
         return True
-
-
-def wait_for(predicate, what, limit=60.0):
-    # A guard against hanging forever, not a performance threshold.
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
