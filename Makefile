@@ -54,7 +54,11 @@ demo: setup
 # The suite runs twice: with the C speed-ups, then with their pure-Python twins forced, so
 # both must give the same behaviour (STYLE.md: one import site, ESRT_PUREPYTHON=1). The
 # Pacemaker lab and failover tests exercise the cluster, not the speed-ups: they run once.
+# ruff's rules are in pyproject.toml; a marker that silences one says why.
+LINTED := esrt tests benchmarks examples setup.py
+
 test: setup
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/python -m pytest -q tests
 	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q tests --ignore=tests/lab --ignore=tests/failover
 

@@ -38,7 +38,8 @@ class BuildNative(build_ext):
 setup(
     name="esrt",
     version="0.1.0",
-    description="Run GnuCOBOL programs as transactional network services, like an Enterprise Server",
+    description=("Run GnuCOBOL programs as transactional network services, like an Enterprise "
+                 "Server"),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
@@ -70,7 +71,7 @@ setup(
         # registries, so we do not write our own.
         "prometheus_client>=0.16",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6", "selenium>=4.10",
+    extras_require={"test": ["pytest>=7", "hypothesis>=6", "selenium>=4.10", "ruff>=0.5",
                              # make bench: the HTTP stack users run instead, and its plots
                              "gunicorn>=20", "matplotlib>=3.5"]},
     entry_points={

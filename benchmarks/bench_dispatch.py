@@ -115,7 +115,8 @@ def fork_sep(target, *args, child_ends=()):
 # --- the region side: one channel per SEP, driven by the reactor ---------------------------------
 
 class Channel:
-    """One SEP as the region sees it: send(frame bytes), and on_reply(header, body) when it answers."""
+    """One SEP as the region sees it: send(frame bytes), and on_reply(header, body) when it
+    answers."""
 
     on_reply = None
 
@@ -298,7 +299,8 @@ class ShmChannel(Channel):
         os.close(self.to_region)
 
 
-CHANNELS = {"inline": InlineChannel, "twisted-pipes": TwistedPipeChannel, "pipes": PipeChannel, "socketpair": SocketpairChannel,
+CHANNELS = {"inline": InlineChannel, "twisted-pipes": TwistedPipeChannel, "pipes": PipeChannel,
+            "socketpair": SocketpairChannel,
             "seqpacket": SeqpacketChannel, "shm": ShmChannel}
 
 
@@ -365,7 +367,8 @@ def main(argv=None):
         print(json.dumps(measure(args.only, args.seps, args.seconds)))
         return 0
     results = []
-    print(f"{'transport':<12} {'calls/s':>10} {'p50 µs':>8}   ({args.seps} SEPs, {args.seconds} s each)")
+    print(f"{'transport':<12} {'calls/s':>10} {'p50 µs':>8}   "
+          f"({args.seps} SEPs, {args.seconds} s each)")
     for kind in CHANNELS:
         output = subprocess.run(
             [sys.executable, __file__, "--only", kind, "--seps", str(args.seps),

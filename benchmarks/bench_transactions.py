@@ -122,7 +122,8 @@ def main():
         finally:
             daemon.stop_daemon(home)
             shutil.rmtree(work, ignore_errors=True)
-    print(f"baseline: GnuCOBOL built-in handler, 1 process, no transactions: {baseline:,.0f} calls/s")
+    print(f"baseline: GnuCOBOL built-in handler, 1 process, no transactions: "
+          f"{baseline:,.0f} calls/s")
     print(f"{'callers':>8} {'esrt committed calls/s':>24} {'ratio vs baseline':>18}")
     for callers, rate in rows:
         print(f"{callers:>8} {rate:>24,.0f} {rate / baseline:>18.3f}")

@@ -16,7 +16,8 @@ def read_mfdeploy(directory="."):
     path = Path(directory) / ".mfdeploy"
     if not path.is_file():
         raise FileNotFoundError(f"no .mfdeploy in {Path(directory).resolve()}: create one with a "
-                                "line MFUS_SERVER=ESSRV01, or use `esrt deploy PKG.car --server NAME`")
+                                "line MFUS_SERVER=ESSRV01, or use "
+                                "`esrt deploy PKG.car --server NAME`")
     settings = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()

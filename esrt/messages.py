@@ -32,7 +32,8 @@ MESSAGES = {
     "ESCD0112I": "{server} deactivated: SEPs stopped, data environment closed; standing by",
     "ESCD0113E": "{server} cannot be activated: {problem}",
     # server manager and SEPs
-    "ESSI1000I": "server manager initialization completed: {seps} SEP(s), request timeout {timeout} s",
+    "ESSI1000I": "server manager initialization completed: {seps} SEP(s), "
+                 "request timeout {timeout} s",
     "ESSI1600I": "SEP {sep:04d} initialization completed (pid {pid})",
     "ESSI1601I": "SEP {sep:04d} starting",
     "ESSI1700W": "SEP {sep:04d} abended (pid {pid}): {cause}",

@@ -91,6 +91,7 @@ def program_environment(definition, paths, base=None):
 def resolve_env_value(name, value, data_dir):
     """Resolve one env value: file names become absolute paths under data_dir."""
     looks_relative = value.startswith(("./", "../"))
-    if (name.startswith(FILE_NAME_PREFIXES) or looks_relative) and value and not os.path.isabs(value):
+    if ((name.startswith(FILE_NAME_PREFIXES) or looks_relative) and value
+            and not os.path.isabs(value)):
         return str(Path(data_dir) / value)
     return value

@@ -102,7 +102,8 @@ def parse_address(text):
             ipaddress.ip_address(host)
         except ValueError:
             if not re.match(r"^[A-Za-z0-9.-]+$", host):
-                raise ValueError(f"address {text!r}: {host!r} is not an IP address or host name") from None
+                raise ValueError(f"address {text!r}: {host!r} is not an IP address or host "
+                                 f"name") from None
     if port == "*":
         port_number = 0
     else:
@@ -129,14 +130,16 @@ def _conversation(value):
     value = str(value or "web-services")
     clean = CONVERSATION_ALIASES.get(value.lower(), value.lower())
     if clean not in CONVERSATIONS:
-        raise ValueError(f"conversation type {value!r} is unknown: use one of {', '.join(CONVERSATIONS)}")
+        raise ValueError(f"conversation type {value!r} is unknown: use one of "
+                         f"{', '.join(CONVERSATIONS)}")
     return clean
 
 
 LISTENER_SETTINGS = (
     Setting("name", _text(64), None, "listener name, e.g. 'Web Services'"),
     Setting("address", _address, "127.0.0.1:*", "ip:port to listen on; '*' = any"),
-    Setting("conversation", _conversation, "web-services", "conversation type: web-services or esrt"),
+    Setting("conversation", _conversation, "web-services",
+            "conversation type: web-services or esrt"),
 )
 
 
@@ -165,7 +168,8 @@ def parse_listener_option(text):
     """Parse the CLI form 'Name=ip:port[,conversation]' into a listener dict."""
     name, sep, rest = str(text).partition("=")
     if not sep or not name.strip():
-        raise SettingError({"listeners": f"{text!r} must look like \"Web Services=127.0.0.1:9003\""})
+        raise SettingError(
+            {"listeners": f"{text!r} must look like \"Web Services=127.0.0.1:9003\""})
     address, _, conversation = rest.partition(",")
     return validate_listener({"name": name.strip(), "address": address.strip(),
                               "conversation": conversation.strip() or "web-services"})
@@ -204,10 +208,12 @@ SERVER_SETTINGS = (
     Setting("listeners", _listeners, [], "listeners: name, address, conversation"),
     Setting("env", _environment, {}, "environment for SEPs and batch; relative file names in "
             "values resolve against the data directory"),
-    Setting("root", _optional_path, None, "region root directory (default $ESRT_HOME/servers/NAME)"),
+    Setting("root", _optional_path, None,
+            "region root directory (default $ESRT_HOME/servers/NAME)"),
     Setting("data_dir", _optional_path, None, "data directory (default ROOT/data)"),
     Setting("deploy_dir", _optional_path, None, "deploy directory (default ROOT/deploy)"),
-    Setting("casroot", _optional_path, None, "log directory holding console.log (default ROOT/logs)"),
+    Setting("casroot", _optional_path, None,
+            "log directory holding console.log (default ROOT/logs)"),
     Setting("max_body", _int_range(1024, 64 * 1024 * 1024), 1024 * 1024,
             "largest request body accepted, in bytes (larger: 413)"),
     Setting("request_timeout", _int_range(1, 3600), 60,
@@ -262,5 +268,6 @@ def parse_env_option(text):
     """Parse the CLI form NAME=VALUE."""
     name, sep, value = str(text).partition("=")
     if not sep or not ENV_NAME_RE.match(name):
-        raise SettingError({"env": f"{text!r} must look like NAME=value (e.g. DD_APPFILE01=APPFILE01)"})
+        raise SettingError(
+            {"env": f"{text!r} must look like NAME=value (e.g. DD_APPFILE01=APPFILE01)"})
     return name, value

@@ -95,7 +95,7 @@ class Node:
         for record in sorted((self.home / "run").glob("*.json")):
             try:
                 stop_region(record.stem, home=home, force=True)
-            except Exception as exc:  # keep going: mfds must be stopped whatever happened
+            except Exception as exc:  # noqa: BLE001 - keep going: mfds must be stopped whatever happened
                 print(f"cleanup of {record.stem} failed: {exc}", file=sys.stderr)
         daemon.stop_daemon(home)
 

@@ -103,7 +103,7 @@ def esrt_region(work, seps, cars):
     finally:
         try:
             stop_region(REGION_NAME, home=home, force=True)
-        except Exception as exc:  # mfds must still be stopped; the error is shown
+        except Exception as exc:  # noqa: BLE001 - mfds must still be stopped; the error is shown
             print(f"warning: stopping region {REGION_NAME} failed: {exc}", file=sys.stderr)
         finally:
             daemon.stop_daemon(home)

@@ -72,7 +72,8 @@ def cmd_server_create(args):
             definition[key] = os.path.abspath(getattr(args, key))
     server = _mfds().create_server(definition)
     clean = server.get("definition", definition)
-    listeners = ", ".join(f"\"{l['name']}\"={l['address']}" for l in clean["listeners"]) or "none"
+    listeners = ", ".join(f"\"{each['name']}\"={each['address']}"
+                          for each in clean["listeners"]) or "none"
     say(f"server {clean['name']} created: {clean['seps']} SEPs, listeners {listeners}")
     return ExitCode.OK
 
@@ -83,7 +84,8 @@ def cmd_server_list(args):
         say("no servers defined: create one with `esrt server create NAME --listener ...`")
     for server in servers:
         definition = server.get("definition", {})
-        listeners = ", ".join(f"{l['name']}={l['address']}" for l in definition.get("listeners", []))
+        listeners = ", ".join(f"{each['name']}={each['address']}"
+                              for each in definition.get("listeners", []))
         say(f"{server['name']:<12} {server.get('mfServerStatus', '?'):<9} "
             f"seps={definition.get('seps')} {listeners}")
     return ExitCode.OK
@@ -119,7 +121,8 @@ def cmd_server_status(args):
     if state in ("Stopped",) or not status:
         say(f"{args.name}: Stopped")
         return ExitCode.NOT_RUNNING
-    say(f"{args.name}: Failed (last status {state}, process gone) {status.get('message', '')}".rstrip())
+    say(f"{args.name}: Failed (last status {state}, process gone) "
+        f"{status.get('message', '')}".rstrip())
     return ExitCode.ERROR
 
 
@@ -251,7 +254,8 @@ def build_parser():
     mfds = commands.add_parser("mfds", help="run, start or stop the node's directory server")
     mfds.add_argument("--listen", default="127.0.0.1:8686", help="ip:port (default 127.0.0.1:8686)")
     group = mfds.add_mutually_exclusive_group()
-    group.add_argument("--daemon", action="store_true", help="start in the background, return once it answers")
+    group.add_argument("--daemon", action="store_true",
+                       help="start in the background, return once it answers")
     group.add_argument("--stop", action="store_true", help="stop the running mfds")
     group.add_argument("--status", action="store_true", help="say whether mfds runs")
     mfds.set_defaults(func=cmd_mfds)
@@ -300,7 +304,8 @@ def build_parser():
 
     casstart = commands.add_parser("casstart", help="start a server")
     casstart.add_argument("-r", "--region", required=True)
-    casstart.add_argument("-w", "--wait", action="store_true", help="return once every listener started")
+    casstart.add_argument("-w", "--wait", action="store_true",
+                          help="return once every listener started")
     casstart.add_argument("--timeout", type=float, default=60.0)
     casstart.set_defaults(func=cmd_casstart)
     from esrt.cli.ha_cmd import add_ha_commands
@@ -356,7 +361,8 @@ def known_errors():
     from esrt.settings import SettingError
     errors = [CommandError, ConnectionFailed, ServiceError, CarError, MfdsError, MfdsUnavailable,
               RegionControlError, SettingError, FileNotFoundError, ValueError]
-    for module, name in (("esrt.mapping.parser", "MappingError"), ("esrt.cobol.compile", "CompileError"),
+    for module, name in (("esrt.mapping.parser", "MappingError"),
+                         ("esrt.cobol.compile", "CompileError"),
                          ("esrt.mfds.daemon", "MfdsStartError")):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
@@ -375,7 +381,9 @@ def main(argv=None, prog="esrt"):
         return int(args.func(args))
     except known_errors() as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        return int(getattr(exc, "code", ExitCode.ERROR)) if isinstance(exc, CommandError) else ExitCode.ERROR
+        if isinstance(exc, CommandError):
+            return int(getattr(exc, "code", ExitCode.ERROR))
+        return ExitCode.ERROR
     except KeyboardInterrupt:
         return 130
 

@@ -85,7 +85,8 @@ class Client:
 
     def _connect(self):
         if self._connection is None:
-            self._connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self._connection = http.client.HTTPConnection(self.host, self.port,
+                                                          timeout=self.timeout)
             self._reused = False
         return self._connection
 

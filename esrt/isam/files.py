@@ -299,7 +299,8 @@ class IsamFile:
         produced = 0
         while limit is None or produced < limit:
             want = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - produced)
-            batch = self.env.transaction(lambda txn: self._read_batch(txn, last, want))
+            batch = self.env.transaction(
+                lambda txn, last=last, want=want: self._read_batch(txn, last, want))
             yield from batch
             produced += len(batch)
             if len(batch) < want:

@@ -122,7 +122,8 @@ def _check_manifest(members):
                            "damaged; rebuild it")
     extra = set(members) - set(files) - {MANIFEST}
     if extra:
-        raise CarError(f"package holds files the manifest does not list: {', '.join(sorted(extra))}")
+        raise CarError(f"package holds files the manifest does not list: "
+                       f"{', '.join(sorted(extra))}")
     if manifest.get("mapping") not in files:
         raise CarError("manifest names no mapping file held by the package")
     programs = manifest.get("programs")
@@ -130,7 +131,8 @@ def _check_manifest(members):
         raise CarError("manifest lists no programs")
     for program in programs:
         if not isinstance(program, dict) or program.get("module") not in files:
-            raise CarError(f"manifest program entry {program!r} names no module held by the package")
+            raise CarError(f"manifest program entry {program!r} names no module held by the "
+                           f"package")
     return manifest
 
 

@@ -320,4 +320,5 @@ def _validate_elementary(item, label):
                                % (label, pic, expected_type, item["type"]))
     if item["length"] != expected_len:
         raise MappingError("%s: length %d does not match its PIC/usage (%d bytes); fix the "
-                           "length or regenerate the mapping" % (label, item["length"], expected_len))
+                           "length or regenerate the mapping"
+                           % (label, item["length"], expected_len))

@@ -37,7 +37,7 @@ ROLES = ("readonly", "operator", "admin")
 USER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
 # The node token's file and header are shared with the client side (standard library only).
-from esrt.mfds.client import TOKEN_FILE, read_node_token  # noqa: E402,F401
+from esrt.mfds.client import TOKEN_FILE, read_node_token  # noqa: E402
 from esrt.mfds.repository import Transaction  # noqa: E402
 AUDIT_FILE = "audit.log"
 

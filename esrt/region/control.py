@@ -208,5 +208,5 @@ def _mark_stopped(run_dir, name, home, forced=False):
     try:
         from esrt.mfds.client import MfdsClient
         MfdsClient.from_home(home).report_status(name, status)
-    except Exception:  # mfds down is normal here (HA); the status file says it all
+    except Exception:  # noqa: BLE001 - mfds down is normal here (HA); the status file says it all
         pass

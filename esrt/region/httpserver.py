@@ -73,14 +73,14 @@ class HttpRequest:
         self.keep_alive = True
         self._finish_waiters = []
 
-    def getHeader(self, name):  # noqa: N802 - the name twisted.web's Request uses
+    def getHeader(self, name):  # the name twisted.web's Request uses
         """The value of request header `name` (bytes, any case), or None."""
         return self.headers.get(name.lower())
 
-    def setResponseCode(self, code):  # noqa: N802
+    def setResponseCode(self, code):
         self.code = code
 
-    def setHeader(self, name, value):  # noqa: N802
+    def setHeader(self, name, value):
         self.response_headers[name.lower()] = value
 
     def write(self, data):
@@ -97,7 +97,7 @@ class HttpRequest:
         if self.channel is not None:
             self.channel.request_done(self)
 
-    def notifyFinish(self):  # noqa: N802
+    def notifyFinish(self):
         """A Deferred: fires when the response is sent, fails if the client goes away first."""
         waiter = defer.Deferred()
         if self.finished:
@@ -143,22 +143,22 @@ class HttpChannel(protocol.Protocol):
         self._paused = False  # too many pipelined requests unanswered
         self._write_blocked = False  # the transport asked us to pause (unread answers)
 
-    def connectionMade(self):  # noqa: N802
+    def connectionMade(self):
         self.factory.connections.add(self)
         self.transport.setTcpNoDelay(True)
         # The transport pauses us when answers pile up unread (a client that pipelines but
         # does not read): reading stops until they drain, so nothing grows without bound.
         self.transport.registerProducer(self, True)
 
-    def pauseProducing(self):  # noqa: N802 - IPushProducer: the transport's buffer is full
+    def pauseProducing(self):  # IPushProducer: the transport's buffer is full
         self._write_blocked = True
         self.transport.pauseProducing()
 
-    def resumeProducing(self):  # noqa: N802 - IPushProducer: the buffer drained
+    def resumeProducing(self):  # IPushProducer: the buffer drained
         self._write_blocked = False
         self._resume_reading()
 
-    def stopProducing(self):  # noqa: N802
+    def stopProducing(self):
         pass
 
     def _resume_reading(self):
@@ -167,7 +167,7 @@ class HttpChannel(protocol.Protocol):
             self.transport.resumeProducing()
             self.factory.reactor.callLater(0, self._resume_parsing)
 
-    def connectionLost(self, reason=None):  # noqa: N802
+    def connectionLost(self, reason=None):
         self.factory.connections.discard(self)
         reason = reason or failure.Failure(error.ConnectionDone())
         pending, self._pending = self._pending, collections.deque()
@@ -179,7 +179,7 @@ class HttpChannel(protocol.Protocol):
 
     # -- reading ----------------------------------------------------------------------------
 
-    def dataReceived(self, data):  # noqa: N802
+    def dataReceived(self, data):
         if self._discarding:
             dropped = min(self._discarding, len(data))
             self._discarding -= dropped
@@ -477,7 +477,8 @@ class ServicesFactory(protocol.Factory):
         waited = [0.0]
 
         def check():
-            if not any(connected(channel) for channel in open_ones) or waited[0] >= self.close_grace:
+            if (not any(connected(channel) for channel in open_ones)
+                    or waited[0] >= self.close_grace):
                 return None
             waited[0] += 0.01
             return task.deferLater(self.reactor, 0.01, check)

@@ -432,7 +432,7 @@ def preload_failchk_fix(argv):
     try:
         from esrt.cobol.esfh_build import failchk_preload_library
         library = str(failchk_preload_library())
-    except Exception:  # no compiler here: run on; only that cleanup case is affected
+    except Exception:  # noqa: BLE001 - no compiler here: run on; only that cleanup case is affected
         return
     preloaded = os.environ.get("LD_PRELOAD", "").split()
     if library in preloaded:

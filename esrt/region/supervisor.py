@@ -2,10 +2,11 @@
 
 Each SEP is a child process that reads request frames on fd 3 and writes reply frames on fd 4
 (esrt.sep.protocol); its stdout and stderr (COBOL DISPLAY, libcob errors) go to the console log.
-A SEP runs one request at a time, and may be sent several at once (a batch, see call_batch). The supervisor follows Twisted's ProcessMonitor: the reactor is
-a constructor argument, tunables are class attributes, a SEP that fails quickly is restarted after
-a delay that doubles each time (unless a call it was running killed it), and a stop is TERM
-followed by a scheduled KILL.
+A SEP runs one request at a time, and may be sent several at once (a batch, see call_batch).
+The supervisor follows Twisted's ProcessMonitor: the reactor is a constructor argument,
+tunables are class attributes, a SEP that fails quickly is restarted after a delay that doubles
+each time (unless a call it was running killed it), and a stop is TERM followed by a scheduled
+KILL.
 
 Life cycle of one SEP (esrt.states.SEPState); every edge is written out in the code:
 
@@ -33,7 +34,8 @@ RUNNING = (SEPState.STARTING, SEPState.IDLE, SEPState.BUSY)
 
 
 class Reply:
-    """What a caller gets for one call: HTTP-like status, JSON body bytes, RETURN-CODE (200 only)."""
+    """What a caller gets for one call: HTTP-like status, JSON body bytes, RETURN-CODE (200
+    only)."""
 
     __slots__ = ("status", "body", "rc")
 
@@ -173,7 +175,8 @@ class SEP:
 
     def _enter(self, state, *sources):
         previous = self.state
-        assert previous in sources, f"{self.label}: {previous.value} -> {state.value} is not allowed"
+        assert previous in sources, \
+            f"{self.label}: {previous.value} -> {state.value} is not allowed"
         self.state = state
         # IDLE <-> BUSY happens on every request; the status picks it up on its periodic tick.
         if {previous, state} != {SEPState.IDLE, SEPState.BUSY}:
@@ -450,7 +453,8 @@ class SEP:
         code = getattr(reason.value, "exitCode", None)
         if state == SEPState.STARTING and returncode not in KILLED_FROM_OUTSIDE:
             self.boot_failures += 1
-            if code == ExitCode.BOOT_FAILED or self.boot_failures >= self.supervisor.max_boot_failures:
+            if (code == ExitCode.BOOT_FAILED
+                    or self.boot_failures >= self.supervisor.max_boot_failures):
                 self._go_fatal(cause, failures=self.boot_failures, source=SEPState.STARTING)
                 return
         if state != SEPState.STOPPING:

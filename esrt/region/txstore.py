@@ -32,7 +32,7 @@ class ReplyStore:
         from esrt.cobol.esfh_build import esfh_library
         try:
             esfh = Esfh(esfh_library())
-        except Exception as exc:  # no gcc/libdb: the region still serves, without transactions
+        except Exception as exc:  # noqa: BLE001 - no gcc/libdb: the region still serves, without transactions
             console.log("ESDB0004E", path=data_dir, problem=str(exc))
             return None
         try:

@@ -125,7 +125,8 @@ class WireProtocol(protocol.Protocol):
         if self.broken:
             if not self.calls:
                 self._close_write()
-        elif self.paused and self.transport.connected and len(self.calls) < self.factory.max_in_flight // 2:
+        elif (self.paused and self.transport.connected
+              and len(self.calls) < self.factory.max_in_flight // 2):
             self.paused = False
             self.transport.resumeProducing()
 

@@ -53,7 +53,7 @@ def main(argv=None):
             transactions = Transactions(esfh)
         runtime = CobolRuntime()
         runtime.init()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever stops the boot is reported, with BOOT_FAILED
         print(f"SEP {args.sep:04d}: cannot start: {exc}", file=sys.stderr)
         return ExitCode.BOOT_FAILED
     serve(runtime, args.deploy, requests, replies, transactions, args.request_timeout)

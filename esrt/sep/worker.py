@@ -106,7 +106,7 @@ class ServiceCache:
         try:
             loaded_program = self.runtime.load(str(folder / entry["module"]), entry["entry"],
                                                len(buffers))
-        except Exception as exc:  # LoadError and dlopen failures alike: the caller must hear why
+        except Exception as exc:  # noqa: BLE001 - LoadError and dlopen failures alike: the caller must hear why
             raise ServiceFailure(500, "load_failed", f"{service} cannot be loaded: {exc}") from None
         return LoadedService(service, codec, buffers, loaded_program.bind(buffers))
 

@@ -273,7 +273,7 @@ class Lab:
         for node in self.nodes:
             try:
                 self._kill_node(node)
-            except Exception as exc:  # keep going: the rest must still be removed
+            except Exception as exc:  # noqa: BLE001 - keep going: the rest must still be removed
                 problems.append(f"{node.name}: {exc}")
         if self._power is not None:
             self._power.stop()

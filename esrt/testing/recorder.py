@@ -95,7 +95,7 @@ class RecordingClient:
                     # Keep the key: the retry must return the first attempt's committed reply.
                     self._stopping.wait(self.pause)
                     continue
-                except Exception as exc:  # keep recording whatever happens; the test judges
+                except Exception as exc:  # noqa: BLE001 - keep recording whatever happens; the test judges
                     self._record(None, None, f"{type(exc).__name__}: {exc}")
                     client.close()
                     self._stopping.wait(self.pause)

@@ -72,7 +72,7 @@ def test_an_admin_adds_changes_and_deletes_accounts(secured, home):  # noqa: F81
                    (home.root / "audit.log").read_text().splitlines())
 
 
-def test_bad_account_requests_name_the_bad_fields(secured):
+def test_bad_account_requests_name_the_bad_fields(secured):  # noqa: F811 - the imported fixture
     status, body = api(secured, "POST", "/api/users",
                        {"name": "1bad name", "password": "short", "role": "boss"})
     assert status == 400 and body["error"]["code"] == "invalid"
@@ -241,7 +241,7 @@ def test_the_first_account_added_in_the_browser_must_be_an_admin(home):  # noqa:
                for r in audit_records(home))
 
 
-def test_openapi_documents_the_account_routes(secured):
+def test_openapi_documents_the_account_routes(secured):  # noqa: F811 - the imported fixture
     status, body = api(secured, "GET", "/api/openapi.json", who="rita")
     assert status == 200
     paths = body["paths"]

@@ -1,4 +1,5 @@
-"""Every documented error of the "Web Services" listener, and abends that must not hurt the region."""
+"""Every documented error of the "Web Services" listener, and abends that must not hurt the
+region."""
 
 import http.client
 import json

@@ -56,7 +56,7 @@ class Wire:
 
 
 @pytest.fixture
-def wire(region):
+def wire(region):  # noqa: F811 - the imported fixture
     connection = Wire(region.port)
     yield connection
     connection.close()
@@ -149,7 +149,7 @@ def test_an_answer_already_due_is_sent_before_the_error(wire):
     assert wire.closed()
 
 
-def test_the_region_serves_on_after_refusing_a_client(region, wire):
+def test_the_region_serves_on_after_refusing_a_client(region, wire):  # noqa: F811 - the imported fixture
     wire.send(b"GARBAGE\r\n\r\n")
     assert wire.response()[0] == 400
     other = Wire(region.port)
@@ -161,7 +161,7 @@ def test_the_region_serves_on_after_refusing_a_client(region, wire):
         other.close()
 
 
-def served_calls(region):
+def served_calls(region):  # noqa: F811 - the imported fixture
     """How many service calls the region has answered (from its /metrics)."""
     probe = Wire(region.port)
     try:
@@ -173,7 +173,7 @@ def served_calls(region):
                if line.startswith("esrt_requests_total{"))
 
 
-def test_nothing_after_connection_close_is_run(region, wire):
+def test_nothing_after_connection_close_is_run(region, wire):  # noqa: F811 - the imported fixture
     before = served_calls(region)
     wire.send(post(b'{"n": 1}', extra=b"Connection: close\r\n") + post(b'{"n": 2}'))
     status, headers, body = wire.response()

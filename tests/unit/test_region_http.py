@@ -50,7 +50,8 @@ def write_package(deploy, package, programs):
     (folder / f"{package}.mapping.json").write_text(json.dumps(mapping))
     (folder / "manifest.json").write_text(json.dumps({
         "format": "esrt-car/1", "service": package, "mapping": f"{package}.mapping.json",
-        "programs": [{"program": name, "entry": name, "module": f"{name}.so"} for name in programs]}))
+        "programs": [{"program": name, "entry": name, "module": f"{name}.so"}
+                     for name in programs]}))
 
 
 class RegionProcess:
@@ -244,7 +245,8 @@ def test_display_output_lands_in_the_console_log(region):
                               b'{"action": "display", "text": "HELLO FROM COBOL"}')
     assert response.status == 200
     wait_for(lambda: "HELLO FROM COBOL" in region.console.read_text(), "the DISPLAY line")
-    line = next(l for l in region.console.read_text().splitlines() if "HELLO FROM COBOL" in l)
+    line = next(each for each in region.console.read_text().splitlines()
+                if "HELLO FROM COBOL" in each)
     assert "ESSI1800I SEP 000" in line and "[" in line and "ESSRV01]" in line
 
 

@@ -42,20 +42,23 @@ STANDIN_SEP_SOURCE = textwrap.dedent(f"""
         try:
             data = json.loads(body or b"{{}}")
         except ValueError as exc:
+            message = "request body is not JSON: %s" % exc
             reply({{"id": header["id"], "status": 400,
-                   "error": {{"code": "bad_json", "message": "request body is not JSON: %s" % exc}}}})
+                   "error": {{"code": "bad_json", "message": message}}}})
             continue
         action = data.get("action", "echo")
         if action == "abend":
-            print("libcob: error: simulated abend in", header["service"], file=sys.stderr, flush=True)
+            print("libcob: error: simulated abend in", header["service"], file=sys.stderr,
+                  flush=True)
             os.kill(os.getpid(), getattr(signal, data.get("signal", "SIGKILL")))
         if action == "sleep":
             print("SLEEPING", header["service"], flush=True)
             time.sleep(data.get("seconds", 1))
         if action == "display":
             print(data.get("text", "hello"), flush=True)
+        echoed = {{"echo": data, "service": header["service"], "pid": os.getpid()}}
         reply({{"id": header["id"], "status": 200, "rc": data.get("rc", 0)}},
-              json.dumps({{"echo": data, "service": header["service"], "pid": os.getpid()}}).encode())
+              json.dumps(echoed).encode())
 """)
 
 
@@ -64,7 +67,8 @@ class FakeProcess:
     """A process transport that records what the supervisor does to it."""
 
     def __init__(self, proto, argv, env, path, child_fds, pid):
-        self.proto, self.argv, self.env, self.path, self.child_fds = proto, argv, env, path, child_fds
+        self.proto, self.argv, self.env = proto, argv, env
+        self.path, self.child_fds = path, child_fds
         self.pid = pid
         self.written = bytearray()
         # Sizes of the writes, to tell one write of a batch from several.
@@ -134,7 +138,8 @@ def test_start_spawns_each_sep_with_its_pipes_and_becomes_idle_on_ready(made):
     sup.start()
     assert [p.argv for p in reactor.processes] == [
         ["/usr/bin/python3", "-m", "esrt.sep", "--server", "ESSRV01", "--sep", str(n),
-         "--deploy", str(paths.deploy), "--max-procs", "10", "--request-timeout", "30"] for n in (1, 2)]
+         "--deploy", str(paths.deploy), "--max-procs", "10", "--request-timeout", "30"]
+        for n in (1, 2)]
     first = reactor.processes[0]
     assert first.child_fds == {0: "w", 1: "r", 2: "r", 3: "w", 4: "r"}
     assert first.path == str(paths.data) and first.env == {"X": "1"}
@@ -210,7 +215,7 @@ def test_quick_failures_double_the_delay_and_end_in_fatal(made):
     sup.start()
     sep = sup.seps[0]
     delays = []
-    for attempt in range(3):
+    for _ in range(3):
         reactor.processes[-1].exit(code=1)
         assert sep.state == SEPState.BACKOFF
         delays.append(sep._last_delay)
