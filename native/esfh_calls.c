@@ -9,7 +9,7 @@
  *    handling reads it to choose a USE procedure, to see whether the file has a FILE STATUS,
  *    and for the message that stops the run unit. libcob 3.1.2 set it after an external
  *    handler returned; 3.2 leaves it unset, and a program dereferences NULL on its first
- *    file error;
+ *    file error. 3.2 also leaves an error's exception standing after a later success;
  *  - ESFH can give a RELATIVE file's record number back to the program's RELATIVE KEY, as
  *    libcob's own handler does on every version (3.2 copies fcd->relKey back only for some
  *    operations).
@@ -26,15 +26,28 @@ cob_file *esfh_calling_file(void)
     return g_calling;
 }
 
-/* Run one libcob call with f in view, then name f as the file of the last I/O statement,
- * as libcob's own handler does after every operation (fileio.c save_status). */
+/* After a statement on f, what libcob's own handler does after every operation (fileio.c,
+ * save_status): f is the file of the last I/O statement, and a success clears the exception
+ * an earlier statement left, which would otherwise run a USE procedure again. Files of other
+ * organizations went through libcob's own handler inside ESFH, which did this itself (and may
+ * have raised end of page). */
+static void after_statement(cob_file *f)
+{
+    cob_global *global = cob_get_global_ptr();
+    global->cob_error_file = f;
+    if ((f->organization == COB_ORG_INDEXED || f->organization == COB_ORG_RELATIVE)
+        && f->file_status != NULL && f->file_status[0] == '0')
+        global->cob_exception_code = 0;
+}
+
+/* Run one libcob call with f in view. */
 #define WITH_FILE(f, call)                                  \
     do {                                                    \
         cob_file *outer_ = g_calling;                       \
         g_calling = (f);                                    \
         call;                                               \
         g_calling = outer_;                                 \
-        cob_get_global_ptr()->cob_error_file = (f);         \
+        after_statement(f);                                 \
     } while (0)
 
 void esfh_extfh_open(esfh_callfh callfh, cob_file *f, const int mode, const int sharing,
