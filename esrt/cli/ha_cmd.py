@@ -10,7 +10,7 @@ definition, packages, data and logs can all live on a cluster's shared disk.
 import json
 from pathlib import Path
 
-from esrt.states import ExitCode, ServerStatus
+from esrt.states import ExitCode
 
 
 def _say(message):
@@ -123,69 +123,24 @@ def cmd_ha_check_config(args):
     return ExitCode.OK
 
 
-def probe_health(status, timeout):
-    """(ok, detail): GET /health on the region's first started web-services listener.
-
-    A region that is alive but frozen (SIGSTOP, a stuck reactor) keeps its pid and its
-    "Started" status file; only an answer tells it from a healthy one. Regions with only
-    binary listeners are not probed (ok).
-    """
-    import http.client
-    for listener in status.get("listeners") or []:
-        endpoint = (listener.get("mfRequestedEndpoint") or "").removeprefix("tcp:")
-        address = listener.get("address") or endpoint
-        if listener.get("mfListenerStatus") != "Started" or not address \
-                or listener.get("conversation", "web-services") != "web-services":
-            continue
-        host, _, port = address.rpartition(":")
-        host = host.strip("[]")
-        if host in ("", "*", "0.0.0.0", "::"):
-            host = "127.0.0.1"
-        connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
-        try:
-            connection.request("GET", "/health")
-            response = connection.getresponse()
-            body = response.read()
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            return False, f"listener \"{listener.get('CN')}\" at {address} does not answer " \
-                          f"GET /health within {timeout:g} s ({exc or type(exc).__name__})"
-        finally:
-            connection.close()
-        if response.status != 200 and not _starting(body):
-            return False, (f"listener \"{listener.get('CN')}\" at {address}: GET /health "
-                           f"answered HTTP {response.status}")
-        return True, f"listener \"{listener.get('CN')}\" at {address} answers"
-    return True, "no started web-services listener to probe"
-
-
-def _starting(body):
-    """Whether a /health answer says the region is starting (a standby being activated, its
-    SEPs not all ready yet): alive and coming up, which a monitor must not call failed."""
-    try:
-        return json.loads(body).get("detail") == ServerStatus.STARTING.value
-    except (ValueError, AttributeError):
-        return False
-
-
 def cmd_ha_monitor(args):
     """`server status` (0 running, 7 stopped, 1 failed), then, when running, a health probe:
     a region that does not answer within --probe-timeout is reported failed (exit 1). A
     standby region that is standing by is running (0), or stopped (7) with --require-active."""
-    from esrt.cli.main import cmd_server_status
-    from esrt.region.control import read_json, recorded_run_dir
-    code = cmd_server_status(args)
-    if code != ExitCode.OK:
-        return code
-    status = read_json(recorded_run_dir(_home(args), args.name) / "status.json") or {}
-    if status.get("active") is False:
+    from esrt.region.monitor import probe_health, region_state
+    state = region_state(_home(args), args.name)
+    _say(state.text)
+    if state.code != ExitCode.OK:
+        return state.code
+    if state.status.get("active") is False:
         # A standby standing by: running as it should, with nothing to serve yet.
         if args.require_active:
             _say(f"{args.name}: standing by (not active)")
             return ExitCode.NOT_RUNNING
         return ExitCode.OK
     if args.probe_timeout <= 0:
-        return code
-    ok, detail = probe_health(status, args.probe_timeout)
+        return ExitCode.OK
+    ok, detail = probe_health(state.status, args.probe_timeout)
     if not ok:
         _say(f"{args.name}: Failed (running but not answering: {detail})")
         return ExitCode.ERROR
@@ -195,39 +150,10 @@ def cmd_ha_monitor(args):
 def cmd_server_switch(args):
     """`esrt server activate|deactivate NAME`: signal a running standby region and wait until
     its status says it switched. Exit 0 done, 7 the region is not running, 1 it failed."""
-    import os
-    import signal
-    import time
-    from esrt.region.control import process_alive, read_json, recorded_run_dir, region_pid
-    want_active = args.action == "activate"
-    run_dir = recorded_run_dir(_home(args), args.name)
-    pid = region_pid(run_dir)
-    if not pid or not process_alive(pid):
-        _say(f"{args.name} is not running; start it first (`casstart -r {args.name}`)")
-        return ExitCode.NOT_RUNNING
-    status = read_json(run_dir / "status.json") or {}
-    if not status.get("standby"):
-        _say(f"{args.name} is not a standby region, so it is always active; set "
-             "\"standby\": true in its definition to pre-start it on a standby node")
-        return ExitCode.ERROR if not want_active else ExitCode.OK
-    os.kill(pid, signal.SIGUSR1 if want_active else signal.SIGUSR2)
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        status = read_json(run_dir / "status.json") or {}
-        if not process_alive(pid):
-            _say(f"{args.name} ended while it was being {args.action}d; see its console log")
-            return ExitCode.ERROR
-        ready = status.get("mfServerStatus") == "Started" if want_active else True
-        if status.get("active") is want_active and ready:
-            _say(f"{args.name}: {'active' if want_active else 'standing by'} (pid {pid})")
-            return ExitCode.OK
-        if status.get("mfServerStatus") == "Failed":
-            _say(f"{args.name} failed: {status.get('message', '')}")
-            return ExitCode.ERROR
-        time.sleep(0.05)
-    _say(f"{args.name} did not finish being {args.action}d within {args.timeout:g} s; see its "
-         "console log")
-    return ExitCode.ERROR
+    from esrt.region.monitor import switch_region
+    code, text = switch_region(_home(args), args.name, args.action == "activate", args.timeout)
+    _say(text)
+    return code
 
 
 def add_ha_commands(commands, server_commands, casstart_parser):

@@ -103,27 +103,10 @@ def cmd_server_delete(args):
 
 
 def cmd_server_status(args):
-    from esrt.region.control import process_alive, read_json, recorded_run_dir, region_pid
-    run_dir = recorded_run_dir(_home(args), args.name)
-    status = read_json(run_dir / "status.json") or {}
-    pid = region_pid(run_dir)
-    state = status.get("mfServerStatus", "Stopped")
-    if pid and process_alive(pid) and state == "Started":
-        waiting = [f"listener \"{lst.get('CN')}\" waiting for address "
-                   f"{lst.get('mfRequestedEndpoint', '').removeprefix('tcp:')}"
-                   for lst in status.get("listeners") or []
-                   if lst.get("mfListenerStatus") == "Waiting for address"]
-        say(f"{args.name}: Started (pid {pid})" + (f"; {'; '.join(waiting)}" if waiting else ""))
-        return ExitCode.OK
-    if pid and process_alive(pid):
-        say(f"{args.name}: {state} (pid {pid}) {status.get('message', '')}".rstrip())
-        return ExitCode.ERROR
-    if state in ("Stopped",) or not status:
-        say(f"{args.name}: Stopped")
-        return ExitCode.NOT_RUNNING
-    say(f"{args.name}: Failed (last status {state}, process gone) "
-        f"{status.get('message', '')}".rstrip())
-    return ExitCode.ERROR
+    from esrt.region.monitor import region_state
+    state = region_state(_home(args), args.name)
+    say(state.text)
+    return state.code
 
 
 # --- imtk ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from esrt.cli.ha_cmd import probe_health
+from esrt.region.monitor import probe_health
 
 
 @pytest.fixture
