@@ -6,10 +6,12 @@ PYTHON ?= /usr/bin/python3
 VENV := .venv
 BIN := $(VENV)/bin
 # "a,b": the first of these that this Debian release has (names differ between 12 and 13).
+# The JDK is for the Java client of examples/java and its test (OpenJDK 17 on 12, 21 on 13).
 APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-venv python3-dev \
                 gcc make procps iproute2 chromium chromium-driver libxml2-utils \
                 resource-agents,resource-agents-base \
-                pacemaker pacemaker-cli-utils corosync kmod e2fsprogs util-linux wrk
+                pacemaker pacemaker-cli-utils corosync kmod e2fsprogs util-linux wrk \
+                default-jdk-headless
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 
