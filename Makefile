@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-venv python3-dev \
                 gcc make procps iproute2 chromium chromium-driver libxml2-utils \
                 resource-agents,resource-agents-base \
-                pacemaker pacemaker-cli-utils corosync kmod e2fsprogs util-linux wrk \
+                pacemaker pacemaker-cli-utils corosync kmod e2fsprogs util-linux psmisc wrk \
                 default-jdk-headless
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr

@@ -37,6 +37,8 @@ REQUIRED_COMMANDS = {
     "cibadmin": "pacemaker-cli-utils", "crm_mon": "pacemaker-cli-utils",
     "crm_resource": "pacemaker-cli-utils", "losetup": "mount", "mkfs.ext4": "e2fsprogs",
     "ip": "iproute2", "unshare": "util-linux", "nsenter": "util-linux", "mount": "mount",
+    # The Filesystem agent's probe needs it; resource-agents does not depend on it.
+    "fuser": "psmisc",
 }
 REQUIRED_AGENTS = {"/usr/lib/ocf/resource.d/heartbeat/IPaddr2": "resource-agents",
                    "/usr/lib/ocf/resource.d/heartbeat/Filesystem": "resource-agents"}
