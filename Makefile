@@ -53,12 +53,12 @@ setup: $(VENV)/.stamp
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/cblapp01/demo.sh
 
-# The suite runs twice: with the C speed-ups, then with their pure-Python twins forced, so
-# both must give the same behaviour (STYLE.md: one import site, ESRT_PUREPYTHON=1). The
-# Pacemaker lab and failover tests exercise the cluster, not the speed-ups: they run once.
 # ruff's rules are in pyproject.toml; a marker that silences one says why.
 LINTED := esrt tests benchmarks examples setup.py
 
+# The suite runs twice: with the C speed-ups, then with their pure-Python twins forced, so
+# both must give the same behaviour (STYLE.md: one import site, ESRT_PUREPYTHON=1). The
+# Pacemaker lab and failover tests exercise the cluster, not the speed-ups: they run once.
 test: setup
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/python -m pytest -q tests

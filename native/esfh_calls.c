@@ -2,7 +2,7 @@
  * The program's side of ESFH. A program compiled with `-fcallfh=ESFH` reaches ESFH through
  * libcob's cob_extfh_open, cob_extfh_read ... (one per COBOL statement), which build the FCD,
  * call ESFH and copy its results back. esrt compiles programs with those names mapped to the
- * esfh_extfh_* functions below (esfh_cobc_args: -Dcob_extfh_open=esfh_extfh_open ...): each
+ * esfh_extfh_* functions below (esfh_program_args: -Dcob_extfh_open=esfh_extfh_open ...): each
  * calls libcob's own and keeps in view the program's cob_file, which libcob never passes to
  * the handler, so that:
  *  - the runtime knows which file an error belongs to (cob_error_file): the program's error

@@ -4,10 +4,10 @@ ABI mode only: nothing is compiled when esrt is installed, libcob is found at ru
 the one module that knows C signatures; everything else goes through `esrt.cobol.runtime`.
 """
 
-import ctypes.util
-import os
-
 from cffi import FFI
+
+from esrt.cobol import dialect
+from esrt.cobol.dialect import LIBCOB_SONAMES
 
 ffi = FFI()
 
@@ -33,11 +33,7 @@ ffi.cdef(
 RTLD_NOW = 0x00002
 RTLD_GLOBAL = 0x00100
 
-# libcob is the runtime of GnuCOBOL 3.x: package libcob4 on Debian 12 (3.1.2), libcob4t64 on
-# Debian 13 (3.2); both keep soname libcob.so.4. libcob.so (no version) only exists with the
-# -dev package. gnucobol3 brings the runtime on both releases.
-LIBCOB_SONAMES = ("libcob.so.4", "libcob.so")
-
+# gnucobol3 brings the runtime (libcob4 or libcob4t64) on both Debian releases.
 LIBCOB_MISSING_HINT = "install GnuCOBOL's runtime (apt-get install gnucobol3)"
 
 
@@ -72,15 +68,8 @@ def libcob():
     global _libcob
     if _libcob is not None:
         return _libcob
-    candidates = []
-    if os.environ.get("ESRT_LIBCOB"):
-        candidates.append(os.environ["ESRT_LIBCOB"])
-    candidates.extend(LIBCOB_SONAMES)
-    found = ctypes.util.find_library("cob")
-    if found:
-        candidates.append(found)
     errors = []
-    for name in candidates:
+    for name in dialect.libcob_candidates(LIBCOB_SONAMES):
         try:
             _libcob = ffi.dlopen(name, ffi.RTLD_NOW | ffi.RTLD_GLOBAL)
             return _libcob

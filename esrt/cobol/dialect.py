@@ -8,18 +8,30 @@ so the libcob this process would load tells the rules the programs were compiled
 import ctypes
 import ctypes.util
 import functools
+import os
 import re
 
-# The soname of libcob in GnuCOBOL 3.x, tried first: find_library runs ldconfig.
-_LIBCOB_NAMES = ("libcob.so.4",)
+# libcob is the runtime of GnuCOBOL 3.x: package libcob4 on Debian 12 (3.1.2), libcob4t64 on
+# Debian 13 (3.2); both keep soname libcob.so.4. libcob.so (no version) only exists with the
+# -dev package.
+LIBCOB_SONAMES = ("libcob.so.4", "libcob.so")
+
+
+def libcob_candidates(sonames=LIBCOB_SONAMES):
+    """The names to try, in order, to load libcob: $ESRT_LIBCOB (a non-Debian install, say),
+    the sonames, then what ldconfig knows (find_library runs it, so it comes last)."""
+    candidates = [os.environ["ESRT_LIBCOB"]] if os.environ.get("ESRT_LIBCOB") else []
+    candidates.extend(sonames)
+    found = ctypes.util.find_library("cob")
+    if found:
+        candidates.append(found)
+    return candidates
 
 
 @functools.lru_cache(maxsize=None)
 def libcob_version():
     """libcob's version as a tuple, e.g. (3, 1, 2); None when libcob is not installed."""
-    for name in _LIBCOB_NAMES + (ctypes.util.find_library("cob"),):
-        if not name:
-            continue
+    for name in libcob_candidates():
         try:
             library = ctypes.CDLL(name)
         except OSError:

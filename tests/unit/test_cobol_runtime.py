@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from esrt.cobol import bindings
+from esrt.cobol import bindings, dialect
 from esrt.cobol.compile import (CompileError, cobc_version, compile_executable, compile_module,
                                 program_id)
 from esrt.cobol.runtime import Program, describe_exit
@@ -236,10 +236,15 @@ def test_hyphenated_program_id_is_found_by_its_cobol_name(tmp_path):
     assert [call["out"][0] for call in calls] == ["0001", "0002"]
 
 
+def test_the_libcob_version_read_is_that_of_the_cobc_in_use():
+    major, minor = (int(part) for part in cobc_version().split(".")[:2])
+    assert dialect.libcob_version()[:2] == (major, minor)
+
+
 def test_missing_libcob_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(bindings, "_libcob", None)
     monkeypatch.setattr(bindings, "LIBCOB_SONAMES", ("libcob-not-here.so.4",))
-    monkeypatch.setattr(bindings.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(dialect.ctypes.util, "find_library", lambda name: None)
     monkeypatch.delenv("ESRT_LIBCOB", raising=False)
     with pytest.raises(bindings.LibraryNotFound, match=r"apt-get install gnucobol3"):
         bindings.libcob()
