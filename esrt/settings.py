@@ -1,8 +1,12 @@
 """The one table of server (region) and listener settings.
 
-Every setting is declared once here: its name, how to validate it, its default and its help.
-The CLI, the repository (mfds), region files and the admin UI all validate through
-`validate_server`, so a definition that one of them accepts, all of them accept.
+Every setting is declared once, in SERVER_SETTINGS or LISTENER_SETTINGS: its name, its kind
+(how a value is checked, written as text and described as JSON schema), its default, its help,
+an example, its CLI flag and its form label. Everything else is generated from these entries:
+`validate_server` (used by the repository, region files and the API), the flags of
+`esrt server create` and the KEY=VALUE pairs of `esrt server set` (esrt.cli.server_cmd), the
+admin UI's create/edit form (esrt.mfds.web) and the OpenAPI schema (`definition_schema`).
+Adding a setting is adding one entry here.
 """
 
 import ipaddress
@@ -22,70 +26,6 @@ class SettingError(ValueError):
     def __init__(self, fields):
         self.fields = dict(fields)
         super().__init__("; ".join(f"{k}: {v}" for k, v in self.fields.items()))
-
-
-class Setting:
-    """One setting: a name, a validator that returns the clean value or raises ValueError."""
-
-    def __init__(self, name, validate, default, help):
-        self.name = name
-        self.validate = validate
-        self.default = default
-        self.help = help
-
-
-def _name(value):
-    value = str(value)
-    if not NAME_RE.match(value):
-        raise ValueError(f"{value!r} is not a valid name: use a letter then up to 31 letters, "
-                         "digits, '-' or '_' (e.g. ESSRV01)")
-    return value
-
-
-def _int_range(low, high):
-    def check(value):
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{value!r} is not a whole number") from None
-        if isinstance(value, bool) or not low <= number <= high:
-            raise ValueError(f"{value!r} must be between {low} and {high}")
-        return number
-    return check
-
-
-def _text(limit):
-    def check(value):
-        value = "" if value is None else str(value)
-        if len(value) > limit:
-            raise ValueError(f"longer than {limit} characters")
-        return value
-    return check
-
-
-def _optional_path(value):
-    if value in (None, ""):
-        return None
-    return str(value)
-
-
-def _boolean(value):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ValueError(f"{value!r} is not true or false")
-
-
-def _choice(choices):
-    def check(value):
-        if value not in choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
-        return value
-    return check
 
 
 def parse_address(text):
@@ -122,25 +62,316 @@ def format_address(host, port):
     return f"{shown_host}:{'*' if port == 0 else port}"
 
 
-def _address(value):
-    return format_address(*parse_address(value))
+# --- kinds: what a value is, as Python, as text and as JSON schema ----------------------------
+
+class Kind:
+    """How the values of one type are checked, written as text and described.
+
+    Text is what a user types: one CLI argument, one KEY=VALUE pair, one form field. A
+    repeatable kind (a list, a map) takes several texts: its CLI flag may be repeated, its form
+    field holds one per line. `control` says which form control draws it.
+    """
+
+    control = "text"
+    repeatable = False
+    #: how one text is named in CLI help
+    metavar = "TEXT"
+    #: how one text looks, shown in help when the kind has a syntax of its own
+    syntax = None
+
+    def check(self, value):
+        """Return the clean value, or raise ValueError saying what is wrong."""
+        raise NotImplementedError
+
+    def from_texts(self, texts):
+        """The value that `texts` (a list of str) stand for; check() still runs on it."""
+        if len(texts) != 1:
+            raise ValueError(f"give one value, not {len(texts)}")
+        return texts[0]
+
+    def to_texts(self, value):
+        """The texts that give `value` back through from_texts."""
+        return [] if value is None else [str(value)]
+
+    def schema(self):
+        """The JSON schema (OpenAPI 3.0 dialect) of a clean value."""
+        return {"type": "string"}
 
 
-def _conversation(value):
-    value = str(value or "web-services")
-    clean = CONVERSATION_ALIASES.get(value.lower(), value.lower())
-    if clean not in CONVERSATIONS:
-        raise ValueError(f"conversation type {value!r} is unknown: use one of "
-                         f"{', '.join(CONVERSATIONS)}")
-    return clean
+class Name(Kind):
+    """A server name: what file names, URLs and console lines can all carry."""
+
+    metavar = "NAME"
+
+    def check(self, value):
+        value = str(value)
+        if not NAME_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid name: use a letter then up to 31 "
+                             "letters, digits, '-' or '_' (e.g. ESSRV01)")
+        return value
+
+    def from_texts(self, texts):
+        return super().from_texts(texts).strip()
+
+    def schema(self):
+        return {"type": "string", "pattern": NAME_RE.pattern}
+
+
+class Text(Kind):
+    """Free text up to `limit` characters."""
+
+    def __init__(self, limit):
+        self.limit = limit
+
+    def check(self, value):
+        value = "" if value is None else str(value)
+        if len(value) > self.limit:
+            raise ValueError(f"longer than {self.limit} characters")
+        return value
+
+    def schema(self):
+        return {"type": "string", "maxLength": self.limit}
+
+
+class Whole(Kind):
+    """A whole number from `low` to `high`."""
+
+    control = "number"
+    metavar = "N"
+
+    def __init__(self, low, high):
+        self.low = low
+        self.high = high
+
+    def check(self, value):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not a whole number") from None
+        if isinstance(value, bool) or not self.low <= number <= self.high:
+            raise ValueError(f"{value!r} must be between {self.low} and {self.high}")
+        return number
+
+    def from_texts(self, texts):
+        return super().from_texts(texts).strip()
+
+    def schema(self):
+        return {"type": "integer", "minimum": self.low, "maximum": self.high}
+
+
+class Choice(Kind):
+    """One of a few words; `aliases` maps other spellings (lower case) to them."""
+
+    control = "choice"
+
+    def __init__(self, choices, aliases=None):
+        self.choices = tuple(choices)
+        self.aliases = aliases or {}
+        self.metavar = "{" + ",".join(self.choices) + "}"
+
+    def check(self, value):
+        text = str(value if value is not None else "").strip()
+        clean = self.aliases.get(text.lower(), text)
+        if clean not in self.choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(self.choices)}")
+        return clean
+
+    def schema(self):
+        return {"type": "string", "enum": list(self.choices)}
+
+
+class Flag(Choice):
+    """True or false; typed as yes/no, on/off, 1/0 as well."""
+
+    def __init__(self):
+        super().__init__(("false", "true"))
+
+    def check(self, value):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise ValueError(f"{value!r} is not true or false")
+
+    def to_texts(self, value):
+        return ["true" if value else "false"]
+
+    def schema(self):
+        return {"type": "boolean"}
+
+
+class OptionalPath(Kind):
+    """A directory; empty means the default place under the region root."""
+
+    metavar = "DIR"
+
+    def check(self, value):
+        if value in (None, ""):
+            return None
+        return str(value)
+
+    def from_texts(self, texts):
+        return super().from_texts(texts).strip() or None
+
+    def schema(self):
+        return {"type": "string", "nullable": True}
+
+
+class Address(Kind):
+    """ip:port to listen on, '*' for any address or an ephemeral port."""
+
+    syntax = "ip:port, e.g. 127.0.0.1:9003 or *:*"
+    metavar = "IP:PORT"
+
+    def check(self, value):
+        return format_address(*parse_address(value))
+
+
+class Listeners(Kind):
+    """The listeners of a region: a list of objects checked by LISTENER_SETTINGS."""
+
+    control = "lines"
+    repeatable = True
+    syntax = 'Name=ip:port[,conversation], e.g. "Web Services=127.0.0.1:9003"'
+    metavar = "NAME=IP:PORT[,CONVERSATION]"
+
+    def check(self, value):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("listeners must be a list")
+        clean = []
+        for item in value:
+            try:
+                clean.append(validate_listener(item))
+            except SettingError as exc:
+                raise ValueError(str(exc)) from None
+        names = [item["name"] for item in clean]
+        if len(set(names)) != len(names):
+            raise ValueError("two listeners have the same name")
+        return clean
+
+    def from_texts(self, texts):
+        listeners = []
+        for text in texts:
+            if not text.strip():
+                continue
+            try:
+                listeners.append(parse_listener_option(text))
+            except SettingError as exc:
+                raise ValueError(f"{text!r}: " + "; ".join(exc.fields.values())) from None
+        return listeners
+
+    def to_texts(self, value):
+        return [f"{item['name']}={item['address']},{item['conversation']}"
+                for item in value or []]
+
+    def schema(self):
+        return {"type": "array", "items": listener_schema()}
+
+
+class Environment(Kind):
+    """Environment variables: a map of NAME to text."""
+
+    control = "lines"
+    repeatable = True
+    syntax = "NAME=value, e.g. DD_APPFILE01=APPFILE01"
+    metavar = "NAME=VALUE"
+
+    def check(self, value):
+        if not isinstance(value, dict):
+            raise ValueError("env must be an object of NAME: value")
+        for key, item in value.items():
+            if not ENV_NAME_RE.match(str(key)):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+            if not isinstance(item, str):
+                raise ValueError(f"value of {key} must be a string")
+        return dict(value)
+
+    def from_texts(self, texts):
+        env = {}
+        for text in texts:
+            if not text.strip():
+                continue
+            try:
+                name, value = parse_env_option(text)
+            except SettingError as exc:
+                raise ValueError("; ".join(exc.fields.values())) from None
+            env[name] = value
+        return env
+
+    def to_texts(self, value):
+        return [f"{name}={text}" for name, text in (value or {}).items()]
+
+    def schema(self):
+        return {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+class Setting:
+    """One setting: everything the CLI, the API, the form and the OpenAPI document need.
+
+    `example` is a valid value other than the default (shown in the OpenAPI document; the
+    test that walks every setting sets it everywhere). `flag` is the CLI option of
+    `esrt server create` (None: the setting is a positional argument).
+    """
+
+    def __init__(self, name, kind, default, help, label, example, flag=""):
+        self.name = name
+        self.kind = kind
+        self.default = default
+        self.help = help
+        self.label = label
+        self.example = example
+        self.flag = "--" + name.replace("_", "-") if flag == "" else flag
+
+    def validate(self, value):
+        """The clean value, or ValueError saying what is wrong."""
+        return self.kind.check(value)
+
+    def from_texts(self, texts):
+        """The clean value that typed `texts` stand for; SettingError names this setting."""
+        try:
+            return self.kind.check(self.kind.from_texts(list(texts)))
+        except ValueError as exc:
+            raise SettingError({self.name: str(exc)}) from None
+
+    def to_texts(self, value):
+        """The texts a user would type for `value` (one per line in a form)."""
+        return self.kind.to_texts(value)
+
+    def describe(self):
+        """Help text with the syntax of one value, where the kind has one."""
+        if self.kind.syntax:
+            return f"{self.help}; {self.kind.syntax}"
+        return self.help
+
+    def schema(self):
+        """This setting's property in the JSON schema: type, help, default and example."""
+        schema = dict(self.kind.schema(), description=self.help)
+        if self.default is not None:
+            schema["default"] = self.default
+        schema["example"] = self.example
+        return schema
 
 
 LISTENER_SETTINGS = (
-    Setting("name", _text(64), None, "listener name, e.g. 'Web Services'"),
-    Setting("address", _address, "127.0.0.1:*", "ip:port to listen on; '*' = any"),
-    Setting("conversation", _conversation, "web-services",
-            "conversation type: web-services or esrt"),
+    Setting("name", Text(64), None, "listener name, e.g. 'Web Services'", "Name",
+            "Web Services"),
+    Setting("address", Address(), "127.0.0.1:*", "ip:port to listen on; '*' = any", "Address",
+            "127.0.0.1:9003"),
+    # An empty conversation means the default, as it always has in region files.
+    Setting("conversation", Choice(CONVERSATIONS, dict(CONVERSATION_ALIASES, **{
+        "": "web-services"})), "web-services",
+            "conversation type: web-services (HTTP/JSON) or esrt (binary)", "Conversation",
+            "esrt"),
 )
+
+
+def listener_schema():
+    """JSON schema of one listener."""
+    return {"type": "object", "required": ["name"], "additionalProperties": False,
+            "properties": {s.name: s.schema() for s in LISTENER_SETTINGS}}
 
 
 def validate_listener(data):
@@ -175,61 +406,75 @@ def parse_listener_option(text):
                               "conversation": conversation.strip() or "web-services"})
 
 
-def _listeners(value):
-    if not isinstance(value, (list, tuple)):
-        raise ValueError("listeners must be a list")
-    clean = []
-    for item in value:
-        try:
-            clean.append(validate_listener(item))
-        except SettingError as exc:
-            raise ValueError(str(exc)) from None
-    names = [item["name"] for item in clean]
-    if len(set(names)) != len(names):
-        raise ValueError("two listeners have the same name")
-    return clean
-
-
-def _environment(value):
-    if not isinstance(value, dict):
-        raise ValueError("env must be an object of NAME: value")
-    for key, item in value.items():
-        if not ENV_NAME_RE.match(str(key)):
-            raise ValueError(f"{key!r} is not a valid environment variable name")
-        if not isinstance(item, str):
-            raise ValueError(f"value of {key} must be a string")
-    return dict(value)
+def parse_env_option(text):
+    """Parse the CLI form NAME=VALUE."""
+    name, sep, value = str(text).partition("=")
+    if not sep or not ENV_NAME_RE.match(name):
+        raise SettingError(
+            {"env": f"{text!r} must look like NAME=value (e.g. DD_APPFILE01=APPFILE01)"})
+    return name, value
 
 
 SERVER_SETTINGS = (
-    Setting("name", _name, None, "server (region) name, e.g. ESSRV01"),
-    Setting("description", _text(200), "", "free text shown in the admin UI"),
-    Setting("seps", _int_range(1, 64), 2, "number of service execution processes"),
-    Setting("listeners", _listeners, [], "listeners: name, address, conversation"),
-    Setting("env", _environment, {}, "environment for SEPs and batch; relative file names in "
-            "values resolve against the data directory"),
-    Setting("root", _optional_path, None,
-            "region root directory (default $ESRT_HOME/servers/NAME)"),
-    Setting("data_dir", _optional_path, None, "data directory (default ROOT/data)"),
-    Setting("deploy_dir", _optional_path, None, "deploy directory (default ROOT/deploy)"),
-    Setting("casroot", _optional_path, None,
-            "log directory holding console.log (default ROOT/logs)"),
-    Setting("max_body", _int_range(1024, 64 * 1024 * 1024), 1024 * 1024,
-            "largest request body accepted, in bytes (larger: 413)"),
-    Setting("request_timeout", _int_range(1, 3600), 60,
-            "seconds a request may run before its SEP is replaced and the caller gets 503"),
-    Setting("durability", _choice(DURABILITIES), "sync",
+    Setting("name", Name(), None, "server (region) name, e.g. ESSRV01", "Name", "ESSRV01",
+            flag=None),
+    Setting("description", Text(200), "", "free text shown in the admin UI", "Description",
+            "Payments, test"),
+    Setting("seps", Whole(1, 64), 2, "number of service execution processes", "SEPs", 4),
+    Setting("listeners", Listeners(), [], "listeners: name, address, conversation",
+            "Listeners", [{"name": "Web Services", "address": "127.0.0.1:9003",
+                           "conversation": "web-services"}], flag="--listener"),
+    Setting("env", Environment(), {}, "environment for SEPs and batch; relative file names "
+            "in values resolve against the data directory", "Environment",
+            {"DD_APPFILE01": "APPFILE01"}),
+    Setting("root", OptionalPath(), None,
+            "region root directory (default $ESRT_HOME/servers/NAME)", "Root directory",
+            "/srv/esrt/ESSRV01"),
+    Setting("data_dir", OptionalPath(), None, "data directory (default ROOT/data)",
+            "Data directory", "/srv/esrt/data/ESSRV01"),
+    Setting("deploy_dir", OptionalPath(), None, "deploy directory (default ROOT/deploy)",
+            "Deploy directory", "/srv/esrt/deploy/ESSRV01"),
+    Setting("casroot", OptionalPath(), None,
+            "log directory holding console.log (default ROOT/logs)",
+            "Log directory (CASROOT)", "/var/log/esrt/ESSRV01"),
+    Setting("max_body", Whole(1024, 64 * 1024 * 1024), 1024 * 1024,
+            "largest request body accepted, in bytes (larger: 413)",
+            "Largest request body (bytes)", 65536),
+    Setting("request_timeout", Whole(1, 3600), 60,
+            "seconds a request may run before its SEP is replaced and the caller gets 503",
+            "Request timeout (s)", 30),
+    Setting("durability", Choice(DURABILITIES), "sync",
             "commit durability of the data environment: sync (survives a power loss) or "
-            "write-nosync (survives a process crash, not an OS crash; faster)"),
-    Setting("idempotency_ttl", _int_range(60, 30 * 86400), 86400,
-            "seconds a reply stays stored for retries carrying the same Idempotency-Key"),
-    Setting("standby", _boolean, False,
+            "write-nosync (survives a process crash, not an OS crash; faster)",
+            "Commit durability", "write-nosync"),
+    Setting("idempotency_ttl", Whole(60, 30 * 86400), 86400,
+            "seconds a reply stays stored for retries carrying the same Idempotency-Key",
+            "Idempotency key lifetime (s)", 3600),
+    Setting("standby", Flag(), False,
             "start as a standby: listeners wait for their address, but the data environment "
             "is opened and SEPs started only by `esrt server activate` (for a region "
-            "pre-started on a cluster's standby node)"),
+            "pre-started on a cluster's standby node)", "Start as standby", True),
 )
 
 SERVER_SETTING_NAMES = tuple(s.name for s in SERVER_SETTINGS)
+
+
+def server_setting(name):
+    """The entry of SERVER_SETTINGS called `name` ('-' taken as '_'); SettingError if none."""
+    key = str(name).strip().replace("-", "_")
+    for setting in SERVER_SETTINGS:
+        if setting.name == key:
+            return setting
+    raise SettingError({str(name): f"no such setting; known: {', '.join(SERVER_SETTING_NAMES)}"})
+
+
+def definition_schema(partial=False):
+    """JSON schema of a server definition; partial=True for changes (nothing required)."""
+    schema = {"type": "object", "additionalProperties": False,
+              "properties": {s.name: s.schema() for s in SERVER_SETTINGS}}
+    if not partial:
+        schema["required"] = ["name"]
+    return schema
 
 
 def validate_server(data, partial=False):
@@ -262,12 +507,3 @@ def validate_server(data, partial=False):
     if errors:
         raise SettingError(errors)
     return clean
-
-
-def parse_env_option(text):
-    """Parse the CLI form NAME=VALUE."""
-    name, sep, value = str(text).partition("=")
-    if not sep or not ENV_NAME_RE.match(name):
-        raise SettingError(
-            {"env": f"{text!r} must look like NAME=value (e.g. DD_APPFILE01=APPFILE01)"})
-    return name, value

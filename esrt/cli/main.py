@@ -62,22 +62,6 @@ def _mfds():
     return MfdsClient.from_home()
 
 
-def cmd_server_create(args):
-    from esrt import settings
-    definition = {"name": args.name, "seps": args.seps, "description": args.description or "",
-                  "listeners": [settings.parse_listener_option(item) for item in args.listener],
-                  "env": dict(settings.parse_env_option(item) for item in args.env)}
-    for key in ("root", "data_dir", "deploy_dir", "casroot"):
-        if getattr(args, key):
-            definition[key] = os.path.abspath(getattr(args, key))
-    server = _mfds().create_server(definition)
-    clean = server.get("definition", definition)
-    listeners = ", ".join(f"\"{each['name']}\"={each['address']}"
-                          for each in clean["listeners"]) or "none"
-    say(f"server {clean['name']} created: {clean['seps']} SEPs, listeners {listeners}")
-    return ExitCode.OK
-
-
 def cmd_server_list(args):
     servers = _mfds().list_servers()
     if not servers:
@@ -248,18 +232,8 @@ def build_parser():
     server = commands.add_parser("server", help="define and inspect servers (regions)")
     server_commands = server.add_subparsers(dest="server_command", metavar="ACTION")
     server_commands.required = True
-    create = server_commands.add_parser("create", help="define a server in the repository")
-    create.add_argument("name")
-    create.add_argument("--seps", type=int, default=2, help="number of SEPs (default 2)")
-    create.add_argument("--listener", action="append", default=[],
-                        help='"Name=ip:port[,conversation]", repeatable')
-    create.add_argument("--env", action="append", default=[], help="NAME=value, repeatable")
-    create.add_argument("--description")
-    create.add_argument("--root", help="region root directory (default $ESRT_HOME/servers/NAME)")
-    create.add_argument("--data-dir", dest="data_dir")
-    create.add_argument("--deploy-dir", dest="deploy_dir")
-    create.add_argument("--casroot", help="directory for console.log")
-    create.set_defaults(func=cmd_server_create)
+    from esrt.cli.server_cmd import add_definition_commands
+    add_definition_commands(server_commands)
     server_commands.add_parser("list", help="list servers").set_defaults(func=cmd_server_list)
     for name, func, text in (("show", cmd_server_show, "show a server as JSON"),
                              ("delete", cmd_server_delete, "delete a stopped server"),

@@ -5,6 +5,7 @@ CN, mfRequestedEndpoint), so scripts written against ES's admin API read natural
 """
 
 import esrt
+from esrt.settings import definition_schema
 
 _NAME = {"name": "name", "in": "path", "required": True,
          "description": "server (region) name, e.g. ESSRV01", "schema": {"type": "string"}}
@@ -65,20 +66,6 @@ def _schemas():
         "stats": stats, "services": {"type": "array", "items": {"type": "string"}},
         "services_stats": {"type": "object", "additionalProperties": service_stats,
                            "description": "per service PACKAGE.PROGRAM"}}}
-    listener = {"type": "object", "required": ["name"], "properties": {
-        "name": {"type": "string"}, "address": {"type": "string", "example": "127.0.0.1:9003"},
-        "conversation": {"type": "string", "enum": ["web-services", "esrt"]}}}
-    definition = {"type": "object", "required": ["name"], "properties": {
-        "name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]{0,31}$"},
-        "description": {"type": "string"}, "seps": {"type": "integer", "minimum": 1,
-                                                   "maximum": 64},
-        "listeners": {"type": "array", "items": listener},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}},
-        "root": {"type": "string", "nullable": True},
-        "data_dir": {"type": "string", "nullable": True},
-        "deploy_dir": {"type": "string", "nullable": True},
-        "casroot": {"type": "string", "nullable": True},
-        "max_body": {"type": "integer"}, "request_timeout": {"type": "integer"}}}
     server = {"type": "object", "properties": {
         "name": {"type": "string"}, "definition": _ref("Definition"),
         "mfServerStatus": _ref("ServerStatus"),
@@ -107,7 +94,9 @@ def _schemas():
     return {"User": user, "NewUser": new_user, "UserChange": user_change,
             "ServerStatus": {"type": "string", "enum": [
                 "Stopped", "Starting", "Started", "Stopping", "Failed"]},
-            "Definition": definition, "Server": server, "StatusDocument": status_document,
+            "Definition": definition_schema(),
+            "DefinitionChanges": definition_schema(partial=True), "Server": server,
+            "StatusDocument": status_document,
             "Package": package, "Error": error}
 
 
@@ -160,7 +149,7 @@ def _paths():
                 "200": {"description": "changed", "content": server},
                 **_errors(400, 401, 403, 404)},
                 requestBody={"required": True, "content": {"application/json": {
-                    "schema": _ref("Definition")}}}),
+                    "schema": _ref("DefinitionChanges")}}}),
             "delete": _operation("Delete a stopped server", "admin", {
                 "204": {"description": "deleted"}, **_errors(401, 403, 404, 409)})},
         "/api/servers/{name}/status": {

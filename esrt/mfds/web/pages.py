@@ -19,9 +19,8 @@ from esrt.mfds.users import OPEN, NoSuchUser
 from esrt.mfds.web import templates
 from esrt.mfds.web.auth import set_cookie
 from esrt.mfds.web.static import STYLE_CSS
-from esrt.settings import SettingError, parse_env_option, parse_listener_option
+from esrt.settings import SERVER_SETTING_NAMES, SERVER_SETTINGS, SettingError
 
-OPTIONAL_PATHS = ("root", "data_dir", "deploy_dir", "casroot")
 SERVER_ACTIONS = ("start", "stop", "force-stop", "deploy", "edit", "delete")
 USER_ACTIONS = ("role", "password", "delete")
 
@@ -63,44 +62,36 @@ def _lines(text):
 
 
 def definition_from_form(form, creating):
-    """A definition (or partial changes) from the form's fields; SettingError on bad lines."""
+    """A definition (or changes) from the form's field texts; SettingError on bad ones.
+
+    A blank field of a setting with a default (a number, a choice) means that default on
+    creation and "unchanged" on an edit; a list field holds one item per line.
+    """
     errors, definition = {}, {}
-    if creating:
-        definition["name"] = form.get("name", "").strip()
-    definition["description"] = form.get("description", "")
-    for key in ("seps", "request_timeout", "max_body"):
-        if form.get(key, "").strip():
-            definition[key] = form[key].strip()
-    listeners = []
-    for line in _lines(form.get("listeners")):
+    for setting in SERVER_SETTINGS:
+        if setting.name == "name" and not creating:
+            continue
+        text = form.get(setting.name, "")
+        if setting.kind.repeatable:
+            texts = _lines(text)
+        elif not text.strip() and setting.default not in (None, ""):
+            continue
+        else:
+            texts = [text]
         try:
-            listeners.append(parse_listener_option(line))
+            definition[setting.name] = setting.from_texts(texts)
         except SettingError as exc:
-            errors["listeners"] = f"{line!r}: " + "; ".join(exc.fields.values())
-    definition["listeners"] = listeners
-    env = {}
-    for line in _lines(form.get("env")):
-        try:
-            key, value = parse_env_option(line)
-            env[key] = value
-        except SettingError as exc:
-            errors["env"] = "; ".join(exc.fields.values())
-    definition["env"] = env
-    for key in OPTIONAL_PATHS:
-        definition[key] = form.get(key, "").strip() or None
+            errors.update(exc.fields)
     if errors:
         raise SettingError(errors)
     return definition
 
 
 def form_values(definition):
-    """The form's field texts for an existing definition."""
-    values = {key: definition.get(key) or "" for key in
-              ("name", "description", "seps", "request_timeout", "max_body") + OPTIONAL_PATHS}
-    values["listeners"] = "\n".join(f"{item['name']}={item['address']},{item['conversation']}"
-                                    for item in definition.get("listeners", []))
-    values["env"] = "\n".join(f"{k}={v}" for k, v in (definition.get("env") or {}).items())
-    return values
+    """The form's field texts for a definition; defaults for settings it lacks."""
+    return {setting.name: "\n".join(setting.to_texts(definition.get(setting.name,
+                                                                    setting.default)))
+            for setting in SERVER_SETTINGS}
 
 
 def field_errors(exc):
@@ -182,7 +173,7 @@ class Pages:
             return self.html(request, 200, templates.layout(page, "New server",
                                                             templates.server_form(
                                                                 page, "/servers/new",
-                                                                {"seps": 2}, {}, True)))
+                                                                form_values({}), {}, True)))
         if len(parts) == 2 and parts[0] == "servers" and method == "GET":
             return self.server(request, page, parts[1])
         if (len(parts) == 3 and parts[0] == "servers" and parts[2] in SERVER_ACTIONS
@@ -302,7 +293,7 @@ class Pages:
     def save_server(self, request, page, session, principal, name):
         """Create (name None) or edit a server from the posted form."""
         creating = name is None
-        form = {key: _text(request, key) for key, _, _ in templates.FORM_FIELDS}
+        form = {key: _text(request, key) for key in SERVER_SETTING_NAMES}
         try:
             definition = definition_from_form(form, creating)
             if creating:

@@ -10,6 +10,7 @@ from html import escape
 from urllib.parse import quote, urlencode
 
 from esrt.mfds.users import ROLES
+from esrt.settings import SERVER_SETTINGS
 
 REFRESH_CHOICES = (0, 5, 10, 30, 60)
 TABS = (("listeners", "Listeners"), ("services", "Services"), ("packages", "Packages"),
@@ -314,42 +315,43 @@ def console_tab(name, console, which, lines, search):
     return f'<nav class="tabs small">{files}</nav>{form}{text}'
 
 
-FORM_FIELDS = (("name", "Name", "text"), ("description", "Description", "text"),
-               ("seps", "SEPs", "number"), ("listeners", "Listeners", "area"),
-               ("env", "Environment", "area"), ("request_timeout", "Request timeout (s)",
-                                                "number"),
-               ("max_body", "Largest request body (bytes)", "number"),
-               ("root", "Root directory", "text"), ("data_dir", "Data directory", "text"),
-               ("deploy_dir", "Deploy directory", "text"),
-               ("casroot", "Log directory (CASROOT)", "text"))
-FIELD_HELP = {"listeners": 'one per line: Name=ip:port[,conversation], e.g. '
-                           '"Web Services=127.0.0.1:9003"',
-              "env": "one per line: NAME=value (relative file names resolve in the data "
-                     "directory)",
-              "root": "empty = $ESRT_HOME/servers/NAME"}
+def _setting_control(setting, value, readonly):
+    """The form control of one setting, drawn as its kind asks."""
+    key, control = setting.name, setting.kind.control
+    if control == "lines":
+        return (f'<textarea name="{key}" id="f-{key}" rows="3" cols="50">{e(value)}'
+                f'</textarea>')
+    if control == "choice":
+        options = "".join(f'<option value="{e(choice)}"'
+                          f'{" selected" if choice == value else ""}>{e(choice)}</option>'
+                          for choice in setting.kind.choices)
+        return f'<select name="{key}" id="f-{key}">{options}</select>'
+    kind = "number" if control == "number" else "text"
+    return f'<input name="{key}" id="f-{key}" value="{e(value)}" type="{kind}"{readonly}>'
+
+
+def _setting_help(setting):
+    if setting.kind.repeatable:
+        return f"{setting.help}; one per line: {setting.kind.syntax}"
+    return setting.describe()
 
 
 def server_form(page, action, values, errors, creating):
-    """Create / edit form; `errors` maps field -> message shown next to it."""
+    """Create / edit form with a field per setting of esrt.settings.SERVER_SETTINGS;
+    `errors` maps field -> message shown next to it."""
     rows = []
     general = errors.get("server")
     if general:
         rows.append(f'<p class="flash error" id="error-server">{e(general)}</p>')
-    for key, label, kind in FORM_FIELDS:
-        value = values.get(key, "")
+    for setting in SERVER_SETTINGS:
+        key = setting.name
         readonly = " readonly" if key == "name" and not creating else ""
-        if kind == "area":
-            control = (f'<textarea name="{key}" id="f-{key}" rows="3" cols="50">{e(value)}'
-                       f'</textarea>')
-        else:
-            control = (f'<input name="{key}" id="f-{key}" value="{e(value)}" '
-                       f'type="{"text" if kind == "text" else "number"}"{readonly}>')
+        control = _setting_control(setting, values.get(key, ""), readonly)
         error = errors.get(key)
         note = f'<span class="field-error" id="error-{key}">{e(error)}</span>' if error else ""
-        help_text = f'<span class="muted">{e(FIELD_HELP[key])}</span>' if key in FIELD_HELP \
-            else ""
+        help_text = f'<span class="muted" id="help-{key}">{e(_setting_help(setting))}</span>'
         rows.append(f'<div class="field{" invalid" if error else ""}"><label for="f-{key}">'
-                    f'{e(label)}</label>{control}{note}{help_text}</div>')
+                    f'{e(setting.label)}</label>{control}{note}{help_text}</div>')
     button = "Create" if creating else "Save"
     return (f'<form method="post" action="{e(action)}" class="server-form">{csrf_field(page)}'
             + "".join(rows) + f'<button id="save">{button}</button></form>')

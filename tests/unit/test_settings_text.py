@@ -1,0 +1,79 @@
+"""Settings typed as text (CLI flags, `esrt server set` pairs, form fields): what each text
+means, and the message a user gets for a bad one."""
+
+import pytest
+
+from esrt.cli.server_cmd import parse_assignments
+from esrt.mfds.web.pages import definition_from_form, form_values
+from esrt.settings import SERVER_SETTINGS, SettingError, server_setting
+
+
+def message(exc_info, field):
+    return exc_info.value.fields[field]
+
+
+def test_set_pairs_become_clean_changes():
+    changes = parse_assignments(["seps=4", "durability=write-nosync", "standby=yes",
+                                 "listeners=Web Services=127.0.0.1:9003",
+                                 "listeners=Binary=127.0.0.1:9004,esrt",
+                                 "env=DD_APPFILE01=APPFILE01", "max-body=65536", "root="])
+    assert changes == {
+        "seps": 4, "durability": "write-nosync", "standby": True, "max_body": 65536,
+        "listeners": [{"name": "Web Services", "address": "127.0.0.1:9003",
+                       "conversation": "web-services"},
+                      {"name": "Binary", "address": "127.0.0.1:9004", "conversation": "esrt"}],
+        "env": {"DD_APPFILE01": "APPFILE01"}, "root": None}
+
+
+def test_an_empty_list_value_empties_the_list():
+    assert parse_assignments(["listeners=", "env="]) == {"listeners": [], "env": {}}
+
+
+@pytest.mark.parametrize("pairs, field, says", [
+    (["seps"], "seps", "must look like KEY=VALUE"),
+    (["colour=blue"], "colour", "no such setting; known: name, description, seps"),
+    (["name=OTHER"], "name", "cannot change"),
+    (["seps=2", "seps=3"], "seps", "given twice"),
+    (["seps=100"], "seps", "must be between 1 and 64"),
+    (["seps=many"], "seps", "is not a whole number"),
+    (["durability=fast"], "durability", "is not one of sync, write-nosync"),
+    (["standby=maybe"], "standby", "is not true or false"),
+    (["listeners=Web=127.0.0.1:99999"], "listeners", "port must be 0..65535"),
+    (["env=1BAD=x"], "env", "must look like NAME=value"),
+])
+def test_bad_set_pairs_say_what_is_wrong(pairs, field, says):
+    with pytest.raises(SettingError) as caught:
+        parse_assignments(pairs)
+    assert says in message(caught, field)
+
+
+def test_every_setting_survives_its_own_text():
+    """What is shown (form, `server set` output) reads back as the same value."""
+    for setting in SERVER_SETTINGS:
+        for value in (setting.default, setting.example):
+            if value is None:
+                continue
+            clean = setting.validate(value)
+            assert setting.from_texts(setting.to_texts(clean) or [""]) == clean, setting.name
+
+
+def test_form_round_trip_and_blank_numbers():
+    example = {s.name: s.validate(s.example) for s in SERVER_SETTINGS}
+    assert definition_from_form(form_values(example), creating=True) == example
+    form = form_values({"name": "ESSRV01"})
+    form["seps"] = form["max_body"] = ""
+    definition = definition_from_form(form, creating=True)
+    assert "seps" not in definition and "max_body" not in definition
+    assert definition["listeners"] == [] and definition["root"] is None
+
+
+def test_form_errors_name_their_fields():
+    form = form_values({"name": "ESSRV01"})
+    form.update(seps="0", listeners="no equals sign", env="DD=x\n2=y")
+    with pytest.raises(SettingError) as caught:
+        definition_from_form(form, creating=True)
+    assert set(caught.value.fields) == {"seps", "listeners", "env"}
+
+
+def test_setting_lookup_takes_dashes():
+    assert server_setting("request-timeout").name == "request_timeout"
