@@ -23,7 +23,9 @@ from twisted.logger import globalLogBeginner, textFileLogObserver
 from twisted.web import resource, server
 
 from esrt.home import Home, write_json_atomic
-from esrt.mfds.api import MAX_PACKAGE_BYTES, ApiError, Later, MfdsApi
+from esrt.mfds.api import MfdsApi
+from esrt.mfds.api.packages import MAX_PACKAGE_BYTES
+from esrt.mfds.api.routes import ApiError, Later
 from esrt.mfds.repository import Repository, RepositoryError
 from esrt.mfds.users import UserStore, ensure_node_token
 from esrt.settings import format_address, parse_address
@@ -105,7 +107,7 @@ class ApiResource(resource.Resource):
                               "bytes: packages are limited to 64 MiB").response()
         else:
             answer = None
-            if self.gate is not None and path.rstrip("/") != "/api/health":
+            if self.gate is not None and not self.api.is_public(path):
                 who, refusal = self.gate.api_principal(request, method.upper())
                 if refusal:
                     answer = ApiError(*refusal).response()
@@ -286,7 +288,7 @@ def _serve(args, home, lock, interface, port, reactor):
     from esrt.mfds.web.pages import Pages
     api = MfdsApi(repository, home, users)
     gate = Gate(users, token)
-    api.on_password_change = gate.sessions.drop_user
+    api.accounts.on_password_change = gate.sessions.drop_user
     site = _QuietSite(RootResource(ApiResource(api, _stderr_log, gate),
                                    Pages(api, gate, _stderr_log)))
     try:

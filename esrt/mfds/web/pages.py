@@ -13,7 +13,8 @@ from urllib.parse import unquote, urlencode, urlsplit
 from twisted.internet.threads import deferToThread
 from twisted.web import server
 
-from esrt.mfds.api import MAX_PACKAGE_BYTES, ApiError, Later
+from esrt.mfds.api.packages import MAX_PACKAGE_BYTES
+from esrt.mfds.api.routes import ApiError, Later
 from esrt.mfds.repository import ServerExists, ServerNotFound
 from esrt.mfds.users import OPEN, NoSuchUser
 from esrt.mfds.web import templates
@@ -160,16 +161,16 @@ class Pages:
     def route(self, request, page, session, principal, method, path):
         parts = [part for part in path.split("/") if part]
         if path == "/" and method == "GET":
-            return self.html(request, 200, templates.home_page(page, self.api.server_objects()))
+            return self.html(request, 200, templates.home_page(page, self.api.servers.objects()))
         if path == "/logout" and method == "POST":
             self.gate.sessions.drop(session)
             if principal.via == "session":
-                self.api.record(principal, "logout", principal.name, "ok")
+                self.api.authority.record(principal, "logout", principal.name, "ok")
             return self.redirect(request, "/login")
         if parts == ["servers", "new"]:
             if method == "POST":
                 return self.save_server(request, page, session, principal, None)
-            self.api.require(principal, "admin", "create servers", "new server")
+            self.api.authority.require(principal, "admin", "create servers", "new server")
             return self.html(request, 200, templates.layout(page, "New server",
                                                             templates.server_form(
                                                                 page, "/servers/new",
@@ -180,7 +181,7 @@ class Pages:
                 and method == "POST"):
             return self.action(request, page, session, principal, parts[1], parts[2])
         if parts == ["users"] and method == "GET":
-            self.api.require(principal, "admin", "manage the accounts", "users")
+            self.api.authority.require(principal, "admin", "manage the accounts", "users")
             return self.users_page(request, page, 200)
         if parts == ["users", "new"] and method == "POST":
             return self.add_user(request, page, session, principal)
@@ -234,7 +235,7 @@ class Pages:
         name = _text(request, "name")
         role = self.gate.users.authenticate(name, _text(request, "password"))
         if role is None:
-            self.api.record(_anonymous(name), "login", name, "failed",
+            self.api.authority.record(_anonymous(name), "login", name, "failed",
                             "wrong user name or password")
             return self.html(request, 401, templates.login_page(
                 page, "wrong user name or password", name, next_path))
@@ -243,18 +244,19 @@ class Pages:
         fresh.refresh = session.refresh
         set_cookie(request, fresh)
         self.gate.users.touch_login(name)
-        self.api.record(_anonymous(name, role), "login", name, "ok")
+        self.api.authority.record(_anonymous(name, role), "login", name, "ok")
         return self.redirect(request, next_path)
 
     # -- server pages ----------------------------------------------------------------------
 
     def server(self, request, page, name):
-        server_object = self.api.server_object(name)
+        server_object = self.api.servers.object(name)
         tab = _text(request, "tab", "listeners")
         if tab == "listeners":
             content = templates.listeners_tab(server_object)
         elif tab == "services":
-            content = templates.services_tab(self.api.services(name), server_object["status"])
+            content = templates.services_tab(self.api.packages.services(name),
+                                             server_object["status"])
         elif tab == "packages":
             content = templates.packages_tab(page, name, self.api.repository.list_packages(name),
                                              MAX_PACKAGE_BYTES)
@@ -266,11 +268,11 @@ class Pages:
             which, lines = _text(request, "file", "log"), _text(request, "lines", "200")
             search = _text(request, "search")
             try:
-                console = self.api.console(name, which, lines, search)
+                console = self.api.console.tail(name, which, lines, search)
             except ApiError as exc:
                 page.flashes.append(("error", exc.message))
                 which, lines = "log", "200"
-                console = self.api.console(name, which, lines, search)
+                console = self.api.console.tail(name, which, lines, search)
             content = templates.console_tab(name, console, which, lines, search)
         elif tab == "edit" and page.can("admin"):
             content = self.edit_form(page, server_object)
@@ -297,11 +299,11 @@ class Pages:
         try:
             definition = definition_from_form(form, creating)
             if creating:
-                created = self.api.create_server(definition, principal)
+                created = self.api.servers.create(definition, principal)
                 name = created["name"]
                 session.flash(f"server {name} created")
             else:
-                self.api.update_server(name, definition, principal)
+                self.api.servers.update(name, definition, principal)
                 session.flash(f"server {name} saved")
         except SettingError as exc:
             return self.form_again(request, page, name, form, field_errors(exc), creating)
@@ -315,7 +317,7 @@ class Pages:
         if creating:
             body = templates.server_form(page, "/servers/new", form, errors, True)
             return self.html(request, 400, templates.layout(page, "New server", body))
-        server_object = self.api.server_object(name)
+        server_object = self.api.servers.object(name)
         content = self.edit_form(page, server_object, form, errors)
         return self.html(request, 400, templates.server_page(page, server_object, "edit",
                                                              content))
@@ -330,7 +332,7 @@ class Pages:
         """Add an account from the posted form; errors are shown next to their fields."""
         form = {key: _text(request, key) for key, _ in templates.USER_FIELDS}
         try:
-            user = self.api.create_user(form, principal)
+            user = self.api.accounts.create(form, principal)
         except ApiError as exc:
             if exc.status == 403 or not exc.fields:
                 raise
@@ -345,14 +347,14 @@ class Pages:
         """Change the role of, reset the password of, or delete account `name`."""
         try:
             if action == "delete":
-                self.api.delete_user(name, principal)
+                self.api.accounts.delete(name, principal)
                 session.flash(f"user {name} deleted")
             elif action == "role":
                 role = _text(request, "role")
-                self.api.update_user(name, {"role": role}, principal)
+                self.api.accounts.update(name, {"role": role}, principal)
                 session.flash(f"user {name} now has the role {role}")
             else:
-                self.api.update_user(name, {"password": _text(request, "password")}, principal)
+                self.api.accounts.update(name, {"password": _text(request, "password")}, principal)
                 session.flash(f"password of user {name} reset"
                               + ("" if name == principal.name else
                                  f": {name} is logged out everywhere"))
@@ -376,7 +378,7 @@ class Pages:
         if action == "edit":
             return self.save_server(request, page, session, principal, name)
         if action == "delete":
-            self.api.delete_server(name, principal)
+            self.api.servers.delete(name, principal)
             session.flash(f"server {name} deleted")
             return self.redirect(request, "/")
         if action == "deploy":
@@ -387,9 +389,9 @@ class Pages:
             self._flash_answer(session, answer)
             return self.redirect(request, f"/servers/{templates.q(name)}?tab=packages")
         if action == "start":
-            later = self.api.start_later(name, principal)
+            later = self.api.servers.start_later(name, principal)
         else:
-            later = self.api.stop_later(name, principal, force=action == "force-stop")
+            later = self.api.servers.stop_later(name, principal, force=action == "force-stop")
         return self._run_later(request, session, later, back)
 
     def _run_later(self, request, session, later, back):
