@@ -90,6 +90,20 @@ def test_a_live_region_that_is_not_started_is_an_error(home):
     assert state.text == f"ESSRV01: Starting (pid {state.pid}) recovering"
 
 
+def test_a_standby_being_activated_is_running_not_failed(home):
+    """While an activated standby starts its SEPs it reports Starting: its clone's monitor
+    must say running, or Pacemaker restarts the region that is taking over."""
+    record(home, {"mfServerStatus": "Starting", "standby": True, "active": True},
+           os.getpid())
+    state = region_state(home, NAME)
+    assert state.code == ExitCode.OK and "being activated" in state.text
+    # A region that is no standby, or not being activated, and not Started is still an error.
+    for status in ({"mfServerStatus": "Starting", "standby": False, "active": True},
+                   {"mfServerStatus": "Stopping", "standby": True, "active": True}):
+        record(home, status)
+        assert region_state(home, NAME).code == ExitCode.ERROR, status
+
+
 def test_a_region_whose_process_is_gone_failed(home, dead_pid):
     record(home, {"mfServerStatus": "Started", "message": ""}, pid=dead_pid)
     state = region_state(home, NAME)
