@@ -2,7 +2,10 @@
 
 :func:`defmap` reads COBOL sources, finds each program's PROGRAM-ID, its PROCEDURE DIVISION
 USING list and its LINKAGE SECTION (with COPY books), and returns a mapping document; see
-:mod:`esrt.mapping.model` for sizes and the document's vocabulary.
+:mod:`esrt.mapping.model` for sizes and the document's vocabulary. Turning source text into
+tokens and expanding COPY statements is :mod:`esrt.mapping.source`'s part; this module reads
+the tokens: the program's structure, then the data description entries (level numbers, PIC,
+USAGE, SIGN, OCCURS, REDEFINES) laid out as the items of the mapping document.
 
 Offsets: every item has ``offset``, the byte position of its first occurrence relative to
 its *frame*. The frame is the start of the parameter (its 01/77 item), except below a group
@@ -23,232 +26,7 @@ import re
 
 from esrt.mapping import model
 from esrt.mapping.model import MappingError
-
-COPY_SUFFIXES = ("", ".cpy", ".CPY", ".cob", ".cbl")
-_MAX_COPY_DEPTH = 20
-
-_FREE_DIRECTIVE = re.compile(
-    r""">>\s*SOURCE\s+(?:FORMAT\s+)?(?:IS\s+)?(FREE|FIXED)|\$\s*SET\s+SOURCEFORMAT\s*\(?\s*["']?(FREE|FIXED)""",
-    re.IGNORECASE)
-_TOKEN = re.compile(r"""
-    (?P<space>[\s]+)
-  | (?P<comment>\*>.*)
-  | (?P<pseudo>==)
-  | (?P<lit>(?:[A-Za-z]{1,2})?(?:"(?:[^"]|"")*"?|'(?:[^']|'')*'?))
-  | (?P<word>(?:(?!==)[^\s"'])+)
-""", re.VERBOSE)
-
-
-class Token:
-    """One COBOL word, literal, period or pseudo-text delimiter with its origin."""
-
-    __slots__ = ("kind", "text", "file", "line")
-
-    def __init__(self, kind, text, file, line):
-        self.kind, self.text, self.file, self.line = kind, text, file, line
-
-    @property
-    def upper(self):
-        return self.text.upper()
-
-    def where(self):
-        return "%s:%d" % (os.path.basename(self.file), self.line)
-
-    def __repr__(self):
-        return "Token(%s %r @%d)" % (self.kind, self.text, self.line)
-
-
-def _fail(token, message):
-    raise MappingError("%s: %s" % (token.where(), message))
-
-
-# --- source text -> logical lines -> tokens ----------------------------------------------
-
-def _logical_lines(text, free):
-    """Return [line number, code text] pairs with comments, sequence areas and fixed-format
-    continuations removed; ``>>SOURCE`` and ``$SET SOURCEFORMAT`` switch the format."""
-    lines = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        raw = raw.expandtabs(8)
-        head = raw.lstrip() if free else raw[6:].lstrip()
-        if head.startswith((">>", "$")) or raw.lstrip().startswith(">>"):
-            directive = _FREE_DIRECTIVE.search(raw)
-            if directive:
-                free = (directive.group(1) or directive.group(2)).upper() == "FREE"
-            continue  # other compiler directives carry no data layout
-        if free:
-            lines.append([number, raw])
-            continue
-        indicator = raw[6:7]
-        code = raw[7:72]
-        if indicator in ("*", "/", "D", "d"):
-            continue
-        if indicator == "-" and lines:
-            _continue_line(lines[-1], code)
-            continue
-        lines.append([number, code])
-    return lines
-
-
-def _continue_line(previous, code):
-    body = code.lstrip()
-    text = previous[1]
-    # An open literal runs to column 72 and resumes after the quote on the continuation line.
-    open_quote = _open_quote(text)
-    if open_quote and body[:1] == open_quote:
-        previous[1] = text + body[1:]
-    else:
-        previous[1] = text.rstrip() + body
-
-
-def _open_quote(text):
-    quote = None
-    for char in text:
-        if quote:
-            if char == quote:
-                quote = None
-        elif char in "\"'":
-            quote = char
-    return quote
-
-
-def tokenize(path, text, free=False):
-    """Split COBOL source text into tokens (words, literals, periods, ``==``)."""
-    tokens = []
-    for number, code in _logical_lines(text, free):
-        for match in _TOKEN.finditer(code):
-            kind = match.lastgroup
-            value = match.group()
-            if kind in ("space", "comment"):
-                continue
-            if kind != "word":
-                tokens.append(Token(kind, value, path, number))
-                continue
-            # A period or comma ends a word only when space (or the line end) follows it,
-            # which keeps PIC 9.99 or 9,999 whole.
-            trailing_period = value.endswith(".")
-            value = value.rstrip(".,;") if trailing_period else value.rstrip(",;")
-            if value:
-                tokens.append(Token("word", value, path, number))
-            if trailing_period:
-                tokens.append(Token("period", ".", path, number))
-    return tokens
-
-
-# --- COPY --------------------------------------------------------------------------------
-
-def _find_copybook(token, name, base_dir, copy_dirs):
-    for directory in (base_dir,) + tuple(copy_dirs):
-        for suffix in COPY_SUFFIXES:
-            candidate = os.path.join(directory, name + suffix)
-            if os.path.isfile(candidate):
-                return candidate
-    _fail(token, "copybook %s not found in %s (tried suffixes %s); add its directory to "
-          "copy_dirs" % (name, ", ".join((base_dir,) + tuple(copy_dirs)),
-                         ", ".join(repr(s) for s in COPY_SUFFIXES)))
-
-
-def _read_operand(tokens, pos, copy_token):
-    """Read one REPLACING operand: pseudo-text, literal or word. Returns (token list, pos)."""
-    if pos >= len(tokens):
-        _fail(copy_token, "COPY REPLACING is incomplete; end it with a period")
-    if tokens[pos].kind == "pseudo":
-        end = pos + 1
-        while end < len(tokens) and tokens[end].kind != "pseudo":
-            end += 1
-        if end >= len(tokens):
-            _fail(tokens[pos], "pseudo-text opened with == is never closed")
-        return tokens[pos + 1:end], end + 1
-    return [tokens[pos]], pos + 1
-
-
-def _expand_copies(tokens, base_dir, copy_dirs, free, depth=0):
-    """Replace every COPY statement by the copybook's tokens, applying REPLACING."""
-    out = []
-    pos = 0
-    while pos < len(tokens):
-        token = tokens[pos]
-        if token.kind != "word" or token.upper != "COPY":
-            out.append(token)
-            pos += 1
-            continue
-        if depth >= _MAX_COPY_DEPTH:
-            _fail(token, "COPY nested more than %d deep; check for a copybook that copies "
-                  "itself" % _MAX_COPY_DEPTH)
-        if pos + 1 >= len(tokens):
-            _fail(token, "COPY without a copybook name")
-        name_token = tokens[pos + 1]
-        name = name_token.text.strip("\"'") if name_token.kind == "lit" else name_token.text
-        pos += 2
-        replacing = []
-        while pos < len(tokens) and tokens[pos].kind != "period":
-            word = tokens[pos].upper
-            if word in ("OF", "IN"):
-                pos += 2  # the library name: copybooks are looked up by directory instead
-            elif word == "SUPPRESS":
-                pos += 1
-            elif word == "REPLACING":
-                pos += 1
-                while pos < len(tokens) and tokens[pos].kind != "period":
-                    mode = None
-                    if tokens[pos].upper in ("LEADING", "TRAILING"):
-                        mode = tokens[pos].upper
-                        pos += 1
-                    old, pos = _read_operand(tokens, pos, token)
-                    if pos >= len(tokens) or tokens[pos].upper != "BY":
-                        _fail(token, "COPY REPLACING needs 'BY' after each operand")
-                    new, pos = _read_operand(tokens, pos + 1, token)
-                    if not old:
-                        _fail(token, "COPY REPLACING with empty pseudo-text to replace")
-                    replacing.append((mode, old, new))
-            else:
-                _fail(tokens[pos], "unexpected %r in COPY statement; end COPY with a period"
-                      % tokens[pos].text)
-        pos += 1  # the period ending COPY
-        path = _find_copybook(token, name, base_dir, copy_dirs)
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-        book = tokenize(path, text, free)
-        book = _expand_copies(book, os.path.dirname(path), copy_dirs, free, depth + 1)
-        out.extend(_apply_replacing(book, replacing))
-    return out
-
-
-def _apply_replacing(tokens, replacing):
-    if not replacing:
-        return tokens
-    out = []
-    pos = 0
-    while pos < len(tokens):
-        for mode, old, new in replacing:
-            if mode or (len(old) == 1 and old[0].text.startswith(":")):
-                token = tokens[pos]
-                if token.kind != "word":
-                    continue
-                pattern, repl = old[0].text.upper(), "".join(t.text for t in new)
-                upper = token.upper
-                if mode == "LEADING" and upper.startswith(pattern):
-                    text = repl + token.text[len(pattern):]
-                elif mode == "TRAILING" and upper.endswith(pattern):
-                    text = token.text[:len(token.text) - len(pattern)] + repl
-                elif mode is None and pattern in upper:
-                    index = upper.index(pattern)
-                    text = token.text[:index] + repl + token.text[index + len(pattern):]
-                else:
-                    continue
-                out.append(Token("word", text, token.file, token.line))
-                pos += 1
-                break
-            window = tokens[pos:pos + len(old)]
-            if len(window) == len(old) and all(
-                    a.kind == b.kind and a.upper == b.upper for a, b in zip(window, old)):
-                out.extend(Token(t.kind, t.text, tokens[pos].file, tokens[pos].line) for t in new)
-                pos += len(old)
-                break
-        else:
-            out.append(tokens[pos])
-            pos += 1
-    return out
+from esrt.mapping.source import FORMAT_DIRECTIVE, expand_copies, fail, tokenize
 
 
 # --- program structure -------------------------------------------------------------------
@@ -330,15 +108,15 @@ def _using_list(tokens):
         if word == "BY":
             mode = tokens[pos + 1].upper if pos + 1 < len(tokens) else ""
             if mode != "REFERENCE":
-                _fail(token, "USING BY %s is not supported; pass every parameter BY REFERENCE"
-                      % mode)
+                fail(token, "USING BY %s is not supported; pass every parameter BY REFERENCE"
+                     % mode)
             pos += 2
             continue
         if word in ("REFERENCE", "OPTIONAL"):
             pos += 1
             continue
         if word in ("VALUE", "CONTENT"):
-            _fail(token, "USING BY %s is not supported; pass every parameter BY REFERENCE" % word)
+            fail(token, "USING BY %s is not supported; pass every parameter BY REFERENCE" % word)
         names.append(token)
         pos += 1
     return names
@@ -386,15 +164,15 @@ def _parse_entry(tokens):
     """Build an Entry from the tokens of one entry (without its period), or None for 88."""
     first = tokens[0]
     if first.kind != "word" or not first.text.isdigit():
-        _fail(first, "expected a level number, found %r; the LINKAGE SECTION may hold only "
-              "data description entries" % first.text)
+        fail(first, "expected a level number, found %r; the LINKAGE SECTION may hold only "
+             "data description entries" % first.text)
     level = int(first.text)
     if level == 88:
         return None
     if level == 66:
-        _fail(first, "66 RENAMES is not supported; describe the field directly")
+        fail(first, "66 RENAMES is not supported; describe the field directly")
     if not (1 <= level <= 49 or level == 77):
-        _fail(first, "level number %d is not valid; use 01-49 or 77" % level)
+        fail(first, "level number %d is not valid; use 01-49 or 77" % level)
     pos = 1
     name = None
     if pos < len(tokens) and tokens[pos].kind == "word" and tokens[pos].upper not in (
@@ -422,7 +200,7 @@ def _parse_clauses(entry, tokens, pos):
             if pos < len(tokens) and tokens[pos].upper == "IS":
                 pos += 1
             if pos >= len(tokens):
-                _fail(token, "PICTURE without a picture string")
+                fail(token, "PICTURE without a picture string")
             entry.pic = tokens[pos]
             pos += 1
         elif word == "USAGE":
@@ -433,7 +211,7 @@ def _parse_clauses(entry, tokens, pos):
             entry.usage = _USAGE_WORDS[word]
             pos += 1
         elif word in _UNSUPPORTED:
-            _fail(token, "%s is not supported (%s)%s" % (
+            fail(token, "%s is not supported (%s)%s" % (
                 _UNSUPPORTED[word], entry.name or "FILLER",
                 "; remove it" if word in ("SYNC", "SYNCHRONIZED", "JUST", "JUSTIFIED", "BLANK")
                 else "; use PIC X or PIC 9 with DISPLAY, COMP, COMP-3, COMP-5, COMP-1 or COMP-2"))
@@ -444,7 +222,7 @@ def _parse_clauses(entry, tokens, pos):
                     pos += 1
                 word = tokens[pos].upper if pos < len(tokens) else ""
                 if word not in ("LEADING", "TRAILING"):
-                    _fail(token, "SIGN must be followed by LEADING or TRAILING")
+                    fail(token, "SIGN must be followed by LEADING or TRAILING")
                 pos += 1
             entry.sign = word.lower()
             if pos < len(tokens) and tokens[pos].upper == "SEPARATE":
@@ -466,27 +244,27 @@ def _parse_clauses(entry, tokens, pos):
                     "NULL", "NULLS") or re.fullmatch(r"[+-]?\d*\.?\d+", tokens[pos].text)):
                 pos += 1
         else:
-            _fail(token, "%r is not supported in a LINKAGE SECTION entry (%s); remove it or "
-                  "describe the field with PIC and USAGE" % (token.text, entry.name or "FILLER"))
+            fail(token, "%r is not supported in a LINKAGE SECTION entry (%s); remove it or "
+                 "describe the field with PIC and USAGE" % (token.text, entry.name or "FILLER"))
 
 
 def _parse_occurs(entry, tokens, pos):
     token = tokens[pos]
     pos += 1
     if pos >= len(tokens) or not tokens[pos].text.isdigit():
-        _fail(token, "OCCURS needs a number of times")
+        fail(token, "OCCURS needs a number of times")
     count = int(tokens[pos].text)
     pos += 1
     if pos < len(tokens) and tokens[pos].upper == "TO":
-        _fail(token, "OCCURS DEPENDING ON is not supported (%s); use a fixed OCCURS n"
-              % entry.name)
+        fail(token, "OCCURS DEPENDING ON is not supported (%s); use a fixed OCCURS n"
+             % entry.name)
     if pos < len(tokens) and tokens[pos].upper == "TIMES":
         pos += 1
     while pos < len(tokens):
         word = tokens[pos].upper
         if word == "DEPENDING":
-            _fail(token, "OCCURS DEPENDING ON is not supported (%s); use a fixed OCCURS n"
-                  % entry.name)
+            fail(token, "OCCURS DEPENDING ON is not supported (%s); use a fixed OCCURS n"
+                 % entry.name)
         if word in ("ASCENDING", "DESCENDING", "INDEXED"):
             # Keys and index names do not change the layout: skip to the next clause.
             pos += 1
@@ -498,7 +276,7 @@ def _parse_occurs(entry, tokens, pos):
             continue
         break
     if count < 1:
-        _fail(token, "OCCURS %d is not valid; use at least 1" % count)
+        fail(token, "OCCURS %d is not valid; use at least 1" % count)
     entry.occurs = count
     return pos
 
@@ -517,7 +295,7 @@ def _entries(tokens):
         else:
             current.append(token)
     if current:
-        _fail(current[-1], "the last entry of the LINKAGE SECTION has no ending period")
+        fail(current[-1], "the last entry of the LINKAGE SECTION has no ending period")
     return entries
 
 
@@ -533,13 +311,13 @@ def _build_tree(entries):
         while stack and stack[-1].level >= entry.level:
             stack.pop()
         if not stack:
-            _fail(entry.token, "level %02d item %s has no 01 record above it"
-                  % (entry.level, entry.name or "FILLER"))
+            fail(entry.token, "level %02d item %s has no 01 record above it"
+                 % (entry.level, entry.name or "FILLER"))
         parent = stack[-1]
         if parent.pic is not None or parent.level == 77:
-            _fail(entry.token, "%s is subordinate to elementary item %s; give %s no PICTURE "
-                  "or fix the level numbers" % (entry.name or "FILLER", parent.name,
-                                                parent.name))
+            fail(entry.token, "%s is subordinate to elementary item %s; give %s no PICTURE "
+                 "or fix the level numbers" % (entry.name or "FILLER", parent.name,
+                                               parent.name))
         parent.children.append(entry)
         stack.append(entry)
     return records
@@ -559,7 +337,7 @@ def _layout(entry, usage, sign, separate, start):
             "offset": start}
     if entry.children:
         if entry.pic is not None:
-            _fail(entry.pic, "group %s cannot have a PICTURE" % label)
+            fail(entry.pic, "group %s cannot have a PICTURE" % label)
         fields = []
         offset = 0
         # An OCCURS group opens a new frame for its children (one element).
@@ -571,37 +349,37 @@ def _layout(entry, usage, sign, separate, start):
             sub, length = _layout(child, usage, sign, separate, base + offset)
             if sub is not None:
                 if sub["name"].upper() in names:
-                    _fail(child.token, "%s appears twice in group %s; rename one"
-                          % (sub["name"], label))
+                    fail(child.token, "%s appears twice in group %s; rename one"
+                         % (sub["name"], label))
                 names.add(sub["name"].upper())
                 fields.append(sub)
             offset += length * (child.occurs or 1)
         item.update(pic=None, usage="group", length=offset, type="object", fields=fields)
     elif usage in ("comp-1", "comp-2"):
         if entry.pic is not None:
-            _fail(entry.pic, "%s is %s, which takes no PICTURE; remove the PICTURE"
-                  % (label, usage.upper()))
+            fail(entry.pic, "%s is %s, which takes no PICTURE; remove the PICTURE"
+                 % (label, usage.upper()))
         item.update(pic=None, usage=usage, length=model.numeric_length(usage, 0, True, False),
                     type="number")
     else:
         if entry.pic is None:
-            _fail(entry.token, "elementary item %s has no PICTURE; add PIC X(n) or PIC 9(n)"
-                  % label)
+            fail(entry.token, "elementary item %s has no PICTURE; add PIC X(n) or PIC 9(n)"
+                 % label)
         try:
             info = model.analyse_picture(entry.pic.text)
         except ValueError as exc:
-            _fail(entry.pic, "%s (%s)" % (exc, label))
+            fail(entry.pic, "%s (%s)" % (exc, label))
         usage = usage or "display"
         if info["kind"] == "string":
             if usage != "display":
-                _fail(entry.token, "%s: PIC %s cannot have USAGE %s; use PIC 9"
-                      % (label, info["pic"], usage.upper()))
+                fail(entry.token, "%s: PIC %s cannot have USAGE %s; use PIC 9"
+                     % (label, info["pic"], usage.upper()))
             item.update(pic=info["pic"], usage="display", length=info["length"], type="string")
         else:
             try:
                 model.check_digits(usage, info["digits"])
             except ValueError as exc:
-                _fail(entry.pic, "%s: %s" % (label, exc))
+                fail(entry.pic, "%s: %s" % (label, exc))
             item.update(pic=info["pic"], usage=usage,
                         length=model.numeric_length(usage, info["digits"], info["signed"],
                                                     usage == "display" and separate),
@@ -621,11 +399,11 @@ def _program_document(source, body, copy_dirs, free):
     if index < len(body) and body[index].kind == "period":
         index += 1
     if index >= len(body):
-        _fail(program_token, "PROGRAM-ID without a name")
+        fail(program_token, "PROGRAM-ID without a name")
     name_token = body[index]
     program = name_token.text.strip("\"'") if name_token.kind == "lit" else name_token.text
     linkage = _section(body, "LINKAGE")
-    linkage = _expand_copies(linkage, os.path.dirname(source) or ".", tuple(copy_dirs), free)
+    linkage = expand_copies(linkage, os.path.dirname(source) or ".", tuple(copy_dirs), free)
     records = {}
     for record in _build_tree(_entries(linkage)):
         if record.name:
@@ -634,8 +412,8 @@ def _program_document(source, body, copy_dirs, free):
     for token in _using_list(body):
         record = records.get(token.upper)
         if record is None:
-            _fail(token, "USING item %s is not a 01 or 77 item of the LINKAGE SECTION; "
-                  "declare it there" % token.text)
+            fail(token, "USING item %s is not a 01 or 77 item of the LINKAGE SECTION; "
+                 "declare it there" % token.text)
         item, _ = _layout(record, None, None, False, 0)
         item["direction"] = "io"
         parameters.append(item)
@@ -677,7 +455,7 @@ def defmap(sources, service, copy_dirs=()):
                                % (source, exc.strerror)) from None
         tokens = tokenize(source, text)
         # Copybooks start in the format the main source switched to first.
-        first = _FREE_DIRECTIVE.search(text)
+        first = FORMAT_DIRECTIVE.search(text)
         free = bool(first) and (first.group(1) or first.group(2)).upper() == "FREE"
         bodies = _split_programs(tokens)
         if not bodies:

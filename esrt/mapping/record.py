@@ -9,7 +9,7 @@ exactly those of service parameters.
 import os
 import re
 
-from esrt.mapping import parser
+from esrt.mapping import parser, source
 from esrt.mapping.codec import ProgramCodec
 from esrt.mapping.model import MappingError
 
@@ -25,13 +25,13 @@ def parse_record(copybook_path, copy_dirs=(), record=None):
     except OSError as exc:
         raise MappingError("%s: cannot read the copybook (%s); check the --layout path"
                            % (path, exc.strerror)) from None
-    first = parser._FREE_DIRECTIVE.search(text)
+    first = source.FORMAT_DIRECTIVE.search(text)
     if first:
         free = (first.group(1) or first.group(2)).upper() == "FREE"
     else:
         free = any(_starts_before_area_a(line) for line in text.splitlines())
-    tokens = parser.tokenize(path, text, free)
-    tokens = parser._expand_copies(tokens, os.path.dirname(path) or ".", tuple(copy_dirs), free)
+    tokens = source.tokenize(path, text, free)
+    tokens = source.expand_copies(tokens, os.path.dirname(path) or ".", tuple(copy_dirs), free)
     records = [entry for entry in parser._build_tree(parser._entries(tokens))
                if entry.level == 1 and entry.name]
     if not records:

@@ -19,7 +19,7 @@ import uuid
 from twisted.internet import defer
 
 from esrt.region.metrics import RegionMetrics
-from esrt.region.supervisor import ALONE, RETRY, error_reply
+from esrt.region.sepslot import ALONE, RETRY, error_reply
 
 
 class _Pending:

@@ -294,7 +294,7 @@ class FakeStore:
 
 
 def test_outside_kill_retries_unless_the_request_had_committed(made):
-    from esrt.region.supervisor import RETRY
+    from esrt.region.sepslot import RETRY
     reactor, sup, paths = made(seps=1)
     sup.store = FakeStore({"r:done": ({"status": 200, "rc": 0}, b'{"LK-COUNTER": 7}')})
     sup.start()
@@ -328,7 +328,7 @@ class BrokenEnvironmentStore(FakeStore):
 
 
 def test_a_broken_environment_stops_every_sep_recovers_then_settles_their_calls(made):
-    from esrt.region.supervisor import RETRY
+    from esrt.region.sepslot import RETRY
     reactor, sup, paths = made(seps=2)
     sup.store = BrokenEnvironmentStore({"r:b": ({"status": 200, "rc": 0}, b'{"N": 1}')})
     sup.start()
@@ -456,7 +456,7 @@ def test_real_child_serves_abends_and_is_replaced(tmp_path):
 def test_a_call_sent_to_a_sep_giving_up_the_environment_runs_again(made):
     # The SEP answered its batch, then gave up the environment (a failed log sync) and exits;
     # a call the region sent it in between was never read: it must run again, not be an abend.
-    from esrt.region.supervisor import RETRY
+    from esrt.region.sepslot import RETRY
     reactor, sup, paths = made(seps=1)
     sup.store = BrokenEnvironmentStore()
     sup.start()

@@ -1,0 +1,509 @@
+"""One SEP slot: a service execution process, its pipes, its frames and its life cycle.
+
+A SEP is a child process that reads request frames on fd 3 and writes reply frames on fd 4
+(esrt.sep.protocol); its stdout and stderr (COBOL DISPLAY, libcob errors) go to the console log.
+A SEP runs one request at a time, and may be sent several at once (a batch, see call_batch).
+The slot (SEP 0001, 0002, ...) outlives the processes that fill it: when one dies, the slot
+settles the calls it was running and starts the next after a delay that doubles each time it
+fails quickly (unless a call it was running killed it); a stop is TERM followed by a
+scheduled KILL.
+
+The slot knows nothing of the other slots. Everything region-wide (the reactor, the restart
+tunables, how to spawn a process, the reply store, recovery of the data environment, and
+whom to tell when the slot goes idle or fatal) it reaches through the :class:`Supervisor
+<esrt.region.supervisor.Supervisor>` that created it; this module never imports that one.
+What a call's Deferred fires with is defined here as well: a Reply, error_reply's JSON error,
+or one of the markers RETRY and ALONE, which tell the dispatcher to run the call again.
+
+Life cycle of one SEP (esrt.states.SEPState); every edge is written out in the code:
+
+    STOPPED -> STARTING -> IDLE <-> BUSY
+    STARTING/IDLE/BUSY -> STOPPING -> STOPPED          (stop requested)
+    STARTING/IDLE/BUSY/STOPPING -> BACKOFF -> STARTING  (died, or killed by us for a timeout)
+    STARTING -> FATAL                                   (boot failed, or never got ready N times)
+"""
+
+import collections
+import json
+import signal
+
+from twisted.internet import defer, error, protocol
+
+from esrt.cobol.exits import abend_cause
+from esrt.region.sendnow import write_child_now
+from esrt.sep import protocol as frames
+from esrt.states import ExitCode, SEPState
+
+# Longest stdout/stderr line kept whole; a child writing without newlines must not grow memory.
+MAX_LINE = 8192
+RUNNING = (SEPState.STARTING, SEPState.IDLE, SEPState.BUSY)
+
+
+class Reply:
+    """What a caller gets for one call: HTTP-like status, JSON body bytes, RETURN-CODE (200
+    only)."""
+
+    __slots__ = ("status", "body", "rc")
+
+    def __init__(self, status, body, rc=None):
+        self.status = status
+        self.body = body
+        self.rc = rc
+
+    @property
+    def ok(self):
+        return self.status == 200
+
+    def __repr__(self):
+        return f"Reply({self.status}, {self.body[:80]!r}, rc={self.rc})"
+
+
+# What a SEP's call Deferred fires with when its process was killed from outside before the
+# request committed: the dispatcher runs the call again on another SEP.
+RETRY = Reply(503, b"", None)
+# What it fires with when the process died (abend, timeout) while running a batch of calls and
+# this call had not committed: whichever call of the batch caused it, each one is run again
+# on its own, so that only the culprit meets the same end again and is answered for it.
+ALONE = Reply(503, b"", None)
+
+
+def error_reply(status, code, message):
+    """Return a Reply carrying esrt's JSON error shape."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return Reply(status, body)
+
+
+STDERR_TAIL_LINES = 20
+# Exit statuses of a SEP killed by someone else (an operator, the OOM killer, a kill test);
+# a program that crashes by itself exits through libcob's handler with a plain status.
+KILLED_FROM_OUTSIDE = (-signal.SIGKILL, -signal.SIGTERM)
+
+
+def exit_returncode(reason):
+    """A processEnded reason as a subprocess-style return code (negative: killed by signal)."""
+    value = reason.value
+    sig = getattr(value, "signal", None)
+    if sig:
+        return -sig
+    return getattr(value, "exitCode", None)
+
+
+class SEPProtocol(protocol.ProcessProtocol):
+    """Byte plumbing of one SEP child: frames on fd 4, output lines on fd 1 and 2."""
+
+    def __init__(self, sep):
+        self.sep = sep
+        self.decoder = frames.FrameDecoder()
+        self._partial = {1: b"", 2: b""}
+        self._broken = False
+
+    def childDataReceived(self, fd, data):
+        if fd == frames.REPLY_FD:
+            if self._broken:
+                return
+            try:
+                received = self.decoder.feed(data)
+            except frames.ProtocolError as exc:
+                self._broken = True
+                self.sep.protocol_error(str(exc))
+                return
+            for header, body in received:
+                self.sep.frame_received(header, body)
+        elif fd in self._partial:
+            buffered = self._partial[fd] + data
+            *lines, rest = buffered.split(b"\n")
+            while len(rest) > MAX_LINE:
+                lines.append(rest[:MAX_LINE])
+                rest = rest[MAX_LINE:]
+            self._partial[fd] = rest
+            for line in lines:
+                self.sep.output_line(fd, line.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def childConnectionLost(self, childFD):
+        if childFD == frames.REQUEST_FD:
+            # The SEP is on its way out (it closed its end, or died): no call may be sent to
+            # it any more, though its end is only reported once all its pipes are closed.
+            self.sep.request_pipe_open = False
+
+    def processEnded(self, reason):
+        for fd, rest in self._partial.items():
+            if rest:
+                self.sep.output_line(fd, rest.decode("utf-8", "replace"))
+        self._partial = {1: b"", 2: b""}
+        self.sep.process_ended(reason)
+
+
+class _Call:
+    __slots__ = ("request_id", "service", "deferred", "key")
+
+    def __init__(self, request_id, service, deferred, key):
+        self.request_id = request_id
+        self.service = service
+        self.deferred = deferred
+        self.key = key
+
+
+class SEP:
+    """One SEP slot (SEP 0001, 0002, ...): survives the processes that fill it."""
+
+    def __init__(self, supervisor, number):
+        self.supervisor = supervisor
+        self.number = number
+        self.state = SEPState.STOPPED
+        self.pid = None
+        self.transport = None
+        self.restarts = 0
+        self.requests = 0
+        self.boot_failures = 0
+        self.delay = supervisor.min_restart_delay
+        self.started_at = None
+        self.cause = None
+        # The calls sent and not answered yet, by request id, oldest first (one batch).
+        self._calls = {}
+        self._batch_size = 0
+        self._timeout = None
+        self.request_pipe_open = False
+        self._next_id = 1
+        self._stop_requested = False
+        self._stop_waiters = []
+        self._restart_call = None
+        self._kill_call = None
+        self._killed_by_us = False
+        # What the SEP last wrote on stderr: libcob's last words name an abend's cause.
+        self._stderr_tail = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._last_delay = 0.0
+
+    @property
+    def label(self):
+        return f"SEP {self.number:04d}"
+
+    def _log(self, message_id, **fields):
+        self.supervisor.console.log(message_id, sep=self.number, **fields)
+
+    def _enter(self, state, *sources):
+        previous = self.state
+        assert previous in sources, \
+            f"{self.label}: {previous.value} -> {state.value} is not allowed"
+        self.state = state
+        # IDLE <-> BUSY happens on every request; the status picks it up on its periodic tick.
+        if {previous, state} != {SEPState.IDLE, SEPState.BUSY}:
+            self.supervisor.changed()
+
+    # -- starting --------------------------------------------------------------------------
+
+    def start(self):
+        """Spawn the process (STOPPED -> STARTING, or FATAL -> STARTING when a standby region is
+        activated again: the cause may have been on the other node's disk)."""
+        self._stop_requested = False
+        if self.state == SEPState.FATAL:
+            self.boot_failures = 0
+            self.delay = self.supervisor.min_restart_delay
+        self._spawn(SEPState.STOPPED, SEPState.FATAL)
+
+    def _spawn(self, *sources):
+        self._enter(SEPState.STARTING, *sources)
+        self._stderr_tail.clear()
+        self._killed_by_us = False
+        self.started_at = self.supervisor.reactor.seconds()
+        proto = SEPProtocol(self)
+        self.request_pipe_open = True
+        try:
+            self.transport = self.supervisor.spawn(proto, self.number)
+        except Exception as exc:  # noqa: BLE001 - any spawn failure means this slot cannot run
+            self.transport = None
+            self._go_fatal(f"cannot spawn the SEP process: {exc}", failures=1)
+            return
+        self.pid = self.transport.pid
+        self._log("ESSI1601I")
+        self.supervisor.processes_changed()
+
+    def _restart(self):
+        self._restart_call = None
+        if self.supervisor.recovering:
+            # No SEP may open the environment before recovery: wait for it.
+            self._restart_call = self.supervisor.reactor.callLater(0.05, self._restart)
+            return
+        self.restarts += 1
+        self.supervisor.on_restart(self)
+        self._log("ESSI1701I", restarts=self.restarts, delay=self._last_delay)
+        # BACKOFF -> STARTING
+        self._spawn(SEPState.BACKOFF)
+
+    # -- frames and output -----------------------------------------------------------------
+
+    def frame_received(self, header, body):
+        """A frame arrived from the SEP on fd 4."""
+        op = header.get("op")
+        if self.state == SEPState.STARTING and op == "ready":
+            self.pid = header.get("pid", self.pid)
+            self._log("ESSI1600I", pid=self.pid)
+            self.boot_failures = 0
+            # STARTING -> IDLE
+            self._enter(SEPState.IDLE, SEPState.STARTING)
+            self.supervisor.sep_idle(self)
+            return
+        call = self._calls.get(header.get("id")) if self.state == SEPState.BUSY else None
+        if call is not None:
+            self.supervisor.on_reply_header(header)
+            last = len(self._calls) == 1
+            if last:
+                # BUSY -> IDLE, before the reply is delivered: what the reply sets off (a
+                # drain, then a stop) must find this SEP idle.
+                self._end_batch()
+                self._enter(SEPState.IDLE, SEPState.BUSY)
+            self._finish_call(call, self._reply_from(header, body, call.service))
+            if last and self.state == SEPState.IDLE:
+                self.supervisor.sep_idle(self)
+            return
+        if self.state == SEPState.STOPPING:
+            return  # a late reply from a SEP we are killing anyway
+        self.protocol_error(f"unexpected frame {header!r} in state {self.state.value}")
+
+    @staticmethod
+    def _reply_from(header, body, service):
+        status = header.get("status")
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            return error_reply(500, "internal", f"{service}: the SEP replied with a bad status "
+                                                f"{status!r}; see the console log")
+        if status == 200:
+            return Reply(200, body or b"{}", header.get("rc", 0))
+        problem = header.get("error") or {"code": "error", "message": f"{service} failed"}
+        if not body:
+            body = json.dumps({"error": problem}).encode()
+        return Reply(status, body)
+
+    def output_line(self, fd, text):
+        """A line the SEP wrote on stdout (fd 1) or stderr (fd 2)."""
+        if fd == 2:
+            if text.strip():
+                self._stderr_tail.append(text)
+            self.supervisor.console.write_line("ESSI1801W", f"{self.label} stderr: {text}")
+        else:
+            self.supervisor.console.write_line("ESSI1800I", f"{self.label}: {text}")
+
+    def protocol_error(self, problem):
+        """The SEP broke the frame protocol: it cannot be trusted, so kill and replace it."""
+        self._log("ESSI1705W", problem=problem)
+        self._kill_for_replacement()
+
+    # -- requests --------------------------------------------------------------------------
+
+    def call(self, service, body, request=None):
+        """Send one request (IDLE -> BUSY); return a Deferred that fires with a Reply.
+
+        `request` may carry "key" (the request's name in the reply store), "idempotent" and
+        "ttl"; they travel in the frame header to the SEP.
+        """
+        return self.call_batch([(service, body, request)])[0]
+
+    def call_batch(self, calls):
+        """Send several requests in one write (IDLE -> BUSY); one Deferred per call, in order.
+
+        The SEP runs them one after the other and answers them together, after one log flush
+        for all their commits. `calls` is a list of (service, body, request) as for call().
+        The batch gets request_timeout per call to finish.
+        """
+        # IDLE -> BUSY
+        self._enter(SEPState.BUSY, SEPState.IDLE)
+        deferreds, data = [], []
+        for service, body, request in calls:
+            request = request or {}
+            request_id = self._next_id
+            self._next_id += 1
+            deferred = defer.Deferred()
+            self._calls[request_id] = _Call(request_id, service, deferred, request.get("key"))
+            header = {"id": request_id, "op": "call", "service": service}
+            header.update(request)
+            data.append(frames.encode_frame(header, body))
+            deferreds.append(deferred)
+        self.requests += len(calls)
+        self._batch_size = len(calls)
+        self._timeout = self.supervisor.reactor.callLater(
+            self.supervisor.request_timeout * len(calls), self._timed_out)
+        self._write_request(b"".join(data))
+        return deferreds
+
+    def cancel(self, deferred):
+        """The caller of the call behind `deferred` went away: ask the SEP to roll it back."""
+        for call in self._calls.values():
+            if call.deferred is deferred and self.transport is not None:
+                self._write_request(frames.encode_frame({"id": call.request_id, "op": "cancel"}))
+                return
+
+    def _write_request(self, data):
+        if not self.request_pipe_open:
+            return  # the SEP is going: its end settles the calls it was sent
+        # At once, not on the reactor's next turn: 1.5x the calls per second through the same
+        # pipes (benchmarks/bench_dispatch.py).
+        write_child_now(self.transport, frames.REQUEST_FD, data)
+
+    def _finish_call(self, call, reply):
+        del self._calls[call.request_id]
+        call.deferred.callback(reply)
+
+    def _end_batch(self):
+        timeout, self._timeout = self._timeout, None
+        if timeout is not None and timeout.active():
+            timeout.cancel()
+
+    def _timed_out(self):
+        self._timeout = None
+        calls = list(self._calls.values())
+        if self._batch_size == 1 and calls:
+            call = calls[0]
+            self._log("ESSI1703W", service=call.service,
+                      timeout=self.supervisor.request_timeout, pid=self.pid)
+            self._finish_call(call, error_reply(
+                503, "timeout",
+                f"{call.service} ran longer than {self.supervisor.request_timeout} s on "
+                f"{self.label}; its SEP was killed and is being replaced; retry, or raise "
+                "request_timeout if the program legitimately needs longer"))
+        else:
+            # Which call of the batch hangs is not known: each unanswered one runs again alone.
+            self._log("ESSI1708W", calls=len(calls), pid=self.pid,
+                      timeout=self.supervisor.request_timeout)
+        self._kill_for_replacement()
+
+    def _kill_for_replacement(self):
+        if self.state not in RUNNING:
+            return
+        # STARTING/IDLE/BUSY -> STOPPING (killed; process_ended moves on to BACKOFF)
+        self._enter(SEPState.STOPPING, *RUNNING)
+        self._killed_by_us = True
+        self._signal("KILL")
+
+    def _signal(self, name):
+        try:
+            self.transport.signalProcess(name)
+        except (error.ProcessExitedAlready, OSError, AttributeError):
+            pass
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def stop(self):
+        """Stop this SEP (TERM, KILL after kill_delay); the Deferred fires once it is gone."""
+        self._stop_requested = True
+        if self.state in (SEPState.STOPPED, SEPState.FATAL):
+            return defer.succeed(None)
+        if self.state == SEPState.BACKOFF:
+            # BACKOFF -> STOPPED
+            if self._restart_call is not None and self._restart_call.active():
+                self._restart_call.cancel()
+            self._restart_call = None
+            self._enter(SEPState.STOPPED, SEPState.BACKOFF)
+            return defer.succeed(None)
+        waiter = defer.Deferred()
+        self._stop_waiters.append(waiter)
+        if self.state in RUNNING:
+            # STARTING/IDLE/BUSY -> STOPPING
+            self._enter(SEPState.STOPPING, *RUNNING)
+            self._signal("TERM")
+        if self._kill_call is None:
+            self._kill_call = self.supervisor.reactor.callLater(
+                self.supervisor.kill_delay, self._kill_after_term)
+        return waiter
+
+    def _kill_after_term(self):
+        self._kill_call = None
+        if self.state == SEPState.STOPPING:
+            self._log("ESKC0004W", delay=self.supervisor.kill_delay)
+            self._signal("KILL")
+
+    # -- exit ------------------------------------------------------------------------------
+
+    def process_ended(self, reason):
+        """The child is gone (all its pipes closed and it was reaped)."""
+        returncode = exit_returncode(reason)
+        if returncode == ExitCode.ENVIRONMENT_LOST:
+            cause = ("its log sync failed, so it gave up the data environment, which is "
+                     "recovered from the disk; check the disk")
+        elif returncode == -signal.SIGALRM and self._batch_size > 1:
+            cause = (f"a call of its batch of {self._batch_size} ran longer than "
+                     f"request_timeout ({self.supervisor.request_timeout} s); each unanswered "
+                     "call runs again alone")
+        else:
+            cause = abend_cause(returncode, "\n".join(self._stderr_tail))
+        self.cause = cause
+        store = self.supervisor.store
+        old_pid, self.pid, self.transport = self.pid, None, None
+        if store is not None and not store.after_death():
+            self.supervisor.begin_recovery()
+        if self._kill_call is not None and self._kill_call.active():
+            self._kill_call.cancel()
+        self._kill_call = None
+        state = self.state
+
+        self._end_batch()
+        calls, self._calls = list(self._calls.values()), {}
+        alone = self._batch_size == 1
+        for call in calls:
+            if self.supervisor.recovering:
+                # Whether it committed can only be told once the environment is recovered.
+                self.supervisor.orphans.append((self, call, returncode, cause, alone))
+            else:
+                call.deferred.callback(self.supervisor.outcome_of_death(
+                    self, call, returncode, cause, killed_by_us=self._killed_by_us,
+                    alone=alone))
+        self.supervisor.recover_when_quiet()
+
+        if self._stop_requested and state == SEPState.STOPPING:
+            # STOPPING -> STOPPED
+            self._enter(SEPState.STOPPED, SEPState.STOPPING)
+            self._log("ESKC0003I")
+            self.supervisor.processes_changed()
+            waiters, self._stop_waiters = self._stop_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+            return
+
+        self.supervisor.processes_changed()
+        code = getattr(reason.value, "exitCode", None)
+        if state == SEPState.STARTING and returncode not in KILLED_FROM_OUTSIDE:
+            self.boot_failures += 1
+            if (code == ExitCode.BOOT_FAILED
+                    or self.boot_failures >= self.supervisor.max_boot_failures):
+                self._go_fatal(cause, failures=self.boot_failures, source=SEPState.STARTING)
+                return
+        if state != SEPState.STOPPING:
+            self._log("ESSI1700W", pid=old_pid, cause=cause)
+        self._schedule_restart(state)
+
+    def _schedule_restart(self, source):
+        now = self.supervisor.reactor.seconds()
+        # A SEP that died running a call was killed by that call (an abend, a timeout), not by
+        # a broken start: it comes back at once, or a burst of bad calls would keep the region
+        # from serving the good ones for up to max_restart_delay.
+        if (source != SEPState.BUSY and self.started_at is not None
+                and now - self.started_at < self.supervisor.threshold):
+            delay = self.delay
+            self.delay = min(self.delay * 2, self.supervisor.max_restart_delay)
+        else:
+            delay = 0
+            self.delay = self.supervisor.min_restart_delay
+        # STARTING/IDLE/BUSY/STOPPING -> BACKOFF
+        self._enter(SEPState.BACKOFF, source)
+        self._last_delay = delay
+        self._restart_call = self.supervisor.reactor.callLater(delay, self._restart)
+
+    def _go_fatal(self, cause, failures, source=SEPState.STARTING):
+        # STARTING -> FATAL
+        self._enter(SEPState.FATAL, source)
+        self.cause = cause
+        self._log("ESSI1702E", failures=failures, cause=cause)
+        self.supervisor.sep_fatal(self)
+
+    def kill_for_recovery(self):
+        """SIGKILL a running SEP so that the environment can be recovered."""
+        if self.state in RUNNING and self.pid is not None:
+            self._kill_for_replacement()
+
+    def kill_now(self):
+        """Last-resort SIGKILL (region exiting abnormally); safe to call in any state."""
+        if self.pid:
+            self._signal("KILL")
+
+    def snapshot(self):
+        """The status entry of this SEP."""
+        return {"id": self.number, "pid": self.pid, "state": self.state.value,
+                "restarts": self.restarts, "requests": self.requests}
+
