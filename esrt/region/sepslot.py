@@ -164,7 +164,8 @@ class SEP:
         self._timeout = None
         self.request_pipe_open = False
         self._next_id = 1
-        self._stop_requested = False
+        # Set by stop(): the region is stopping this SEP, so its end is no failure.
+        self.stop_requested = False
         self._stop_waiters = []
         self._restart_call = None
         self._kill_call = None
@@ -177,7 +178,8 @@ class SEP:
     def label(self):
         return f"SEP {self.number:04d}"
 
-    def _log(self, message_id, **fields):
+    def log(self, message_id, **fields):
+        """Write console message `message_id` about this SEP."""
         self.supervisor.console.log(message_id, sep=self.number, **fields)
 
     def _enter(self, state, *sources):
@@ -194,7 +196,7 @@ class SEP:
     def start(self):
         """Spawn the process (STOPPED -> STARTING, or FATAL -> STARTING when a standby region is
         activated again: the cause may have been on the other node's disk)."""
-        self._stop_requested = False
+        self.stop_requested = False
         if self.state == SEPState.FATAL:
             self.boot_failures = 0
             self.delay = self.supervisor.min_restart_delay
@@ -214,7 +216,7 @@ class SEP:
             self._go_fatal(f"cannot spawn the SEP process: {exc}", failures=1)
             return
         self.pid = self.transport.pid
-        self._log("ESSI1601I")
+        self.log("ESSI1601I")
         self.supervisor.processes_changed()
 
     def _restart(self):
@@ -225,7 +227,7 @@ class SEP:
             return
         self.restarts += 1
         self.supervisor.on_restart(self)
-        self._log("ESSI1701I", restarts=self.restarts, delay=self._last_delay)
+        self.log("ESSI1701I", restarts=self.restarts, delay=self._last_delay)
         # BACKOFF -> STARTING
         self._spawn(SEPState.BACKOFF)
 
@@ -236,7 +238,7 @@ class SEP:
         op = header.get("op")
         if self.state == SEPState.STARTING and op == "ready":
             self.pid = header.get("pid", self.pid)
-            self._log("ESSI1600I", pid=self.pid)
+            self.log("ESSI1600I", pid=self.pid)
             self.boot_failures = 0
             # STARTING -> IDLE
             self._enter(SEPState.IDLE, SEPState.STARTING)
@@ -251,7 +253,7 @@ class SEP:
                 # drain, then a stop) must find this SEP idle.
                 self._end_batch()
                 self._enter(SEPState.IDLE, SEPState.BUSY)
-            self._finish_call(call, self._reply_from(header, body, call.service))
+            self._finish_call(call, self.reply_from(header, body, call.service))
             if last and self.state == SEPState.IDLE:
                 self.supervisor.sep_idle(self)
             return
@@ -260,7 +262,8 @@ class SEP:
         self.protocol_error(f"unexpected frame {header!r} in state {self.state.value}")
 
     @staticmethod
-    def _reply_from(header, body, service):
+    def reply_from(header, body, service):
+        """The Reply a SEP's answer frame stands for (a bad status is a 500 that says so)."""
         status = header.get("status")
         if not isinstance(status, int) or not 100 <= status <= 599:
             return error_reply(500, "internal", f"{service}: the SEP replied with a bad status "
@@ -283,7 +286,7 @@ class SEP:
 
     def protocol_error(self, problem):
         """The SEP broke the frame protocol: it cannot be trusted, so kill and replace it."""
-        self._log("ESSI1705W", problem=problem)
+        self.log("ESSI1705W", problem=problem)
         self._kill_for_replacement()
 
     # -- requests --------------------------------------------------------------------------
@@ -351,7 +354,7 @@ class SEP:
         calls = list(self._calls.values())
         if self._batch_size == 1 and calls:
             call = calls[0]
-            self._log("ESSI1703W", service=call.service,
+            self.log("ESSI1703W", service=call.service,
                       timeout=self.supervisor.request_timeout, pid=self.pid)
             self._finish_call(call, error_reply(
                 503, "timeout",
@@ -360,7 +363,7 @@ class SEP:
                 "request_timeout if the program legitimately needs longer"))
         else:
             # Which call of the batch hangs is not known: each unanswered one runs again alone.
-            self._log("ESSI1708W", calls=len(calls), pid=self.pid,
+            self.log("ESSI1708W", calls=len(calls), pid=self.pid,
                       timeout=self.supervisor.request_timeout)
         self._kill_for_replacement()
 
@@ -382,7 +385,7 @@ class SEP:
 
     def stop(self):
         """Stop this SEP (TERM, KILL after kill_delay); the Deferred fires once it is gone."""
-        self._stop_requested = True
+        self.stop_requested = True
         if self.state in (SEPState.STOPPED, SEPState.FATAL):
             return defer.succeed(None)
         if self.state == SEPState.BACKOFF:
@@ -406,7 +409,7 @@ class SEP:
     def _kill_after_term(self):
         self._kill_call = None
         if self.state == SEPState.STOPPING:
-            self._log("ESKC0004W", delay=self.supervisor.kill_delay)
+            self.log("ESKC0004W", delay=self.supervisor.kill_delay)
             self._signal("KILL")
 
     # -- exit ------------------------------------------------------------------------------
@@ -446,10 +449,10 @@ class SEP:
                     alone=alone))
         self.supervisor.recover_when_quiet()
 
-        if self._stop_requested and state == SEPState.STOPPING:
+        if self.stop_requested and state == SEPState.STOPPING:
             # STOPPING -> STOPPED
             self._enter(SEPState.STOPPED, SEPState.STOPPING)
-            self._log("ESKC0003I")
+            self.log("ESKC0003I")
             self.supervisor.processes_changed()
             waiters, self._stop_waiters = self._stop_waiters, []
             for waiter in waiters:
@@ -465,7 +468,7 @@ class SEP:
                 self._go_fatal(cause, failures=self.boot_failures, source=SEPState.STARTING)
                 return
         if state != SEPState.STOPPING:
-            self._log("ESSI1700W", pid=old_pid, cause=cause)
+            self.log("ESSI1700W", pid=old_pid, cause=cause)
         self._schedule_restart(state)
 
     def _schedule_restart(self, source):
@@ -489,7 +492,7 @@ class SEP:
         # STARTING -> FATAL
         self._enter(SEPState.FATAL, source)
         self.cause = cause
-        self._log("ESSI1702E", failures=failures, cause=cause)
+        self.log("ESSI1702E", failures=failures, cause=cause)
         self.supervisor.sep_fatal(self)
 
     def kill_for_recovery(self):

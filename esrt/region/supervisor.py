@@ -110,7 +110,7 @@ class Supervisor:
     def can_serve(self):
         """True while some SEP is running or will come back (not FATAL, not stopped)."""
         return any(sep.state not in (SEPState.FATAL, SEPState.STOPPED)
-                   and not sep._stop_requested for sep in self.seps)
+                   and not sep.stop_requested for sep in self.seps)
 
     def all_ready(self):
         return all(sep.state in (SEPState.IDLE, SEPState.BUSY) for sep in self.seps)
@@ -145,15 +145,15 @@ class Supervisor:
         committed = self.store.committed(call.key) if self.store is not None else None
         if committed is not None:
             header, body = committed
-            sep._log("ESSI1707I", service=call.service)
-            return sep._reply_from(header, body, call.service)
-        if sep._stop_requested:
+            sep.log("ESSI1707I", service=call.service)
+            return sep.reply_from(header, body, call.service)
+        if sep.stop_requested:
             return error_reply(503, "unavailable", f"{call.service} was interrupted on "
                                f"{sep.label} because the server is stopping; retry on another "
                                "server")
         if returncode in KILLED_FROM_OUTSIDE and not killed_by_us:
             # Not the program's doing: the transaction was rolled back, so run it again.
-            sep._log("ESSI1706W", service=call.service)
+            sep.log("ESSI1706W", service=call.service)
             return RETRY
         if returncode == ExitCode.ENVIRONMENT_LOST:
             # The SEP gave up the environment after answering every call it could: one left
