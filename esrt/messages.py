@@ -57,6 +57,9 @@ MESSAGES = {
     "ESDB0005W": "cleanup after a SEP died failed: {problem}",
     "ESDB0006W": "a SEP died inside the data environment; stopping every SEP to recover it "
                  "(calls in flight are settled after recovery)",
+    "ESDB0007E": "data environment {path} cannot be recovered: {problem}; calls are refused "
+                 "until it is (free space on the data disk, or check it); next try in "
+                 "{delay:g} s",
     "ESSI1800I": "SEP {sep:04d}: {text}",
     "ESSI1801W": "SEP {sep:04d} stderr: {text}",
     # communications

@@ -26,6 +26,10 @@ cob_file *esfh_calling_file(void);      /* the program's file of the current cal
 #define ESFH_LK_MAX_LOCKERS 4000
 #define ESFH_THREADS_PER_PROC 4         /* thread slots: max_procs * this + ESFH_THREADS_SPARE */
 #define ESFH_THREADS_SPARE 16
+/* Log files of 1 MB, not Berkeley DB's 10 MB: recovery zero-fills the current log file past
+ * its last record to the file's end, and on a small or nearly full data disk those blocks
+ * are exactly what recovery lacks. */
+#define ESFH_LOG_FILE_BYTES 1048576
 int esfh_env_open(const char *home, int durability, int max_procs, char *err, int errlen);
 int esfh_env_recover(const char *home, char *err, int errlen);
 int esfh_begin(void);

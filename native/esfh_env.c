@@ -11,13 +11,17 @@
  * A deadlock inside a request or interval transaction dooms it: the operation fails with file
  * status 51 and so does every later one until the caller aborts (a SEP then re-runs the request).
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +42,8 @@ static int g_group_commit;      /* a SEP's commits wait for esfh_log_flush (see 
 static int g_flush_due;         /* a request transaction ended since the last esfh_log_flush */
 static int g_atexit_set;
 static char g_error[1024];
+/* The environment directory this process opened, resolved as /proc/self/maps shows it. */
+static char g_home[PATH_MAX];
 
 void esfh_set_error(const char *fmt, ...)
 {
@@ -64,8 +70,14 @@ static void errcall(const DB_ENV *env, const char *prefix, const char *msg)
 {
     (void)env;
     (void)prefix;
-    /* Keep Berkeley DB's own explanation: it is usually more precise than the return code. */
-    esfh_set_error("Berkeley DB: %s", msg);
+    /* Keep Berkeley DB's own explanation: it is usually more precise than the return code.
+     * One failure may bring several messages, the first being the cause: keep them all. */
+    char previous[sizeof g_error];
+    snprintf(previous, sizeof previous, "%s", esfh_last_error());
+    if (strncmp(previous, "Berkeley DB: ", 13) == 0)
+        esfh_set_error("%s; %s", previous, msg);
+    else
+        esfh_set_error("Berkeley DB: %s", msg);
 }
 
 /* failchk asks whether a thread of control is alive. kill(pid, 0) succeeds on a zombie, and a
@@ -162,16 +174,27 @@ static int open_env(DB_ENV **out, const char *home, int durability, int max_proc
     env->set_lk_max_locks(env, ESFH_LK_MAX_LOCKS);
     env->set_lk_max_objects(env, ESFH_LK_MAX_OBJECTS);
     env->set_lk_max_lockers(env, ESFH_LK_MAX_LOCKERS);
+    env->set_lg_max(env, ESFH_LOG_FILE_BYTES);
     if (durability == 1)
         env->set_flags(env, DB_TXN_WRITE_NOSYNC, 1);
+    /* The shared regions are files mapped into every process. Created sparse, their pages
+     * would get disk blocks only when first touched, and a touch after the data disk filled
+     * up kills the process with SIGBUS (in the middle of a transaction, holding mutexes: the
+     * environment then needs recovery, which a full disk prevents). DB_REGION_INIT writes
+     * every page when the regions are created, so a full disk fails the open instead. */
+    env->set_flags(env, DB_REGION_INIT, 1);
     if (recover)
         flags |= DB_RECOVER;
+    esfh_set_error("%s", "");
     ret = env->open(env, home, flags, 0660);
     if (ret != 0) {
-        snprintf(err, errlen, "ESFH: cannot open the Berkeley DB environment in %s: %s (%s)",
+        /* Berkeley DB's own words (errcall) say which file or region failed. */
+        const char *detail = esfh_last_error();
+        snprintf(err, errlen, "ESFH: cannot open the Berkeley DB environment in %s: %s (%s)%s%s",
                  home, db_strerror(ret), ret == DB_RUNRECOVERY
                  ? "run recovery: restart the region, which recovers before starting SEPs"
-                 : "check the directory's permissions and free space");
+                 : "check the directory's permissions and free space",
+                 detail[0] ? "; " : "", detail);
         env->close(env, 0);
         return ret;
     }
@@ -223,11 +246,31 @@ int esfh_env_open(const char *home, int durability, int max_procs, char *err, in
         return ret;
     }
     g_write_nosync = durability == 1;
+    if (realpath(home, g_home) == NULL)
+        g_home[0] = '\0';
     if (!g_atexit_set) {
         on_exit(at_exit, NULL);
         g_atexit_set = 1;
     }
     return 0;
+}
+
+/* A recovery that failed half-way (the disk filled while it recreated the regions) leaves
+ * region files that the next DB_RECOVER cannot join: it fails with DB_RUNRECOVERY for ever.
+ * Region files hold no data, only what the processes share while they run; with the
+ * environment locked exclusively nobody maps them, so they can go, and the next recovery
+ * builds them anew from the log and the database files. */
+static void remove_region_files(const char *home)
+{
+    DIR *dir = opendir(home);
+    struct dirent *entry;
+    if (dir == NULL)
+        return;
+    while ((entry = readdir(dir)) != NULL) {
+        if (strncmp(entry->d_name, "__db.", 5) == 0 && isdigit((unsigned char)entry->d_name[5]))
+            unlinkat(dirfd(dir), entry->d_name, 0);
+    }
+    closedir(dir);
 }
 
 int esfh_env_recover(const char *home, char *err, int errlen)
@@ -245,8 +288,20 @@ int esfh_env_recover(const char *home, char *err, int errlen)
         return EINVAL;
     }
     ret = lock_env(home, 1, err, errlen);
-    if (ret == 0)
+    if (ret == 0) {
         ret = open_env(&env, home, 0, 0, 1, err, errlen);
+        if (ret != 0 && ret != ENOENT) {
+            char first[512];
+            size_t used;
+            snprintf(first, sizeof first, "%s", err);
+            remove_region_files(home);
+            ret = open_env(&env, home, 0, 0, 1, err, errlen);
+            used = strlen(err);
+            if (ret != 0 && used + 2 < (size_t)errlen)
+                snprintf(err + used, errlen - used, " (a first try, before its region files "
+                         "were removed: %s)", first);
+        }
+    }
     if (ret == 0)
         env->close(env, 0);
     /* Back to shared: this process goes on using the environment like every other. */
@@ -512,6 +567,41 @@ int esfh_failchk(void)
 /* Give up a broken environment (a process died holding one of its mutexes): panic it, so that
  * every call, in every process, fails at once with DB_RUNRECOVERY instead of waiting for the
  * dead process, then drop the handles. Recovery (esfh_env_recover) rebuilds it. */
+/* Berkeley DB's close of a panicked environment returns before it detaches the shared
+ * regions, so a process that gave up its environment kept the region files mapped. Recovery
+ * deletes them, but their blocks stay in use for as long as a mapping lives: about 2 MB
+ * lost per recovery, and on a full disk exactly the room recovery needs to create them
+ * again. The handle is gone, so nothing refers to these mappings any more. */
+static void unmap_regions(const char *home)
+{
+    struct { unsigned long start, end; } found[64];
+    size_t count = 0, home_len = strlen(home), i;
+    char line[PATH_MAX + 256];
+    FILE *maps;
+
+    if (home_len == 0 || (maps = fopen("/proc/self/maps", "re")) == NULL)
+        return;
+    /* Collected first: unmapping while reading would change the file under us. */
+    while (count < sizeof found / sizeof found[0] && fgets(line, sizeof line, maps) != NULL) {
+        unsigned long start, end;
+        int path_at = 0;
+        const char *path;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &start, &end, &path_at) < 2 || !path_at)
+            continue;
+        path = line + path_at;
+        if (strncmp(path, home, home_len) == 0 && path[home_len] == '/'
+                && strncmp(path + home_len + 1, "__db.", 5) == 0
+                && isdigit((unsigned char)path[home_len + 6])) {
+            found[count].start = start;
+            found[count].end = end;
+            count++;
+        }
+    }
+    fclose(maps);
+    for (i = 0; i < count; i++)
+        munmap((void *)found[i].start, found[i].end - found[i].start);
+}
+
 void esfh_env_abandon(void)
 {
     if (g_env == NULL)
@@ -521,6 +611,7 @@ void esfh_env_abandon(void)
     g_req_txn = NULL;
     g_interval_txn = NULL;
     esfh_env_close();
+    unmap_regions(g_home);
 }
 
 void esfh_env_close(void)

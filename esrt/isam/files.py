@@ -107,6 +107,10 @@ def _configure(env):
     env.set_lk_max_locks(LOCK_LIMITS["locks"])
     env.set_lk_max_objects(LOCK_LIMITS["objects"])
     env.set_lk_max_lockers(LOCK_LIMITS["lockers"])
+    env.set_lg_max(CONSTANTS["ESFH_LOG_FILE_BYTES"])
+    # Allocate the mapped region files when creating them, as ESFH does (native/esfh_env.c):
+    # a page first touched after the disk filled would be a SIGBUS, not an error.
+    env.set_flags(db.DB_REGION_INIT, 1)
     env.set_get_returns_none(2)
 
 

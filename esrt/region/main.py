@@ -323,6 +323,11 @@ class Region:
                                 for lst in self.listeners)
         # An inactive standby has no SEPs to wait for.
         seps_ready = self.supervisor.all_ready() if self.active else True
+        if self.supervisor.unrecoverable and self._explicit in (ServerStatus.STARTING,
+                                                                ServerStatus.STARTED):
+            # Failed to its monitors while its data cannot be recovered, so that a cluster can
+            # move it; it keeps trying and reports Started again once recovery works.
+            return ServerStatus.FAILED
         return server_status(self._explicit, listeners_started, seps_ready)
 
     def health(self):
@@ -359,8 +364,13 @@ class Region:
             self.message = (f"starting: {ready} of {len(self.supervisor.seps)} SEP(s) ready, "
                             f"{sum(lst.state == ListenerStatus.STARTED for lst in self.listeners)}"
                             f" of {len(self.listeners)} listener(s) started")
+        # While recovery keeps failing, the status says why (self.message is what it says
+        # again once the region serves).
+        message = self.message
+        if status == ServerStatus.FAILED and self.supervisor.unrecoverable:
+            message = self.supervisor.unrecoverable
         return {"name": self.name, "mfServerStatus": status.value, "pid": self.pid,
-                "started": iso_time(self.started), "message": self.message,
+                "started": iso_time(self.started), "message": message,
                 "listeners": [lst.snapshot() for lst in self.listeners],
                 "seps": self.supervisor.snapshot(), "stats": self.dispatcher.stats(),
                 "services_stats": self.metrics.services_stats(),

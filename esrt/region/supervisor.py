@@ -34,6 +34,10 @@ class Supervisor:
     kill_delay = 5.0
     # Exits before "ready" in a row after which a SEP is given up (FATAL).
     max_boot_failures = 5
+    # A full recovery that fails (a full or failing data disk) is tried again after this many
+    # seconds, doubling up to the maximum, until it works; calls are refused meanwhile.
+    min_recovery_delay = 1.0
+    max_recovery_delay = 30.0
 
     def __init__(self, reactor, definition, paths, console, environ, sep_command=None,
                  store=None):
@@ -63,6 +67,11 @@ class Supervisor:
         # every SEP is stopped, calls they were running wait in `orphans`.
         self.recovering = False
         self.orphans = []
+        # While full recovery keeps failing: why (a text for callers and the status), and the
+        # delay before the next try.
+        self.unrecoverable = None
+        self._recovery_delay = self.min_recovery_delay
+        self._recovery_retry = None
 
     def spawn(self, proto, number):
         """Start the child process of SEP `number` and return its process transport."""
@@ -85,6 +94,7 @@ class Supervisor:
         Calls still waiting for a SEP then get their answer at once (on_unavailable): none
         would run before a start, perhaps much later, when their callers have long moved on.
         """
+        self.cancel_recovery()
         stopped = defer.DeferredList([sep.stop() for sep in self.seps], consumeErrors=True)
         stopped.addCallback(lambda result: (self.on_unavailable(), result)[1])
         return stopped
@@ -173,18 +183,48 @@ class Supervisor:
             sep.kill_for_recovery()
 
     def recover_when_quiet(self):
-        """Recover the environment once no SEP process is left, then settle orphaned calls."""
-        if not self.recovering or any(sep.pid for sep in self.seps):
+        """Recover the environment once no SEP process is left, then settle orphaned calls.
+
+        When recovery fails (a full data disk cannot hold the recreated regions or the
+        checkpoint), the SEPs stay down and every call is refused at once, while recovery is
+        tried again with a back-off: the region serves again by itself once it works.
+        """
+        if not self.recovering or any(sep.pid for sep in self.seps) \
+                or self._recovery_retry is not None:
             return
-        recovered = self.store.recover()
-        self.recovering = False
-        self.on_recovery(bool(recovered))
+        recovered = bool(self.store.recover())
+        self.on_recovery(recovered)
+        if recovered:
+            # Waiting SEPs restart now (SEP._restart polls `recovering`).
+            self.recovering = False
+            self.unrecoverable = None
+            self._recovery_delay = self.min_recovery_delay
+        else:
+            delay = self._recovery_delay
+            self._recovery_delay = min(delay * 2, self.max_recovery_delay)
+            self.unrecoverable = (f"the data environment of {self.server} cannot be recovered "
+                                  f"({self.store.problem}); free space on its data disk or "
+                                  "check it: service resumes by itself once recovery works")
+            self.console.log("ESDB0007E", path=self.store.path, problem=self.store.problem,
+                             delay=delay)
+            self._recovery_retry = self.reactor.callLater(delay, self._retry_recovery)
+            self.on_unavailable()
+        self.changed()
         orphans, self.orphans = self.orphans, []
         for sep, call, returncode, cause, alone in orphans:
             if recovered:
                 reply = self.outcome_of_death(sep, call, returncode, cause, killed_by_us=False,
                                               alone=alone)
             else:
-                reply = error_reply(503, "unavailable", f"{call.service}: the data environment "
-                                    "could not be recovered; see the console log")
+                reply = error_reply(503, "unavailable", f"{call.service}: {self.unrecoverable}")
             call.deferred.callback(reply)
+
+    def _retry_recovery(self):
+        self._recovery_retry = None
+        self.recover_when_quiet()
+
+    def cancel_recovery(self):
+        """Stop trying to recover (the region is stopping)."""
+        if self._recovery_retry is not None and self._recovery_retry.active():
+            self._recovery_retry.cancel()
+        self._recovery_retry = None

@@ -25,6 +25,8 @@ class ReplyStore:
         self.durability = durability
         self.max_procs = max_procs
         self.clock = clock
+        # Why the last full recovery failed (None: it did not).
+        self.problem = None
 
     @classmethod
     def open(cls, data_dir, durability, max_procs, console):
@@ -65,14 +67,20 @@ class ReplyStore:
         return True
 
     def recover(self):
-        """Full recovery: only while no SEP has the environment open. True when it worked."""
+        """Full recovery: only while no SEP has the environment open. True when it worked;
+        else `problem` says why (a full data disk, an I/O error)."""
         self.esfh.env_abandon()
         try:
             self.esfh.recover(str(self.path))
+        except EsfhError as exc:
+            self.problem = f"recovery failed: {exc}"
+            return False
+        try:
             self.esfh.env_open(str(self.path), self.durability, self.max_procs)
         except EsfhError as exc:
-            self.console.log("ESDB0004E", path=self.path, problem=str(exc))
+            self.problem = f"recovered, but opening it failed: {exc}"
             return False
+        self.problem = None
         self.console.log("ESDB0001I", path=self.path)
         return True
 

@@ -8,13 +8,14 @@ do), filled with a file as esrt.testing.faults.fill_disk does on a shared disk.
 import json
 import os
 import subprocess
+import threading
 
 import pytest
 
-from esrt.client import Client, ServiceError
+from esrt.client import Client, ConnectionFailed, ServiceError
 from esrt.testing import faults
 
-from conftest import EXAMPLES, Region
+from conftest import EXAMPLES, Region, wait_for
 
 NAME = "ESFULL"
 
@@ -71,3 +72,111 @@ def test_a_full_disk_fails_calls_cleanly_and_service_resumes(node, srv01_car, sm
         # Nothing of the failed calls was kept: the counter goes on from the last committed.
         assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == last + 1
         assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == last + 2
+
+
+def test_a_disk_filling_under_load_kills_no_sep_and_service_comes_back(node, srv01_car,
+                                                                       tmp_path):
+    """The issue's reproduction: a 6 MB data disk filled while several callers commit.
+
+    The environment's shared regions are memory-mapped files on that disk; with their pages
+    left unallocated, the first touch of one after the disk filled killed a SEP with SIGBUS,
+    recovery then failed for lack of space, calls hung until their clients gave up and the
+    region shut itself down. Now no SEP dies of SIGBUS, every call is answered (with an error
+    that says the disk is full), the region reports Failed only while it cannot recover, and
+    it serves again by itself once there is space."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system for the data directory needs root")
+    disk = tmp_path / "disk6m"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)], check=True)
+    try:
+        node.esrt("server", "create", NAME, "--seps", "4", "--listener",
+                  "Web Services=127.0.0.1:*", "--env", "DD_APPFILE01=APPFILE01",
+                  "--data-dir", str(disk / "data"))
+        node.esrt("casstart", "-r", NAME, "--wait")
+        node.esrt("deploy", str(srv01_car), "--server", NAME)
+        node.esrt("batch", "run", str(EXAMPLES / "initfile1.cbl"), "--server", NAME)
+        region = Region(node, NAME, node.region_status(NAME))
+        outcomes, counters = calls_while_filling(region.url, disk)
+        console = (node.home / "servers" / NAME / "logs" / "console.log").read_text()
+        assert "SIGBUS" not in console, console[-4000:]
+        assert "ESCD0107E" not in console, console[-4000:]
+        unanswered = [outcome for outcome in outcomes if outcome.startswith("no answer")]
+        assert not unanswered, unanswered[:5]
+        failures = [outcome for outcome in outcomes if outcome != "ok"]
+        assert failures, "every call committed on a full disk"
+        # A call fails because its commit found no space, or is refused while the region
+        # recovers (briefly) or cannot recover (until there is space): each says so.
+        unclear = sorted({failure for failure in failures
+                          if "No space left on device" not in failure
+                          and "the region is recovering its data environment" not in failure
+                          and "free space on its data disk" not in failure
+                          and not failure.startswith("RETURN-CODE 8")})
+        assert not unclear, unclear
+
+        faults.free_disk(None, str(disk))
+        try:
+            (counter,) = wait_for(lambda: served(region.url), "service to resume after "
+                                  "freeing space")
+        except AssertionError:
+            console = (node.home / "servers" / NAME / "logs" / "console.log").read_text()
+            files = {path.name: path.stat().st_size for path in (disk / "data").iterdir()}
+            usage = os.statvfs(disk)
+            raise AssertionError(
+                f"service did not resume; data files {files}, "
+                f"{usage.f_bavail * usage.f_frsize} bytes free; console:\n"
+                f"{console[-6000:]}") from None
+        # CBLAPP01 answers the counter it found, then adds one: 0, 1, 2, ...
+        assert sorted(counters) == list(range(len(counters))), counters
+        assert counter == len(counters), (
+            f"acknowledged counters {sorted(counters)}, but the next call found {counter}")
+        wait_for(lambda: node.region_status(NAME).get("mfServerStatus") == "Started",
+                 "the region to report Started again")
+    finally:
+        node.stop_everything()
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def served(url):
+    """(LK-COUNTER,) of one call that counted, or None while the region cannot count."""
+    try:
+        with Client(url, timeout=15) as client:
+            reply = client.call("srv01.CBLAPP01")
+    except ServiceError:
+        return None
+    return (reply["LK-COUNTER"],) if reply.return_code == 0 else None
+
+
+def calls_while_filling(url, disk, callers=4, per_caller=300):
+    """(outcomes, counters) of `callers` threads calling CBLAPP01 in a loop while the disk is
+    filled under them: "ok", "RETURN-CODE n", the error text or "no answer: ..." per call,
+    and the counter of every call that counted."""
+    outcomes, counters, lock = [], [], threading.Lock()
+
+    def call_in_a_loop():
+        with Client(url, timeout=15) as client:
+            for _ in range(per_caller):
+                try:
+                    reply = client.call("srv01.CBLAPP01")
+                    if reply.return_code == 0:
+                        outcome = "ok"
+                        with lock:
+                            counters.append(reply["LK-COUNTER"])
+                    else:
+                        # CBLAPP01 could not open, read or rewrite its file (status 30 while
+                        # the environment is lost) and changed nothing.
+                        outcome = f"RETURN-CODE {reply.return_code}"
+                except ServiceError as exc:
+                    outcome = f"{exc.status} {exc.code}: {exc.message}"
+                except ConnectionFailed as exc:
+                    outcome = f"no answer: {exc}"
+                with lock:
+                    outcomes.append(outcome)
+
+    threads = [threading.Thread(target=call_in_a_loop) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    faults.fill_disk(None, str(disk))
+    for thread in threads:
+        thread.join()
+    return outcomes, counters

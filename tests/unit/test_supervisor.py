@@ -351,6 +351,64 @@ def test_a_broken_environment_stops_every_sep_recovers_then_settles_their_calls(
     assert "ESDB0006W" in console_text(paths)
 
 
+class FullDiskStore(BrokenEnvironmentStore):
+    """Recovery fails (a full data disk) until `space` is set."""
+
+    path = "/data"
+
+    def __init__(self):
+        super().__init__()
+        self.space = False
+        self.problem = None
+
+    def recover(self):
+        self.recoveries += 1
+        self.problem = None if self.space else "No space left on device"
+        return self.space
+
+
+def test_recovery_that_fails_is_retried_with_back_off_and_calls_are_answered_at_once(made):
+    reactor, sup, paths = made(seps=1)
+    sup.store = FullDiskStore()
+    unavailable = []
+    sup.on_unavailable = lambda: unavailable.append(reactor.seconds())
+    sup.start()
+    reactor.processes[0].ready()
+    reactor.advance(10)
+    results = []
+    sup.seps[0].call("srv01.A", b"{}", {"key": "r:a"}).addCallback(results.append)
+    reactor.processes[0].exit(sig=signal.SIGKILL)
+    # The call in flight is answered now, not when the disk has room again.
+    assert len(results) == 1 and results[0].status == 503
+    assert "No space left on device" in results[0].body.decode()
+    assert sup.unrecoverable and "free space on its data disk" in sup.unrecoverable
+    assert unavailable, "queued calls were not refused"
+    # Tries again after 1, 2, 4, ... seconds (up to max_recovery_delay); no SEP meanwhile.
+    for delay in (1, 2, 4, 8):
+        reactor.advance(delay)
+    assert sup.store.recoveries == 5 and len(reactor.processes) == 1
+    sup.store.space = True
+    reactor.advance(16)
+    assert sup.store.recoveries == 6 and not sup.recovering and sup.unrecoverable is None
+    reactor.advance(sup.max_restart_delay)
+    assert len(reactor.processes) == 2  # the SEP is back
+    assert console_text(paths).count("ESDB0007E") == 5
+
+
+def test_stop_while_recovery_keeps_failing_stops_trying(made):
+    reactor, sup, _ = made(seps=1)
+    sup.store = FullDiskStore()
+    sup.start()
+    reactor.processes[0].ready()
+    reactor.advance(10)
+    reactor.processes[0].exit(sig=signal.SIGKILL)
+    assert sup.store.recoveries == 1
+    done = []
+    sup.stop().addCallback(done.append)
+    reactor.advance(1000)
+    assert done and sup.store.recoveries == 1 and len(reactor.processes) == 1
+
+
 def test_stop_sends_term_then_kill_and_fires_when_all_are_gone(made):
     reactor, sup, paths = made(seps=2)
     sup.start()
