@@ -8,8 +8,8 @@ definition, packages, data and logs can all live on a cluster's shared disk.
 """
 
 import json
-from pathlib import Path
 
+from esrt.cli.errors import CommandError
 from esrt.states import ExitCode
 
 
@@ -22,46 +22,21 @@ def _home(args):
     return Home(getattr(args, "home", None))
 
 
-def read_region_file(path):
-    """Return the validated definition held in region file `path`.
-
-    Raises CommandError (exit 6, "not configured") naming the file and what is wrong with it.
-    """
-    from esrt.cli.main import CommandError
-    from esrt.settings import SettingError, validate_server
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CommandError(f"region file {path}: cannot read it ({exc.strerror or exc}); give "
-                           "the path of a file written by `esrt server export NAME`",
-                           ExitCode.NOT_CONFIGURED) from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise CommandError(f"region file {path} is not valid JSON ({exc}); write it with "
-                           "`esrt server export NAME > FILE`", ExitCode.NOT_CONFIGURED) from None
-    try:
-        return validate_server(data)
-    except SettingError as exc:
-        raise CommandError(f"region file {path} holds an invalid server definition: {exc}",
-                           ExitCode.NOT_CONFIGURED) from None
-
-
 # --- server export / import -------------------------------------------------------------------
 
 def cmd_server_export(args):
     """Print server NAME's definition as a region file (JSON) on stdout."""
-    from esrt.mfds.client import MfdsClient
+    from esrt.node.definitions import server_definition
     from esrt.settings import validate_server
-    definition = MfdsClient.from_home(_home(args)).get_server(args.name)["definition"]
+    definition = server_definition(args.name, _home(args))
     print(json.dumps(validate_server(definition), indent=2, sort_keys=True), flush=True)
     return ExitCode.OK
 
 
 def cmd_server_import(args):
     """Create the server of a region file in mfds, or update it when it exists."""
-    from esrt.mfds.client import MfdsClient, MfdsError
+    from esrt.node.definitions import read_region_file
+    from esrt.node.mfds_client import MfdsClient, MfdsError
     definition = read_region_file(args.file)
     name = definition["name"]
     client = MfdsClient.from_home(_home(args))
@@ -81,23 +56,6 @@ def cmd_server_import(args):
     return ExitCode.OK
 
 
-# --- casstart --config --------------------------------------------------------------------------
-
-def definition_from_config(args):
-    """casstart --config: the validated definition in region file args.config.
-
-    The region then starts from it: nothing is read from or written to the node's repository,
-    and mfds need not even run.
-    """
-    from esrt.cli.main import CommandError
-    definition = read_region_file(args.config)
-    if args.region and args.region != definition["name"]:
-        raise CommandError(f"region file {args.config} defines server {definition['name']!r}, "
-                           f"not {args.region!r}: use -r {definition['name']} or the right file",
-                           ExitCode.USAGE)
-    return definition
-
-
 # --- mdump, ha ----------------------------------------------------------------------------------
 
 def cmd_mdump(args):
@@ -106,7 +64,6 @@ def cmd_mdump(args):
 
 
 def cmd_ha_install_agent(args):
-    from esrt.cli.main import CommandError
     from esrt.ha.agent import AgentInstallError, install_agent
     try:
         path = install_agent(args.root)
@@ -119,6 +76,7 @@ def cmd_ha_install_agent(args):
 
 def cmd_ha_check_config(args):
     """Validate a region file; print the server name alone (the OCF agent reads it)."""
+    from esrt.node.definitions import read_region_file
     print(read_region_file(args.file)["name"], flush=True)
     return ExitCode.OK
 

@@ -24,24 +24,21 @@ from urllib.parse import unquote
 
 import esrt
 from esrt.home import Home
-from esrt.mfds.daemon import pid_alive
 from esrt.mfds.repository import ServerExists, ServerNotFound
 from esrt.mfds.users import (OPEN, LastAdmin, NoSuchUser, UserError, UserExists, audit,
                              check_account)
+from esrt.node.console import format_line, tail_lines
+from esrt.node.control import RegionControlError, start_region, stop_region
+from esrt.node.runs import LIVE_STATES, effective_status
 from esrt.paths import RegionPaths
-from esrt.region.console import format_line
+from esrt.procs import process_alive
 from esrt.settings import SettingError
-from esrt.states import ServerStatus
 
 CONSOLE_FILES = {"log": "console_log", "bak": "console_bak"}
 MAX_CONSOLE_LINES = 5000
-# Only the end of a huge console log is read: enough for any tail or search in a browser.
-CONSOLE_READ_BYTES = 4 * 1024 * 1024
 START_CONSOLE_WAIT = 15.0
 
 MAX_PACKAGE_BYTES = 64 * 1024 * 1024
-LIVE_STATES = (ServerStatus.STARTING.value, ServerStatus.STARTED.value,
-               ServerStatus.STOPPING.value)
 
 
 class Response:
@@ -73,22 +70,6 @@ class ApiError(Exception):
         if self.fields:
             error["fields"] = self.fields
         return Response(self.status, {"error": error})
-
-
-def effective_status(document):
-    """The mfServerStatus to show for a region's last reported status document.
-
-    A region that said it was running but whose pid is gone died without telling us (SIGKILL,
-    OOM, power): it must not keep looking Started.
-    """
-    if not document:
-        return ServerStatus.STOPPED.value
-    reported = document.get("mfServerStatus") or ServerStatus.STOPPED.value
-    if reported in LIVE_STATES and not pid_alive(document.get("pid")):
-        if reported == ServerStatus.STOPPING.value:
-            return ServerStatus.STOPPED.value
-        return ServerStatus.FAILED.value
-    return reported
 
 
 class Later:
@@ -258,7 +239,6 @@ class MfdsApi:
         text = f"admin action {action} {outcome} by user {who.name}"
         if detail:
             text += f": {detail}"
-        text = text.replace("\r", " ").replace("\n", " ")
         line = format_line(time.time(), os.getpid(), definition["name"], message_id, text)
         log = RegionPaths(definition, self.home).console_log
         try:
@@ -539,7 +519,6 @@ class MfdsApi:
         return Later(self, self._start, name, definition, who)
 
     def _start(self, name, definition, who):
-        from esrt.region.control import RegionControlError, start_region
         try:
             started = start_region(name, home=self.home, definition=definition, wait=False)
         except (RegionControlError, OSError) as exc:
@@ -550,7 +529,7 @@ class MfdsApi:
         # status.json after that: wait for it, so that our line lands in the new log.
         status_file = RegionPaths(definition, self.home).status_file
         deadline = time.monotonic() + START_CONSOLE_WAIT
-        while (not status_file.exists() and pid_alive(pid)
+        while (not status_file.exists() and process_alive(pid)
                and time.monotonic() < deadline):
             time.sleep(0.05)
         self.record(who, "start", name, "ok", f"region pid {pid}", definition)
@@ -564,7 +543,6 @@ class MfdsApi:
         return Later(self, self._stop, name, definition, who, force)
 
     def _stop(self, name, definition, who, force):
-        from esrt.region.control import RegionControlError, stop_region
         action = "force stop" if force else "stop"
         # Logged before: a clean stop's last console lines are the region's own.
         self.record(who, action, name, "requested", definition=definition)
@@ -594,23 +572,14 @@ class MfdsApi:
         definition = self.repository.get_server(name)
         path = getattr(RegionPaths(definition, self.home), CONSOLE_FILES[which])
         try:
-            with open(path, "rb") as log:
-                size = log.seek(0, os.SEEK_END)
-                log.seek(max(0, size - CONSOLE_READ_BYTES))
-                text = log.read().decode("utf-8", "replace")
+            found, matched = tail_lines(path, count, search)
         except FileNotFoundError:
             return {"name": name, "file": str(path), "exists": False, "lines": [],
                     "matched": 0, "search": search or ""}
         except OSError as exc:
             raise ApiError(500, "unreadable", f"cannot read {path}: {exc.strerror}") from None
-        found = text.splitlines()
-        if size > CONSOLE_READ_BYTES:
-            found = found[1:]  # the first one is probably cut
-        if search:
-            needle = search.lower()
-            found = [line for line in found if needle in line.lower()]
-        return {"name": name, "file": str(path), "exists": True, "lines": found[-count:],
-                "matched": len(found), "search": search or ""}
+        return {"name": name, "file": str(path), "exists": True, "lines": found,
+                "matched": matched, "search": search or ""}
 
     def services(self, name):
         """The services of server `name`, from its installed packages' manifests and mappings."""

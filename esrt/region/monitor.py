@@ -10,7 +10,8 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from esrt.region.control import process_alive, read_json, recorded_run_dir, region_pid
+from esrt.node.runs import read_json, recorded_run_dir, region_pid
+from esrt.procs import process_alive
 from esrt.states import ExitCode, ServerStatus
 
 
