@@ -35,24 +35,11 @@ def cmd_server_export(args):
 
 def cmd_server_import(args):
     """Create the server of a region file in mfds, or update it when it exists."""
-    from esrt.node.definitions import read_region_file
-    from esrt.node.mfds_client import MfdsClient, MfdsError
+    from esrt.node.definitions import read_region_file, save_definition
+    from esrt.node.mfds_client import MfdsClient
     definition = read_region_file(args.file)
-    name = definition["name"]
-    client = MfdsClient.from_home(_home(args))
-    try:
-        client.get_server(name)
-        exists = True
-    except MfdsError as exc:
-        if exc.status != 404:
-            raise
-        exists = False
-    if exists:
-        client.update_server(name, {k: v for k, v in definition.items() if k != "name"})
-        _say(f"server {name} updated from {args.file}")
-    else:
-        client.create_server(definition)
-        _say(f"server {name} created from {args.file}")
+    done = save_definition(MfdsClient.from_home(_home(args)), definition)
+    _say(f"server {definition['name']} {done} from {args.file}")
     return ExitCode.OK
 
 
@@ -85,24 +72,12 @@ def cmd_ha_monitor(args):
     """`server status` (0 running, 7 stopped, 1 failed), then, when running, a health probe:
     a region that does not answer within --probe-timeout is reported failed (exit 1). A
     standby region that is standing by is running (0), or stopped (7) with --require-active."""
-    from esrt.region.monitor import probe_health, region_state
-    state = region_state(_home(args), args.name)
-    _say(state.text)
-    if state.code != ExitCode.OK:
-        return state.code
-    if state.status.get("active") is False:
-        # A standby standing by: running as it should, with nothing to serve yet.
-        if args.require_active:
-            _say(f"{args.name}: standing by (not active)")
-            return ExitCode.NOT_RUNNING
-        return ExitCode.OK
-    if args.probe_timeout <= 0:
-        return ExitCode.OK
-    ok, detail = probe_health(state.status, args.probe_timeout)
-    if not ok:
-        _say(f"{args.name}: Failed (running but not answering: {detail})")
-        return ExitCode.ERROR
-    return ExitCode.OK
+    from esrt.region.monitor import monitor_region
+    code, lines = monitor_region(_home(args), args.name, args.probe_timeout,
+                                 args.require_active)
+    for line in lines:
+        _say(line)
+    return code
 
 
 def cmd_server_switch(args):

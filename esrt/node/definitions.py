@@ -9,7 +9,7 @@ definition in the same form (run/definition.json). Such a file is read and check
 import json
 from pathlib import Path
 
-from esrt.node.mfds_client import MfdsClient
+from esrt.node.mfds_client import MfdsClient, MfdsError
 from esrt.settings import SettingError, validate_server
 from esrt.states import ExitCode
 
@@ -59,3 +59,19 @@ def server_definition(name, home=None):
     """Server `name`'s definition as the node's mfds holds it (home: an esrt.home.Home, a
     path, or None for $ESRT_HOME). Raises MfdsUnavailable or MfdsError (404: no such server)."""
     return MfdsClient.from_home(home).get_server(name)["definition"]
+
+
+def save_definition(client, definition):
+    """Create server definition["name"] through `client` (an MfdsClient), or update it when it
+    exists; return "created" or "updated" (`esrt server import FILE`)."""
+    name = definition["name"]
+    try:
+        client.get_server(name)
+    except MfdsError as exc:
+        if exc.status != 404:
+            raise
+        client.create_server(definition)
+        return "created"
+    client.update_server(name, {key: value for key, value in definition.items()
+                                if key != "name"})
+    return "updated"

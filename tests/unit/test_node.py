@@ -1,5 +1,5 @@
 """What mfds, the region, the CLI and the OCF agent share (esrt.node): region files, a region's
-last status as shown, and console lines and tails."""
+last status as shown, console tails, and creating-or-updating a server from a region file."""
 
 import json
 import os
@@ -10,7 +10,9 @@ import pytest
 
 from esrt.home import Home
 from esrt.node.console import format_line, tail_lines
-from esrt.node.definitions import RegionFileError, read_region_file, region_file_definition
+from esrt.node.definitions import (RegionFileError, read_region_file, region_file_definition,
+                                   save_definition)
+from esrt.node.mfds_client import MfdsError
 from esrt.node.runs import effective_status
 from esrt.region.main import RegionError, load_definition
 from esrt.states import ExitCode
@@ -75,6 +77,46 @@ def test_the_region_reads_its_definition_file_with_the_same_loader(tmp_path, reg
     region_file.write_text("{")
     with pytest.raises(RegionError, match=r"^ESSRV01: region file .* is not valid JSON"):
         load_definition("ESSRV01", Home(tmp_path), str(region_file))
+
+
+class FakeMfds:
+    """The three calls save_definition makes, against a dict of servers."""
+
+    def __init__(self, **servers):
+        self.servers = servers
+        self.calls = []
+
+    def get_server(self, name):
+        if name not in self.servers:
+            raise MfdsError(404, "not_found", f"no server {name}")
+        return {"definition": self.servers[name]}
+
+    def create_server(self, definition):
+        self.calls.append(("create", definition["name"]))
+        self.servers[definition["name"]] = definition
+
+    def update_server(self, name, changes):
+        self.calls.append(("update", name, sorted(changes)))
+        self.servers[name].update(changes)
+
+
+def test_saving_creates_a_new_server_and_updates_an_existing_one(region_file):
+    definition = read_region_file(region_file)
+    mfds = FakeMfds()
+    assert save_definition(mfds, definition) == "created"
+    assert save_definition(mfds, definition) == "updated"
+    # The name is the key, never a change.
+    assert mfds.calls == [("create", "ESSRV01"),
+                          ("update", "ESSRV01", sorted(set(definition) - {"name"}))]
+
+
+def test_saving_passes_on_any_refusal_but_not_found(region_file):
+    class Refusing(FakeMfds):
+        def get_server(self, name):
+            raise MfdsError(401, "unauthorized", "log in")
+
+    with pytest.raises(MfdsError, match="log in"):
+        save_definition(Refusing(), read_region_file(region_file))
 
 
 # --- a region's last status as shown -----------------------------------------------------------
