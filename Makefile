@@ -53,7 +53,8 @@ setup: $(VENV)/.stamp
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/cblapp01/demo.sh
 
-# ruff's rules are in pyproject.toml; a marker that silences one says why.
+# ruff's rules are in pyproject.toml; a marker that silences one says why. So are the import
+# contracts that lint-imports checks (which layer of esrt may import which).
 LINTED := esrt tests benchmarks examples setup.py
 
 # The suite runs twice: with the C speed-ups, then with their pure-Python twins forced, so
@@ -61,6 +62,7 @@ LINTED := esrt tests benchmarks examples setup.py
 # Pacemaker lab and failover tests exercise the cluster, not the speed-ups: they run once.
 test: setup
 	$(BIN)/ruff check $(LINTED)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q tests --ignore=tests/lab --ignore=tests/failover
 

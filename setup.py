@@ -72,6 +72,9 @@ setup(
         "prometheus_client>=0.16",
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6", "selenium>=4.10", "ruff>=0.5",
+                             # lint-imports: the layers of pyproject.toml; its grimp finds
+                             # import cycles for tests/unit/test_import_graph.py
+                             "import-linter>=2.1",
                              # make bench: the HTTP stack users run instead, and its plots
                              "gunicorn>=20", "matplotlib>=3.5"]},
     entry_points={

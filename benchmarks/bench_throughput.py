@@ -40,7 +40,7 @@ from benchmarks.throughput import report, runners, servers  # noqa: E402
 from esrt.client import Client  # noqa: E402
 from esrt.cobol.compile import CompileError  # noqa: E402
 from esrt.mfds.daemon import MfdsStartError  # noqa: E402
-from esrt.region.control import RegionControlError  # noqa: E402
+from esrt.node.control import RegionControlError  # noqa: E402
 
 SERVER_CORE = 0
 LOAD_CORE = 1

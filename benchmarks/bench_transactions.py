@@ -27,7 +27,7 @@ from esrt.client import Client  # noqa: E402
 from esrt.cobol.compile import compile_executable, compile_module  # noqa: E402
 from esrt.home import Home  # noqa: E402
 from esrt.mfds import daemon  # noqa: E402
-from esrt.region.control import start_region, stop_region  # noqa: E402
+from esrt.node.control import start_region, stop_region  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "cblapp01"
 

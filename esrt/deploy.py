@@ -8,7 +8,7 @@ to `deploy.txt` beside it, as the original tool did, so existing scripts can che
 import datetime
 from pathlib import Path
 
-from esrt.mfds.client import MfdsClient
+from esrt.node.mfds_client import MfdsClient
 
 
 def read_mfdeploy(directory="."):

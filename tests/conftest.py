@@ -83,14 +83,14 @@ class Node:
         return json.loads((self.home / "mfds.json").read_text())["url"]
 
     def region_status(self, name):
-        from esrt.region.control import read_json, recorded_run_dir
+        from esrt.node.runs import read_json, recorded_run_dir
         from esrt.home import Home
         return read_json(recorded_run_dir(Home(self.home), name) / "status.json") or {}
 
     def stop_everything(self):
         from esrt.home import Home
         from esrt.mfds import daemon
-        from esrt.region.control import stop_region
+        from esrt.node.control import stop_region
         home = Home(self.home)
         for record in sorted((self.home / "run").glob("*.json")):
             try:

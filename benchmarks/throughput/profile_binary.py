@@ -48,7 +48,7 @@ def context_switches(pid):
 def server_pids(work):
     """{label: pid} of the region and its SEPs, as the region recorded them."""
     from esrt.home import Home
-    from esrt.region.control import read_json, recorded_run_dir
+    from esrt.node.runs import read_json, recorded_run_dir
     run_dir = recorded_run_dir(Home(work / "home"), servers.REGION_NAME)
     record = read_json(Path(run_dir) / "processes.json") or {}
     found = {"region": int(record["region"])}

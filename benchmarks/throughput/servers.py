@@ -26,7 +26,7 @@ from esrt.client import Client, ConnectionFailed
 from esrt.cobol.compile import compile_executable, compile_module
 from esrt.home import Home
 from esrt.mfds import daemon
-from esrt.region.control import start_region, stop_region
+from esrt.node.control import start_region, stop_region
 from esrt.testing.apps import build_car
 
 ROOT = Path(__file__).resolve().parents[2]

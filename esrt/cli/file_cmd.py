@@ -24,11 +24,10 @@ def _data_dir(args):
         return os.path.abspath(args.data_dir)
     if args.server:
         from esrt.home import Home
-        from esrt.mfds.client import MfdsClient
+        from esrt.node.definitions import server_definition
         from esrt.paths import RegionPaths
         home = Home(getattr(args, "home", None))
-        definition = MfdsClient.from_home(home).get_server(args.server)["definition"]
-        return str(RegionPaths(definition, home).data)
+        return str(RegionPaths(server_definition(args.server, home), home).data)
     if os.environ.get("ESRT_DATA_DIR"):
         return os.environ["ESRT_DATA_DIR"]
     raise IsamFileError("say which data environment to use: --server NAME (a defined server) "

@@ -8,8 +8,8 @@ definition, packages, data and logs can all live on a cluster's shared disk.
 """
 
 import json
-from pathlib import Path
 
+from esrt.cli.errors import CommandError
 from esrt.states import ExitCode
 
 
@@ -22,80 +22,25 @@ def _home(args):
     return Home(getattr(args, "home", None))
 
 
-def read_region_file(path):
-    """Return the validated definition held in region file `path`.
-
-    Raises CommandError (exit 6, "not configured") naming the file and what is wrong with it.
-    """
-    from esrt.cli.main import CommandError
-    from esrt.settings import SettingError, validate_server
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CommandError(f"region file {path}: cannot read it ({exc.strerror or exc}); give "
-                           "the path of a file written by `esrt server export NAME`",
-                           ExitCode.NOT_CONFIGURED) from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise CommandError(f"region file {path} is not valid JSON ({exc}); write it with "
-                           "`esrt server export NAME > FILE`", ExitCode.NOT_CONFIGURED) from None
-    try:
-        return validate_server(data)
-    except SettingError as exc:
-        raise CommandError(f"region file {path} holds an invalid server definition: {exc}",
-                           ExitCode.NOT_CONFIGURED) from None
-
-
 # --- server export / import -------------------------------------------------------------------
 
 def cmd_server_export(args):
     """Print server NAME's definition as a region file (JSON) on stdout."""
-    from esrt.mfds.client import MfdsClient
+    from esrt.node.definitions import server_definition
     from esrt.settings import validate_server
-    definition = MfdsClient.from_home(_home(args)).get_server(args.name)["definition"]
+    definition = server_definition(args.name, _home(args))
     print(json.dumps(validate_server(definition), indent=2, sort_keys=True), flush=True)
     return ExitCode.OK
 
 
 def cmd_server_import(args):
     """Create the server of a region file in mfds, or update it when it exists."""
-    from esrt.mfds.client import MfdsClient, MfdsError
+    from esrt.node.definitions import read_region_file, save_definition
+    from esrt.node.mfds_client import MfdsClient
     definition = read_region_file(args.file)
-    name = definition["name"]
-    client = MfdsClient.from_home(_home(args))
-    try:
-        client.get_server(name)
-        exists = True
-    except MfdsError as exc:
-        if exc.status != 404:
-            raise
-        exists = False
-    if exists:
-        client.update_server(name, {k: v for k, v in definition.items() if k != "name"})
-        _say(f"server {name} updated from {args.file}")
-    else:
-        client.create_server(definition)
-        _say(f"server {name} created from {args.file}")
+    done = save_definition(MfdsClient.from_home(_home(args)), definition)
+    _say(f"server {definition['name']} {done} from {args.file}")
     return ExitCode.OK
-
-
-# --- casstart --config --------------------------------------------------------------------------
-
-def definition_from_config(args):
-    """casstart --config: the validated definition in region file args.config.
-
-    The region then starts from it: nothing is read from or written to the node's repository,
-    and mfds need not even run.
-    """
-    from esrt.cli.main import CommandError
-    definition = read_region_file(args.config)
-    if args.region and args.region != definition["name"]:
-        raise CommandError(f"region file {args.config} defines server {definition['name']!r}, "
-                           f"not {args.region!r}: use -r {definition['name']} or the right file",
-                           ExitCode.USAGE)
-    return definition
 
 
 # --- mdump, ha ----------------------------------------------------------------------------------
@@ -106,7 +51,6 @@ def cmd_mdump(args):
 
 
 def cmd_ha_install_agent(args):
-    from esrt.cli.main import CommandError
     from esrt.ha.agent import AgentInstallError, install_agent
     try:
         path = install_agent(args.root)
@@ -119,6 +63,7 @@ def cmd_ha_install_agent(args):
 
 def cmd_ha_check_config(args):
     """Validate a region file; print the server name alone (the OCF agent reads it)."""
+    from esrt.node.definitions import read_region_file
     print(read_region_file(args.file)["name"], flush=True)
     return ExitCode.OK
 
@@ -127,24 +72,12 @@ def cmd_ha_monitor(args):
     """`server status` (0 running, 7 stopped, 1 failed), then, when running, a health probe:
     a region that does not answer within --probe-timeout is reported failed (exit 1). A
     standby region that is standing by is running (0), or stopped (7) with --require-active."""
-    from esrt.region.monitor import probe_health, region_state
-    state = region_state(_home(args), args.name)
-    _say(state.text)
-    if state.code != ExitCode.OK:
-        return state.code
-    if state.status.get("active") is False:
-        # A standby standing by: running as it should, with nothing to serve yet.
-        if args.require_active:
-            _say(f"{args.name}: standing by (not active)")
-            return ExitCode.NOT_RUNNING
-        return ExitCode.OK
-    if args.probe_timeout <= 0:
-        return ExitCode.OK
-    ok, detail = probe_health(state.status, args.probe_timeout)
-    if not ok:
-        _say(f"{args.name}: Failed (running but not answering: {detail})")
-        return ExitCode.ERROR
-    return ExitCode.OK
+    from esrt.region.monitor import monitor_region
+    code, lines = monitor_region(_home(args), args.name, args.probe_timeout,
+                                 args.require_active)
+    for line in lines:
+        _say(line)
+    return code
 
 
 def cmd_server_switch(args):

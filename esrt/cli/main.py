@@ -9,16 +9,10 @@ import json
 import os
 import sys
 
+from esrt.cli.errors import CommandError
 from esrt.home import Home
+from esrt.node.definitions import RegionFileError
 from esrt.states import ExitCode
-
-
-class CommandError(Exception):
-    """A failure to report to the user as one clear message (exit code `code`)."""
-
-    def __init__(self, message, code=ExitCode.ERROR):
-        super().__init__(message)
-        self.code = code
 
 
 def say(message):
@@ -58,7 +52,7 @@ def cmd_mfds(args):
 # --- server ----------------------------------------------------------------------------------
 
 def _mfds():
-    from esrt.mfds.client import MfdsClient
+    from esrt.node.mfds_client import MfdsClient
     return MfdsClient.from_home()
 
 
@@ -119,11 +113,13 @@ def cmd_imtk_generate(args):
 # --- regions ---------------------------------------------------------------------------------
 
 def cmd_casstart(args):
-    from esrt.region.control import start_region
+    from esrt.node.control import start_region
+    from esrt.node.definitions import region_file_definition
     definition, origin = None, ""
     if getattr(args, "config", None):
-        from esrt.cli.ha_cmd import definition_from_config
-        definition, origin = definition_from_config(args), f" from {args.config}"
+        # Nothing is read from or written to the node's repository: mfds need not even run.
+        definition = region_file_definition(args.config, args.region)
+        origin = f" from {args.config}"
     name = definition["name"] if definition else args.region
     status = start_region(name, home=_home(args), definition=definition, wait=args.wait,
                           timeout=args.timeout, progress=say if args.wait else None)
@@ -139,7 +135,7 @@ def cmd_casstart(args):
 
 
 def cmd_casstop(args):
-    from esrt.region.control import stop_region
+    from esrt.node.control import stop_region
     say(stop_region(args.region, home=_home(args), force=args.force, timeout=args.timeout,
                     progress=say))
     return ExitCode.OK
@@ -157,9 +153,10 @@ def cmd_deploy(args):
 def cmd_batch_run(args):
     from esrt.cobol.batch import run_batch
     from esrt.cobol.esfh_build import esfh_cobc_args, esfh_library
+    from esrt.node.definitions import server_definition
     from esrt.paths import RegionPaths, program_environment
     home = _home(args)
-    definition = _mfds().get_server(args.server)["definition"]
+    definition = server_definition(args.server, home)
     paths = RegionPaths(definition, home).create()
     environ = program_environment(definition, paths)
     if args.commit_interval == "single":
@@ -312,20 +309,16 @@ def build_parser():
 def known_errors():
     """Exceptions that are the user's to fix: printed as one message, no traceback."""
     from esrt.client import ConnectionFailed, ServiceError
+    from esrt.cobol.compile import CompileError
     from esrt.mapping.car import CarError
-    from esrt.mfds.client import MfdsError, MfdsUnavailable
-    from esrt.region.control import RegionControlError
+    from esrt.mapping.parser import MappingError
+    from esrt.mfds.daemon import MfdsStartError
+    from esrt.node.control import RegionControlError
+    from esrt.node.mfds_client import MfdsError, MfdsUnavailable
     from esrt.settings import SettingError
-    errors = [CommandError, ConnectionFailed, ServiceError, CarError, MfdsError, MfdsUnavailable,
-              RegionControlError, SettingError, FileNotFoundError, ValueError]
-    for module, name in (("esrt.mapping.parser", "MappingError"),
-                         ("esrt.cobol.compile", "CompileError"),
-                         ("esrt.mfds.daemon", "MfdsStartError")):
-        try:
-            errors.append(getattr(__import__(module, fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)
+    return (CommandError, ConnectionFailed, ServiceError, CarError, MfdsError, MfdsUnavailable,
+            RegionControlError, RegionFileError, SettingError, MappingError, CompileError,
+            MfdsStartError, FileNotFoundError, ValueError)
 
 
 def main(argv=None, prog="esrt"):
@@ -339,7 +332,10 @@ def main(argv=None, prog="esrt"):
     except known_errors() as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         if isinstance(exc, CommandError):
-            return int(getattr(exc, "code", ExitCode.ERROR))
+            return int(exc.code)
+        if isinstance(exc, RegionFileError):
+            # OCF codes: the cluster tells a bad file (6) and the wrong file (2) from a failure.
+            return int(exc.exit_code)
         return ExitCode.ERROR
     except KeyboardInterrupt:
         return 130

@@ -17,7 +17,7 @@ def _say(message):
 
 
 def _mfds():
-    from esrt.mfds.client import MfdsClient
+    from esrt.node.mfds_client import MfdsClient
     return MfdsClient.from_home()
 
 

@@ -7,57 +7,13 @@ decimal.Decimal (never binary floats) so that COBOL amounts survive the trip exa
 """
 
 import http.client
-import time
 import urllib.parse
-import uuid
 
+# Users import these from here too (`from esrt.client import ServiceError`); they live in
+# common so that wire shares them without importing this module.
+from esrt.client.common import ConnectionFailed, Reply, ServiceError, retry_call, service_path
+from esrt.client.wire import WireClient
 from esrt.mapping import jsonio
-
-
-class ServiceError(Exception):
-    """The service answered with an error: `status` (HTTP), `code` (stable) and `message`."""
-
-    def __init__(self, status, code, message):
-        super().__init__(f"{code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class ConnectionFailed(Exception):
-    """No answer from the listener (refused, reset, timed out)."""
-
-
-class Reply(dict):
-    """The output parameters of one call, plus the program's RETURN-CODE."""
-
-    return_code = 0
-
-
-def service_path(service):
-    """'srv01.CBLAPP01' -> '/services/srv01/CBLAPP01'."""
-    package, dot, program = service.partition(".")
-    if not dot or not package or not program or "/" in service:
-        raise ValueError(f"service {service!r} must be named PACKAGE.PROGRAM, e.g. srv01.CBLAPP01")
-    return f"/services/{urllib.parse.quote(package)}/{urllib.parse.quote(program)}"
-
-
-def retry_call(call_once, service, params, idempotency_key, retry_for):
-    """Run `call_once(service, params, key)`, retrying as Client.call documents."""
-    if retry_for is None:
-        return call_once(service, params, idempotency_key)
-    key = idempotency_key or uuid.uuid4().hex
-    deadline = time.monotonic() + retry_for
-    pause = 0.05
-    while True:
-        try:
-            return call_once(service, params, key)
-        except (ConnectionFailed, ServiceError) as exc:
-            retryable = isinstance(exc, ConnectionFailed) or exc.status == 503
-            if not retryable or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 1.0)
 
 
 class Client:
@@ -67,7 +23,6 @@ class Client:
         if cls is Client and isinstance(url, str) and url.lower().startswith("esrt://"):
             # A binary listener: the WireClient is not a Client, so its own __init__ has
             # already run and Python does not run Client.__init__ on it.
-            from esrt.client.wire import WireClient
             return WireClient(url, None, *args, **kwargs)
         return super().__new__(cls)
 
@@ -163,11 +118,3 @@ def call(url, service, params=None, timeout=60.0, idempotency_key=None, retry_fo
     """Call one service on a fresh connection (see Client.call for the retry options)."""
     with Client(url, timeout=timeout) as client:
         return client.call(service, params, idempotency_key, retry_for)
-
-
-def __getattr__(name):
-    # WireClient lives in esrt.client.wire, which imports this module; load it on first use.
-    if name == "WireClient":
-        from esrt.client.wire import WireClient
-        return WireClient
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,9 +10,8 @@ import socket
 import urllib.parse
 
 from esrt import wire
+from esrt.client.common import ConnectionFailed, Reply, ServiceError, retry_call, service_path
 from esrt.mapping import jsonio
-
-from esrt.client import ConnectionFailed, Reply, ServiceError, retry_call, service_path
 
 # Error codes after which the region closes the connection (see esrt.wire).
 FATAL_CODES = ("bad_frame", "too_large")

@@ -20,11 +20,11 @@ import sys
 from pathlib import Path
 
 from esrt.home import Home
+from esrt.node.mfds_client import MfdsClient, MfdsError, MfdsUnavailable
+from esrt.node.runs import LIVE_STATES, effective_status, read_json
 from esrt.states import ExitCode, ListenerStatus, ServerStatus
 
 DEFAULT_MFDS_PORT = 8686
-LIVE_SERVER_STATES = (ServerStatus.STARTED.value, ServerStatus.STARTING.value,
-                      ServerStatus.STOPPING.value)
 SERVER_DOWN_LINE = "m_ldap_bind: 0x51 SERVER_DOWN"
 
 
@@ -78,7 +78,7 @@ def listener_entries(server):
 
 def _listener_entry(name, defined_address, reported, server_state):
     state = reported.get("mfListenerStatus") or ListenerStatus.STOPPED.value
-    if server_state not in LIVE_SERVER_STATES:
+    if server_state not in LIVE_STATES:
         # The region is gone: a stale "Started" would make a monitor script think all is well.
         state = (ListenerStatus.FAILED.value if server_state == ServerStatus.FAILED.value
                  else ListenerStatus.STOPPED.value)
@@ -100,7 +100,7 @@ def format_server(server):
              f"CN: {name}",
              "objectClass: mfServer",
              f"mfServerStatus: {state}"]
-    if state in LIVE_SERVER_STATES and status.get("pid"):
+    if state in LIVE_STATES and status.get("pid"):
         lines.append(f"mfServerPid: {status['pid']}")
     if definition.get("seps") is not None:
         lines.append(f"mfSEPCount: {definition['seps']}")
@@ -140,8 +140,6 @@ def local_region_objects(home, known=()):
     """Server objects of regions run on this node from a region file (`casstart --config`),
     which mfds's repository does not hold, built from their own run records; `known` names
     are skipped (mfds already reports them)."""
-    from esrt.procs import process_alive
-    from esrt.region.control import read_json
     objects = []
     for index in sorted((home.root / "run").glob("*.json")):
         record = read_json(index) or {}
@@ -153,19 +151,14 @@ def local_region_objects(home, known=()):
         if not isinstance(definition, dict):
             continue
         status = read_json(run_dir / "status.json") or {}
-        state = status.get("mfServerStatus") or ServerStatus.STOPPED.value
-        if state in LIVE_SERVER_STATES and not process_alive(status.get("pid")):
-            state = (ServerStatus.STOPPED.value if state == ServerStatus.STOPPING.value
-                     else ServerStatus.FAILED.value)
-        objects.append({"name": name, "definition": definition, "mfServerStatus": state,
-                        "status": status})
+        objects.append({"name": name, "definition": definition,
+                        "mfServerStatus": effective_status(status), "status": status})
     return objects
 
 
 def dump(host=None, server=None, home=None, timeout=5.0):
     """Return (text, exit code) of an mdump of `host` (default: this node), optionally of one
     `server` only. mfds not answering is not an exception: it is the SERVER_DOWN dump."""
-    from esrt.mfds.client import MfdsClient, MfdsUnavailable
     home = home if isinstance(home, Home) else Home(home)
     url = mfds_url_for(host, home)
     try:
@@ -202,7 +195,6 @@ def add_arguments(parser):
 
 def run(args):
     """Print the dump for parsed `args`; return the exit code."""
-    from esrt.mfds.client import MfdsError
     try:
         text, code = dump(args.host, args.server, home=getattr(args, "home", None),
                           timeout=args.timeout)

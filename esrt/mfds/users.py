@@ -33,12 +33,13 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from esrt.mfds.repository import Transaction
+# The node token's file is shared with the client side, which reads it to authenticate.
+from esrt.node.mfds_client import TOKEN_FILE, read_node_token
+
 ROLES = ("readonly", "operator", "admin")
 USER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
-# The node token's file and header are shared with the client side (standard library only).
-from esrt.mfds.client import TOKEN_FILE, read_node_token  # noqa: E402
-from esrt.mfds.repository import Transaction  # noqa: E402
 AUDIT_FILE = "audit.log"
 
 _SCHEMA = """

@@ -1,6 +1,5 @@
-"""The region's console log (CASROOT/console.log), in Enterprise Server's line shape.
-
-    <yymmdd> <hhmmssxx> [<pid> <SERVER>] <ID> <text> <hh:mm:ss>
+"""The region's console log (CASROOT/console.log), in Enterprise Server's line shape
+(esrt.node.console, which mfds writes too).
 
 At every start the previous console.log becomes console.bak (replacing the older one), so that
 after a failover the new node shows the failed node's log as console.bak.
@@ -10,14 +9,7 @@ import os
 import time
 
 from esrt.messages import format_message
-
-
-def format_line(when, pid, server, message_id, text):
-    """Return one console line (without newline) for a message logged at epoch time `when`."""
-    local = time.localtime(when)
-    hundredths = int((when - int(when)) * 100)
-    return (f"{time.strftime('%y%m%d', local)} {time.strftime('%H%M%S', local)}{hundredths:02d} "
-            f"[{pid} {server}] {message_id} {text} {time.strftime('%H:%M:%S', local)}")
+from esrt.node.console import format_line
 
 
 class ConsoleLog:
@@ -52,8 +44,6 @@ class ConsoleLog:
 
     def write_line(self, message_id, text):
         """Write one line with an explicit text (e.g. a SEP's own output)."""
-        # A COBOL DISPLAY may contain anything; a newline inside would forge a second line.
-        text = text.replace("\r", " ").replace("\n", " ")
         line = format_line(self._clock(), self.pid, self.server, message_id, text)
         if self._file is not None:
             self._file.write(line + "\n")

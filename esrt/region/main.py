@@ -7,7 +7,6 @@ and keeps run/status.json and mfds informed until SIGTERM/SIGINT stops it in ord
 
 import argparse
 import atexit
-import json
 import os
 import signal
 import sys
@@ -16,7 +15,8 @@ import time
 from twisted.internet import defer
 
 from esrt.home import Home, write_json_atomic
-from esrt.mfds.client import read_node_token
+from esrt.node.definitions import RegionFileError, read_region_file, server_definition
+from esrt.node.mfds_client import MfdsError, MfdsUnavailable, read_node_token
 from esrt.paths import RegionPaths, program_environment
 from esrt.procs import process_alive, process_start_time
 from esrt.region.console import ConsoleLog
@@ -42,37 +42,31 @@ class RegionError(Exception):
 
 
 def load_definition(name, home, definition_file=None):
-    """Return (clean definition, where it came from) or raise RegionError."""
+    """Return (clean definition, where it came from) or raise RegionError.
+
+    `definition_file` is a region file (casstart writes one); without it the definition comes
+    from the node's mfds.
+    """
     if definition_file:
         try:
-            with open(definition_file, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except OSError as exc:
-            raise RegionError(f"{name}: cannot read definition file {definition_file}: "
-                              f"{exc.strerror}; check the path") from None
-        except ValueError as exc:
-            raise RegionError(f"{name}: definition file {definition_file} is not valid JSON "
-                              f"({exc}); fix the file") from None
+            definition = read_region_file(definition_file)
+        except RegionFileError as exc:
+            raise RegionError(f"{name}: {exc}") from None
         source = definition_file
     else:
         try:
-            from esrt.mfds.client import MfdsClient, MfdsError, MfdsUnavailable
-        except ImportError as exc:
-            raise RegionError(f"{name}: the mfds client is not available ({exc}); "
-                              "pass --definition FILE.json") from None
-        try:
-            data = MfdsClient.from_home(home).get_server(name)["definition"]
+            data = server_definition(name, home)
         except MfdsUnavailable as exc:
             raise RegionError(f"{name}: cannot retrieve the configuration from mfds: {exc}; "
                               "start mfds (`esrt mfds`) or pass --definition FILE.json") from None
         except MfdsError as exc:
             raise RegionError(f"{name}: mfds refused the configuration request: {exc}") from None
         source = "mfds"
-    try:
-        definition = validate_server(data)
-    except SettingError as exc:
-        raise RegionError(f"{name}: the server definition from {source} is invalid: {exc}; "
-                          "correct it and start again") from None
+        try:
+            definition = validate_server(data)
+        except SettingError as exc:
+            raise RegionError(f"{name}: the server definition from mfds is invalid: {exc}; "
+                              "correct it and start again") from None
     if definition["name"] != name:
         raise RegionError(f"{name}: the definition from {source} is for server "
                           f"{definition['name']!r}; start that name or use the right file")

@@ -1,6 +1,7 @@
 """A region as its monitors see it: its state read from its run directory, a health probe,
-and switching a standby region. The CLI (`esrt server status|activate|deactivate`,
-`esrt ha monitor`), the OCF agent through it, and any other caller use these.
+the cluster's monitor made of both, and switching a standby region. The CLI (`esrt server
+status|activate|deactivate`, `esrt ha monitor`), the OCF agent through it, and any other caller
+use these.
 """
 
 import http.client
@@ -10,7 +11,8 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from esrt.region.control import process_alive, read_json, recorded_run_dir, region_pid
+from esrt.node.runs import read_json, recorded_run_dir, region_pid
+from esrt.procs import process_alive
 from esrt.states import ExitCode, ServerStatus
 
 
@@ -86,6 +88,32 @@ def probe_health(status, timeout):
                            f"answered HTTP {response.status}")
         return True, f"listener \"{listener.get('CN')}\" at {address} answers"
     return True, "no started web-services listener to probe"
+
+
+def monitor_region(home, name, probe_timeout, require_active=False):
+    """The cluster's monitor of region `name` (`esrt ha monitor`, which the OCF agent runs):
+    (ExitCode, lines for a person).
+
+    region_state's code (OK running, NOT_RUNNING stopped, ERROR failed); then a running region
+    that does not answer a health probe within `probe_timeout` seconds (0: no probe) is failed.
+    A standby region that is standing by is running, or stopped with `require_active` (the
+    monitor of the resource that activates it).
+    """
+    state = region_state(home, name)
+    lines = [state.text]
+    if state.code != ExitCode.OK:
+        return state.code, lines
+    if state.status.get("active") is False:
+        # A standby standing by: running as it should, with nothing to serve yet.
+        if require_active:
+            return ExitCode.NOT_RUNNING, lines + [f"{name}: standing by (not active)"]
+        return ExitCode.OK, lines
+    if probe_timeout <= 0:
+        return ExitCode.OK, lines
+    ok, detail = probe_health(state.status, probe_timeout)
+    if not ok:
+        return ExitCode.ERROR, lines + [f"{name}: Failed (running but not answering: {detail})"]
+    return ExitCode.OK, lines
 
 
 def _starting(body):

@@ -15,7 +15,7 @@ from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
 from esrt.home import write_json_atomic
-from esrt.mfds.client import TOKEN_HEADER
+from esrt.node.mfds_client import TOKEN_HEADER
 from esrt.states import ServerStatus
 
 

@@ -32,7 +32,7 @@ class FaultError(RuntimeError):
 def _region_pids(home, server):
     """The live pids esrt recorded for region `server` of ESRT_HOME `home`, region first."""
     from esrt.home import Home
-    from esrt.region.control import is_recorded_process, recorded_pids, recorded_run_dir
+    from esrt.node.runs import is_recorded_process, recorded_pids, recorded_run_dir
     run_dir = recorded_run_dir(Home(home), server)
     started, pids = recorded_pids(run_dir)
     live = [pid for pid in pids if is_recorded_process(pid, started)]
@@ -69,7 +69,7 @@ def do_kill_region(home, server):
 def do_kill_sep(home, server, number=1):
     """SIGKILL SEP `number` (1 = "SEP 0001") of region `server`."""
     from esrt.home import Home
-    from esrt.region.control import is_recorded_process, read_json, recorded_run_dir
+    from esrt.node.runs import is_recorded_process, read_json, recorded_run_dir
     run_dir = recorded_run_dir(Home(home), server)
     record = read_json(run_dir / "processes.json") or {}
     seps = {int(k): int(v) for k, v in (record.get("seps") or {}).items() if v}

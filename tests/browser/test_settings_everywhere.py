@@ -13,7 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from esrt.mfds.client import MfdsClient
+from esrt.node.mfds_client import MfdsClient
 from esrt.settings import SERVER_SETTINGS, OptionalPath
 from test_admin_ui import browser, submit  # noqa: F401
 

@@ -17,7 +17,7 @@ from esrt.testing import faults
 
 def _recorded_pids(node, name):
     from esrt.home import Home
-    from esrt.region.control import recorded_pids, recorded_run_dir
+    from esrt.node.runs import recorded_pids, recorded_run_dir
     return recorded_pids(recorded_run_dir(Home(node.home), name))[1]
 
 
@@ -159,7 +159,7 @@ def test_agent_monitor_fails_a_frozen_region_and_stop_kills_it(node, agent_regio
     tells; stop then kills exactly its processes at once instead of waiting for an orderly
     stop that cannot happen."""
     from esrt.home import Home
-    from esrt.region.control import recorded_pids, recorded_run_dir
+    from esrt.node.runs import recorded_pids, recorded_run_dir
     assert agent_region("start").returncode == 0
     pids = recorded_pids(recorded_run_dir(Home(node.home), "ESHA04"))[1]
     faults.hang_region(node, "ESHA04")

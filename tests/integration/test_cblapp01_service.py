@@ -9,7 +9,8 @@ from pathlib import Path
 
 
 from esrt.client import Client
-from esrt.region.control import process_alive, read_json
+from esrt.node.runs import read_json
+from esrt.procs import process_alive
 
 from conftest import ROOT, run_esrt, start_cblapp01_region, wait_for
 

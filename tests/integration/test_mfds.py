@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from esrt.home import Home
-from esrt.mfds.client import MfdsClient, MfdsError, MfdsUnavailable
+from esrt.node.mfds_client import MfdsClient, MfdsError, MfdsUnavailable
 from esrt.mfds.daemon import MfdsStartError, pid_alive, process_state, running_info, \
     start_daemon, stop_daemon
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import pytest
 
 from esrt.home import Home
-from esrt.mfds.client import MfdsClient, MfdsError
+from esrt.node.mfds_client import MfdsClient, MfdsError
 from esrt.mfds.daemon import start_daemon, stop_daemon
 
 ROOT = Path(__file__).resolve().parents[2]

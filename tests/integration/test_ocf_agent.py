@@ -85,7 +85,7 @@ def test_monitor_reports_a_killed_region_as_failed_and_stop_cleans_up(node, srv0
                                                                       ocf_root):
     from esrt.home import Home
     from esrt.procs import process_alive
-    from esrt.region.control import read_json, recorded_run_dir, region_pid
+    from esrt.node.runs import read_json, recorded_run_dir, region_pid
     region_file, definition = make_portable_region(tmp_path / "shared", srv01_car)
     agent = install_agent(ocf_root / "resource.d")
     params = {"config": str(region_file), "home": str(node.home)}

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from esrt.client import Client
-from esrt.region.control import read_json
+from esrt.node.runs import read_json
 
 from conftest import start_cblapp01_region
 

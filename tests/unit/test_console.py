@@ -6,7 +6,8 @@ import time
 import pytest
 
 from esrt.messages import MESSAGES, Severity, format_message, severity
-from esrt.region.console import ConsoleLog, format_line
+from esrt.node.console import format_line
+from esrt.region.console import ConsoleLog
 
 LINE = re.compile(r"^\d{6} \d{8} \[\d+ ESSRV01\] [A-Z]{4}\d{4}[IWES] .* \d\d:\d\d:\d\d$")
 

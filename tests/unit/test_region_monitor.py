@@ -1,9 +1,11 @@
-"""A region's state as monitors read it from its run directory (esrt.region.monitor), and the
-switch of a standby region, against a stand-in region process that answers the signals."""
+"""A region's state as monitors read it from its run directory (esrt.region.monitor), the
+cluster's monitor built on it, and the switch of a standby region, against a stand-in region
+process that answers the signals."""
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -11,7 +13,7 @@ import textwrap
 import pytest
 
 from esrt.home import Home
-from esrt.region.monitor import region_state, switch_region
+from esrt.region.monitor import monitor_region, region_state, switch_region
 from esrt.states import ExitCode
 
 NAME = "ESSRV01"
@@ -114,6 +116,45 @@ def test_a_region_whose_process_is_gone_failed(home, dead_pid):
 def test_a_region_stopped_cleanly_is_not_running(home, dead_pid):
     record(home, {"mfServerStatus": "Stopped"}, pid=dead_pid)
     assert region_state(home, NAME).code == ExitCode.NOT_RUNNING
+
+
+@pytest.fixture
+def closed_port():
+    """A local port where nothing listens: a probe there is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_cluster_monitor_passes_on_a_region_that_is_not_running(home, dead_pid):
+    assert monitor_region(home, NAME, probe_timeout=1) == (ExitCode.NOT_RUNNING,
+                                                            ["ESSRV01: Stopped"])
+    record(home, {"mfServerStatus": "Started"}, pid=dead_pid)
+    code, lines = monitor_region(home, NAME, probe_timeout=1)
+    assert code == ExitCode.ERROR and lines == [region_state(home, NAME).text]
+
+
+def test_the_cluster_monitor_fails_a_running_region_that_does_not_answer(home, closed_port):
+    record(home, {"mfServerStatus": "Started", "listeners": [
+        {"CN": "Web Services", "mfListenerStatus": "Started",
+         "address": f"127.0.0.1:{closed_port}"}]}, pid=os.getpid())
+    code, lines = monitor_region(home, NAME, probe_timeout=1)
+    assert code == ExitCode.ERROR
+    assert lines[0].startswith("ESSRV01: Started (pid ")
+    assert lines[1].startswith("ESSRV01: Failed (running but not answering: listener "
+                               f"\"Web Services\" at 127.0.0.1:{closed_port} does not answer")
+    # Without a probe, running is enough.
+    assert monitor_region(home, NAME, probe_timeout=0) == (ExitCode.OK, lines[:1])
+
+
+def test_the_cluster_monitor_of_a_standby_standing_by(home):
+    record(home, {"mfServerStatus": "Started", "standby": True, "active": False},
+           pid=os.getpid())
+    text = region_state(home, NAME).text
+    # Running as it should; the monitor of its activation sees it stopped.
+    assert monitor_region(home, NAME, probe_timeout=1) == (ExitCode.OK, [text])
+    assert monitor_region(home, NAME, probe_timeout=1, require_active=True) == (
+        ExitCode.NOT_RUNNING, [text, "ESSRV01: standing by (not active)"])
 
 
 def test_switching_a_region_that_is_not_running(home):

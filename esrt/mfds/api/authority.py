@@ -12,7 +12,7 @@ import time
 from esrt.mfds.api.routes import ApiError
 from esrt.mfds.users import OPEN, audit
 from esrt.paths import RegionPaths
-from esrt.region.console import format_line
+from esrt.node.console import format_line
 
 
 class Authority:
@@ -43,7 +43,6 @@ class Authority:
         text = f"admin action {action} {outcome} by user {who.name}"
         if detail:
             text += f": {detail}"
-        text = text.replace("\r", " ").replace("\n", " ")
         line = format_line(time.time(), os.getpid(), definition["name"], message_id, text)
         log = RegionPaths(definition, self.home).console_log
         try:

@@ -1,14 +1,11 @@
 """The console resource: the end of a server's console.log or console.bak, searched."""
 
-import os
-
 from esrt.mfds.api.routes import ApiError, Response, Route
+from esrt.node.console import tail_lines
 from esrt.paths import RegionPaths
 
 CONSOLE_FILES = {"log": "console_log", "bak": "console_bak"}
 MAX_CONSOLE_LINES = 5000
-# Only the end of a huge console log is read: enough for any tail or search in a browser.
-CONSOLE_READ_BYTES = 4 * 1024 * 1024
 
 
 class Console:
@@ -49,20 +46,11 @@ class Console:
         definition = self.repository.get_server(name)
         path = getattr(RegionPaths(definition, self.home), CONSOLE_FILES[which])
         try:
-            with open(path, "rb") as log:
-                size = log.seek(0, os.SEEK_END)
-                log.seek(max(0, size - CONSOLE_READ_BYTES))
-                text = log.read().decode("utf-8", "replace")
+            found, matched = tail_lines(path, count, search)
         except FileNotFoundError:
             return {"name": name, "file": str(path), "exists": False, "lines": [],
                     "matched": 0, "search": search or ""}
         except OSError as exc:
             raise ApiError(500, "unreadable", f"cannot read {path}: {exc.strerror}") from None
-        found = text.splitlines()
-        if size > CONSOLE_READ_BYTES:
-            found = found[1:]  # the first one is probably cut
-        if search:
-            needle = search.lower()
-            found = [line for line in found if needle in line.lower()]
-        return {"name": name, "file": str(path), "exists": True, "lines": found[-count:],
-                "matched": len(found), "search": search or ""}
+        return {"name": name, "file": str(path), "exists": True, "lines": found,
+                "matched": matched, "search": search or ""}

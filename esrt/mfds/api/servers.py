@@ -9,32 +9,15 @@ import time
 from datetime import datetime, timezone
 
 from esrt.mfds.api.routes import ApiError, Later, Response, Route, schema_ref
-from esrt.mfds.daemon import pid_alive
 from esrt.mfds.repository import ServerExists, ServerNotFound
+from esrt.node.control import RegionControlError, start_region, stop_region
+from esrt.node.runs import LIVE_STATES, effective_status
 from esrt.paths import RegionPaths
+from esrt.procs import process_alive
 from esrt.settings import SettingError
-from esrt.states import ServerStatus
 
-LIVE_STATES = (ServerStatus.STARTING.value, ServerStatus.STARTED.value,
-               ServerStatus.STOPPING.value)
 # How long a start waits for the region's first status file (see Servers._start).
 START_CONSOLE_WAIT = 15.0
-
-
-def effective_status(document):
-    """The mfServerStatus to show for a region's last reported status document.
-
-    A region that said it was running but whose pid is gone died without telling us (SIGKILL,
-    OOM, power): it must not keep looking Started.
-    """
-    if not document:
-        return ServerStatus.STOPPED.value
-    reported = document.get("mfServerStatus") or ServerStatus.STOPPED.value
-    if reported in LIVE_STATES and not pid_alive(document.get("pid")):
-        if reported == ServerStatus.STOPPING.value:
-            return ServerStatus.STOPPED.value
-        return ServerStatus.FAILED.value
-    return reported
 
 
 def _truthy(value):
@@ -212,7 +195,6 @@ class Servers:
         return Later(self._start, name, definition, who)
 
     def _start(self, name, definition, who):
-        from esrt.region.control import RegionControlError, start_region
         try:
             started = start_region(name, home=self.home, definition=definition, wait=False)
         except (RegionControlError, OSError) as exc:
@@ -223,7 +205,7 @@ class Servers:
         # status.json after that: wait for it, so that our line lands in the new log.
         status_file = RegionPaths(definition, self.home).status_file
         deadline = time.monotonic() + START_CONSOLE_WAIT
-        while (not status_file.exists() and pid_alive(pid)
+        while (not status_file.exists() and process_alive(pid)
                and time.monotonic() < deadline):
             time.sleep(0.05)
         self.authority.record(who, "start", name, "ok", f"region pid {pid}", definition)
@@ -237,7 +219,6 @@ class Servers:
         return Later(self._stop, name, definition, who, force)
 
     def _stop(self, name, definition, who, force):
-        from esrt.region.control import RegionControlError, stop_region
         action = "force stop" if force else "stop"
         # Logged before: a clean stop's last console lines are the region's own.
         self.authority.record(who, action, name, "requested", definition=definition)

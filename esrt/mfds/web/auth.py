@@ -16,7 +16,7 @@ import hmac
 import secrets
 import time
 
-from esrt.mfds.client import TOKEN_HEADER
+from esrt.node.mfds_client import TOKEN_HEADER
 from esrt.mfds.users import NODE, OPEN, Principal, token_matches
 
 COOKIE = "esrt_session"

@@ -1,4 +1,4 @@
-"""Starting and stopping regions from the command line (casstart / casstop).
+"""Starting and stopping a region process: for casstart/casstop, mfds's start and stop, tests.
 
 A region is started as a detached process (its own session), so neither the shell that ran
 casstart nor mfds is its parent: killing either leaves the region running. Every pid a region
@@ -6,7 +6,6 @@ owns is in its run/processes.json; casstop --force kills exactly those, and only
 that each pid still belongs to this region (pids are reused), never by process name.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -15,8 +14,13 @@ import time
 from pathlib import Path
 
 from esrt.home import Home, write_json_atomic
+from esrt.node.console import tail_lines
+from esrt.node.definitions import server_definition
+from esrt.node.mfds_client import MfdsClient
+from esrt.node.runs import (is_recorded_process, read_json, recorded_pids, recorded_run_dir,
+                            region_pid, remember_region)
 from esrt.paths import RegionPaths
-from esrt.procs import process_alive, process_start_time
+from esrt.procs import process_alive
 from esrt.states import ServerStatus
 
 
@@ -24,43 +28,12 @@ class RegionControlError(Exception):
     """casstart/casstop could not do what was asked; the message says why and what to do."""
 
 
-def region_index_path(home, name):
-    return home.root / "run" / f"{name}.json"
-
-
-def remember_region(home, name, paths):
-    """Record where region `name` keeps its run directory, so casstop works without mfds."""
-    index = region_index_path(home, name)
-    index.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(index, {"name": name, "run": str(paths.run), "casroot": str(paths.casroot)})
-
-
-def recorded_run_dir(home, name):
+def _tail(path, count=8):
     try:
-        return Path(json.loads(region_index_path(home, name).read_text())["run"])
-    except (OSError, ValueError, KeyError):
-        return home.server_root(name) / "run"
-
-
-def read_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def region_pid(run_dir):
-    try:
-        return int(Path(run_dir, "region.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _tail(path, lines=8):
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+        lines, _ = tail_lines(path, count)
     except OSError:
         return ""
+    return "\n".join(lines)
 
 
 def start_region(name, home=None, definition=None, wait=True, timeout=60.0, progress=None):
@@ -71,8 +44,7 @@ def start_region(name, home=None, definition=None, wait=True, timeout=60.0, prog
     """
     home = home if isinstance(home, Home) else Home(home)
     if definition is None:
-        from esrt.mfds.client import MfdsClient
-        definition = MfdsClient.from_home(home).get_server(name)["definition"]
+        definition = server_definition(name, home)
     paths = RegionPaths(definition, home).create(standby=definition.get("standby", False))
     running = region_pid(paths.run)
     if running and process_alive(running):
@@ -122,28 +94,6 @@ def wait_for_region(name, paths, process, timeout, boot_log, progress=None):
         time.sleep(0.05)
     raise RegionControlError(f"{name} did not start within {timeout:.0f} s (status "
                              f"{state or 'unknown'}); see {paths.console_log}")
-
-
-def recorded_pids(run_dir):
-    """(start times by pid, every pid recorded for the region, region first) of a run
-    directory; fault injectors and stop_region act on these pids only."""
-    record = read_json(Path(run_dir) / "processes.json") or {}
-    pids = []
-    if record.get("region"):
-        pids.append(int(record["region"]))
-    pids += [int(pid) for pid in (record.get("seps") or {}).values() if pid]
-    main = region_pid(run_dir)
-    if main and main not in pids:
-        pids.insert(0, main)
-    return record.get("started") or {}, pids
-
-
-def is_recorded_process(pid, started):
-    """Guard against pid reuse: the process must have the start time recorded with its pid."""
-    if not process_alive(pid):
-        return False
-    recorded = started.get(str(pid))
-    return recorded is None or recorded == process_start_time(pid)
 
 
 def stop_region(name, home=None, force=False, timeout=30.0, progress=None):
@@ -206,7 +156,6 @@ def _mark_stopped(run_dir, name, home, forced=False):
         write_json_atomic(run_dir / "status.json", status)
         (run_dir / "region.pid").unlink(missing_ok=True)
     try:
-        from esrt.mfds.client import MfdsClient
         MfdsClient.from_home(home).report_status(name, status)
     except Exception:  # noqa: BLE001 - mfds down is normal here (HA); the status file says it all
         pass
