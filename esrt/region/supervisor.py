@@ -664,6 +664,10 @@ class Supervisor:
                 reply = self.outcome_of_death(sep, call, returncode, cause, killed_by_us=False,
                                               alone=alone)
             else:
-                reply = error_reply(503, "unavailable", f"{call.service}: the data environment "
-                                    "could not be recovered; see the console log")
+                # Not "unavailable": that code promises the call was not applied, and here
+                # nobody can look up whether it committed before its SEP died.
+                reply = error_reply(503, "in_doubt", f"{call.service}: the data environment "
+                                    "could not be recovered, so whether this call committed "
+                                    "is unknown; see the console log, and once the region "
+                                    "serves again retry with the same Idempotency-Key")
             call.deferred.callback(reply)
