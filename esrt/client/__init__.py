@@ -45,6 +45,11 @@ class Client:
             self._reused = False
         return self._connection
 
+    @property
+    def connected(self):
+        """True while a connection is open: the next call goes over it instead of a new one."""
+        return self._connection is not None
+
     def close(self):
         if self._connection is not None:
             self._connection.close()

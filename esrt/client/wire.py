@@ -83,6 +83,11 @@ class WireClient:
             self._early = {}
         return self._socket
 
+    @property
+    def connected(self):
+        """True while a connection is open: the next call goes over it instead of a new one."""
+        return self._socket is not None
+
     def close(self):
         """Close the connection (the next call opens a new one)."""
         if self._socket is not None:

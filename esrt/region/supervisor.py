@@ -216,7 +216,11 @@ class Supervisor:
                 reply = self.outcome_of_death(sep, call, returncode, cause, killed_by_us=False,
                                               alone=alone)
             else:
-                reply = error_reply(503, "unavailable", f"{call.service}: {self.unrecoverable}")
+                # Not "unavailable": that code promises the call was not applied, and here
+                # nobody can look up whether it committed before its SEP died.
+                reply = error_reply(503, "in_doubt", f"{call.service}: {self.unrecoverable}; "
+                                    "whether this call committed is unknown: once the region "
+                                    "serves again, retry it with the same Idempotency-Key")
             call.deferred.callback(reply)
 
     def _retry_recovery(self):
