@@ -26,6 +26,14 @@ static void deliver(struct efile *f, FCD3 *fcd, u_int32_t reclen)
     STCOMPX4(reclen, fcd->curRecLen);
 }
 
+/* A READ succeeded: status 00, and the program learns the record's length (its DEPENDING ON
+ * item when it came through esfh_extfh_*). */
+static void read_ok(FCD3 *fcd)
+{
+    esfh_set_status(fcd, "00");
+    esfh_program_record_read(LDCOMPX4(fcd->curRecLen));
+}
+
 /* Record the relative record number in the program's RELATIVE KEY item. When the program
  * came through esfh_extfh_* (esfh_calls.c) its file is in view and the item is set the way
  * libcob's own handler sets it. Otherwise only libcob 3.1.2 can help: its EXTFH copies
@@ -146,7 +154,7 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
         return 0;
     }
     if (ret == 0)
-        esfh_set_status(fcd, "00");
+        read_ok(fcd);
     return ret;
 }
 
@@ -303,6 +311,6 @@ int esfh_do_read_random(struct efile *f, FCD3 *fcd, DB_TXN *txn)
         return 0;
     }
     if (ret == 0)
-        esfh_set_status(fcd, "00");
+        read_ok(fcd);
     return ret;
 }
