@@ -102,7 +102,7 @@ int esfh_key_bytes(struct efile *f, int k, const unsigned char *rec, unsigned ch
 /* esfh_read.c */
 int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pklen,
                      u_int32_t flags, u_int32_t *reclen);
-void esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk);
+int esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk, int checked);
 u_int32_t esfh_rmw(struct efile *f, DB_TXN *txn);
 int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev);
 int esfh_do_start(struct efile *f, FCD3 *fcd, DB_TXN *txn, int cond);

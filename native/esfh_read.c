@@ -37,21 +37,33 @@ static void read_ok(FCD3 *fcd)
 /* Record the relative record number in the program's RELATIVE KEY item. When the program
  * came through esfh_extfh_* (esfh_calls.c) its file is in view and the item is set the way
  * libcob's own handler sets it. Otherwise only libcob 3.1.2 can help: its EXTFH copies
- * fcd->relKey into the item before it looks at the opcode, and OP_GETINFO then does nothing. */
-void esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk)
+ * fcd->relKey into the item before it looks at the opcode, and OP_GETINFO then does nothing.
+ * checked: after a READ NEXT or PREVIOUS, where libcob's relative_read_next (3.1.2 and 3.2)
+ * zeroes the item and adds the number to it, keeping the item on overflow; returns -1 when the
+ * number does not fit the item (the READ's status is then 14). Without the program's file in
+ * view the item's size is unknown: the number is stored as it is and 0 returned. */
+int esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk, int checked)
 {
     unsigned char opcode[2] = {0x00, (unsigned char)OP_GETINFO};
     unsigned char status[2] = {fcd->fileStatus[0], fcd->fileStatus[1]};
     cob_file *calling = esfh_calling_file();
+    int number = (int)esfh_get_be32(rk + 4);
     memcpy(fcd->relKey, rk, 8);
     if (calling != NULL) {
-        if (calling->keys != NULL && calling->keys[0].field != NULL)
-            cob_set_int(calling->keys[0].field, (int)esfh_get_be32(rk + 4));
-        return;
+        cob_field *item = calling->keys != NULL ? calling->keys[0].field : NULL;
+        if (item == NULL)
+            return 0;
+        if (!checked) {
+            cob_set_int(item, number);
+            return 0;
+        }
+        cob_set_int(item, 0);
+        return cob_add_int(item, number, COB_STORE_KEEP_ON_OVERFLOW) != 0 ? -1 : 0;
     }
     EXTFH(opcode, fcd);
     fcd->fileStatus[0] = status[0];
     fcd->fileStatus[1] = status[1];
+    return 0;
 }
 
 /* A record found through index k at index key ik: read it, make it current. */
@@ -71,8 +83,6 @@ static int take(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, const unsigned c
     f->state = POS_AFTER;
     f->eof = f->bof = 0;
     f->read_done = 1;
-    if (f->org == ORG_RELATIVE)
-        esfh_set_relative_key(fcd, pk);
     return 0;
 }
 
@@ -153,9 +163,19 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
         esfh_set_status(fcd, "23");
         return 0;
     }
-    if (ret == 0)
-        read_ok(fcd);
-    return ret;
+    if (ret != 0)
+        return ret;
+    if (f->org == ORG_RELATIVE && esfh_set_relative_key(fcd, kbuf, 1) != 0) {
+        /* The record is in the record area but its number does not fit the RELATIVE KEY:
+         * like libcob, status 14 and the file stays at this record, so that the next READ
+         * meets it again (and in sequential access a REWRITE or DELETE is 43). */
+        f->state = POS_AT;
+        f->read_done = 0;
+        esfh_set_status(fcd, "14");
+        return 0;
+    }
+    read_ok(fcd);
+    return 0;
 }
 
 static int key_index(struct efile *f, FCD3 *fcd)
@@ -310,7 +330,10 @@ int esfh_do_read_random(struct efile *f, FCD3 *fcd, DB_TXN *txn)
         esfh_set_status(fcd, "23");
         return 0;
     }
-    if (ret == 0)
-        read_ok(fcd);
-    return ret;
+    if (ret != 0)
+        return ret;
+    if (f->org == ORG_RELATIVE)
+        esfh_set_relative_key(fcd, pk, 0);
+    read_ok(fcd);
+    return 0;
 }

@@ -259,7 +259,7 @@ int esfh_do_write(struct efile *f, FCD3 *fcd, DB_TXN *txn)
     if (ret == 0) {
         esfh_set_status(fcd, status);
         if (f->org == ORG_RELATIVE && f->access == ACCESS_SEQ && status[0] == '0')
-            esfh_set_relative_key(fcd, pk);
+            esfh_set_relative_key(fcd, pk, 0);
         esfh_note_write();
     }
     return ret;
