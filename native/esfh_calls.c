@@ -98,8 +98,15 @@ void esfh_program_record_read(size_t length)
 static size_t rewrite_length(cob_file *f, cob_field *rec)
 {
     size_t length;
-    if (f->variable_record == NULL)
+    if (f->variable_record == NULL) {
+#if ESFH_LIBCOB_AT_LEAST(3, 2)
         return rec->size;
+#else
+        /* 3.1 leaves the record's size as the last READ or WRITE of the file set it (an
+         * INDEXED file stores that many bytes of the record area, whatever rec's size). */
+        return f->record != NULL ? f->record->size : rec->size;
+#endif
+    }
     /* The DEPENDING ON item; a negative value, made unsigned, is huge. */
     length = (size_t)cob_get_int(f->variable_record);
 #if ESFH_LIBCOB_AT_LEAST(3, 2)

@@ -15,6 +15,7 @@
 #define MAXCOMP 8
 #define KEYBUF 1024
 #define SEQLEN 4
+#define RELLEN 4        /* the length after a RELATIVE slot holding a shorter record */
 
 enum { POS_FIRST, POS_AT, POS_AFTER };
 
@@ -58,6 +59,7 @@ struct efile {
     int have_lastwrite;
     unsigned char *buf;       /* record + sequence trailer */
     u_int32_t bufsize, maxrec, minrec;
+    u_int32_t image;          /* bytes of the record area in buf: the record, or a RELATIVE slot */
 };
 
 /* The tiny helpers below run on every record access, so they stay inlinable in each file. */

@@ -4,7 +4,8 @@
  */
 #include "esfh_internal.h"
 
-/* Fetch the primary record whose prime key is pk into f->buf; returns the record length. */
+/* Fetch the primary record whose prime key is pk into f->buf; *reclen: the record's length,
+ * f->image: how many bytes of the record area buf holds (see esfh.c for RELATIVE slots). */
 int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pklen,
                        u_int32_t flags, u_int32_t *reclen)
 {
@@ -13,16 +14,29 @@ int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pkl
     esfh_dbt_in(&key, pk, pklen);
     esfh_dbt_out(&data, f->buf, f->bufsize);
     ret = f->dbs->db[0]->get(f->dbs->db[0], txn, &key, &data, flags);
-    if (ret == 0)
+    if (ret != 0)
+        return ret;
+    if (f->org == ORG_RELATIVE && data.size == f->maxrec + RELLEN) {
+        *reclen = esfh_get_be32(f->buf + f->maxrec);
+        if (*reclen > f->maxrec)
+            *reclen = f->maxrec;
+        f->image = f->maxrec;
+    } else {
         *reclen = data.size - (u_int32_t)(f->ndups * SEQLEN);
-    return ret;
+        f->image = *reclen;
+    }
+    return 0;
 }
 
+/* The record just fetched into the record area: a RELATIVE slot whole, as libcob's
+ * relative_read and relative_read_next read the slot (3.1.2 and 3.2); otherwise the record,
+ * leaving the rest of the area as it was, as libcob's BDB handler does. */
 static void deliver(struct efile *f, FCD3 *fcd, u_int32_t reclen)
 {
+    u_int32_t image = f->image < f->maxrec ? f->image : f->maxrec;
     if (reclen > f->maxrec)
         reclen = f->maxrec;
-    memcpy(fcd->recPtr, f->buf, reclen);
+    memcpy(fcd->recPtr, f->buf, image);
     STCOMPX4(reclen, fcd->curRecLen);
 }
 

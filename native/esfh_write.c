@@ -128,9 +128,19 @@ static int store(struct efile *f, FCD3 *fcd, DB_TXN *txn, const unsigned char *p
     ret = check_alt_keys(f, fcd, txn, isnew ? NULL : pk, pklen, status);
     if (ret != 0 || (*status)[0] != '0')
         return ret;
-    vlen = reclen + (u_int32_t)(f->ndups * SEQLEN);
-    val = malloc(vlen);
-    memcpy(val, fcd->recPtr, reclen);
+    if (f->org == ORG_RELATIVE) {
+        /* libcob's relative_write keeps the whole record area in a slot of the longest
+         * record's size, whatever the record's length; a shorter record's length follows. */
+        vlen = f->maxrec + (reclen < f->maxrec ? RELLEN : 0);
+        val = malloc(vlen);
+        memcpy(val, fcd->recPtr, f->maxrec);
+        if (reclen < f->maxrec)
+            esfh_put_be32(val + f->maxrec, reclen);
+    } else {
+        vlen = reclen + (u_int32_t)(f->ndups * SEQLEN);
+        val = malloc(vlen);
+        memcpy(val, fcd->recPtr, reclen);
+    }
     for (k = 1; k < f->nkeys; k++) {
         struct keydef *kd = &f->key[k];
         int changed = 1;
