@@ -8,7 +8,11 @@
  * does -- DD_NAME, dd_NAME, NAME, then COB_FILE_PATH -- made absolute):
  *  - PATH: btree, key = prime key bytes (RELATIVE: 8-byte big-endian record number, so btree
  *    order is numeric order), value = record bytes + one 4-byte big-endian sequence number per
- *    alternate key WITH DUPLICATES;
+ *    alternate key WITH DUPLICATES. A RELATIVE record is stored as libcob stores it, in a
+ *    slot: the whole record area (the file's maximum record length), followed, when the
+ *    record is shorter, by its 4-byte big-endian length. A value no longer than the maximum
+ *    is a record of its own length: a record of the maximum length is stored as it is, and
+ *    shorter records stored before ESFH kept slots still read back;
  *  - PATH.1, PATH.2 ...: one btree per alternate key, key = alternate key bytes (+ the sequence
  *    number for keys WITH DUPLICATES, so duplicates come back in the order they were written,
  *    as GnuCOBOL's BDB handler returns them), value = prime key.

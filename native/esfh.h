@@ -17,6 +17,7 @@
 int ESFH(unsigned char *opcode, FCD3 *fcd);
 /* esfh_calls.c: what programs compiled by esrt call in place of libcob's cob_extfh_*. */
 cob_file *esfh_calling_file(void);      /* the program's file of the current call, or NULL */
+void esfh_program_record_read(size_t length);  /* a READ succeeded: tell the program's file */
 
 /* BEGIN cffi: what Python calls (esrt.isam reads the lines up to END cffi as its cffi
  * declarations, so they are written once; plain C types and integer constants only). */

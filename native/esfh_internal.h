@@ -15,6 +15,7 @@
 #define MAXCOMP 8
 #define KEYBUF 1024
 #define SEQLEN 4
+#define RELLEN 4        /* the length after a RELATIVE slot holding a shorter record */
 
 enum { POS_FIRST, POS_AT, POS_AFTER };
 
@@ -58,6 +59,7 @@ struct efile {
     int have_lastwrite;
     unsigned char *buf;       /* record + sequence trailer */
     u_int32_t bufsize, maxrec, minrec;
+    u_int32_t image;          /* bytes of the record area in buf: the record, or a RELATIVE slot */
 };
 
 /* The tiny helpers below run on every record access, so they stay inlinable in each file. */
@@ -102,7 +104,7 @@ int esfh_key_bytes(struct efile *f, int k, const unsigned char *rec, unsigned ch
 /* esfh_read.c */
 int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pklen,
                      u_int32_t flags, u_int32_t *reclen);
-void esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk);
+int esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk, int checked);
 u_int32_t esfh_rmw(struct efile *f, DB_TXN *txn);
 int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev);
 int esfh_do_start(struct efile *f, FCD3 *fcd, DB_TXN *txn, int cond);

@@ -4,7 +4,8 @@
  */
 #include "esfh_internal.h"
 
-/* Fetch the primary record whose prime key is pk into f->buf; returns the record length. */
+/* Fetch the primary record whose prime key is pk into f->buf; *reclen: the record's length,
+ * f->image: how many bytes of the record area buf holds (see esfh.c for RELATIVE slots). */
 int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pklen,
                        u_int32_t flags, u_int32_t *reclen)
 {
@@ -13,37 +14,70 @@ int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pkl
     esfh_dbt_in(&key, pk, pklen);
     esfh_dbt_out(&data, f->buf, f->bufsize);
     ret = f->dbs->db[0]->get(f->dbs->db[0], txn, &key, &data, flags);
-    if (ret == 0)
+    if (ret != 0)
+        return ret;
+    if (f->org == ORG_RELATIVE && data.size == f->maxrec + RELLEN) {
+        *reclen = esfh_get_be32(f->buf + f->maxrec);
+        if (*reclen > f->maxrec)
+            *reclen = f->maxrec;
+        f->image = f->maxrec;
+    } else {
         *reclen = data.size - (u_int32_t)(f->ndups * SEQLEN);
-    return ret;
+        f->image = *reclen;
+    }
+    return 0;
 }
 
+/* The record just fetched into the record area: a RELATIVE slot whole, as libcob's
+ * relative_read and relative_read_next read the slot (3.1.2 and 3.2); otherwise the record,
+ * leaving the rest of the area as it was, as libcob's BDB handler does. */
 static void deliver(struct efile *f, FCD3 *fcd, u_int32_t reclen)
 {
+    u_int32_t image = f->image < f->maxrec ? f->image : f->maxrec;
     if (reclen > f->maxrec)
         reclen = f->maxrec;
-    memcpy(fcd->recPtr, f->buf, reclen);
+    memcpy(fcd->recPtr, f->buf, image);
     STCOMPX4(reclen, fcd->curRecLen);
+}
+
+/* A READ succeeded: status 00, and the program learns the record's length (its DEPENDING ON
+ * item when it came through esfh_extfh_*). */
+static void read_ok(FCD3 *fcd)
+{
+    esfh_set_status(fcd, "00");
+    esfh_program_record_read(LDCOMPX4(fcd->curRecLen));
 }
 
 /* Record the relative record number in the program's RELATIVE KEY item. When the program
  * came through esfh_extfh_* (esfh_calls.c) its file is in view and the item is set the way
  * libcob's own handler sets it. Otherwise only libcob 3.1.2 can help: its EXTFH copies
- * fcd->relKey into the item before it looks at the opcode, and OP_GETINFO then does nothing. */
-void esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk)
+ * fcd->relKey into the item before it looks at the opcode, and OP_GETINFO then does nothing.
+ * checked: after a READ NEXT or PREVIOUS, where libcob's relative_read_next (3.1.2 and 3.2)
+ * zeroes the item and adds the number to it, keeping the item on overflow; returns -1 when the
+ * number does not fit the item (the READ's status is then 14). Without the program's file in
+ * view the item's size is unknown: the number is stored as it is and 0 returned. */
+int esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk, int checked)
 {
     unsigned char opcode[2] = {0x00, (unsigned char)OP_GETINFO};
     unsigned char status[2] = {fcd->fileStatus[0], fcd->fileStatus[1]};
     cob_file *calling = esfh_calling_file();
+    int number = (int)esfh_get_be32(rk + 4);
     memcpy(fcd->relKey, rk, 8);
     if (calling != NULL) {
-        if (calling->keys != NULL && calling->keys[0].field != NULL)
-            cob_set_int(calling->keys[0].field, (int)esfh_get_be32(rk + 4));
-        return;
+        cob_field *item = calling->keys != NULL ? calling->keys[0].field : NULL;
+        if (item == NULL)
+            return 0;
+        if (!checked) {
+            cob_set_int(item, number);
+            return 0;
+        }
+        cob_set_int(item, 0);
+        return cob_add_int(item, number, COB_STORE_KEEP_ON_OVERFLOW) != 0 ? -1 : 0;
     }
     EXTFH(opcode, fcd);
     fcd->fileStatus[0] = status[0];
     fcd->fileStatus[1] = status[1];
+    return 0;
 }
 
 /* A record found through index k at index key ik: read it, make it current. */
@@ -63,8 +97,6 @@ static int take(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, const unsigned c
     f->state = POS_AFTER;
     f->eof = f->bof = 0;
     f->read_done = 1;
-    if (f->org == ORG_RELATIVE)
-        esfh_set_relative_key(fcd, pk);
     return 0;
 }
 
@@ -145,9 +177,19 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
         esfh_set_status(fcd, "23");
         return 0;
     }
-    if (ret == 0)
-        esfh_set_status(fcd, "00");
-    return ret;
+    if (ret != 0)
+        return ret;
+    if (f->org == ORG_RELATIVE && esfh_set_relative_key(fcd, kbuf, 1) != 0) {
+        /* The record is in the record area but its number does not fit the RELATIVE KEY:
+         * like libcob, status 14 and the file stays at this record, so that the next READ
+         * meets it again (and in sequential access a REWRITE or DELETE is 43). */
+        f->state = POS_AT;
+        f->read_done = 0;
+        esfh_set_status(fcd, "14");
+        return 0;
+    }
+    read_ok(fcd);
+    return 0;
 }
 
 static int key_index(struct efile *f, FCD3 *fcd)
@@ -302,7 +344,10 @@ int esfh_do_read_random(struct efile *f, FCD3 *fcd, DB_TXN *txn)
         esfh_set_status(fcd, "23");
         return 0;
     }
-    if (ret == 0)
-        esfh_set_status(fcd, "00");
-    return ret;
+    if (ret != 0)
+        return ret;
+    if (f->org == ORG_RELATIVE)
+        esfh_set_relative_key(fcd, pk, 0);
+    read_ok(fcd);
+    return 0;
 }

@@ -102,25 +102,45 @@ static int check_alt_keys(struct efile *f, FCD3 *fcd, DB_TXN *txn, const unsigne
     return 0;
 }
 
-/* Store a record: new == 1 for WRITE, 0 for REWRITE (old value in f->buf, length oldlen). */
-static int store(struct efile *f, FCD3 *fcd, DB_TXN *txn, const unsigned char *pk,
-                 u_int32_t pklen, int isnew, u_int32_t oldlen, const char **status)
+/* The length of the record a WRITE or REWRITE gives; status 44 when the file cannot hold it.
+ * libcob checks this before anything its handler checks (cob_write, cob_rewrite). */
+static int record_length(struct efile *f, FCD3 *fcd, u_int32_t *reclen)
 {
-    u_int32_t reclen = LDCOMPX4(fcd->curRecLen), vlen, seq, iklen;
+    *reclen = LDCOMPX4(fcd->curRecLen);
+    if (*reclen < f->minrec || *reclen > f->maxrec) {
+        esfh_set_status(fcd, "44");
+        return 1;
+    }
+    return 0;
+}
+
+/* Store a record of reclen bytes: new == 1 for WRITE, 0 for REWRITE (old value in f->buf,
+ * length oldlen). */
+static int store(struct efile *f, FCD3 *fcd, DB_TXN *txn, const unsigned char *pk,
+                 u_int32_t pklen, int isnew, u_int32_t oldlen, u_int32_t reclen,
+                 const char **status)
+{
+    u_int32_t vlen, seq, iklen;
     unsigned char *val, kb[KEYBUF], ik[KEYBUF + SEQLEN], oldik[KEYBUF + SEQLEN];
     DBT key, data;
     int k, ret, had;
 
-    if (reclen < f->minrec || reclen > f->maxrec) {
-        *status = "44";
-        return 0;
-    }
     ret = check_alt_keys(f, fcd, txn, isnew ? NULL : pk, pklen, status);
     if (ret != 0 || (*status)[0] != '0')
         return ret;
-    vlen = reclen + (u_int32_t)(f->ndups * SEQLEN);
-    val = malloc(vlen);
-    memcpy(val, fcd->recPtr, reclen);
+    if (f->org == ORG_RELATIVE) {
+        /* libcob's relative_write keeps the whole record area in a slot of the longest
+         * record's size, whatever the record's length; a shorter record's length follows. */
+        vlen = f->maxrec + (reclen < f->maxrec ? RELLEN : 0);
+        val = malloc(vlen);
+        memcpy(val, fcd->recPtr, f->maxrec);
+        if (reclen < f->maxrec)
+            esfh_put_be32(val + f->maxrec, reclen);
+    } else {
+        vlen = reclen + (u_int32_t)(f->ndups * SEQLEN);
+        val = malloc(vlen);
+        memcpy(val, fcd->recPtr, reclen);
+    }
     for (k = 1; k < f->nkeys; k++) {
         struct keydef *kd = &f->key[k];
         int changed = 1;
@@ -176,7 +196,7 @@ static int rel_key_zero(FCD3 *fcd)
 int esfh_do_write(struct efile *f, FCD3 *fcd, DB_TXN *txn)
 {
     unsigned char pk[KEYBUF];
-    u_int32_t pklen, reclen;
+    u_int32_t pklen, reclen, oldlen;
     const char *status;
     int ret;
 
@@ -190,6 +210,8 @@ int esfh_do_write(struct efile *f, FCD3 *fcd, DB_TXN *txn)
         esfh_set_status(fcd, "48");
         return 0;
     }
+    if (record_length(f, fcd, &reclen))
+        return 0;
     if (f->org == ORG_RELATIVE) {
         if (f->access == ACCESS_SEQ) {
             /* Sequential WRITE appends after the highest record number. */
@@ -232,7 +254,7 @@ int esfh_do_write(struct efile *f, FCD3 *fcd, DB_TXN *txn)
         memcpy(f->lastwrite, pk, pklen);
         f->have_lastwrite = 1;
     }
-    ret = esfh_get_primary(f, txn, pk, pklen, esfh_rmw(f, txn) ? DB_RMW : 0, &reclen);
+    ret = esfh_get_primary(f, txn, pk, pklen, esfh_rmw(f, txn) ? DB_RMW : 0, &oldlen);
     if (ret == 0) {
         esfh_set_status(fcd, f->org == ORG_INDEXED && f->access == ACCESS_SEQ &&
                    f->mode == OPEN_OUTPUT ? "21" : "22");
@@ -240,14 +262,14 @@ int esfh_do_write(struct efile *f, FCD3 *fcd, DB_TXN *txn)
     }
     if (ret != DB_NOTFOUND)
         return ret;
-    ret = store(f, fcd, txn, pk, pklen, 1, 0, &status);
+    ret = store(f, fcd, txn, pk, pklen, 1, 0, reclen, &status);
     if (ret == 0 && status[0] == '2' && f->org == ORG_INDEXED && f->access == ACCESS_SEQ &&
         f->mode == OPEN_OUTPUT)
         status = "21";   /* libcob reports any duplicate in a sequential load as 21 */
     if (ret == 0) {
         esfh_set_status(fcd, status);
         if (f->org == ORG_RELATIVE && f->access == ACCESS_SEQ && status[0] == '0')
-            esfh_set_relative_key(fcd, pk);
+            esfh_set_relative_key(fcd, pk, 0);
         esfh_note_write();
     }
     return ret;
@@ -293,11 +315,11 @@ static int update_checks(struct efile *f, FCD3 *fcd)
 int esfh_do_rewrite(struct efile *f, FCD3 *fcd, DB_TXN *txn)
 {
     unsigned char pk[KEYBUF];
-    u_int32_t pklen, oldlen;
+    u_int32_t pklen, oldlen, reclen;
     const char *status;
     int ret, t;
 
-    if (update_checks(f, fcd))
+    if (update_checks(f, fcd) || record_length(f, fcd, &reclen))
         return 0;
     t = target_key(f, fcd, pk, &pklen);
     if (t != 0) {
@@ -319,7 +341,11 @@ int esfh_do_rewrite(struct efile *f, FCD3 *fcd, DB_TXN *txn)
     }
     if (ret != 0)
         return ret;
-    ret = store(f, fcd, txn, pk, pklen, 0, oldlen, &status);
+    /* libcob's RELATIVE REWRITE replaces the record's bytes and keeps the length it had
+     * (relative_rewrite in 3.1.2 and 3.2 writes the record area only, not the slot's size). */
+    if (f->org == ORG_RELATIVE)
+        reclen = oldlen < f->maxrec ? oldlen : f->maxrec;
+    ret = store(f, fcd, txn, pk, pklen, 0, oldlen, reclen, &status);
     if (ret == 0) {
         esfh_set_status(fcd, status);
         esfh_note_write();

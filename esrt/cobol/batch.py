@@ -35,7 +35,7 @@ def build_executable(source, build_dir, copy_dirs=(), extra_args=()):
     if not source.is_file():
         raise BatchError(f"batch program source {source} does not exist; check the path")
     build_dir = Path(build_dir)
-    executable = build_dir / program_id(source)
+    executable = build_dir / program_id(source, extra_args)
     stamp_path = executable.with_name(executable.name + ".build")
     command = cobc_command(EXECUTABLE, source.resolve(), executable, copy_dirs, extra_args)
     digest = hashlib.sha256()

@@ -85,7 +85,7 @@ def compile_module(source, out_dir, copy_dirs=(), extra_args=(), callfh=None):
     source = _existing_source(source)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{program_id(source)}.so"
+    out = out_dir / f"{program_id(source, extra_args)}.so"
     return _compile(MODULE, source, out, copy_dirs, extra_args, callfh)
 
 
@@ -138,33 +138,106 @@ _PROGRAM_ID = re.compile(
     re.IGNORECASE,
 )
 
+# Reference formats as cobc reads them (GnuCOBOL 3.1.2's cobc/pplex.l and ppparse.y). FIXED,
+# the default: columns 1-6 are the sequence area and 73-80 the identification area, neither of
+# them program text; column 7 is the indicator. VARIABLE is FIXED with program text up to
+# column 250. FREE has no areas.
+FIXED, FREE, VARIABLE = "FIXED", "FREE", "VARIABLE"
+_TEXT_END = {FIXED: 72, VARIABLE: 250}
+_FORMAT_DIRECTIVE = re.compile(
+    r""">>\s*SOURCE\s+(?:FORMAT\s+)?(?:IS\s+)?(FIXED|FREE|VARIABLE)\b"""
+    r"""|\$\s*SET\s+SOURCEFORMAT\s*\(?\s*["']?(FIXED|FREE|VARIABLE)\b""",
+    re.IGNORECASE)
+# What column 7 may hold in fixed format: an indicator, or the start of a directive or of a
+# floating comment (cobc lets those begin there).
+_COLUMN_7 = " -*/dD$>"
 
-def program_id(source):
+
+def source_format(cobc_args=()):
+    """The reference format cobc starts a source in with these options (-free or -F, -fixed,
+    3.2's -fformat=fixed|free|variable), or None when they do not say (cobc reads FIXED)."""
+    chosen = None
+    for arg in map(str, cobc_args):
+        if arg in ("-free", "-F"):
+            chosen = FREE
+        elif arg == "-fixed":
+            chosen = FIXED
+        elif arg.startswith("-fformat=") and arg[9:].upper() in (FIXED, FREE, VARIABLE):
+            chosen = arg[9:].upper()
+    return chosen
+
+
+def program_id(source, cobc_args=()):
     """Return the entry-point name of the first program in `source`, read from PROGRAM-ID.
 
-    Only the text up to the PROGRAM-ID is looked at; comment lines (fixed-format `*` or `/` in
-    column 7, or `*>` anywhere) are skipped. Raises CompileError when there is none.
+    The source is read as cobc reads it (see source_format): in fixed format only columns
+    8-72 hold program text, so sequence numbers and whatever stands in columns 73-80 are never
+    taken for the name, and comment lines (`*` or `/` in column 7), debugging lines and `*>`
+    comments are skipped. `>>SOURCE FORMAT` and `$SET SOURCEFORMAT` switch formats. When
+    neither the options nor a directive before the program text say, a source with a line
+    whose column 7 cannot be fixed format is taken as free format. Raises CompileError when
+    there is no PROGRAM-ID.
     """
     source = Path(source)
-    text = []
     try:
-        with open(source, encoding="latin-1") as handle:
-            for line in handle:
-                line = line.rstrip("\r\n")
-                if len(line) > 6 and line[6] in "*/" and not line[:6].strip("0123456789 "):
-                    continue
-                code = line.split("*>", 1)[0]
-                text.append(code)
-                if "PROGRAM-ID" in code.upper():
-                    # The name may sit on the next line; read one more before matching.
-                    following = next(handle, "")
-                    text.append(following.split("*>", 1)[0])
-                    break
+        lines = source.read_text(encoding="latin-1").splitlines()
     except OSError as exc:
         raise CompileError(f"cannot read COBOL source {source}: {exc}") from None
-    match = _PROGRAM_ID.search("\n".join(text))
+    text = None
+    for code in _program_text(lines, source_format(cobc_args)):
+        if text is None:
+            at = code.upper().find("PROGRAM-ID")
+            if at < 0:
+                continue
+            text = code[at:]
+        else:
+            text += "\n" + code
+        # The name, or an AS phrase after it, may stand on a later line.
+        match = _PROGRAM_ID.match(text)
+        if match and (match.group(4) or match.group(5) or text[match.end():].strip()):
+            break
+    match = _PROGRAM_ID.match(text) if text is not None else None
     if not match:
         raise CompileError(f"COBOL source {source} has no PROGRAM-ID; add "
                            f"`PROGRAM-ID. NAME.` to its IDENTIFICATION DIVISION")
     external = match.group(4) or match.group(5)
     return external or match.group(1) or match.group(2) or match.group(3)
+
+
+def _program_text(lines, chosen):
+    """Yield the program text of each line (comments removed), in the reference format
+    `chosen` (None: cobc's default, unless the lines can only be free format)."""
+    fmt = chosen or (FREE if _free_form(lines) else FIXED)
+    for line in lines:
+        line = line.expandtabs(8)
+        if fmt == FREE:
+            area = line
+        elif len(line) < 7:
+            continue            # cobc skips a line that ends before the indicator
+        else:
+            area = line[6:_TEXT_END[fmt]]
+        first = area.lstrip()
+        if first.startswith(">>") or (first.startswith("$") and first[1:2] not in ("", " ")):
+            directive = _FORMAT_DIRECTIVE.search(first)
+            if directive:
+                fmt = (directive.group(1) or directive.group(2)).upper()
+            continue
+        if first.startswith("*>"):
+            continue
+        if fmt != FREE:
+            if area[0] not in " -":
+                continue        # comment, debugging or (for cobc, an error) line
+            area = area[1:]
+        yield area.split("*>", 1)[0]
+
+
+def _free_form(lines):
+    """True when the lines before the first format directive cannot be fixed format: a line
+    long enough to have column 7 holds something there that is none of what it may hold."""
+    for line in lines:
+        line = line.expandtabs(8)
+        if _FORMAT_DIRECTIVE.search(line):
+            return False
+        if len(line) > 6 and line[6] not in _COLUMN_7:
+            return True
+    return False

@@ -8,7 +8,10 @@ command options (a copybook and field names, or offsets and lengths).
 The stored format this description must match (native/esfh.c): the primary database PATH maps
 the prime key bytes to the record followed by one 4-byte big-endian sequence number per
 alternate key WITH DUPLICATES (in key order); PATH.N maps alternate key N's bytes (plus that
-sequence number for keys with duplicates) to the prime key.
+sequence number for keys with duplicates) to the prime key. A RELATIVE file's value is a slot
+as libcob keeps it: the whole record area (the maximum record length), followed by the
+record's 4-byte big-endian length when the record is shorter; a value no longer than the
+maximum is a record of its own length.
 """
 
 import json
@@ -18,6 +21,7 @@ from pathlib import Path
 
 SIDECAR_SUFFIX = ".esrt.json"
 SEQ_LEN = 4
+REL_LEN = 4
 MAX_KEY_LENGTH = 1024
 MAX_KEYS = 16
 ORGANIZATIONS = ("indexed", "relative")
@@ -112,10 +116,14 @@ class FileLayout:
         return self.keys[1:]
 
     def record_of(self, value):
-        """The record part of a stored primary value (without sequence numbers)."""
+        """The record part of a stored primary value (without sequence numbers, or a RELATIVE
+        slot's bytes after the record's length)."""
         if self.keys:
             return bytes(value[:len(value) - SEQ_LEN * self.ndups])
         if self.record_length is not None:
+            if self.organization == "relative" and len(value) == self.record_length + REL_LEN:
+                length = int.from_bytes(value[self.record_length:], "big")
+                return bytes(value[:min(length, self.record_length)])
             return bytes(value[:self.record_length])
         return bytes(value)
 

@@ -303,6 +303,48 @@ def test_program_id(tmp_path, text, expected):
     assert program_id(source) == expected
 
 
+IDENT_AREA = "       PROGRAM-ID.".ljust(72)
+
+
+@pytest.mark.parametrize(
+    ("text", "cobc_args", "expected"),
+    [
+        # Columns 73-80 (identification area) and 1-6 (sequence area) are not program text.
+        (IDENT_AREA + "IDAREA01\n           REALNAME.\n", (), "REALNAME"),
+        (IDENT_AREA + "IDAREA01\nSEQ002     SEQNAME.                                    "
+         "                   CHANGE01\n", (), "SEQNAME"),
+        ("       PROGRAM-ID. NAMED.".ljust(72) + "OTHER\n", (), "NAMED"),
+        # The name, or its AS phrase, after comment and blank lines.
+        ("       PROGRAM-ID.\n      * the name follows\n\n           LATE.\n", (), "LATE"),
+        ("       PROGRAM-ID. INNER\n           AS \"OUTER\".\n", (), "OUTER"),
+        # Free format has no areas: -free, or a directive, says so.
+        (" " * 72 + "PROGRAM-ID. WIDE.\n", ("-free",), "WIDE"),
+        ("       >>SOURCE FORMAT IS FREE\n" + " " * 72 + "PROGRAM-ID. FREED.\n", (), "FREED"),
+        ('      $SET SOURCEFORMAT"VARIABLE"\n' + IDENT_AREA + "VARNAME.\n", (), "VARNAME"),
+        ("       >>SOURCE FREE\n>>SOURCE FIXED\n" + IDENT_AREA + "IDAREA01\n"
+         "           BACK.\n", (), "BACK"),
+    ],
+)
+def test_program_id_is_read_as_cobc_reads_the_source(tmp_path, text, cobc_args, expected):
+    source = tmp_path / "p.cbl"
+    source.write_text(text)
+    assert program_id(source, cobc_args) == expected
+
+
+def test_module_is_named_after_the_program_cobc_compiles(tmp_path):
+    """A fixed-format source with an identification area: the module is named after the
+    program cobc sees, and exports it."""
+    source = tmp_path / "idarea.cbl"
+    source.write_text("\n".join([IDENT_AREA + "IDAREA01", "           REALNAME.",
+                                  "       PROCEDURE DIVISION.".ljust(72) + "IDAREA02",
+                                  "           GOBACK.", ""]))
+    module = compile_module(source, tmp_path / "out")
+    assert module == tmp_path / "out" / "REALNAME.so"
+    symbols = subprocess.run(["nm", "-D", "--defined-only", str(module)], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert "REALNAME" in symbols and "IDAREA01" not in symbols
+
+
 def test_program_id_missing(tmp_path):
     source = tmp_path / "p.cbl"
     source.write_text("       IDENTIFICATION DIVISION.\n")

@@ -90,6 +90,13 @@ def test_stored_value_has_one_sequence_number_per_duplicate_key():
     assert layout.sequence(value, 3) == b"\0\0\0\x07"
 
 
+def test_relative_slot_holds_a_shorter_record_and_its_length():
+    layout = FileLayout("relative", record_length=8)
+    assert layout.record_of(b"ABCDEFGH") == b"ABCDEFGH"
+    assert layout.record_of(b"ABCdefgh" + b"\0\0\0\x03") == b"ABC"
+    assert layout.record_of(b"ABCDE") == b"ABCDE"   # stored before ESFH kept slots
+
+
 def test_create_load_and_read_back(data, layout):
     with DataEnv(data) as env:
         path = create_file(env, "ITEMS", layout)
