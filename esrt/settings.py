@@ -450,6 +450,13 @@ SERVER_SETTINGS = (
     Setting("idempotency_ttl", Whole(60, 30 * 86400), 86400,
             "seconds a reply stays stored for retries carrying the same Idempotency-Key",
             "Idempotency key lifetime (s)", 3600),
+    Setting("checkpoint_interval", Whole(1, 3600), 30,
+            "seconds between checkpoints of the data environment: each bounds the work of "
+            "recovery after a crash and removes the log files recovery no longer needs",
+            "Checkpoint interval (s)", 60),
+    Setting("keep_logs", Flag(), False,
+            "keep the log files that recovery no longer needs (to archive them yourself); "
+            "they are removed at each checkpoint otherwise", "Keep log files", True),
     Setting("standby", Flag(), False,
             "start as a standby: listeners wait for their address, but the data environment "
             "is opened and SEPs started only by `esrt server activate` (for a region "

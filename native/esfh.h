@@ -40,6 +40,9 @@ int esfh_log_flush(void);
 int esfh_abort(void);
 int esfh_doomed(void);
 int esfh_failchk(void);
+/* Checkpoint; with remove_logs, remove the log files recovery no longer needs (*removed:
+ * how many). */
+int esfh_env_checkpoint(int remove_logs, int *removed);
 void esfh_env_close(void);
 void esfh_env_abandon(void);
 const char *esfh_last_error(void);
@@ -52,6 +55,7 @@ int esfh_reply_purge(long long now, int limit);
 
 /* Internal, shared between the source files. */
 DB_ENV *esfh_env(void);                 /* the environment, opened on first use */
+DB_ENV *esfh_env_if_open(void);         /* the environment, or NULL: never opens it */
 DB_TXN *esfh_op_txn(int *own);          /* transaction for one operation; *own: commit it after */
 int esfh_op_end(DB_TXN *txn, int own, int ret);  /* finish an operation's transaction */
 void esfh_note_write(void);             /* counts writes for ESFH_COMMIT_INTERVAL */

@@ -632,3 +632,8 @@ void esfh_env_close(void)
     g_env = NULL;
     release_lock();
 }
+
+DB_ENV *esfh_env_if_open(void)
+{
+    return g_env;
+}

@@ -13,7 +13,7 @@ NATIVE = Path(__file__).resolve().parents[2] / "native"
 PACKAGE_LIB = Path(__file__).resolve().parents[1] / "lib"
 CACHE_LIB = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "esrt" / "lib"
 SOURCES = ("esfh.c", "esfh_read.c", "esfh_write.c", "esfh_env.c", "esfh_replies.c",
-           "esfh_calls.c")
+           "esfh_calls.c", "esfh_logs.c")
 HEADER_NAME = "esfh.h"
 HEADERS = (HEADER_NAME, "esfh_internal.h")
 LIBRARY_NAME = "libesfh.so"

@@ -6,6 +6,7 @@ after a failover the new node shows the failed node's log as console.bak.
 """
 
 import os
+import sys
 import time
 
 from esrt.messages import format_message
@@ -27,6 +28,8 @@ class ConsoleLog:
         self._clock = clock
         self._echo = echo
         self._file = None
+        # Why the last write failed (None: it did not): lines then go to stderr too.
+        self._broken = None
 
     def open(self):
         """Rotate console.log to console.bak and start a new console.log."""
@@ -43,16 +46,49 @@ class ConsoleLog:
         return text
 
     def write_line(self, message_id, text):
-        """Write one line with an explicit text (e.g. a SEP's own output)."""
+        """Write one line with an explicit text (e.g. a SEP's own output).
+
+        A console that cannot be written (its disk is full) must not take the region down:
+        the line goes to stderr (run/region.out) instead, and the file is reopened for the
+        next line, so that the console resumes once there is space."""
         line = format_line(self._clock(), self.pid, self.server, message_id, text)
+        if self._file is None and self._broken is not None:
+            self._reopen()
         if self._file is not None:
-            self._file.write(line + "\n")
-            self._file.flush()
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()
+            except OSError as exc:
+                self._write_failed(exc)
+        if self._broken is not None:
+            print(line, file=sys.stderr, flush=True)
         if self._echo is not None:
             self._echo(line)
 
+    def _write_failed(self, exc):
+        if self._broken is None:
+            print(f"esrt: cannot write {self.log_path} ({exc.strerror or exc}); console lines "
+                  "go here until it can be written again", file=sys.stderr, flush=True)
+        self._broken = exc
+        try:
+            self._file.close()
+        except OSError:
+            pass  # what it still buffered is lost; the lines are on stderr
+        self._file = None
+
+    def _reopen(self):
+        try:
+            self._file = open(self.log_path, "a", encoding="utf-8", errors="replace")
+            self._broken = None
+        except OSError as exc:
+            self._broken = exc
+
     def close(self):
         """Close the file; later messages are dropped (or only echoed)."""
+        self._broken = None
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass
             self._file = None

@@ -214,9 +214,11 @@ class Region:
         store = ReplyStore.open(self.paths.data, self.definition["durability"],
                                 max_procs=self.definition["seps"] + 8, console=self.console)
         if store is None:
-            # Serving without a recovered environment could lose or repeat committed work.
-            self.console.log("ESCD0113E", server=self.name, problem="its data environment "
-                             f"{self.paths.data} could not be recovered and opened (see above)")
+            # Serving without transactions could lose or repeat committed work. (An environment
+            # that cannot be recovered yet is no reason: the supervisor keeps trying.)
+            self.console.log("ESCD0113E", server=self.name, problem="ESFH, which manages its "
+                             f"data environment {self.paths.data}, could not be loaded "
+                             "(see above)")
             return
         self.store = self.supervisor.store = store
         self.active = True

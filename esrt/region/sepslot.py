@@ -200,7 +200,23 @@ class SEP:
         if self.state == SEPState.FATAL:
             self.boot_failures = 0
             self.delay = self.supervisor.min_restart_delay
+        if self.supervisor.recovering:
+            # The environment is not recovered yet (the region started on a full disk): the
+            # slot waits as a restarting one does (STOPPED/FATAL -> BACKOFF), then spawns.
+            self._enter(SEPState.BACKOFF, SEPState.STOPPED, SEPState.FATAL)
+            self._restart_call = self.supervisor.reactor.callLater(0.05,
+                                                                   self._start_when_recovered)
+            return
         self._spawn(SEPState.STOPPED, SEPState.FATAL)
+
+    def _start_when_recovered(self):
+        self._restart_call = None
+        if self.supervisor.recovering:
+            self._restart_call = self.supervisor.reactor.callLater(0.05,
+                                                                   self._start_when_recovered)
+            return
+        # BACKOFF -> STARTING
+        self._spawn(SEPState.BACKOFF)
 
     def _spawn(self, *sources):
         self._enter(SEPState.STARTING, *sources)

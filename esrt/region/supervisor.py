@@ -47,6 +47,9 @@ class Supervisor:
         self.store = store
         self.server = definition["name"]
         self.request_timeout = definition["request_timeout"]
+        # SEP 1 checkpoints the data environment (esrt.sep.worker.serve).
+        self.checkpoint_interval = definition.get("checkpoint_interval", 30)
+        self.keep_logs = bool(definition.get("keep_logs"))
         self.paths = paths
         self.console = console
         self.environ = environ
@@ -79,14 +82,28 @@ class Supervisor:
                                    "--deploy", str(self.paths.deploy),
                                    "--max-procs", str(len(self.seps) + 8),
                                    "--request-timeout", str(self.request_timeout)]
+        if number == 1:
+            # One SEP checkpoints: more would only compete for the same work.
+            argv += ["--checkpoint-interval", str(self.checkpoint_interval)]
+            if self.keep_logs:
+                argv.append("--keep-logs")
         return self.reactor.spawnProcess(
             proto, argv[0], argv, env=self.environ, path=str(self.paths.data),
             childFDs={0: "w", 1: "r", 2: "r", frames.REQUEST_FD: "w", frames.REPLY_FD: "r"})
 
     def start(self):
-        """Start every SEP."""
+        """Start every SEP (once the data environment is recovered)."""
+        must_recover = self.store is not None and self.store.needs_recovery \
+            and not self.recovering
+        if must_recover:
+            # The region started on an environment it could not recover (a full data disk):
+            # no SEP may open it before recovery works, which is tried again with a back-off.
+            # The slots wait for it (in BACKOFF: they will run, so the region is not failed).
+            self.recovering = True
         for sep in self.seps:
             sep.start()
+        if must_recover:
+            self.recover_when_quiet()
 
     def stop(self):
         """Stop every SEP; the Deferred fires when all are gone.

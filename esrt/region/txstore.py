@@ -30,28 +30,40 @@ class ReplyStore:
 
     @classmethod
     def open(cls, data_dir, durability, max_procs, console):
-        """Recover (when nobody else uses the environment) and open it; None if impossible."""
+        """Recover (when nobody else uses the environment) and open it.
+
+        None when ESFH itself cannot be loaded. When recovery or opening fails (a full or
+        failing data disk), the store comes back unopened with `problem` saying why: the
+        supervisor then keeps trying to recover before any SEP may start (needs_recovery)."""
         from esrt.cobol.esfh_build import esfh_library
         try:
             esfh = Esfh(esfh_library())
         except Exception as exc:  # noqa: BLE001 - no gcc/libdb: the region still serves, without transactions
             console.log("ESDB0004E", path=data_dir, problem=str(exc))
             return None
+        store = cls(esfh, data_dir, console, durability, max_procs)
         try:
             esfh.recover(str(data_dir))
             console.log("ESDB0001I", path=data_dir)
         except EsfhError as exc:
             if exc.code != EBUSY:
                 console.log("ESDB0004E", path=data_dir, problem=str(exc))
-                return None
+                store.problem = f"recovery failed: {exc}"
+                return store
             console.log("ESDB0002W", path=data_dir, problem=str(exc))
         try:
             esfh.env_open(str(data_dir), durability, max_procs)
         except EsfhError as exc:
             console.log("ESDB0004E", path=data_dir, problem=str(exc))
-            return None
+            store.problem = f"opening it failed: {exc}"
+            return store
         console.log("ESDB0003I", path=data_dir, durability=durability)
-        return cls(esfh, data_dir, console, durability, max_procs)
+        return store
+
+    @property
+    def needs_recovery(self):
+        """True while the last recovery (or the first opening) failed."""
+        return self.problem is not None
 
     def after_death(self):
         """Roll back what a dead process left (its transaction, its locks).

@@ -19,6 +19,11 @@ def main(argv=None):
     parser.add_argument("--request-timeout", type=float, default=0,
                         help="seconds a call of a batch may run before this SEP is ended "
                         "(SIGALRM); 0: only the region's timeout applies")
+    parser.add_argument("--checkpoint-interval", type=float, default=0,
+                        help="seconds between checkpoints of the environment by this SEP "
+                        "(0: none; the region asks one SEP to)")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="checkpoints keep the log files recovery no longer needs")
     args = parser.parse_args(argv)
     try:
         import setproctitle
@@ -50,7 +55,8 @@ def main(argv=None):
             esfh.env_open(data_dir, os.environ.get("ESFH_DURABILITY", "sync"), args.max_procs)
             # The SEP answers a batch only after one log flush (esrt.sep.worker.serve).
             esfh.set_group_commit(True)
-            transactions = Transactions(esfh)
+            transactions = Transactions(esfh, checkpoint_interval=args.checkpoint_interval,
+                                        remove_logs=not args.keep_logs)
         runtime = CobolRuntime()
         runtime.init()
     except Exception as exc:  # noqa: BLE001 - whatever stops the boot is reported, with BOOT_FAILED

@@ -142,11 +142,20 @@ class Transactions:
 
     max_attempts = 5
 
-    def __init__(self, esfh, clock=time.time):
+    def __init__(self, esfh, clock=time.time, checkpoint_interval=0, remove_logs=True,
+                 monotonic=time.monotonic):
+        """`checkpoint_interval`: seconds between checkpoints of the environment (0: this SEP
+        leaves them to another); `remove_logs`: each removes the log files recovery no longer
+        needs."""
         self.esfh = esfh
         self.clock = clock
+        self.monotonic = monotonic
         # Set once the environment must be recovered: the SEP then answers and exits.
         self.environment_lost = False
+        self.checkpoint_interval = checkpoint_interval
+        self.remove_logs = remove_logs
+        self._next_purge = monotonic() + PURGE_INTERVAL
+        self._next_checkpoint = monotonic() + checkpoint_interval
 
     def _abort_quietly(self):
         try:
@@ -157,6 +166,31 @@ class Transactions:
     def purge(self):
         """Delete stored replies whose time is up; returns how many went."""
         return self.esfh.reply_purge(self.clock(), PURGE_BATCH)
+
+    def checkpoint(self):
+        """Checkpoint the environment and (unless kept) remove the log files recovery no longer
+        needs: nothing else removes them, and they would fill the data disk. A failure is
+        reported on stderr (the console log) and tried again at the next interval; one that
+        finds the environment broken gives it up, as a failed commit does."""
+        try:
+            return self.esfh.checkpoint(self.remove_logs)
+        except EsfhError as exc:
+            print(f"{exc}; the log files it would have removed stay on the data disk (tried "
+                  f"again in {self.checkpoint_interval:g} s)", file=sys.stderr, flush=True)
+            if exc.code == DB_RUNRECOVERY:
+                self.environment_lost = True
+            return 0
+
+    def between_batches(self):
+        """Housekeeping that is due (expired replies, checkpoints), between batches so that
+        no caller waits for it."""
+        now = self.monotonic()
+        if now >= self._next_purge:
+            self.purge()
+            self._next_purge = now + PURGE_INTERVAL
+        if self.checkpoint_interval and now >= self._next_checkpoint:
+            self.checkpoint()
+            self._next_checkpoint = now + self.checkpoint_interval
 
     def flush(self):
         """Make every commit so far durable (one log sync); None, or what went wrong (which
@@ -243,8 +277,8 @@ class Untransacted:
 
     environment_lost = False
 
-    def purge(self):
-        return 0
+    def between_batches(self):
+        pass
 
     def flush(self):
         return None
@@ -334,7 +368,6 @@ def serve(runtime, deploy_dir, requests, replies, transactions=None, call_timeou
     cache = ServiceCache(runtime, deploy_dir)
     transactions = transactions or Untransacted()
     inbox = Inbox(requests)
-    next_purge = time.monotonic() + PURGE_INTERVAL
     replies.write(protocol.encode_frame({"id": protocol.READY_ID, "op": "ready",
                                          "pid": os.getpid()}))
     replies.flush()
@@ -357,15 +390,13 @@ def serve(runtime, deploy_dir, requests, replies, transactions=None, call_timeou
         replies.write(b"".join(protocol.encode_frame(header, body)
                                for (header, body), _ in answered))
         replies.flush()
+        if not transactions.environment_lost:
+            transactions.between_batches()
         if transactions.environment_lost:
             # Commits that are not on disk must not reach it later: the environment is given
             # up, the region recovers it from what is on disk, and starts new SEPs.
             transactions.abandon()
             raise SystemExit(ExitCode.ENVIRONMENT_LOST)
-        if time.monotonic() >= next_purge:
-            # Between batches, so a caller never waits for it; bounded per run.
-            transactions.purge()
-            next_purge = time.monotonic() + PURGE_INTERVAL
 
 
 def _serve_one(cache, transactions, inbox, header, body):

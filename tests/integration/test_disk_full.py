@@ -185,3 +185,62 @@ def calls_while_filling(url, disk, callers=4, per_caller=300):
     for thread in threads:
         thread.join()
     return outcomes, counters
+
+
+
+def test_a_region_started_on_a_full_disk_serves_once_there_is_space(node, srv01_car,
+                                                                     small_disk):
+    """A region started (or taken over by a node) on a full disk, holding its data and its
+    console log as on a cluster's shared disk, whose environment cannot be recovered. It used
+    to crash writing its console log or, with room for that, to start its SEPs anyway: they
+    could not join the half-made environment, and after 18 s the region shut itself down.
+    Now it refuses calls at once with an error that says why, reports Failed (so a cluster can
+    move it), keeps trying to recover, and serves by itself once there is space."""
+    node.esrt("server", "create", NAME, "--seps", "2", "--listener", "Web Services=127.0.0.1:*",
+              "--env", "DD_APPFILE01=APPFILE01", "--data-dir", str(small_disk / "data"),
+              "--casroot", str(small_disk / "logs"))
+    node.esrt("casstart", "-r", NAME, "--wait")
+    node.esrt("deploy", str(srv01_car), "--server", NAME)
+    node.esrt("batch", "run", str(EXAMPLES / "initfile1.cbl"), "--server", NAME)
+    with Client(Region(node, NAME, node.region_status(NAME)).url) as client:
+        assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == 0
+    node.esrt("casstop", "-r", NAME, "--force")
+    # Recovery recreates the environment's shared regions: with them gone and the disk full,
+    # it cannot.
+    for path in (small_disk / "data").glob("__db.*"):
+        path.unlink()
+    # Nor is there room for a console line (the start replaces console.bak, freeing its space).
+    (small_disk / "logs" / "console.bak").unlink(missing_ok=True)
+    faults.fill_disk(None, str(small_disk))
+
+    started = node.esrt("casstart", "-r", NAME, check=False)
+    assert started.returncode == 0, started.stderr
+    def failed_status():
+        status = node.region_status(NAME)
+        listening = status.get("listeners") and \
+            status["listeners"][0]["mfListenerStatus"] == "Started"
+        return status if status.get("mfServerStatus") == "Failed" and listening else None
+    try:
+        status = wait_for(failed_status, "the region to report Failed while its environment "
+                          "cannot be recovered")
+    except AssertionError:
+        console = (small_disk / "logs" / "console.log").read_text()
+        raise AssertionError(f"status {node.region_status(NAME)}; console:\n"
+                             f"{console[-4000:]}") from None
+    assert "free space on its data disk" in status["message"], status["message"]
+    url = Region(node, NAME, status).url
+    with Client(url, timeout=15) as client:
+        with pytest.raises(ServiceError) as refused:
+            client.call("srv01.CBLAPP01")
+    assert refused.value.status == 503
+    assert "cannot be recovered" in refused.value.message, refused.value.message
+    assert not any(sep["pid"] for sep in node.region_status(NAME)["seps"]), \
+        "a SEP runs on an environment that was never recovered"
+
+    faults.free_disk(None, str(small_disk))
+    # The counter goes on from the one committed call: nothing was lost or applied twice.
+    assert wait_for(lambda: served(url), "service to resume after freeing space") == (1,)
+    wait_for(lambda: node.region_status(NAME).get("mfServerStatus") == "Started",
+             "the region to report Started again")
+    console = (small_disk / "logs" / "console.log").read_text()
+    assert "ESCD0107E" not in console, console[-4000:]

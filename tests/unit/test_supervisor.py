@@ -139,6 +139,8 @@ def test_start_spawns_each_sep_with_its_pipes_and_becomes_idle_on_ready(made):
     assert [p.argv for p in reactor.processes] == [
         ["/usr/bin/python3", "-m", "esrt.sep", "--server", "ESSRV01", "--sep", str(n),
          "--deploy", str(paths.deploy), "--max-procs", "10", "--request-timeout", "30"]
+        # SEP 1 alone checkpoints the data environment.
+        + (["--checkpoint-interval", "30"] if n == 1 else [])
         for n in (1, 2)]
     first = reactor.processes[0]
     assert first.child_fds == {0: "w", 1: "r", 2: "r", 3: "w", 4: "r"}
@@ -284,6 +286,11 @@ class FakeStore:
     def __init__(self, committed=None):
         self.committed_replies = dict(committed or {})
         self.cleanups = 0
+        self.problem = None
+
+    @property
+    def needs_recovery(self):
+        return self.problem is not None
 
     def after_death(self):
         self.cleanups += 1
@@ -359,7 +366,6 @@ class FullDiskStore(BrokenEnvironmentStore):
     def __init__(self):
         super().__init__()
         self.space = False
-        self.problem = None
 
     def recover(self):
         self.recoveries += 1
@@ -393,6 +399,27 @@ def test_recovery_that_fails_is_retried_with_back_off_and_calls_are_answered_at_
     reactor.advance(sup.max_restart_delay)
     assert len(reactor.processes) == 2  # the SEP is back
     assert console_text(paths).count("ESDB0007E") == 5
+
+
+def test_a_region_started_on_an_unrecovered_environment_starts_no_sep_until_it_recovers(made):
+    reactor, sup, paths = made(seps=2)
+    sup.store = FullDiskStore()
+    sup.store.problem = "recovery failed: No space left on device"  # as ReplyStore.open left it
+    sup.start()
+    # Recovery was tried at once, failed, and no SEP opened the environment meanwhile; the
+    # slots wait (they will run: the region is not failed for lack of SEPs).
+    assert sup.store.recoveries == 1 and sup.unrecoverable
+    assert reactor.processes == [] and sup.can_serve()
+    assert all(sep.state == SEPState.BACKOFF for sep in sup.seps)
+    reactor.advance(1)
+    assert sup.store.recoveries == 2 and reactor.processes == []
+    sup.store.space = True
+    reactor.advance(2)
+    assert not sup.recovering and sup.unrecoverable is None
+    reactor.advance(0.1)
+    assert len(reactor.processes) == 2
+    assert all(sep.state == SEPState.STARTING for sep in sup.seps)
+    assert sup.seps[0].restarts == 0  # a first start, not a restart
 
 
 def test_stop_while_recovery_keeps_failing_stops_trying(made):
