@@ -15,7 +15,7 @@ APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-v
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 
-.PHONY: all setup demo test bench clean system-packages
+.PHONY: all setup demo test bench soak clean system-packages
 
 all: setup
 
@@ -74,6 +74,12 @@ bench: setup
 	    --json benchmarks/results/dispatch.json
 	$(BIN)/python benchmarks/bench_throughput.py
 	$(BIN)/python benchmarks/bench_takeover.py --runs $(if $(BENCH_QUICK),1,5)
+
+# A random fault campaign on a two-node lab (needs root): SOAK_SECONDS of faults (default 180),
+# SOAK_SEED to replay one; the report and the history go to soak-report/.
+soak: setup
+	$(BIN)/python -m esrt.testing.soak --seconds $${SOAK_SECONDS:-180} \
+	    $${SOAK_SEED:+--seed $$SOAK_SEED} --report soak-report
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -96,10 +96,7 @@ FILL_NAME = "esrt-fill-disk.bin"
 
 def do_fill_disk(mountpoint):
     """Write mountpoint/esrt-fill-disk.bin until the file system is full."""
-    mountpoint = Path(mountpoint)
-    if not mountpoint.is_dir():
-        raise FaultError(f"cannot fill {mountpoint}: no such directory (is the disk mounted "
-                         "on this node?)")
+    mountpoint = _mounted(mountpoint, "fill")
     chunk = b"\0" * (1 << 20)
     path = mountpoint / FILL_NAME
     # Unbuffered: a buffered file would raise ENOSPC again when closed, on data never written.
@@ -120,8 +117,23 @@ def do_fill_disk(mountpoint):
 
 def do_free_disk(mountpoint):
     """Remove the file fill_disk wrote."""
-    (Path(mountpoint) / FILL_NAME).unlink(missing_ok=True)
+    (_mounted(mountpoint, "empty") / FILL_NAME).unlink(missing_ok=True)
     return time.time()
+
+
+def _mounted(mountpoint, verb):
+    """`mountpoint` as a Path, when a file system is mounted there (as this process sees it).
+
+    Filling a bare directory would fill the node's root file system instead, and emptying one
+    would "succeed" while the full disk stays full on the node that holds it now."""
+    mountpoint = Path(mountpoint)
+    if not mountpoint.is_dir():
+        raise FaultError(f"cannot {verb} {mountpoint}: no such directory (is the disk "
+                         "mounted on this node?)")
+    if not os.path.ismount(mountpoint):
+        raise FaultError(f"cannot {verb} {mountpoint}: no file system is mounted there on "
+                         "this node")
+    return mountpoint
 
 
 ACTIONS = {

@@ -29,93 +29,14 @@ from pathlib import Path
 
 from esrt.procs import process_state
 from esrt.testing import cluster
+from esrt.testing.labhost import LabError, lab_unavailable_reason, reclaim_stale_lab, run_host
 from esrt.testing.power import PowerSwitch, install_fence_agent
 
-# command -> Debian package that provides it
-REQUIRED_COMMANDS = {
-    "corosync": "corosync", "corosync-cfgtool": "corosync", "pacemakerd": "pacemaker",
-    "cibadmin": "pacemaker-cli-utils", "crm_mon": "pacemaker-cli-utils",
-    "crm_resource": "pacemaker-cli-utils", "losetup": "mount", "mkfs.ext4": "e2fsprogs",
-    "ip": "iproute2", "unshare": "util-linux", "nsenter": "util-linux", "mount": "mount",
-    # The Filesystem agent's probe needs it; resource-agents does not depend on it.
-    "fuser": "psmisc",
-}
-REQUIRED_AGENTS = {"/usr/lib/ocf/resource.d/heartbeat/IPaddr2": "resource-agents",
-                   "/usr/lib/ocf/resource.d/heartbeat/Filesystem": "resource-agents"}
 STATE_DIR = Path("/run/esrt-lab")   # which lab indexes are taken (one claim file per lab)
 SUBNET_PREFIX = "10.99"
 FIRST_INDEX, LAST_INDEX = 10, 250   # below 10 is left for hand-made experiments
 NODE_NIC = "lan0"                   # the lab interface's name inside every node
 POLL = 0.2
-
-
-class LabError(RuntimeError):
-    """The lab could not do something; the message says what failed and what to do."""
-
-
-def lab_unavailable_reason():
-    """Why a lab cannot run on this machine (a sentence naming the remedy), or None."""
-    if os.geteuid() != 0:
-        return "the esrt.testing lab needs root (network namespaces, loop devices, mounts)"
-    missing = sorted({package for command, package in REQUIRED_COMMANDS.items()
-                      if shutil.which(command) is None}
-                     | {package for path, package in REQUIRED_AGENTS.items()
-                        if not os.path.exists(path)})
-    if missing:
-        return ("the esrt.testing lab needs commands from Debian packages that are not "
-                f"installed: apt-get install {' '.join(missing)}")
-    return None
-
-
-def _run(argv, check=True, timeout=60, **kw):
-    """Run a host command, text output captured; raise LabError naming it when it fails."""
-    try:
-        result = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                                timeout=timeout, **kw)
-    except subprocess.TimeoutExpired:
-        raise LabError(f"`{' '.join(map(str, argv))}` did not finish within {timeout} s") \
-            from None
-    if check and result.returncode != 0:
-        raise LabError(f"`{' '.join(map(str, argv))}` failed ({result.returncode}): "
-                       f"{(result.stderr or result.stdout).strip()}")
-    return result
-
-
-def _reclaim_stale_lab(claim):
-    """Tear down what a lab whose owner died without stop() (e.g. SIGKILL) left behind.
-
-    Its claim file names it; its processes are found through its named network namespaces,
-    its loop devices and mounts through its workdir's name.
-    """
-    try:
-        name = claim.read_text().split()[1]
-    except (OSError, IndexError):
-        claim.unlink(missing_ok=True)
-        return
-    netns = _run(["ip", "netns", "list"], check=False).stdout.split()
-    for space in [n for n in netns if n.startswith(f"{name}-node")]:
-        for pid in _run(["ip", "netns", "pids", space], check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        _run(["ip", "netns", "delete", space], check=False)
-    marker = f"/esrt-lab-{name}-"
-    for line in reversed(Path("/proc/self/mounts").read_text().splitlines()):
-        if marker in line.split()[1]:
-            _run(["umount", "-l", line.split()[1]], check=False)
-    for line in _run(["losetup", "-a"], check=False).stdout.splitlines():
-        if marker in line:
-            _run(["losetup", "-d", line.split(":")[0]], check=False)
-    links = _run(["ip", "-o", "link", "show"], check=False).stdout.splitlines()
-    for link in links:
-        link_name = link.split(":")[1].strip().split("@")[0]
-        if link_name.startswith(name) and link_name[len(name):] in (
-                "br", *(f"n{i}" for i in range(1, 100))):
-            _run(["ip", "link", "delete", link_name], check=False)
-    for workdir in Path(tempfile.gettempdir()).glob(f"esrt-lab-{name}-*"):
-        shutil.rmtree(workdir, ignore_errors=True)
-    claim.unlink(missing_ok=True)
 
 
 class Node:
@@ -280,15 +201,15 @@ class Lab:
         if self._power is not None:
             self._power.stop()
         for mount in self._host_mounts():
-            _run(["umount", "-l", mount], check=False)
+            run_host(["umount", "-l", mount], check=False)
         for device, _backing in self.disks.values():
-            _run(["losetup", "-d", device], check=False)
+            run_host(["losetup", "-d", device], check=False)
         self.disks.clear()
         for node in self.nodes:
-            _run(["ip", "netns", "delete", node.netns], check=False)
-            _run(["ip", "link", "delete", node.veth], check=False)
+            run_host(["ip", "netns", "delete", node.netns], check=False)
+            run_host(["ip", "link", "delete", node.veth], check=False)
         if self.bridge:
-            _run(["ip", "link", "delete", self.bridge], check=False)
+            run_host(["ip", "link", "delete", self.bridge], check=False)
         if self._own_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if self._claim is not None:
@@ -306,8 +227,8 @@ class Lab:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         with open(STATE_DIR / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            used_addresses = _run(["ip", "-4", "-o", "addr", "show"]).stdout
-            links = _run(["ip", "-o", "link", "show"]).stdout
+            used_addresses = run_host(["ip", "-4", "-o", "addr", "show"]).stdout
+            links = run_host(["ip", "-o", "link", "show"]).stdout
             if self._requested_name and f" {self._requested_name}br:" in links:
                 raise LabError(f"a lab named {self._requested_name!r} is running already "
                                f"(bridge {self._requested_name}br exists): choose another name, "
@@ -321,7 +242,7 @@ class Lab:
                         owner = None
                     if owner and process_state(owner) not in (None, "Z", "X"):
                         continue
-                    _reclaim_stale_lab(claim)
+                    reclaim_stale_lab(claim)
                 name = self._requested_name or f"esl{index}"
                 if (f" {SUBNET_PREFIX}.{index}." in used_addresses
                         or f" {name}br:" in links or f" {name}n1@" in links):
@@ -361,19 +282,19 @@ class Lab:
             raise LabError(str(exc)) from None
 
     def _make_network(self):
-        _run(["ip", "link", "add", self.bridge, "type", "bridge"])
-        _run(["ip", "addr", "add", f"{self.host_address}/24", "dev", self.bridge])
-        _run(["ip", "link", "set", self.bridge, "up"])
+        run_host(["ip", "link", "add", self.bridge, "type", "bridge"])
+        run_host(["ip", "addr", "add", f"{self.host_address}/24", "dev", self.bridge])
+        run_host(["ip", "link", "set", self.bridge, "up"])
         for node in self.nodes:
-            _run(["ip", "netns", "add", node.netns])
-            _run(["ip", "link", "add", node.veth, "type", "veth", "peer", "name", NODE_NIC,
+            run_host(["ip", "netns", "add", node.netns])
+            run_host(["ip", "link", "add", node.veth, "type", "veth", "peer", "name", NODE_NIC,
                   "netns", node.netns])
-            _run(["ip", "link", "set", node.veth, "master", self.bridge])
-            _run(["ip", "link", "set", node.veth, "up"])
+            run_host(["ip", "link", "set", node.veth, "master", self.bridge])
+            run_host(["ip", "link", "set", node.veth, "up"])
             inside = ["ip", "netns", "exec", node.netns]
-            _run(inside + ["ip", "link", "set", "lo", "up"])
-            _run(inside + ["ip", "addr", "add", f"{node.address}/24", "dev", NODE_NIC])
-            _run(inside + ["ip", "link", "set", NODE_NIC, "up"])
+            run_host(inside + ["ip", "link", "set", "lo", "up"])
+            run_host(inside + ["ip", "addr", "add", f"{node.address}/24", "dev", NODE_NIC])
+            run_host(inside + ["ip", "link", "set", NODE_NIC, "up"])
 
     def _prepare_node(self, node):
         import grp
@@ -472,7 +393,7 @@ class Lab:
                 os.kill(node.init_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        _run(["ip", "link", "set", node.veth, "down"], check=False)
+        run_host(["ip", "link", "set", node.veth, "down"], check=False)
         if node._process is not None:
             try:
                 node._process.wait(timeout=20)
@@ -493,6 +414,24 @@ class Lab:
         node = self.node(node) if isinstance(node, str) else node
         self._kill_node(node)
 
+    def power_on(self, node, timeout=90):
+        """Switch `node` on again after a power-off or a fence: its LAN back up, its init
+        booted, Pacemaker rejoined (both nodes online and quorate), its mfds started."""
+        node = self.node(node) if isinstance(node, str) else node
+        if node.powered:
+            raise LabError(f"{node.name} is already on")
+        # A fence may still be switching it off: let that finish first.
+        self._kill_node(node)
+        run_host(["ip", "link", "set", node.veth, "up"])
+        self._boot_node(node)
+        self._wait_cluster(timeout)
+        node.esrt("mfds", "--daemon")
+
+    def lan_up(self, node):
+        """Plug the node's LAN back in (after esrt.testing.faults.lan_failure)."""
+        node = self.node(node) if isinstance(node, str) else node
+        run_host(["ip", "link", "set", node.veth, "up"])
+
     def fence_events(self):
         """What the power switch did for the cluster's fencing, e.g. ["off node1"]."""
         return list(self._power.events) if self._power else []
@@ -508,9 +447,9 @@ class Lab:
         backing = self.workdir / f"disk-{name}.img"
         with open(backing, "wb") as image:
             image.truncate(size_mb * 1024 * 1024)
-        device = _run(["losetup", "--find", "--show", backing]).stdout.strip()
+        device = run_host(["losetup", "--find", "--show", backing]).stdout.strip()
         self.disks[name] = (device, backing)
-        _run(["mkfs.ext4", "-q", "-F", device], timeout=120)
+        run_host(["mkfs.ext4", "-q", "-F", device], timeout=120)
         return device
 
     @contextmanager
@@ -522,14 +461,14 @@ class Lab:
         """
         path = Path(at) if at else Path(tempfile.mkdtemp(prefix="mnt-", dir=self.workdir))
         path.mkdir(parents=True, exist_ok=True)
-        _run(["mount", "-t", "ext4", disk, path])
+        run_host(["mount", "-t", "ext4", disk, path])
         try:
             yield path
         finally:
             if os.path.ismount(path):
-                _run(["umount", path], check=False)
+                run_host(["umount", path], check=False)
             if os.path.ismount(path):
-                _run(["umount", "-l", path], check=False)
+                run_host(["umount", "-l", path], check=False)
 
     def _host_mounts(self):
         devices = {device for device, _ in self.disks.values()}

@@ -116,6 +116,16 @@ def test_fill_disk_fills_the_file_system_and_free_disk_undoes_it():
         mountpoint.rmdir()
 
 
+def test_fill_and_free_disk_refuse_a_directory_with_no_disk_mounted(tmp_path):
+    # Filling it would fill the root file system; "emptying" it would leave the full disk full
+    # on the node that holds it now.
+    with pytest.raises(faults.FaultError, match="no file system is mounted there"):
+        faults.fill_disk(None, tmp_path)
+    with pytest.raises(faults.FaultError, match="no file system is mounted there"):
+        faults.free_disk(None, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def agent_region(node, srv01_car, tmp_path):
     """agent_run(action, **params): the installed OCF agent run on a portable CBLAPP01 region

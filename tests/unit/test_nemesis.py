@@ -1,0 +1,110 @@
+"""The nemesis's schedule (esrt.testing.nemesis): reproducible from its seed, only the kinds
+asked for, each fault healed, and a group that never comes back reported as a hang. Driven
+with a stand-in lab; the real faults run in tests/failover/test_soak.py."""
+
+import pytest
+
+from esrt.testing import nemesis as nemesis_module
+from esrt.testing.nemesis import Nemesis
+
+
+class FakeNode:
+    def __init__(self, name):
+        self.name = name
+        self.powered = True
+        self.commands = []
+
+    def esrt(self, *args):
+        self.commands.append(args)
+
+
+class FakeLab:
+    def __init__(self, serving=True):
+        self.nodes = [FakeNode("node1"), FakeNode("node2")]
+        self.serving = serving
+        self.actions = []
+
+    def wait_group(self, group, timeout=60):
+        if not self.serving:
+            raise RuntimeError(f"group {group} did not start within {timeout} s")
+        return self.nodes[0]
+
+    def crm(self, *argv):
+        self.actions.append(argv[0])
+
+    def power_on(self, node):
+        node.powered = True
+        self.actions.append(f"power on {node.name}")
+
+    def lan_up(self, node):
+        self.actions.append(f"lan up {node.name}")
+
+
+class FakeService:
+    group, region, mountpoint = "soak", "ESSOAK", "/mnt/soak"
+
+    def __init__(self, lab):
+        self.lab = lab
+
+    def node(self):
+        return self.lab.nodes[0]
+
+
+@pytest.fixture
+def injected(monkeypatch):
+    """Every fault the nemesis asks esrt.testing.faults for, as (action, node name)."""
+    done = []
+
+    def action(name):
+        def act(*args):
+            node = next(arg for arg in args if isinstance(arg, FakeNode))
+            if name == "power_off":
+                node.powered = False
+            done.append((name, node.name))
+            return 1000.0 + len(done)
+        return act
+
+    for name in ("kill_region", "hang_region", "resume_region", "kill_mfds", "kill_sep",
+                 "fill_disk", "free_disk"):
+        monkeypatch.setattr(nemesis_module.faults, name, action(name))
+    monkeypatch.setattr(nemesis_module.faults, "power_off", lambda lab, node: action(
+        "power_off")(node))
+    monkeypatch.setattr(nemesis_module.faults, "lan_failure", lambda lab, node: action(
+        "lan_failure")(node))
+    return done
+
+
+def run(seed, kinds=nemesis_module.HEAVY_KINDS, lab=None, seconds=0.3):
+    lab = lab or FakeLab()
+    nemesis = Nemesis(lab, FakeService(lab), seed=seed, kinds=kinds, gap=(0.0, 0.01),
+                      hold=(0.0, 0.0), log=lambda line: None)
+    return nemesis, nemesis.run(seconds), lab
+
+
+def test_the_same_seed_gives_the_same_schedule(injected):
+    _, first, _ = run(42)
+    schedule = list(injected)
+    injected.clear()
+    _, second, _ = run(42, seconds=0.6)
+    assert [fault.kind for fault in first] == [fault.kind for fault in second][:len(first)]
+    assert injected[:len(schedule)] == schedule
+
+
+def test_only_the_kinds_asked_for_and_each_healed(injected):
+    _, faults, lab = run(7, kinds=("freeze-region", "full-disk", "power-off"))
+    assert {fault.kind for fault in faults} <= {"freeze-region", "full-disk", "power-off"}
+    actions = [name for name, _ in injected]
+    assert actions.count("hang_region") == actions.count("resume_region")
+    assert actions.count("fill_disk") == actions.count("free_disk")
+    assert actions.count("power_off") == lab.actions.count("power on node1")
+
+
+def test_unknown_kinds_are_refused():
+    with pytest.raises(ValueError, match="unknown fault kind.*known: kill-region"):
+        Nemesis(FakeLab(), None, kinds=("meteor",))
+
+
+def test_a_group_that_does_not_come_back_is_a_hang(injected):
+    lab = FakeLab(serving=False)
+    nemesis, _, _ = run(3, lab=lab)
+    assert nemesis.hangs and "did not start" in nemesis.hangs[0][1]
