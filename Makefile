@@ -76,6 +76,7 @@ test: setup
 # on purpose.
 SANITIZED := build/sanitized
 SANITIZED_TESTS := tests/integration/test_esfh_conformance.py \
+                   tests/integration/test_esfh_hardening.py \
                    tests/integration/test_esfh_transactions.py \
                    tests/integration/test_sanitized_build.py \
                    tests/unit/test_codec_twins.py tests/unit/test_frames_twins.py \

@@ -36,7 +36,7 @@ static void resolve_name(FCD3 *fcd, char *out, size_t cap)
 {
     char name[PATH_MAX], envname[PATH_MAX + 4], joined[PATH_MAX * 2 + 2], cwd[PATH_MAX];
     const char *value, *dir;
-    int len = LDCOMPX2(fcd->fnameLen);
+    int len = esfh_get_be16(fcd->fnameLen);
     if (len >= (int)sizeof name)
         len = sizeof name - 1;
     memcpy(name, fcd->fnamePtr, (size_t)len);
@@ -130,35 +130,71 @@ void esfh_close_all_dbs(void)
 
 /* ---------- OPEN / CLOSE ---------- */
 
+/* The key layout of the file being opened, from its FCD, checked against the record: every
+ * access copies keys out of the program's record area and out of ESFH's copy of a record,
+ * both of the file's maximum record length, so a key reaching past it would have ESFH read
+ * past them. Returns 0, or -1 with the reason in esfh_last_error (OPEN then answers 39, as
+ * libcob does for a file whose attributes conflict with the program's). */
 static int load_keys(struct efile *f, FCD3 *fcd)
 {
     KDB *kdb = fcd->kdbPtr;
+    const char *name = fcd->fnamePtr != NULL ? fcd->fnamePtr : "";
+    int namelen = fcd->fnamePtr != NULL ? (int)esfh_get_be16(fcd->fnameLen) : 0;
+    unsigned nkeys;
     int k, c;
+    if (f->maxrec > ESFH_MAX_RECORD) {
+        esfh_set_error("ESFH: file %.*s: records of %u bytes are longer than the %u bytes "
+                       "ESFH stores", namelen, name, f->maxrec, ESFH_MAX_RECORD);
+        return -1;
+    }
     if (f->org == ORG_RELATIVE) {
         f->nkeys = 1;
         f->key[0].ncomp = 0;
         f->key[0].keylen = 8;
         return 0;
     }
-    if (kdb == NULL || LDCOMPX2(kdb->nkeys) < 1)
+    nkeys = kdb != NULL ? esfh_get_be16(kdb->nkeys) : 0;
+    if (nkeys < 1 || nkeys > MAXKEYS) {
+        esfh_set_error("ESFH: file %.*s has %u keys; ESFH stores files of 1 to %d keys",
+                       namelen, name, nkeys, MAXKEYS);
         return -1;
-    f->nkeys = LDCOMPX2(kdb->nkeys);
-    if (f->nkeys > MAXKEYS)
-        return -1;
+    }
+    f->nkeys = (int)nkeys;
     for (k = 0; k < f->nkeys; k++) {
         struct keydef *kd = &f->key[k];
-        EXTKEY *ek = (EXTKEY *)((char *)kdb + LDCOMPX2(kdb->key[k].offset));
-        kd->ncomp = LDCOMPX2(kdb->key[k].count);
-        if (kd->ncomp < 1 || kd->ncomp > MAXCOMP)
+        EXTKEY *ek = (EXTKEY *)((char *)kdb + esfh_get_be16(kdb->key[k].offset));
+        unsigned ncomp = esfh_get_be16(kdb->key[k].count);
+        char key[32];
+        if (k == 0)
+            snprintf(key, sizeof key, "the prime key");
+        else
+            snprintf(key, sizeof key, "alternate key %d", k);
+        if (ncomp < 1 || ncomp > MAXCOMP) {
+            esfh_set_error("ESFH: file %.*s: %s has %u components; ESFH takes 1 to %d",
+                           namelen, name, key, ncomp, MAXCOMP);
             return -1;
+        }
+        kd->ncomp = (int)ncomp;
         kd->keylen = 0;
         for (c = 0; c < kd->ncomp; c++, ek++) {
-            kd->pos[c] = (int)LDCOMPX4(ek->pos);
-            kd->len[c] = (int)LDCOMPX4(ek->len);
-            kd->keylen += kd->len[c];
+            u_int32_t pos = esfh_get_be32(ek->pos), len = esfh_get_be32(ek->len);
+            /* Compared without adding: pos + len may wrap around. */
+            if (len < 1 || pos > f->maxrec || len > f->maxrec - pos) {
+                esfh_set_error("ESFH: file %.*s: %s (%u bytes at offset %u%s) is not within "
+                               "the record of %u bytes; the program's key definition does "
+                               "not fit its record", namelen, name, key, len, pos,
+                               kd->ncomp > 1 ? ", one of its components" : "", f->maxrec);
+                return -1;
+            }
+            kd->pos[c] = (int)pos;
+            kd->len[c] = (int)len;
+            kd->keylen += (int)len;
+            if (kd->keylen > KEYBUF) {
+                esfh_set_error("ESFH: file %.*s: %s is longer than the %d bytes ESFH takes",
+                               namelen, name, key, KEYBUF);
+                return -1;
+            }
         }
-        if (kd->keylen > KEYBUF)
-            return -1;
         kd->dups = k > 0 && (kdb->key[k].keyFlags & KEY_DUPS) != 0;
         kd->sparse = k > 0 && (kdb->key[k].keyFlags & KEY_SPARSE) != 0;
         kd->sparse_ch = kdb->key[k].sparse;
@@ -322,13 +358,10 @@ static int handle(FCD3 *fcd, int opcd)
         f = calloc(1, sizeof *f);
         f->org = fcd->fileOrg;
         f->access = fcd->accessFlags & 0x7f;
-        f->maxrec = LDCOMPX4(fcd->maxRecLen);
-        f->minrec = LDCOMPX4(fcd->minRecLen);
+        f->maxrec = esfh_get_be32(fcd->maxRecLen);
+        f->minrec = esfh_get_be32(fcd->minRecLen);
         if (load_keys(f, fcd) != 0) {
             free(f);
-            esfh_set_error("ESFH: file %.*s has a key layout ESFH cannot store (more than %d "
-                           "keys or %d components, or keys longer than %d bytes)",
-                           LDCOMPX2(fcd->fnameLen), fcd->fnamePtr, MAXKEYS, MAXCOMP, KEYBUF);
             fprintf(stderr, "%s\n", esfh_last_error());
             esfh_set_status(fcd, "39");
             return 0;

@@ -16,6 +16,8 @@
 #define KEYBUF 1024
 #define SEQLEN 4
 #define RELLEN 4        /* the length after a RELATIVE slot holding a shorter record */
+/* The longest record: its buffer, with the trailers, must fit a Berkeley DB length (32 bits). */
+#define ESFH_MAX_RECORD (0x7fffffffu - MAXKEYS * SEQLEN - RELLEN)
 
 enum { POS_FIRST, POS_AT, POS_AFTER };
 
@@ -88,6 +90,14 @@ static inline void esfh_dbt_out(DBT *d, void *buf, u_int32_t cap)
 static inline u_int32_t esfh_get_be32(const unsigned char *p)
 {
     return ((u_int32_t)p[0] << 24) | ((u_int32_t)p[1] << 16) | ((u_int32_t)p[2] << 8) | p[3];
+}
+
+/* A 2-byte COMP-X field of the FCD. libcob's LDCOMPX2 and LDCOMPX4 shift bytes promoted to
+ * int, which is undefined for a 4-byte value of 2 GiB or more (a corrupt or hand-made FCD):
+ * ESFH reads every FCD field as unsigned bytes (esfh_get_be32 for 4-byte fields). */
+static inline unsigned esfh_get_be16(const unsigned char *p)
+{
+    return ((unsigned)p[0] << 8) | p[1];
 }
 
 static inline void esfh_put_be32(unsigned char *p, u_int32_t v)

@@ -45,7 +45,7 @@ static void deliver(struct efile *f, FCD3 *fcd, u_int32_t reclen)
 static void read_ok(FCD3 *fcd)
 {
     esfh_set_status(fcd, "00");
-    esfh_program_record_read(LDCOMPX4(fcd->curRecLen));
+    esfh_program_record_read(esfh_get_be32(fcd->curRecLen));
 }
 
 /* Record the relative record number in the program's RELATIVE KEY item. When the program
@@ -194,7 +194,7 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
 
 static int key_index(struct efile *f, FCD3 *fcd)
 {
-    int k = LDCOMPX2(fcd->refKey);
+    int k = esfh_get_be16(fcd->refKey);
     return k >= 0 && k < f->nkeys ? k : 0;
 }
 
@@ -299,7 +299,7 @@ int esfh_do_start(struct efile *f, FCD3 *fcd, DB_TXN *txn, int cond)
         esfh_set_status(fcd, "23");
         return 0;
     }
-    ret = search(f, fcd, txn, k, cond, LDCOMPX2(fcd->effKeyLen), ik, &iklen, pk, &pklen);
+    ret = search(f, fcd, txn, k, cond, esfh_get_be16(fcd->effKeyLen), ik, &iklen, pk, &pklen);
     f->curkey = k;
     if (ret == DB_NOTFOUND) {
         f->eof = 1;

@@ -106,7 +106,7 @@ static int check_alt_keys(struct efile *f, FCD3 *fcd, DB_TXN *txn, const unsigne
  * libcob checks this before anything its handler checks (cob_write, cob_rewrite). */
 static int record_length(struct efile *f, FCD3 *fcd, u_int32_t *reclen)
 {
-    *reclen = LDCOMPX4(fcd->curRecLen);
+    *reclen = esfh_get_be32(fcd->curRecLen);
     if (*reclen < f->minrec || *reclen > f->maxrec) {
         esfh_set_status(fcd, "44");
         return 1;
