@@ -138,6 +138,12 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
     lk = esfh_rmw(f, txn);
     esfh_dbt_out(&key, kbuf, sizeof kbuf);
     esfh_dbt_out(&data, vbuf, sizeof vbuf);
+    if (f->curkey == 0) {
+        /* On the prime index the value is the record, which take() reads again: none of it
+         * is wanted here, and a record longer than vbuf would fail the cursor's get. */
+        data.flags |= DB_DBT_PARTIAL;
+        data.dlen = 0;
+    }
     if (!prev && (f->bof || f->state == POS_FIRST)) {
         ret = cur->get(cur, &key, &data, (DB_FIRST) | lk);
     } else if (prev && f->eof) {
@@ -227,6 +233,11 @@ static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int 
     esfh_dbt_out(&key, ik, KEYBUF + SEQLEN);
     key.size = (u_int32_t)partlen;
     esfh_dbt_out(&data, pk, KEYBUF);
+    if (k == 0) {
+        /* The value is the record (see esfh_read_seq); the caller reads it by its key. */
+        data.flags |= DB_DBT_PARTIAL;
+        data.dlen = 0;
+    }
 #define CMP() memcmp(ik, want, (size_t)partlen)
     ret = cur->get(cur, &key, &data, (DB_SET_RANGE) | lk);
     switch (cond) {

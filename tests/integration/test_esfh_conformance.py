@@ -34,7 +34,8 @@ def run(executable, cwd):
     return result.stdout.splitlines()
 
 
-@pytest.mark.parametrize("name", ["idxconf", "relconf", "varconf", "rkeyconf", "slotconf"])
+@pytest.mark.parametrize("name", ["idxconf", "relconf", "varconf", "rkeyconf", "slotconf",
+                                  "longconf"])
 def test_same_output_as_gnucobol(name, esfh_lib, tmp_path):
     source = CONFORMANCE / f"{name}.cbl"
     plain_dir, esfh_dir = tmp_path / "plain", tmp_path / "esfh"
