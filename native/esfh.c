@@ -366,7 +366,10 @@ static int handle(FCD3 *fcd, int opcd)
             esfh_set_status(fcd, "39");
             return 0;
         }
-        f->bufsize = f->maxrec + (u_int32_t)(f->ndups * SEQLEN) + 16;
+        /* The longest value the file can hold: a record and its sequence numbers, or a
+         * RELATIVE slot and its length (esfh_get_primary finds longer ones damaged). */
+        f->bufsize = f->maxrec + (f->org == ORG_RELATIVE ? RELLEN
+                                                         : (u_int32_t)(f->ndups * SEQLEN));
         f->buf = malloc(f->bufsize);
         fcd->fileHandle = f;
         txn = esfh_op_txn(&own);
@@ -430,6 +433,11 @@ static int handle(FCD3 *fcd, int opcd)
     if (ret != 0) {
         if (ESFH_DEADLOCK(ret)) {
             esfh_set_status(fcd, "51");
+        } else if (ret == ESFH_DAMAGED) {
+            /* As for a bad key layout at OPEN: the program sees only 30, whoever runs it
+             * needs to know which file and why. */
+            fprintf(stderr, "%s\n", esfh_last_error());
+            esfh_set_status(fcd, "30");
         } else {
             esfh_set_error("ESFH: file %s: %s", f->dbs ? f->dbs->path : "?", db_strerror(ret));
             esfh_set_status(fcd, "30");

@@ -21,6 +21,10 @@
 
 enum { POS_FIRST, POS_AT, POS_AFTER };
 
+/* An operation's result beside Berkeley DB's (-30999 to -30800) and errno values: the file
+ * holds a record or index entry of a length it cannot have (status 30, reason on stderr). */
+#define ESFH_DAMAGED (-30500)
+
 /* ESFH answers as the handler of the libcob it is built against (and so runs with). */
 #define ESFH_LIBCOB_AT_LEAST(major, minor)                                                    \
     (__LIBCOB_VERSION > (major) || (__LIBCOB_VERSION == (major) && __LIBCOB_VERSION_MINOR >= (minor)))
@@ -112,6 +116,7 @@ static inline void esfh_put_be32(unsigned char *p, u_int32_t v)
 int esfh_key_bytes(struct efile *f, int k, const unsigned char *rec, unsigned char *out);
 
 /* esfh_read.c */
+int esfh_damaged(struct efile *f, const char *what, u_int32_t size, u_int32_t expected);
 int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pklen,
                      u_int32_t flags, u_int32_t *reclen);
 int esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk, int checked);

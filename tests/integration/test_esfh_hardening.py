@@ -49,3 +49,76 @@ def test_a_key_outside_the_record_is_refused_at_open(esfh_lib, tmp_path):
                          "within the record of 20 bytes; the program's key definition does "
                          "not fit its record")
     assert "offset 2147483648" in errors[1] and "16 bytes at offset 4294967288" in errors[2]
+
+
+def put_raw(data_dir, name, entries):
+    """Store `entries` (key bytes -> value bytes) in database `name` of the data environment
+    as they are, past ESFH's checks, as a damaged disk or another program's layout would."""
+    from bsddb3 import db
+
+    from esrt.isam.files import DataEnv
+    with DataEnv(data_dir) as env:
+        handle = db.DB(env.env)
+        handle.open(str(data_dir / name), None, db.DB_BTREE, db.DB_AUTO_COMMIT | db.DB_THREAD)
+        try:
+            env.transaction(lambda txn: [handle.put(key, value, txn=txn)
+                                         for key, value in entries.items()])
+        finally:
+            handle.close()
+
+
+def test_stored_entries_of_impossible_lengths_are_file_errors(esfh_lib, tmp_path):
+    """BADREC's INDEXED file has 20-byte records and a 6-byte alternate key WITH DUPLICATES,
+    so each stored value is the record and a 4-byte sequence number; its RELATIVE file has
+    10-byte records."""
+    program = compile_executable(FAULTS / "badrec.cbl", tmp_path / "badrec",
+                                 extra_args=esfh_cobc_args(esfh_lib))
+    data = tmp_path / "data"
+    data.mkdir()
+    assert run(program, data, "LOAD")[0] == ["loaded"]
+    sound = b"K0004PARIS record 4\x00\x00\x00\x04"
+    put_raw(data, "DAMAGED", {
+        b"K0002": b"xy",                # shorter than its own sequence number
+        b"K0003": b"K0003PARIS " + b"x" * 29,       # a 36-byte record
+        b"K0004" + b"Z" * 1023: sound,  # a prime key longer than ESFH's key buffers
+    })
+    # An alternate key entry naming a prime key of 7 bytes.
+    put_raw(data, "DAMAGED.1", {b"ROME  \x00\x00\x00\x01": b"K0001XX"})
+    put_raw(data, "DAMREL", {
+        (2).to_bytes(8, "big"): b"slot 2    " + (2 ** 31 - 1).to_bytes(4, "big"),
+        (3).to_bytes(8, "big"): b"slot 3 + 3 bytes",   # neither a record nor a slot
+    })
+    lines, errors = run(program, data, "CHECK")
+    assert [line.rstrip() for line in lines] == [
+        "open 00",
+        "read K0001 00 record 1",
+        "read K0002 30",
+        "read K0003 30",
+        "delete K0002 30",
+        "rewrite K0003 30",
+        "start K0001 00",
+        "next 00 K0001",
+        "next 30",
+        "start PARIS 00",
+        "next by city 00 K0001",
+        "next by city 30",
+        "read ROME 30",
+        "start K0004 30",
+        "close 00",
+        "read slot 1 00 slot 1",
+        "read slot 2 30",
+        "read slot 3 30",
+        "delete slot 2 30",
+        "close 00",
+    ]
+    path = data / "DAMAGED"
+    assert errors[0] == (f"ESFH: file {path} holds a record of 2 bytes where this program's "
+                         f"description of the file allows 24: the file is damaged or was "
+                         f"written with another record or key layout (check it with 'esrt "
+                         f"file verify')")
+    assert f"file {path} holds a record of 40 bytes" in errors[1]
+    assert "holds an alternate key entry naming a prime key of 7 bytes" in " ".join(errors)
+    assert "holds a prime key of 1028 bytes where this program's description of the file " \
+        "allows 5" in " ".join(errors)
+    assert "holds a RELATIVE slot holding a record of 2147483647 bytes" in " ".join(errors)
+    assert len(errors) == 11
