@@ -80,7 +80,7 @@ SANITIZED_TESTS := tests/integration/test_esfh_conformance.py \
                    tests/integration/test_esfh_transactions.py \
                    tests/integration/test_sanitized_build.py \
                    tests/unit/test_codec_twins.py tests/unit/test_frames_twins.py \
-                   tests/unit/test_callpath_twins.py
+                   tests/unit/test_callpath_twins.py tests/unit/test_reply_store.py
 test-sanitized: setup
 	rm -rf $(SANITIZED) && mkdir -p $(SANITIZED)
 	cp -a setup.py pyproject.toml README.md esrt native tests examples benchmarks $(SANITIZED)/

@@ -20,6 +20,9 @@
  * esfh_internal.h.
  * libcob's EXTFH interface does none of the COBOL state checks (41, 42, 43, 46, 47, 48, 49):
  * this handler does them, following libcob's fileio.c.
+ * Nothing read from an FCD or a database is used before it is checked: a key layout that
+ * does not fit the record is 39 at OPEN (load_keys), a record or index entry of a length the
+ * file cannot have is 30 (esfh_damaged in esfh_read.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -87,6 +90,10 @@ static int get_dbset(const char *path, int ndb, struct dbset **out)
             return 0;
         }
     s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        esfh_set_error("ESFH: no memory to open %s", path);
+        return ENOMEM;
+    }
     snprintf(s->path, sizeof s->path, "%s", path);
     s->ndb = ndb;
     for (i = 0; i < ndb; i++) {
@@ -340,6 +347,19 @@ static int run_op(struct efile *f, FCD3 *fcd, int opcd, DB_TXN *txn)
     }
 }
 
+/* OPEN could not get the memory for the file's handle or record buffer: the OPEN fails as when
+ * the file's databases cannot be opened (30), and leaves the file closed. */
+static int open_without_memory(FCD3 *fcd, const char *what, size_t size)
+{
+    esfh_set_error("ESFH: file %.*s: no memory for its %s (%zu bytes)",
+                   fcd->fnamePtr != NULL ? (int)esfh_get_be16(fcd->fnameLen) : 0,
+                   fcd->fnamePtr != NULL ? fcd->fnamePtr : "", what, size);
+    fprintf(stderr, "%s\n", esfh_last_error());
+    esfh_set_status(fcd, "30");
+    fcd->openMode = OPEN_NOT_OPEN;
+    return 0;
+}
+
 static int handle(FCD3 *fcd, int opcd)
 {
     struct efile *f = fcd->fileHandle;
@@ -356,6 +376,8 @@ static int handle(FCD3 *fcd, int opcd)
             return 0;
         }
         f = calloc(1, sizeof *f);
+        if (f == NULL)
+            return open_without_memory(fcd, "handle", sizeof *f);
         f->org = fcd->fileOrg;
         f->access = fcd->accessFlags & 0x7f;
         f->maxrec = esfh_get_be32(fcd->maxRecLen);
@@ -370,7 +392,13 @@ static int handle(FCD3 *fcd, int opcd)
          * RELATIVE slot and its length (esfh_get_primary finds longer ones damaged). */
         f->bufsize = f->maxrec + (f->org == ORG_RELATIVE ? RELLEN
                                                          : (u_int32_t)(f->ndups * SEQLEN));
-        f->buf = malloc(f->bufsize);
+        /* Zeroed: a key that lies past the end of a shorter record is read from here. */
+        f->buf = calloc(f->bufsize, 1);
+        if (f->buf == NULL) {
+            size_t size = f->bufsize;
+            free(f);
+            return open_without_memory(fcd, "record buffer", size);
+        }
         fcd->fileHandle = f;
         txn = esfh_op_txn(&own);
         if (txn == NULL) {
@@ -433,13 +461,14 @@ static int handle(FCD3 *fcd, int opcd)
     if (ret != 0) {
         if (ESFH_DEADLOCK(ret)) {
             esfh_set_status(fcd, "51");
-        } else if (ret == ESFH_DAMAGED) {
-            /* As for a bad key layout at OPEN: the program sees only 30, whoever runs it
-             * needs to know which file and why. */
-            fprintf(stderr, "%s\n", esfh_last_error());
-            esfh_set_status(fcd, "30");
         } else {
-            esfh_set_error("ESFH: file %s: %s", f->dbs ? f->dbs->path : "?", db_strerror(ret));
+            if (ret != ESFH_DAMAGED)
+                esfh_set_error("ESFH: file %s: %s", f->dbs ? f->dbs->path : "?",
+                               db_strerror(ret));
+            /* A damaged file or a lack of memory, as a bad key layout at OPEN: the program
+             * sees only 30, whoever runs it needs to know which file and why. */
+            if (ret == ESFH_DAMAGED || ret == ENOMEM)
+                fprintf(stderr, "%s\n", esfh_last_error());
             esfh_set_status(fcd, "30");
         }
     }

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from esrt.cobol.compile import compile_executable
-from esrt.cobol.esfh_build import build_esfh, esfh_cobc_args
+from esrt.cobol.esfh_build import build_esfh, esfh_cobc_args, sanitizing
 
 from conftest import program_environ
 
@@ -122,3 +122,33 @@ def test_stored_entries_of_impossible_lengths_are_file_errors(esfh_lib, tmp_path
         "allows 5" in " ".join(errors)
     assert "holds a RELATIVE slot holding a record of 2147483647 bytes" in " ".join(errors)
     assert len(errors) == 11
+
+
+@pytest.mark.skipif(sanitizing(), reason="AddressSanitizer replaces malloc itself: the failing "
+                    "allocator cannot come before it")
+def test_an_operation_without_memory_is_a_file_error(esfh_lib, tmp_path):
+    """NOMEM's file has records of up to 40,000 bytes (ESFH's record buffer, allocated at OPEN)
+    and it writes one of 30,000 (the value WRITE builds)."""
+    preload = tmp_path / "failing_alloc.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(preload),
+                    str(FAULTS / "failing_alloc.c")], check=True)
+    program = compile_executable(FAULTS / "nomem.cbl", tmp_path / "nomem",
+                                 extra_args=esfh_cobc_args(esfh_lib))
+    outcomes = {}
+    for name, sizes in (("enough", "0-0"), ("open", "40000-40000"), ("write", "30000-30000")):
+        (tmp_path / name).mkdir()
+        lines, errors = run(program, tmp_path / name, LD_PRELOAD=str(preload),
+                            ESRT_TEST_FAIL_ALLOC=sizes)
+        outcomes[name] = [line.rstrip() for line in lines], errors
+    assert outcomes["enough"] == (["open output 00", "write 00", "close 00", "open input 00",
+                                   "read 00 30000", "close 00"], [])
+    # Without its record buffer the file does not open (and stays closed).
+    assert outcomes["open"][0] == ["open output 30", "write 48", "close 42", "open input 30",
+                                   "read 47 00000", "close 42"]
+    assert outcomes["open"][1][0] == ("ESFH: file NOMEMFILE: no memory for its record buffer "
+                                      "(40000 bytes)")
+    # A WRITE that cannot build its record stores nothing.
+    assert outcomes["write"] == (["open output 00", "write 30", "close 00", "open input 00",
+                                  "read 10 00000", "close 00"],
+                                 [f"ESFH: file {tmp_path / 'write' / 'NOMEMFILE'}: Cannot "
+                                  f"allocate memory"])
