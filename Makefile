@@ -15,7 +15,7 @@ APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-v
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 
-.PHONY: all setup demo test bench soak clean system-packages
+.PHONY: all setup demo test test-sanitized bench soak clean system-packages
 
 all: setup
 
@@ -65,6 +65,33 @@ test: setup
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q tests --ignore=tests/lab --ignore=tests/failover
+	@$(MAKE) --no-print-directory test-sanitized
+
+# The tests of the native parts once more, with every one of them (the extensions, libesfh.so
+# and what the tests build) compiled with AddressSanitizer and UndefinedBehaviorSanitizer
+# (ESRT_SANITIZE=1, see esrt/cobol/esfh_build.py): ESFH's conformance and fault programs, its
+# transactions, and the C twins. They run in a copy of the tree, build/sanitized, so that the
+# tree's own build is left alone. Python is not instrumented, so libasan is preloaded (it must
+# be the first library loaded); leak detection is off because CPython keeps memory to the end
+# on purpose.
+SANITIZED := build/sanitized
+SANITIZED_TESTS := tests/integration/test_esfh_conformance.py \
+                   tests/integration/test_esfh_hardening.py \
+                   tests/integration/test_esfh_transactions.py \
+                   tests/integration/test_checkpoints.py \
+                   tests/integration/test_sanitized_build.py \
+                   tests/unit/test_codec_twins.py tests/unit/test_frames_twins.py \
+                   tests/unit/test_callpath_twins.py tests/unit/test_reply_store.py
+test-sanitized: setup
+	rm -rf $(SANITIZED) && mkdir -p $(SANITIZED)
+	cp -a setup.py pyproject.toml README.md esrt native tests examples benchmarks $(SANITIZED)/
+	find $(SANITIZED) \( -name '*.so' -o -name __pycache__ -o -path '*/esrt/lib' \) -prune \
+	    -exec rm -rf {} +
+	cd $(SANITIZED) && ESRT_SANITIZE=1 $(abspath $(BIN))/python setup.py -q build_ext --inplace
+	cd $(SANITIZED) && ESRT_SANITIZE=1 PYTHONPATH=$(abspath $(SANITIZED)) \
+	    LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
+	    UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(abspath $(BIN))/python -m pytest -q -p no:cacheprovider $(SANITIZED_TESTS)
 
 # BENCH_QUICK=1 make bench: shorter runs, 16 connections only, one takeover of each kind
 # (under 2 minutes). The takeover benchmark needs root (it builds a Pacemaker lab).

@@ -28,6 +28,21 @@ class BuildNative(build_ext):
     """The extensions, then libesfh.so, its header and the failchk preload into esrt/lib (of
     the build, or of the tree for an editable install)."""
 
+    def build_extensions(self):
+        esfh_build = _esfh_build()
+        flags = esfh_build.native_flags()
+        for extension in self.extensions:
+            extension.extra_compile_args = [*extension.extra_compile_args, *flags]
+            extension.extra_link_args = [*extension.extra_link_args, *flags]
+        # setuptools rebuilds an extension only when a source is newer than it: after a switch
+        # of ESRT_SANITIZE it would keep the modules of the other kind of build.
+        record = Path(self.build_temp) / "esrt-native-flags"
+        if not record.is_file() or record.read_text() != " ".join(flags):
+            self.force = self.compiler.force = True
+        super().build_extensions()
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(" ".join(flags))
+
     def run(self):
         super().run()
         out = (HERE if self.inplace else Path(self.build_lib)) / "esrt" / "lib"

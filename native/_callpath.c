@@ -137,8 +137,10 @@ plan_init(Plan *self, PyObject *args, PyObject *kwds)
     self->image_len = PyMem_Calloc(nparams + 1, sizeof(Py_ssize_t));
     self->scratch_size = 256;
     self->scratch = PyMem_Malloc(self->scratch_size);
+    self->buffer_data = PyMem_Calloc(nparams + 1, sizeof(unsigned char *));
+    self->buffer_len = PyMem_Calloc(nparams + 1, sizeof(Py_ssize_t));
     if (self->spec == NULL || !self->nodes || !self->is_input || !self->outputs || !self->images
-        || !self->image_len || !self->scratch) {
+        || !self->image_len || !self->scratch || !self->buffer_data || !self->buffer_len) {
         PyErr_NoMemory();
         return -1;
     }
@@ -187,6 +189,8 @@ plan_dealloc(Plan *self)
     PyMem_Free(self->images);
     PyMem_Free(self->image_len);
     PyMem_Free(self->scratch);
+    PyMem_Free(self->buffer_data);
+    PyMem_Free(self->buffer_len);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -251,16 +255,20 @@ plan_load(Plan *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "Plan.load(buffers, body) takes 2 arguments");
         return NULL;
     }
-    unsigned char *data[self->nparams + 1];
-    Py_ssize_t lengths[self->nparams + 1];
-    if (get_buffers(self, args[0], data, lengths) != DONE)
-        Py_RETURN_FALSE;
-    for (Py_ssize_t i = 0; i < self->nparams; i++)
-        if (lengths[i] != self->image_len[i])
-            Py_RETURN_FALSE;
+    /* The body first: getting its buffer could run Python code, which could resize or free
+     * the bytearrays whose pointers get_buffers takes. */
     Py_buffer body;
     if (PyObject_GetBuffer(args[1], &body, PyBUF_SIMPLE) < 0) {
         PyErr_Clear();      /* a str body, say: the Python path takes it */
+        Py_RETURN_FALSE;
+    }
+    unsigned char **data = self->buffer_data;
+    Py_ssize_t *lengths = self->buffer_len;
+    int usable = get_buffers(self, args[0], data, lengths) == DONE;
+    for (Py_ssize_t i = 0; usable && i < self->nparams; i++)
+        usable = lengths[i] == self->image_len[i];
+    if (!usable) {
+        PyBuffer_Release(&body);
         Py_RETURN_FALSE;
     }
     for (Py_ssize_t i = 0; i < self->nparams; i++)
@@ -277,8 +285,8 @@ plan_dump(Plan *self, PyObject *buffers)
 {
     if (check_ready(self) < 0)
         return NULL;
-    unsigned char *data[self->nparams + 1];
-    Py_ssize_t lengths[self->nparams + 1];
+    unsigned char **data = self->buffer_data;
+    Py_ssize_t *lengths = self->buffer_len;
     if (get_buffers(self, buffers, data, lengths) != DONE)
         Py_RETURN_NONE;
     int status = callpath_dump_reply(self, data, lengths);

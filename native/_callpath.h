@@ -48,6 +48,12 @@ typedef struct {
     Py_ssize_t *image_len;
     unsigned char *scratch;
     Py_ssize_t scratch_size, scratch_used;
+    /* The buffers of the call in progress, one per parameter. Kept here, not on the stack:
+     * the number of parameters comes from the mapping, and a stack array sized by it is a
+     * stack overflow that a big enough mapping chooses. A Plan runs one call at a time (the
+     * GIL is held and no Python code runs in between), as for scratch. */
+    unsigned char **buffer_data;
+    Py_ssize_t *buffer_len;
     uint64_t stamp;
     int ready;                      /* set once __init__ has succeeded */
 } Plan;

@@ -20,6 +20,9 @@
  * esfh_internal.h.
  * libcob's EXTFH interface does none of the COBOL state checks (41, 42, 43, 46, 47, 48, 49):
  * this handler does them, following libcob's fileio.c.
+ * Nothing read from an FCD or a database is used before it is checked: a key layout that
+ * does not fit the record is 39 at OPEN (load_keys), a record or index entry of a length the
+ * file cannot have is 30 (esfh_damaged in esfh_read.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,7 +39,7 @@ static void resolve_name(FCD3 *fcd, char *out, size_t cap)
 {
     char name[PATH_MAX], envname[PATH_MAX + 4], joined[PATH_MAX * 2 + 2], cwd[PATH_MAX];
     const char *value, *dir;
-    int len = LDCOMPX2(fcd->fnameLen);
+    int len = esfh_get_be16(fcd->fnameLen);
     if (len >= (int)sizeof name)
         len = sizeof name - 1;
     memcpy(name, fcd->fnamePtr, (size_t)len);
@@ -87,6 +90,10 @@ static int get_dbset(const char *path, int ndb, struct dbset **out)
             return 0;
         }
     s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        esfh_set_error("ESFH: no memory to open %s", path);
+        return ENOMEM;
+    }
     snprintf(s->path, sizeof s->path, "%s", path);
     s->ndb = ndb;
     for (i = 0; i < ndb; i++) {
@@ -130,35 +137,71 @@ void esfh_close_all_dbs(void)
 
 /* ---------- OPEN / CLOSE ---------- */
 
+/* The key layout of the file being opened, from its FCD, checked against the record: every
+ * access copies keys out of the program's record area and out of ESFH's copy of a record,
+ * both of the file's maximum record length, so a key reaching past it would have ESFH read
+ * past them. Returns 0, or -1 with the reason in esfh_last_error (OPEN then answers 39, as
+ * libcob does for a file whose attributes conflict with the program's). */
 static int load_keys(struct efile *f, FCD3 *fcd)
 {
     KDB *kdb = fcd->kdbPtr;
+    const char *name = fcd->fnamePtr != NULL ? fcd->fnamePtr : "";
+    int namelen = fcd->fnamePtr != NULL ? (int)esfh_get_be16(fcd->fnameLen) : 0;
+    unsigned nkeys;
     int k, c;
+    if (f->maxrec > ESFH_MAX_RECORD) {
+        esfh_set_error("ESFH: file %.*s: records of %u bytes are longer than the %u bytes "
+                       "ESFH stores", namelen, name, f->maxrec, ESFH_MAX_RECORD);
+        return -1;
+    }
     if (f->org == ORG_RELATIVE) {
         f->nkeys = 1;
         f->key[0].ncomp = 0;
         f->key[0].keylen = 8;
         return 0;
     }
-    if (kdb == NULL || LDCOMPX2(kdb->nkeys) < 1)
+    nkeys = kdb != NULL ? esfh_get_be16(kdb->nkeys) : 0;
+    if (nkeys < 1 || nkeys > MAXKEYS) {
+        esfh_set_error("ESFH: file %.*s has %u keys; ESFH stores files of 1 to %d keys",
+                       namelen, name, nkeys, MAXKEYS);
         return -1;
-    f->nkeys = LDCOMPX2(kdb->nkeys);
-    if (f->nkeys > MAXKEYS)
-        return -1;
+    }
+    f->nkeys = (int)nkeys;
     for (k = 0; k < f->nkeys; k++) {
         struct keydef *kd = &f->key[k];
-        EXTKEY *ek = (EXTKEY *)((char *)kdb + LDCOMPX2(kdb->key[k].offset));
-        kd->ncomp = LDCOMPX2(kdb->key[k].count);
-        if (kd->ncomp < 1 || kd->ncomp > MAXCOMP)
+        EXTKEY *ek = (EXTKEY *)((char *)kdb + esfh_get_be16(kdb->key[k].offset));
+        unsigned ncomp = esfh_get_be16(kdb->key[k].count);
+        char key[32];
+        if (k == 0)
+            snprintf(key, sizeof key, "the prime key");
+        else
+            snprintf(key, sizeof key, "alternate key %d", k);
+        if (ncomp < 1 || ncomp > MAXCOMP) {
+            esfh_set_error("ESFH: file %.*s: %s has %u components; ESFH takes 1 to %d",
+                           namelen, name, key, ncomp, MAXCOMP);
             return -1;
+        }
+        kd->ncomp = (int)ncomp;
         kd->keylen = 0;
         for (c = 0; c < kd->ncomp; c++, ek++) {
-            kd->pos[c] = (int)LDCOMPX4(ek->pos);
-            kd->len[c] = (int)LDCOMPX4(ek->len);
-            kd->keylen += kd->len[c];
+            u_int32_t pos = esfh_get_be32(ek->pos), len = esfh_get_be32(ek->len);
+            /* Compared without adding: pos + len may wrap around. */
+            if (len < 1 || pos > f->maxrec || len > f->maxrec - pos) {
+                esfh_set_error("ESFH: file %.*s: %s (%u bytes at offset %u%s) is not within "
+                               "the record of %u bytes; the program's key definition does "
+                               "not fit its record", namelen, name, key, len, pos,
+                               kd->ncomp > 1 ? ", one of its components" : "", f->maxrec);
+                return -1;
+            }
+            kd->pos[c] = (int)pos;
+            kd->len[c] = (int)len;
+            kd->keylen += (int)len;
+            if (kd->keylen > KEYBUF) {
+                esfh_set_error("ESFH: file %.*s: %s is longer than the %d bytes ESFH takes",
+                               namelen, name, key, KEYBUF);
+                return -1;
+            }
         }
-        if (kd->keylen > KEYBUF)
-            return -1;
         kd->dups = k > 0 && (kdb->key[k].keyFlags & KEY_DUPS) != 0;
         kd->sparse = k > 0 && (kdb->key[k].keyFlags & KEY_SPARSE) != 0;
         kd->sparse_ch = kdb->key[k].sparse;
@@ -304,6 +347,19 @@ static int run_op(struct efile *f, FCD3 *fcd, int opcd, DB_TXN *txn)
     }
 }
 
+/* OPEN could not get the memory for the file's handle or record buffer: the OPEN fails as when
+ * the file's databases cannot be opened (30), and leaves the file closed. */
+static int open_without_memory(FCD3 *fcd, const char *what, size_t size)
+{
+    esfh_set_error("ESFH: file %.*s: no memory for its %s (%zu bytes)",
+                   fcd->fnamePtr != NULL ? (int)esfh_get_be16(fcd->fnameLen) : 0,
+                   fcd->fnamePtr != NULL ? fcd->fnamePtr : "", what, size);
+    fprintf(stderr, "%s\n", esfh_last_error());
+    esfh_set_status(fcd, "30");
+    fcd->openMode = OPEN_NOT_OPEN;
+    return 0;
+}
+
 static int handle(FCD3 *fcd, int opcd)
 {
     struct efile *f = fcd->fileHandle;
@@ -320,21 +376,29 @@ static int handle(FCD3 *fcd, int opcd)
             return 0;
         }
         f = calloc(1, sizeof *f);
+        if (f == NULL)
+            return open_without_memory(fcd, "handle", sizeof *f);
         f->org = fcd->fileOrg;
         f->access = fcd->accessFlags & 0x7f;
-        f->maxrec = LDCOMPX4(fcd->maxRecLen);
-        f->minrec = LDCOMPX4(fcd->minRecLen);
+        f->maxrec = esfh_get_be32(fcd->maxRecLen);
+        f->minrec = esfh_get_be32(fcd->minRecLen);
         if (load_keys(f, fcd) != 0) {
             free(f);
-            esfh_set_error("ESFH: file %.*s has a key layout ESFH cannot store (more than %d "
-                           "keys or %d components, or keys longer than %d bytes)",
-                           LDCOMPX2(fcd->fnameLen), fcd->fnamePtr, MAXKEYS, MAXCOMP, KEYBUF);
             fprintf(stderr, "%s\n", esfh_last_error());
             esfh_set_status(fcd, "39");
             return 0;
         }
-        f->bufsize = f->maxrec + (u_int32_t)(f->ndups * SEQLEN) + 16;
-        f->buf = malloc(f->bufsize);
+        /* The longest value the file can hold: a record and its sequence numbers, or a
+         * RELATIVE slot and its length (esfh_get_primary finds longer ones damaged). */
+        f->bufsize = f->maxrec + (f->org == ORG_RELATIVE ? RELLEN
+                                                         : (u_int32_t)(f->ndups * SEQLEN));
+        /* Zeroed: a key that lies past the end of a shorter record is read from here. */
+        f->buf = calloc(f->bufsize, 1);
+        if (f->buf == NULL) {
+            size_t size = f->bufsize;
+            free(f);
+            return open_without_memory(fcd, "record buffer", size);
+        }
         fcd->fileHandle = f;
         txn = esfh_op_txn(&own);
         if (txn == NULL) {
@@ -398,7 +462,13 @@ static int handle(FCD3 *fcd, int opcd)
         if (ESFH_DEADLOCK(ret)) {
             esfh_set_status(fcd, "51");
         } else {
-            esfh_set_error("ESFH: file %s: %s", f->dbs ? f->dbs->path : "?", db_strerror(ret));
+            if (ret != ESFH_DAMAGED)
+                esfh_set_error("ESFH: file %s: %s", f->dbs ? f->dbs->path : "?",
+                               db_strerror(ret));
+            /* A damaged file or a lack of memory, as a bad key layout at OPEN: the program
+             * sees only 30, whoever runs it needs to know which file and why. */
+            if (ret == ESFH_DAMAGED || ret == ENOMEM)
+                fprintf(stderr, "%s\n", esfh_last_error());
             esfh_set_status(fcd, "30");
         }
     }

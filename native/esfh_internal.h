@@ -16,8 +16,14 @@
 #define KEYBUF 1024
 #define SEQLEN 4
 #define RELLEN 4        /* the length after a RELATIVE slot holding a shorter record */
+/* The longest record: its buffer, with the trailers, must fit a Berkeley DB length (32 bits). */
+#define ESFH_MAX_RECORD (0x7fffffffu - MAXKEYS * SEQLEN - RELLEN)
 
 enum { POS_FIRST, POS_AT, POS_AFTER };
+
+/* An operation's result beside Berkeley DB's (-30999 to -30800) and errno values: the file
+ * holds a record or index entry of a length it cannot have (status 30, reason on stderr). */
+#define ESFH_DAMAGED (-30500)
 
 /* ESFH answers as the handler of the libcob it is built against (and so runs with). */
 #define ESFH_LIBCOB_AT_LEAST(major, minor)                                                    \
@@ -90,6 +96,14 @@ static inline u_int32_t esfh_get_be32(const unsigned char *p)
     return ((u_int32_t)p[0] << 24) | ((u_int32_t)p[1] << 16) | ((u_int32_t)p[2] << 8) | p[3];
 }
 
+/* A 2-byte COMP-X field of the FCD. libcob's LDCOMPX2 and LDCOMPX4 shift bytes promoted to
+ * int, which is undefined for a 4-byte value of 2 GiB or more (a corrupt or hand-made FCD):
+ * ESFH reads every FCD field as unsigned bytes (esfh_get_be32 for 4-byte fields). */
+static inline unsigned esfh_get_be16(const unsigned char *p)
+{
+    return ((unsigned)p[0] << 8) | p[1];
+}
+
 static inline void esfh_put_be32(unsigned char *p, u_int32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
@@ -102,6 +116,7 @@ static inline void esfh_put_be32(unsigned char *p, u_int32_t v)
 int esfh_key_bytes(struct efile *f, int k, const unsigned char *rec, unsigned char *out);
 
 /* esfh_read.c */
+int esfh_damaged(struct efile *f, const char *what, u_int32_t size, u_int32_t expected);
 int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pklen,
                      u_int32_t flags, u_int32_t *reclen);
 int esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk, int checked);

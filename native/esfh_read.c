@@ -4,27 +4,63 @@
  */
 #include "esfh_internal.h"
 
+/* Refuse a stored record or index entry of a length this file cannot have (a damaged file, or
+ * one written by a program with another record or key layout) before any of it is used: what
+ * ESFH derives from it (the record's length, its sequence numbers, the keys it copies) would
+ * lie outside the value, or outside buffers sized for this file. Returns ESFH_DAMAGED. */
+int esfh_damaged(struct efile *f, const char *what, u_int32_t size, u_int32_t expected)
+{
+    esfh_set_error("ESFH: file %s holds %s of %u bytes where this program's description of the "
+                   "file allows %u: the file is damaged or was written with another record or "
+                   "key layout (check it with 'esrt file verify')",
+                   f->dbs ? f->dbs->path : "?", what, size, expected);
+    return ESFH_DAMAGED;
+}
+
 /* Fetch the primary record whose prime key is pk into f->buf; *reclen: the record's length,
  * f->image: how many bytes of the record area buf holds (see esfh.c for RELATIVE slots). */
 int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pklen,
-                       u_int32_t flags, u_int32_t *reclen)
+                     u_int32_t flags, u_int32_t *reclen)
 {
     DBT key, data;
+    u_int32_t trailer = (u_int32_t)(f->ndups * SEQLEN);
     int ret;
     esfh_dbt_in(&key, pk, pklen);
     esfh_dbt_out(&data, f->buf, f->bufsize);
     ret = f->dbs->db[0]->get(f->dbs->db[0], txn, &key, &data, flags);
+    /* buf holds the longest value the file can have: a longer one is damaged. */
+    if (ret == DB_BUFFER_SMALL)
+        return esfh_damaged(f, "a record", data.size, f->bufsize);
     if (ret != 0)
         return ret;
     if (f->org == ORG_RELATIVE && data.size == f->maxrec + RELLEN) {
         *reclen = esfh_get_be32(f->buf + f->maxrec);
         if (*reclen > f->maxrec)
-            *reclen = f->maxrec;
+            return esfh_damaged(f, "a RELATIVE slot holding a record", *reclen, f->maxrec);
         f->image = f->maxrec;
     } else {
-        *reclen = data.size - (u_int32_t)(f->ndups * SEQLEN);
+        /* At least the sequence numbers, at most the longest record and them: the length
+         * would wrap around below, and the sequence numbers be read before the record. */
+        if (data.size < trailer || data.size - trailer > f->maxrec)
+            return esfh_damaged(f, "a record", data.size, f->maxrec + trailer);
+        *reclen = data.size - trailer;
         f->image = *reclen;
     }
+    return 0;
+}
+
+/* An index entry found by a cursor: index k's key (the prime key for k == 0) and, for an
+ * alternate index, the prime key it points at, of the lengths this file's keys have. Longer
+ * ones would overflow the key buffers they are copied into. */
+static int check_entry(struct efile *f, int k, u_int32_t iklen, u_int32_t pklen)
+{
+    u_int32_t prime = (u_int32_t)f->key[0].keylen;
+    u_int32_t want = k == 0 ? prime
+                            : (u_int32_t)f->key[k].keylen + (f->key[k].dups ? SEQLEN : 0);
+    if (iklen != want)
+        return esfh_damaged(f, k == 0 ? "a prime key" : "an alternate key", iklen, want);
+    if (k != 0 && pklen != prime)
+        return esfh_damaged(f, "an alternate key entry naming a prime key", pklen, prime);
     return 0;
 }
 
@@ -45,7 +81,7 @@ static void deliver(struct efile *f, FCD3 *fcd, u_int32_t reclen)
 static void read_ok(FCD3 *fcd)
 {
     esfh_set_status(fcd, "00");
-    esfh_program_record_read(LDCOMPX4(fcd->curRecLen));
+    esfh_program_record_read(esfh_get_be32(fcd->curRecLen));
 }
 
 /* Record the relative record number in the program's RELATIVE KEY item. When the program
@@ -138,6 +174,12 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
     lk = esfh_rmw(f, txn);
     esfh_dbt_out(&key, kbuf, sizeof kbuf);
     esfh_dbt_out(&data, vbuf, sizeof vbuf);
+    if (f->curkey == 0) {
+        /* On the prime index the value is the record, which take() reads again: none of it
+         * is wanted here, and a record longer than vbuf would fail the cursor's get. */
+        data.flags |= DB_DBT_PARTIAL;
+        data.dlen = 0;
+    }
     if (!prev && (f->bof || f->state == POS_FIRST)) {
         ret = cur->get(cur, &key, &data, (DB_FIRST) | lk);
     } else if (prev && f->eof) {
@@ -158,6 +200,8 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
     }
     op = ret;
     cur->close(cur);
+    if (op == 0)
+        op = check_entry(f, f->curkey, key.size, data.size);
     if (op == DB_NOTFOUND) {
         if (prev)
             f->bof = 1;
@@ -194,7 +238,7 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
 
 static int key_index(struct efile *f, FCD3 *fcd)
 {
-    int k = LDCOMPX2(fcd->refKey);
+    int k = esfh_get_be16(fcd->refKey);
     return k >= 0 && k < f->nkeys ? k : 0;
 }
 
@@ -227,6 +271,11 @@ static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int 
     esfh_dbt_out(&key, ik, KEYBUF + SEQLEN);
     key.size = (u_int32_t)partlen;
     esfh_dbt_out(&data, pk, KEYBUF);
+    if (k == 0) {
+        /* The value is the record (see esfh_read_seq); the caller reads it by its key. */
+        data.flags |= DB_DBT_PARTIAL;
+        data.dlen = 0;
+    }
 #define CMP() memcmp(ik, want, (size_t)partlen)
     ret = cur->get(cur, &key, &data, (DB_SET_RANGE) | lk);
     switch (cond) {
@@ -267,6 +316,8 @@ static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int 
     }
 #undef CMP
     cur->close(cur);
+    if (ret == 0)
+        ret = check_entry(f, k, key.size, data.size);
     if (ret == 0) {
         *iklen = key.size;
         if (k == 0) {
@@ -299,7 +350,7 @@ int esfh_do_start(struct efile *f, FCD3 *fcd, DB_TXN *txn, int cond)
         esfh_set_status(fcd, "23");
         return 0;
     }
-    ret = search(f, fcd, txn, k, cond, LDCOMPX2(fcd->effKeyLen), ik, &iklen, pk, &pklen);
+    ret = search(f, fcd, txn, k, cond, esfh_get_be16(fcd->effKeyLen), ik, &iklen, pk, &pklen);
     f->curkey = k;
     if (ret == DB_NOTFOUND) {
         f->eof = 1;

@@ -83,6 +83,12 @@ int esfh_reply_put(const void *key, int keylen, const void *data, int datalen, l
         esfh_set_error("ESFH: esfh_reply_put needs the request transaction (esfh_begin)");
         return EINVAL;
     }
+    /* A negative length would size the buffer below by wrapping around. */
+    if (keylen < 0 || datalen < 0 || datalen > INT32_MAX - 8) {
+        esfh_set_error("ESFH: esfh_reply_put: a key of %d bytes and a reply of %d bytes "
+                       "cannot be stored", keylen, datalen);
+        return EINVAL;
+    }
     if ((ret = replies_db(&db)) != 0)
         return ret;
     buf = malloc((size_t)datalen + 8);

@@ -2,6 +2,7 @@
  * ESFH writing: WRITE, REWRITE and DELETE, keeping the alternate-key databases and their
  * duplicate sequence numbers in step with the primary database (see esfh.c for the format).
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "esfh_internal.h"
@@ -106,7 +107,7 @@ static int check_alt_keys(struct efile *f, FCD3 *fcd, DB_TXN *txn, const unsigne
  * libcob checks this before anything its handler checks (cob_write, cob_rewrite). */
 static int record_length(struct efile *f, FCD3 *fcd, u_int32_t *reclen)
 {
-    *reclen = LDCOMPX4(fcd->curRecLen);
+    *reclen = esfh_get_be32(fcd->curRecLen);
     if (*reclen < f->minrec || *reclen > f->maxrec) {
         esfh_set_status(fcd, "44");
         return 1;
@@ -133,12 +134,16 @@ static int store(struct efile *f, FCD3 *fcd, DB_TXN *txn, const unsigned char *p
          * record's size, whatever the record's length; a shorter record's length follows. */
         vlen = f->maxrec + (reclen < f->maxrec ? RELLEN : 0);
         val = malloc(vlen);
+        if (val == NULL)
+            return ENOMEM;
         memcpy(val, fcd->recPtr, f->maxrec);
         if (reclen < f->maxrec)
             esfh_put_be32(val + f->maxrec, reclen);
     } else {
         vlen = reclen + (u_int32_t)(f->ndups * SEQLEN);
         val = malloc(vlen);
+        if (val == NULL)
+            return ENOMEM;
         memcpy(val, fcd->recPtr, reclen);
     }
     for (k = 1; k < f->nkeys; k++) {

@@ -21,6 +21,22 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "cblapp01"
 
 
+# What a program run with a sanitized libesfh.so needs (make test-sanitized): libasan first in
+# the process and the sanitizers' options.
+SANITIZER_VARIABLES = ("ESRT_SANITIZE", "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")
+
+
+def program_environ(**variables):
+    """A minimal environment for a COBOL program (PATH, plus `variables`), keeping the sanitizer
+    variables when the tests run against the sanitized build."""
+    environ = {"PATH": "/usr/bin:/bin"}
+    if os.environ.get("ESRT_SANITIZE", "") not in ("", "0"):
+        environ.update({name: os.environ[name] for name in SANITIZER_VARIABLES
+                        if name in os.environ})
+    environ.update(variables)
+    return environ
+
+
 def wait_for(predicate, what, limit=60.0):
     """Return predicate()'s first true value, polling; fail naming `what` after `limit` seconds.
 

@@ -19,6 +19,13 @@ HEADERS = (HEADER_NAME, "esfh_internal.h")
 LIBRARY_NAME = "libesfh.so"
 PRELOAD_NAME = "libesfh_failchk.so"
 PRELOAD_SOURCE = "failchk_preload.c"
+# Every native part (these libraries and the extensions, see setup.py) is built with these: an
+# array sized by input on the stack is a stack overflow that bad input chooses.
+HARDENING_FLAGS = ("-Werror=vla",)
+# ESRT_SANITIZE=1 (make test-sanitized) adds AddressSanitizer and UndefinedBehaviorSanitizer.
+# UBSan stops the process at the first finding, as ASan does, so no test can pass over one.
+SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                  "-fno-sanitize-recover=undefined", "-g")
 
 
 class EsfhBuildError(RuntimeError):
@@ -39,6 +46,16 @@ def build_esfh(out_dir, native_dir=NATIVE):
     if source.is_file() and (not copy.exists() or copy.read_bytes() != source.read_bytes()):
         shutil.copyfile(source, copy)
     return library
+
+
+def sanitizing(environ=os.environ):
+    """True when ESRT_SANITIZE asks for a build with the sanitizers (set, and not 0)."""
+    return environ.get("ESRT_SANITIZE", "") not in ("", "0")
+
+
+def native_flags(environ=os.environ):
+    """The gcc flags, beyond the usual ones, for compiling and linking every native part."""
+    return [*HARDENING_FLAGS, *(SANITIZE_FLAGS if sanitizing(environ) else ())]
 
 
 def esfh_header():
@@ -70,7 +87,12 @@ def _build_shared(out, native_dir, inputs, sources, flags, libraries):
         raise EsfhBuildError(f"ESFH sources missing: {', '.join(missing)}; reinstall esrt "
                              f"(pip builds {out.name} with the package) or check out the "
                              f"complete esrt tree")
-    if out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in paths):
+    flags = [*native_flags(), *flags]
+    # The flags it was built with live beside the library: a build with or without the
+    # sanitizers must not be taken for the other because it is newer than the sources.
+    flags_file = out.with_name(f".{out.name}.flags")
+    if (out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in paths)
+            and flags_file.is_file() and flags_file.read_text() == " ".join(flags)):
         return out
     # Build under a temporary name and rename: another process may be loading the library.
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -83,6 +105,7 @@ def _build_shared(out, native_dir, inputs, sources, flags, libraries):
                              f"install gcc, libcob4-dev and libdb5.3-dev.\n"
                              f"{' '.join(command)}\n{result.stderr}")
     temporary.replace(out)
+    flags_file.write_text(" ".join(flags))
     return out
 
 

@@ -13,6 +13,8 @@ import pytest
 from esrt.cobol.compile import compile_executable
 from esrt.cobol.esfh_build import build_esfh, esfh_cobc_args
 
+from conftest import program_environ
+
 CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance"
 
 # No known differences: where libcob deviates from the COBOL standard (REWRITE or
@@ -27,12 +29,13 @@ def esfh_lib(tmp_path_factory):
 
 def run(executable, cwd):
     result = subprocess.run([str(executable)], cwd=cwd, capture_output=True, text=True,
-                            timeout=120, env={"PATH": "/usr/bin:/bin"})
+                            timeout=120, env=program_environ())
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.splitlines()
 
 
-@pytest.mark.parametrize("name", ["idxconf", "relconf", "varconf", "rkeyconf", "slotconf"])
+@pytest.mark.parametrize("name", ["idxconf", "relconf", "varconf", "rkeyconf", "slotconf",
+                                  "longconf"])
 def test_same_output_as_gnucobol(name, esfh_lib, tmp_path):
     source = CONFORMANCE / f"{name}.cbl"
     plain_dir, esfh_dir = tmp_path / "plain", tmp_path / "esfh"
@@ -61,7 +64,7 @@ def test_batch_program_commit_interval(esfh_lib, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     interval = subprocess.run([str(program)], cwd=tmp_path / "a", capture_output=True, text=True,
-                              env={"PATH": "/usr/bin:/bin", "ESFH_COMMIT_INTERVAL": "3"})
+                              env=program_environ(ESFH_COMMIT_INTERVAL="3"))
     expected = run(plain, tmp_path / "b")
     differences = KNOWN_DIFFERENCES.get("relconf", {})
     assert interval.stdout.splitlines() == [differences.get(line, line) for line in expected]
@@ -76,7 +79,7 @@ def test_file_errors_reach_the_program_as_under_gnucobol(esfh_lib, tmp_path):
                                      extra_args=extra)
         (tmp_path / name).mkdir()
         result = subprocess.run([str(program)], cwd=tmp_path / name, capture_output=True,
-                                text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+                                text=True, timeout=120, env=program_environ())
         runtime_errors = [line for line in result.stderr.splitlines() if "libcob" in line]
         outcomes.append((result.returncode, result.stdout.splitlines(), runtime_errors))
     assert outcomes[1] == outcomes[0]

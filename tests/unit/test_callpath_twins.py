@@ -334,6 +334,44 @@ def test_decimal_text_matches_jsonio_at_the_edges():
         assert native_codec._plan.dump(buffers) == jsonio.dumps(twin.dump_outputs(buffers)), pic
 
 
+
+# Runs in a child: a stack overflow kills the process.
+MANY_PARAMETERS = textwrap.dedent(
+    """
+    import sys, threading
+    from esrt import _callpath
+    count = int(sys.argv[1])
+    names = [b"P%d" % i for i in range(count)]
+    plan = _callpath.Plan(tuple((1, 0, 1, 0, name, b'"%s":' % name, 0, 0, 0, 0, ())
+                                for name in names),
+                          (True,) * count, tuple(range(count)), (b" ",) * count)
+    buffers = [bytearray(b" ") for _ in range(count)]
+    result = []
+    def call():
+        result.append(plan.load(buffers, b'{"P7": "x"}'))
+        result.append(plan.dump(buffers))
+    # A SEP's Twisted threads have small stacks too.
+    threading.stack_size(512 * 1024)
+    worker = threading.Thread(target=call)
+    worker.start()
+    worker.join()
+    print(result[0], buffers[7].decode(), len(result[1]))
+    """
+)
+
+
+@needs_c
+def test_a_mapping_with_many_parameters_does_not_overflow_the_stack():
+    count = 50000
+    result = subprocess.run([sys.executable, "-c", MANY_PARAMETERS, str(count)],
+                            capture_output=True, text=True, timeout=120, cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, f"exit status {result.returncode}: {result.stderr}"
+    handled, value, reply_size = result.stdout.split()
+    expected = b"{" + b",".join(b'"P%d":"%s"' % (i, b"x" if i == 7 else b"")
+                                for i in range(count)) + b"}"
+    assert (handled, value, int(reply_size)) == ("True", "x", len(expected))
+
 # --- leaks -------------------------------------------------------------------------------
 
 @needs_c

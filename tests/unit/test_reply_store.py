@@ -1,5 +1,7 @@
 """Replies stored with their transaction: visible only once committed, expire, are purged."""
 
+import errno
+
 from esrt.cobol.esfh_build import esfh_library
 
 
@@ -32,3 +34,13 @@ e.begin(); e.reply_put(b"old", b"a", now - 1); e.reply_put(b"new", b"b", now + 6
 print(e.reply_get(b"old", now), e.reply_purge(now), e.reply_get(b"new", now))
 """)
     assert out == ["None", "1", "b'b'"]
+
+
+def test_a_negative_length_is_refused_not_used_to_size_a_buffer(tmp_path):
+    out = run_in_child(tmp_path, """
+e.begin()
+code = e.lib.esfh_reply_put(b"r:1", 3, b"reply", -1, int(time.time()) + 60)
+print(code, e.reply_get(b"r:1", time.time()))
+e.abort()
+""")
+    assert out == [str(errno.EINVAL), "None"]
