@@ -451,8 +451,9 @@ SERVER_SETTINGS = (
             "seconds a reply stays stored for retries carrying the same Idempotency-Key",
             "Idempotency key lifetime (s)", 3600),
     Setting("checkpoint_interval", Whole(1, 3600), 30,
-            "seconds between checkpoints of the data environment: each bounds the work of "
-            "recovery after a crash and removes the log files recovery no longer needs",
+            "seconds between checkpoints of the data environment (there is one after each "
+            "1 MB log file too): each bounds the work of recovery after a crash and removes "
+            "the log files recovery no longer needs",
             "Checkpoint interval (s)", 60),
     Setting("keep_logs", Flag(), False,
             "keep the log files that recovery no longer needs (to archive them yourself); "

@@ -40,9 +40,9 @@ int esfh_log_flush(void);
 int esfh_abort(void);
 int esfh_doomed(void);
 int esfh_failchk(void);
-/* Checkpoint; with remove_logs, remove the log files recovery no longer needs (*removed:
- * how many). */
-int esfh_env_checkpoint(int remove_logs, int *removed);
+/* Checkpoint (kbytes > 0: only if that much log was written since the last one); with
+ * remove_logs, remove the log files recovery no longer needs (*removed: how many). */
+int esfh_env_checkpoint(int kbytes, int remove_logs, int *removed);
 void esfh_env_close(void);
 void esfh_env_abandon(void);
 const char *esfh_last_error(void);

@@ -162,8 +162,27 @@ int esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outl
     return 0;
 }
 
-/* Delete replies that expired before `now`, at most `limit` per call, in small transactions so
- * that a purge never holds many locks; returns how many were deleted (negative: error). */
+/* Where the next purge goes on: the key it stopped at (none: from the first key). Each purge
+ * looks at `limit` entries only; starting from the first key every time, the first `limit`
+ * keys would soon all be live replies, and the expired ones after them never seen again, so
+ * the store grew for ever under steady load. */
+static void *g_purge_from;
+static u_int32_t g_purge_from_size;
+
+static void purge_resume_at(const DBT *key)
+{
+    void *copy = NULL;
+    if (key != NULL && key->size > 0 && (copy = malloc(key->size)) != NULL)
+        memcpy(copy, key->data, key->size);
+    /* Without memory the next purge starts from the first key again: slower, not wrong. */
+    free(g_purge_from);
+    g_purge_from = copy;
+    g_purge_from_size = copy != NULL ? key->size : 0;
+}
+
+/* Delete replies that expired before `now`, looking at no more than `limit` entries per call
+ * (in one small transaction, so that a purge never holds many locks), going on where the
+ * last call stopped; returns how many were deleted (negative: error). */
 int esfh_reply_purge(long long now, int limit)
 {
     DB *db;
@@ -172,6 +191,7 @@ int esfh_reply_purge(long long now, int limit)
     DBC *cursor = NULL;
     DBT k, v;
     int ret, deleted = 0, seen = 0;
+    u_int32_t step = DB_FIRST;
     if (env == NULL || replies_db(&db) != 0)
         return -1;
     if ((ret = env->txn_begin(env, NULL, &txn, 0)) != 0)
@@ -182,7 +202,13 @@ int esfh_reply_purge(long long now, int limit)
     }
     memset(&k, 0, sizeof k);
     memset(&v, 0, sizeof v);
-    while (seen < limit && (ret = cursor->get(cursor, &k, &v, DB_NEXT | DB_RMW)) == 0) {
+    if (g_purge_from != NULL) {
+        k.data = g_purge_from;
+        k.size = g_purge_from_size;
+        step = DB_SET_RANGE;
+    }
+    while (seen < limit && (ret = cursor->get(cursor, &k, &v, step | DB_RMW)) == 0) {
+        step = DB_NEXT;
         seen++;
         if (v.size >= 8 && (long long)get_be64(v.data) < now) {
             if ((ret = cursor->del(cursor, 0)) != 0)
@@ -190,6 +216,14 @@ int esfh_reply_purge(long long now, int limit)
             deleted++;
         }
     }
+    if (ret == 0) {
+        /* Stopped at the limit: the next purge starts after the last key seen. */
+        ret = cursor->get(cursor, &k, &v, DB_NEXT);
+        if (ret == 0)
+            purge_resume_at(&k);
+    }
+    if (ret == DB_NOTFOUND)
+        purge_resume_at(NULL);  /* went round: from the first key again */
     cursor->close(cursor);
     if (ret != 0 && ret != DB_NOTFOUND) {
         txn->abort(txn);

@@ -153,11 +153,12 @@ class Esfh:
         """Delete up to `limit` expired replies; return how many went."""
         return self.lib.esfh_reply_purge(int(now), limit)
 
-    def checkpoint(self, remove_logs=True):
-        """Checkpoint the open environment; with `remove_logs`, remove the log files recovery
-        no longer needs. Returns how many log files that were."""
+    def checkpoint(self, remove_logs=True, kbytes=0):
+        """Checkpoint the open environment (with `kbytes`, only once that much log was written
+        since the last checkpoint); with `remove_logs`, remove the log files recovery no longer
+        needs. Returns how many log files that were."""
         removed = ffi.new("int *")
-        self._check(self.lib.esfh_env_checkpoint(1 if remove_logs else 0, removed),
+        self._check(self.lib.esfh_env_checkpoint(kbytes, 1 if remove_logs else 0, removed),
                     "checkpoint")
         return removed[0]
 

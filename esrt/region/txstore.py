@@ -1,22 +1,48 @@
 """The region's handle on its data environment.
 
 At start the region recovers the Berkeley DB environment (only when no other process uses it)
-before any SEP runs. When a SEP dies, the region frees what the dead process held (failchk:
-its transaction is rolled back, its locks released) and asks whether the request the SEP was
-running had committed: the SEP stores each updating request's reply inside the request's own
-transaction, so a stored reply means "committed, return this", and none means "rolled back,
-safe to run again".
+before any SEP runs, in a child process (recover_in_child). When a SEP dies, the region frees
+what the dead process held (failchk: its transaction is rolled back, its locks released) and
+asks whether the request the SEP was running had committed: the SEP stores each updating
+request's reply inside the request's own transaction, so a stored reply means "committed,
+return this", and none means "rolled back, safe to run again".
 """
 
 import os
+import signal
+import subprocess
+import sys
 import time
 
 from esrt.isam import DB_LOCK_NOTGRANTED, DB_RUNRECOVERY, EBUSY, Esfh, EsfhError
+from esrt.isam.recovery import BUSY
 from esrt.sep.protocol import unpack_reply
+
+
+def recover_in_child(data_dir, command=None):
+    """Recover the environment in `data_dir` in a child process (esrt.isam.recovery), so that
+    a recovery that dies (SIGBUS on a full disk) fails instead of killing the region; raises
+    EsfhError (code EBUSY when another process uses the environment)."""
+    command = list(command or [sys.executable, "-m", "esrt.isam.recovery"]) + [str(data_dir)]
+    result = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    detail = result.stderr.strip()
+    if result.returncode == 0:
+        return
+    if result.returncode == BUSY:
+        raise EsfhError(detail, EBUSY)
+    if result.returncode < 0:
+        name = signal.Signals(-result.returncode).name
+        raise EsfhError(f"ESFH: the recovery of {data_dir} died of {name} (is its disk full or "
+                        f"failing?){'; ' + detail if detail else ''}")
+    raise EsfhError(detail or f"ESFH: the recovery of {data_dir} failed (exit status "
+                    f"{result.returncode})")
 
 
 class ReplyStore:
     """Recovery, failchk and committed-reply lookups for one region."""
+
+    # argv of the recovery process (tests put a stand-in here); None: esrt.isam.recovery.
+    recovery_command = None
 
     def __init__(self, esfh, path, console, durability="sync", max_procs=16, clock=time.time):
         self.esfh = esfh
@@ -43,7 +69,7 @@ class ReplyStore:
             return None
         store = cls(esfh, data_dir, console, durability, max_procs)
         try:
-            esfh.recover(str(data_dir))
+            recover_in_child(data_dir, cls.recovery_command)
             console.log("ESDB0001I", path=data_dir)
         except EsfhError as exc:
             if exc.code != EBUSY:
@@ -83,7 +109,7 @@ class ReplyStore:
         else `problem` says why (a full data disk, an I/O error)."""
         self.esfh.env_abandon()
         try:
-            self.esfh.recover(str(self.path))
+            recover_in_child(self.path, self.recovery_command)
         except EsfhError as exc:
             self.problem = f"recovery failed: {exc}"
             return False

@@ -20,7 +20,7 @@ from pathlib import Path
 from esrt.mapping import jsonio
 from esrt.mapping.car import MANIFEST
 from esrt.mapping.codec import FieldValueError, ProgramCodec
-from esrt.isam import DB_LOCK_DEADLOCK, DB_RUNRECOVERY, EsfhError
+from esrt.isam import CONSTANTS, DB_LOCK_DEADLOCK, DB_RUNRECOVERY, EsfhError
 from esrt.sep import protocol
 from esrt.states import ExitCode
 
@@ -123,9 +123,15 @@ def parse_values(body):
     return values
 
 
-# Seconds between sweeps of expired stored replies (idempotency keys, crash-recovery records).
-PURGE_INTERVAL = 60.0
-PURGE_BATCH = 10000
+# Seconds between sweeps of expired stored replies (idempotency keys, crash-recovery records);
+# each looks at PURGE_BATCH entries per transaction until a batch finds little to delete or
+# PURGE_BUDGET seconds went, so that it keeps up with a busy region without stalling its SEP.
+PURGE_INTERVAL = 5.0
+PURGE_BATCH = 1000
+PURGE_BUDGET = 0.05
+# Between batches, SEP 1 checkpoints once this many KB of log were written since the last
+# checkpoint (one log file), and every checkpoint_interval seconds anyway.
+CHECKPOINT_KBYTES = CONSTANTS["ESFH_LOG_FILE_BYTES"] // 1024
 
 
 class Transactions:
@@ -165,18 +171,25 @@ class Transactions:
 
     def purge(self):
         """Delete stored replies whose time is up; returns how many went."""
-        return self.esfh.reply_purge(self.clock(), PURGE_BATCH)
+        deleted, deadline = 0, self.monotonic() + PURGE_BUDGET
+        while True:
+            count = self.esfh.reply_purge(self.clock(), PURGE_BATCH)
+            deleted += max(count, 0)
+            # A batch that deleted few has caught up (or failed: tried again next time).
+            if count < PURGE_BATCH // 2 or self.monotonic() >= deadline:
+                return deleted
 
-    def checkpoint(self):
-        """Checkpoint the environment and (unless kept) remove the log files recovery no longer
-        needs: nothing else removes them, and they would fill the data disk. A failure is
-        reported on stderr (the console log) and tried again at the next interval; one that
-        finds the environment broken gives it up, as a failed commit does."""
+    def checkpoint(self, kbytes=0):
+        """Checkpoint the environment (with `kbytes`: only once that much log was written since
+        the last one) and, unless kept, remove the log files recovery no longer needs: nothing
+        else removes them, and they would fill the data disk. A failure is reported on stderr
+        (the console log) and tried again later; one that finds the environment broken gives
+        it up, as a failed commit does."""
         try:
-            return self.esfh.checkpoint(self.remove_logs)
+            return self.esfh.checkpoint(self.remove_logs, kbytes)
         except EsfhError as exc:
             print(f"{exc}; the log files it would have removed stay on the data disk (tried "
-                  f"again in {self.checkpoint_interval:g} s)", file=sys.stderr, flush=True)
+                  "again after the next calls)", file=sys.stderr, flush=True)
             if exc.code == DB_RUNRECOVERY:
                 self.environment_lost = True
             return 0
@@ -188,9 +201,16 @@ class Transactions:
         if now >= self._next_purge:
             self.purge()
             self._next_purge = now + PURGE_INTERVAL
-        if self.checkpoint_interval and now >= self._next_checkpoint:
+        if not self.checkpoint_interval:
+            return
+        if now >= self._next_checkpoint:
             self.checkpoint()
             self._next_checkpoint = now + self.checkpoint_interval
+        else:
+            # Cheap when not due: the log fills its files faster than any interval under load,
+            # and the threshold counts the environment's log, whichever SEP asks (a restarted
+            # SEP 1 does not start over).
+            self.checkpoint(CHECKPOINT_KBYTES)
 
     def flush(self):
         """Make every commit so far durable (one log sync); None, or what went wrong (which

@@ -149,12 +149,12 @@ class Service:
 
 
 def make_service(lab, group, host_part, region, program="CBLAPP01", prefer=None,
-                 extra_resources=(), timeout=90):
-    """A running group `group` of `lab`: a new shared disk holding region `region` (serving
-    `program`), the address SUBNET.`host_part`, preferring node `prefer` (default: the first);
-    returns its Service once it serves."""
+                 extra_resources=(), timeout=90, disk_mb=64):
+    """A running group `group` of `lab`: a new shared disk of `disk_mb` MB holding region
+    `region` (serving `program`), the address SUBNET.`host_part`, preferring node `prefer`
+    (default: the first); returns its Service once it serves."""
     ip = f"{lab.subnet}.{host_part}"
-    disk = lab.add_disk(group)
+    disk = lab.add_disk(group, size_mb=disk_mb)
     mountpoint = lab.workdir / "mnt" / group
     mountpoint.mkdir(parents=True, exist_ok=True)
     with lab.mounted(disk, at=mountpoint) as path:

@@ -23,6 +23,7 @@ from esrt.testing.nemesis import KINDS, Nemesis
 from esrt.testing.recorder import RecordingClient
 
 GROUP, HOST_PART, REGION = "soak", 130, "ESSOAK"
+DISK_MB = 512
 
 
 class SoakResult:
@@ -70,7 +71,11 @@ class SoakResult:
 def run_soak(seconds, seed=None, clients=3, kinds=KINDS, report_dir=None, log=print):
     """Run one campaign of `seconds` on a fresh lab; return a SoakResult."""
     with Lab(nodes=2) as lab:
-        service = make_service(lab, GROUP, HOST_PART, REGION)
+        # Every call stores its reply for a day (idempotency_ttl), and the settling at the end
+        # needs those of the whole run: about 500 bytes a call, up to a thousand calls a second.
+        # (A sparse image: only what is written takes space.)
+        service = make_service(lab, GROUP, HOST_PART, REGION,
+                               disk_mb=max(DISK_MB, int(seconds) * 2))
         recorders = [RecordingClient(service.url, client_id=f"c{number}").start()
                      for number in range(1, clients + 1)]
         try:

@@ -44,3 +44,52 @@ print(code, e.reply_get(b"r:1", time.time()))
 e.abort()
 """)
     assert out == [str(errno.EINVAL), "None"]
+
+
+def test_purges_go_on_where_the_last_one_stopped_so_every_expired_reply_goes(tmp_path):
+    # 30 live replies sort first ("a..."), 30 expired ones after them ("z..."). Purges that
+    # look at 10 entries each used to start from the first key every time: they saw only live
+    # replies, and the expired ones stayed for ever.
+    out = run_in_child(tmp_path, """
+now = time.time()
+e.begin()
+for n in range(30):
+    e.reply_put(b"a%02d" % n, b"live", now + 600)
+    e.reply_put(b"z%02d" % n, b"expired", now - 1)
+e.commit()
+print(sum(e.reply_purge(now, 10) for _ in range(6)))
+print(sum(e.reply_get(b"a%02d" % n, now) == b"live" for n in range(30)))
+""")
+    assert out == ["30", "30"]
+
+
+def test_a_recovery_that_dies_of_sigbus_fails_without_taking_the_region_down(tmp_path):
+    # Recovery rebuilds memory-mapped region files: on a full disk, touching one can kill the
+    # process with SIGBUS. The region recovers in a child process, so that is a failed
+    # recovery (tried again later), not a dead region. Here the child is a stand-in that dies.
+    import subprocess
+    import sys
+    script = f"""
+import signal, sys
+from esrt.region.txstore import ReplyStore
+
+class Console:
+    def log(self, message_id, **fields):
+        print(message_id, fields.get("problem", ""))
+
+dying = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGBUS)"]
+ReplyStore.recovery_command = dying
+store = ReplyStore.open({str(tmp_path)!r}, "sync", 4, Console())
+print("opened needs_recovery", store.needs_recovery)
+print("recover", store.recover(), store.problem)
+ReplyStore.recovery_command = None
+print("recover", store.recover(), store.problem)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("ESDB0004E ESFH: the recovery of") and "died of SIGBUS" in lines[0]
+    assert "opened needs_recovery True" in lines
+    assert any(line.startswith("recover False recovery failed:") and "SIGBUS" in line
+               for line in lines)
+    assert lines[-1] == "recover True None"
