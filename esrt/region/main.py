@@ -214,9 +214,10 @@ class Region:
         store = ReplyStore.open(self.paths.data, self.definition["durability"],
                                 max_procs=self.definition["seps"] + 8, console=self.console)
         if store is None:
-            # Serving without a recovered environment could lose or repeat committed work.
+            # No ESFH to open the environment with. (One that cannot be recovered yet, on a
+            # failing disk, still activates: the supervisor keeps recovering it.)
             self.console.log("ESCD0113E", server=self.name, problem="its data environment "
-                             f"{self.paths.data} could not be recovered and opened (see above)")
+                             f"{self.paths.data} cannot be opened without ESFH (see above)")
             return
         self.store = self.supervisor.store = store
         self.active = True

@@ -72,6 +72,8 @@ class Supervisor:
         self.unrecoverable = None
         self._recovery_delay = self.min_recovery_delay
         self._recovery_retry = None
+        # Set while no SEP was started yet because the environment is not recovered (start).
+        self._start_after_recovery = False
 
     def spawn(self, proto, number):
         """Start the child process of SEP `number` and return its process transport."""
@@ -84,7 +86,14 @@ class Supervisor:
             childFDs={0: "w", 1: "r", 2: "r", frames.REQUEST_FD: "w", frames.REPLY_FD: "r"})
 
     def start(self):
-        """Start every SEP."""
+        """Start every SEP, or, when the region could not recover its data environment as it
+        started (its data disk fails), start none: recovery is tried again with the back-off,
+        calls are refused meanwhile, and the SEPs start once it works."""
+        if self.store is not None and self.store.problem is not None:
+            self._start_after_recovery = True
+            self.recovering = True
+            self.recover_when_quiet()
+            return
         for sep in self.seps:
             sep.start()
 
@@ -95,6 +104,7 @@ class Supervisor:
         would run before a start, perhaps much later, when their callers have long moved on.
         """
         self.cancel_recovery()
+        self._start_after_recovery = False
         stopped = defer.DeferredList([sep.stop() for sep in self.seps], consumeErrors=True)
         stopped.addCallback(lambda result: (self.on_unavailable(), result)[1])
         return stopped
@@ -118,8 +128,9 @@ class Supervisor:
         return sum(1 for sep in self.seps if sep.state in RUNNING)
 
     def can_serve(self):
-        """True while some SEP is running or will come back (not FATAL, not stopped)."""
-        return any(sep.state not in (SEPState.FATAL, SEPState.STOPPED)
+        """True while some SEP is running or will come back (not FATAL, not stopped), or all
+        will start once the environment is recovered."""
+        return self._start_after_recovery or any(sep.state not in (SEPState.FATAL, SEPState.STOPPED)
                    and not sep.stop_requested for sep in self.seps)
 
     def all_ready(self):
@@ -199,6 +210,10 @@ class Supervisor:
             self.recovering = False
             self.unrecoverable = None
             self._recovery_delay = self.min_recovery_delay
+            if self._start_after_recovery:
+                self._start_after_recovery = False
+                for sep in self.seps:
+                    sep.start()
         else:
             delay = self._recovery_delay
             self._recovery_delay = min(delay * 2, self.max_recovery_delay)

@@ -25,33 +25,42 @@ class ReplyStore:
         self.durability = durability
         self.max_procs = max_procs
         self.clock = clock
-        # Why the last full recovery failed (None: it did not).
+        # Why the environment is not open: its last recovery or opening failed (None: it is).
         self.problem = None
 
     @classmethod
     def open(cls, data_dir, durability, max_procs, console):
-        """Recover (when nobody else uses the environment) and open it; None if impossible."""
+        """Recover (when nobody else uses the environment) and open it.
+
+        None when ESFH itself cannot be loaded (the region then serves without transactions).
+        When the environment cannot be recovered or opened (a failing or full data disk), the
+        store comes back unopened with `problem` saying why: the supervisor then starts no SEP,
+        and keeps calling recover() with a back-off until it works.
+        """
         from esrt.cobol.esfh_build import esfh_library
         try:
             esfh = Esfh(esfh_library())
         except Exception as exc:  # noqa: BLE001 - no gcc/libdb: the region still serves, without transactions
             console.log("ESDB0004E", path=data_dir, problem=str(exc))
             return None
+        store = cls(esfh, data_dir, console, durability, max_procs)
         try:
             esfh.recover(str(data_dir))
             console.log("ESDB0001I", path=data_dir)
         except EsfhError as exc:
             if exc.code != EBUSY:
                 console.log("ESDB0004E", path=data_dir, problem=str(exc))
-                return None
+                store.problem = f"recovery failed: {exc}"
+                return store
             console.log("ESDB0002W", path=data_dir, problem=str(exc))
         try:
             esfh.env_open(str(data_dir), durability, max_procs)
         except EsfhError as exc:
             console.log("ESDB0004E", path=data_dir, problem=str(exc))
-            return None
+            store.problem = f"opening it failed: {exc}"
+            return store
         console.log("ESDB0003I", path=data_dir, durability=durability)
-        return cls(esfh, data_dir, console, durability, max_procs)
+        return store
 
     def after_death(self):
         """Roll back what a dead process left (its transaction, its locks).

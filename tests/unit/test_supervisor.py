@@ -284,6 +284,7 @@ class FakeStore:
     def __init__(self, committed=None):
         self.committed_replies = dict(committed or {})
         self.cleanups = 0
+        self.problem = None
 
     def after_death(self):
         self.cleanups += 1
@@ -407,6 +408,44 @@ def test_stop_while_recovery_keeps_failing_stops_trying(made):
     sup.stop().addCallback(done.append)
     reactor.advance(1000)
     assert done and sup.store.recoveries == 1 and len(reactor.processes) == 1
+
+
+def test_a_region_that_starts_on_a_failing_disk_starts_its_seps_once_recovery_works(made):
+    """ReplyStore.open could not recover the environment (an I/O error): no SEP may open it
+    before recovery, yet the region must not give up (no SEP can run) but keep trying."""
+    reactor, sup, paths = made(seps=2)
+    sup.store = FullDiskStore()
+    sup.store.problem = "recovery failed: Input/output error"
+    unavailable = []
+    sup.on_unavailable = lambda: unavailable.append(reactor.seconds())
+    sup.start()
+    assert reactor.processes == [] and sup.idle_sep() is None
+    assert sup.can_serve(), "the region would shut itself down"
+    assert sup.unrecoverable and unavailable
+    for delay in (1, 2, 4):
+        reactor.advance(delay)
+    assert sup.store.recoveries == 4 and reactor.processes == []
+    sup.store.space = True
+    reactor.advance(8)
+    assert sup.unrecoverable is None and not sup.recovering
+    assert len(reactor.processes) == 2
+    for process in reactor.processes:
+        process.ready()
+    assert sup.all_ready()
+    assert console_text(paths).count("ESDB0007E") == 4
+
+
+def test_stop_while_waiting_to_start_on_a_failing_disk_starts_nothing(made):
+    reactor, sup, _ = made(seps=1)
+    sup.store = FullDiskStore()
+    sup.store.problem = "recovery failed: Input/output error"
+    sup.start()
+    done = []
+    sup.stop().addCallback(done.append)
+    sup.store.space = True
+    reactor.advance(1000)
+    assert done and sup.store.recoveries == 1 and reactor.processes == []
+    assert not sup.can_serve()
 
 
 def test_stop_sends_term_then_kill_and_fires_when_all_are_gone(made):
