@@ -49,6 +49,20 @@ class BuildNative(build_ext):
         esfh_build = _esfh_build()
         esfh_build.build_esfh(out, HERE / "native")
         esfh_build.build_failchk_preload(out, HERE / "native")
+        _build_faultfs(out)
+
+
+def _build_faultfs(out):
+    """esrt-faultfs, the fault-injecting disk of esrt.testing: optional, since it needs
+    libfuse3-dev, which a region does not."""
+    spec = importlib.util.spec_from_file_location(
+        "_esrt_faultfs", HERE / "esrt" / "testing" / "faultfs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        module.build_faultfs(out, HERE / "native")
+    except module.FaultFSError as exc:
+        print(f"warning: esrt-faultfs not built, its tests will be skipped: {exc}")
 
 setup(
     name="esrt",

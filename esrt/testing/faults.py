@@ -136,6 +136,30 @@ def _mounted(mountpoint, verb):
     return mountpoint
 
 
+def do_io_errors(mountpoint):
+    """Make every read, write, sync and directory change under `mountpoint` (anywhere in an
+    esrt-faultfs mount) fail with EIO."""
+    return _faultfs_mode(mountpoint, "eio")
+
+
+def do_slow_io(mountpoint, delay_ms):
+    """Delay every read, write and sync under `mountpoint` by `delay_ms` milliseconds."""
+    return _faultfs_mode(mountpoint, f"slow {int(delay_ms)}")
+
+
+def do_heal_io(mountpoint):
+    """Undo io_errors and slow_io."""
+    return _faultfs_mode(mountpoint, "ok")
+
+
+def _faultfs_mode(mountpoint, command):
+    from esrt.testing.faultfs import FaultFSError, set_mode
+    try:
+        return set_mode(mountpoint, command)
+    except FaultFSError as exc:
+        raise FaultError(str(exc)) from None
+
+
 ACTIONS = {
     "kill-mfds": (do_kill_mfds, 0),
     "kill-region": (do_kill_region, 1),
@@ -143,7 +167,10 @@ ACTIONS = {
     "hang-region": (do_hang_region, 1),
     "resume-region": (do_resume_region, 1),
 }
-DISK_ACTIONS = {"fill-disk": do_fill_disk, "free-disk": do_free_disk}
+# Disk faults take the mountpoint, then these many more arguments.
+DISK_ACTIONS = {"fill-disk": (do_fill_disk, 0), "free-disk": (do_free_disk, 0),
+                "io-errors": (do_io_errors, 0), "slow-io": (do_slow_io, 1),
+                "heal-io": (do_heal_io, 0)}
 
 
 # --- dispatch: here, or inside a lab node -----------------------------------------------------
@@ -210,16 +237,38 @@ def fill_disk(node, mountpoint):
     """Fill the file system mounted on `mountpoint` of the node. Returns the fault time.
 
     `node` may be None for a directory of this machine."""
-    if node is not None and _is_lab_node(node):
-        return _inside(node, ["fill-disk", mountpoint])
-    return do_fill_disk(mountpoint)
+    return _disk_fault("fill-disk", node, mountpoint)
 
 
 def free_disk(node, mountpoint):
     """Remove what fill_disk wrote."""
+    return _disk_fault("free-disk", node, mountpoint)
+
+
+def _disk_fault(action, node, mountpoint, *args):
     if node is not None and _is_lab_node(node):
-        return _inside(node, ["free-disk", mountpoint])
-    return do_free_disk(mountpoint)
+        return _inside(node, [action, mountpoint, *args])
+    function, _ = DISK_ACTIONS[action]
+    return function(mountpoint, *args)
+
+
+def io_errors(node, mountpoint):
+    """Make the disk under `mountpoint` fail: reads, writes, syncs and directory changes give
+    EIO. `mountpoint` is (or is inside) an esrt-faultfs mount (esrt.testing.faultfs) of the
+    node, or of this machine when `node` is None. Returns the fault time."""
+    return _disk_fault("io-errors", node, mountpoint)
+
+
+def slow_io(node, mountpoint, delay_ms):
+    """Make every read, write and sync under `mountpoint` (an esrt-faultfs mount) wait
+    `delay_ms` milliseconds. Returns the fault time."""
+    return _disk_fault("slow-io", node, mountpoint, int(delay_ms))
+
+
+def heal_io(node, mountpoint):
+    """Make the disk under `mountpoint` work normally again (undoes io_errors and slow_io).
+    Returns the time."""
+    return _disk_fault("heal-io", node, mountpoint)
 
 
 def power_off(lab, node):
@@ -258,16 +307,19 @@ def main(argv=None):
                                      description="inject one fault on this node")
     parser.add_argument("action", choices=sorted([*ACTIONS, *DISK_ACTIONS]))
     parser.add_argument("target", help="ESRT_HOME (process faults) or mountpoint (disk faults)")
-    parser.add_argument("args", nargs="*", help="server name, then SEP number for kill-sep")
+    parser.add_argument("args", nargs="*", help="server name, then SEP number for kill-sep; "
+                        "milliseconds for slow-io")
     args = parser.parse_args(argv)
     try:
         if args.action in DISK_ACTIONS:
-            moment = DISK_ACTIONS[args.action](args.target)
+            function, count = DISK_ACTIONS[args.action]
+            where = "the mountpoint"
         else:
             function, count = ACTIONS[args.action]
-            if len(args.args) != count:
-                parser.error(f"{args.action} needs {count} argument(s) after the home")
-            moment = function(args.target, *args.args)
+            where = "the home"
+        if len(args.args) != count:
+            parser.error(f"{args.action} needs {count} argument(s) after {where}")
+        moment = function(args.target, *args.args)
     except FaultError as exc:
         print(f"fault {args.action}: {exc}", file=sys.stderr)
         return 1

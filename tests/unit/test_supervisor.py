@@ -401,27 +401,6 @@ def test_recovery_that_fails_is_retried_with_back_off_and_calls_are_answered_at_
     assert console_text(paths).count("ESDB0007E") == 5
 
 
-def test_a_region_started_on_an_unrecovered_environment_starts_no_sep_until_it_recovers(made):
-    reactor, sup, paths = made(seps=2)
-    sup.store = FullDiskStore()
-    sup.store.problem = "recovery failed: No space left on device"  # as ReplyStore.open left it
-    sup.start()
-    # Recovery was tried at once, failed, and no SEP opened the environment meanwhile; the
-    # slots wait (they will run: the region is not failed for lack of SEPs).
-    assert sup.store.recoveries == 1 and sup.unrecoverable
-    assert reactor.processes == [] and sup.can_serve()
-    assert all(sep.state == SEPState.BACKOFF for sep in sup.seps)
-    reactor.advance(1)
-    assert sup.store.recoveries == 2 and reactor.processes == []
-    sup.store.space = True
-    reactor.advance(2)
-    assert not sup.recovering and sup.unrecoverable is None
-    reactor.advance(0.1)
-    assert len(reactor.processes) == 2
-    assert all(sep.state == SEPState.STARTING for sep in sup.seps)
-    assert sup.seps[0].restarts == 0  # a first start, not a restart
-
-
 def test_stop_while_recovery_keeps_failing_stops_trying(made):
     reactor, sup, _ = made(seps=1)
     sup.store = FullDiskStore()
@@ -434,6 +413,48 @@ def test_stop_while_recovery_keeps_failing_stops_trying(made):
     sup.stop().addCallback(done.append)
     reactor.advance(1000)
     assert done and sup.store.recoveries == 1 and len(reactor.processes) == 1
+
+
+def test_a_region_that_starts_on_a_failing_disk_starts_its_seps_once_recovery_works(made):
+    """ReplyStore.open could not recover the environment (an I/O error): no SEP may open it
+    before recovery, yet the region must not give up (no SEP can run) but keep trying."""
+    reactor, sup, paths = made(seps=2)
+    sup.store = FullDiskStore()
+    sup.store.problem = "recovery failed: Input/output error"
+    unavailable = []
+    sup.on_unavailable = lambda: unavailable.append(reactor.seconds())
+    sup.start()
+    assert reactor.processes == [] and sup.idle_sep() is None
+    assert sup.can_serve(), "the region would shut itself down"
+    # The slots wait as restarting ones do.
+    assert all(sep.state == SEPState.BACKOFF for sep in sup.seps)
+    assert sup.unrecoverable and unavailable
+    for delay in (1, 2, 4):
+        reactor.advance(delay)
+    assert sup.store.recoveries == 4 and reactor.processes == []
+    sup.store.space = True
+    reactor.advance(8)
+    assert sup.unrecoverable is None and not sup.recovering
+    reactor.advance(0.1)  # the waiting slots notice
+    assert len(reactor.processes) == 2
+    assert sup.seps[0].restarts == 0  # a first start, not a restart
+    for process in reactor.processes:
+        process.ready()
+    assert sup.all_ready()
+    assert console_text(paths).count("ESDB0007E") == 4
+
+
+def test_stop_while_waiting_to_start_on_a_failing_disk_starts_nothing(made):
+    reactor, sup, _ = made(seps=1)
+    sup.store = FullDiskStore()
+    sup.store.problem = "recovery failed: Input/output error"
+    sup.start()
+    done = []
+    sup.stop().addCallback(done.append)
+    sup.store.space = True
+    reactor.advance(1000)
+    assert done and sup.store.recoveries == 1 and reactor.processes == []
+    assert not sup.can_serve()
 
 
 def test_stop_sends_term_then_kill_and_fires_when_all_are_gone(made):
