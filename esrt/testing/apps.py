@@ -123,7 +123,8 @@ def prepare_region(directory, ip, name="ESHA01", program="CBLAPP01", port=PORT, 
 class Service:
     """One resource group of a lab running one region; `url` is its relocatable address."""
 
-    def __init__(self, lab, group, ip, region, program, mountpoint, region_file, port=PORT):
+    def __init__(self, lab, group, ip, region, program, mountpoint, region_file, port=PORT,
+                 faulty_disk=False):
         self.lab = lab
         self.group = group
         self.ip = ip
@@ -132,6 +133,9 @@ class Service:
         self.service = f"{PROGRAMS[program][2]}.{program}"
         self.mountpoint = mountpoint
         self.region_file = region_file
+        # The region's data directory; an esrt-faultfs mount when made with faulty_disk.
+        self.data_dir = mountpoint / "data"
+        self.faulty_disk = faulty_disk
         self.url = f"http://{ip}:{port}"
 
     def node(self):
@@ -149,18 +153,35 @@ class Service:
 
 
 def make_service(lab, group, host_part, region, program="CBLAPP01", prefer=None,
-                 extra_resources=(), timeout=90, disk_mb=64):
+                 extra_resources=(), timeout=90, disk_mb=64, faulty_disk=False):
     """A running group `group` of `lab`: a new shared disk of `disk_mb` MB holding region
     `region` (serving `program`), the address SUBNET.`host_part`, preferring node `prefer`
-    (default: the first); returns its Service once it serves."""
+    (default: the first); returns its Service once it serves.
+
+    With `faulty_disk`, the region's data directory is an esrt-faultfs mirror of the disk's
+    data (ocf:esrt:faultfs in the group), for esrt.testing.faults.io_errors and slow_io on
+    Service.data_dir."""
     ip = f"{lab.subnet}.{host_part}"
     disk = lab.add_disk(group, size_mb=disk_mb)
     mountpoint = lab.workdir / "mnt" / group
     mountpoint.mkdir(parents=True, exist_ok=True)
+    before_region = ()
     with lab.mounted(disk, at=mountpoint) as path:
         region_file = prepare_region(path, ip, region, program)
+        if faulty_disk:
+            from esrt.testing import faultfs_agent
+            # The data prepared above goes under the mirror: DATA-disk holds it, DATA (the
+            # region's data_dir) is where esrt-faultfs shows it.
+            data = Path(path) / "data"
+            data.rename(data.with_name("data-disk"))
+            data.mkdir()
+            faultfs_agent.install_agent()
+            before_region = (faultfs_agent.primitive_xml(
+                f"{group}-faultfs", mountpoint / "data-disk", mountpoint / "data"),)
     prefer = prefer or lab.nodes[0]
     lab.add_group(group, ip, disk, str(mountpoint), str(region_file), prefer=prefer,
-                  region_name=region, extra_resources=extra_resources)
+                  region_name=region, extra_resources=extra_resources,
+                  before_region=before_region)
     lab.wait_group(group, on=prefer, timeout=timeout)
-    return Service(lab, group, ip, region, program, mountpoint, region_file)
+    return Service(lab, group, ip, region, program, mountpoint, region_file,
+                   faulty_disk=faulty_disk)

@@ -180,8 +180,9 @@ def standby_xml(group, region_config, region_name, homes):
 
 
 def group_xml(group, ip, nic, disk, mountpoint, region_config, homes, region_name=None,
-              extra_resources=(), region_params=None, stopped=False):
-    """The <group> element: IPaddr2 + Filesystem + ocf:esrt:region (+ extra primitives).
+              extra_resources=(), region_params=None, stopped=False, before_region=()):
+    """The <group> element: IPaddr2 + Filesystem (+ `before_region` primitives, e.g. a
+    faulty-disk layer) + ocf:esrt:region (+ extra primitives).
 
     `homes` maps node name to its ESRT_HOME; the region's `home` parameter is chosen per node
     with rules, since each node records its processes in its own home. With `stopped` the
@@ -213,6 +214,7 @@ def group_xml(group, ip, nic, disk, mountpoint, region_config, homes, region_nam
         f'<instance_attributes id="{fs_id}-params">'
         f'{_nvpairs(fs_id, {"device": disk, "directory": mountpoint, "fstype": "ext4"})}'
         f'</instance_attributes><operations>{ops.format(rid=fs_id)}</operations></primitive>'
+        + "".join(before_region) +
         f'<primitive id="{region_id}" class="ocf" provider="esrt" type="region">'
         f'<instance_attributes id="{region_id}-params">{_nvpairs(region_id, region_params)}'
         f'</instance_attributes>{home_sets}'

@@ -505,10 +505,11 @@ class Lab:
             raise LabError(f"crm_mon gave no XML ({exc})") from None
 
     def add_group(self, name, ip, disk, mountpoint, region_config, prefer=None,
-                  region_name=None, extra_resources=(), region_params=None):
+                  region_name=None, extra_resources=(), region_params=None, before_region=()):
         """Create resource group `name`: IPaddr2 `ip`/24 + Filesystem + ocf:esrt:region.
 
-        `extra_resources` are <primitive> XML strings appended to the group; `region_params`
+        `extra_resources` are <primitive> XML strings appended to the group, `before_region`
+        ones placed between the Filesystem and the region; `region_params`
         are more parameters of the region resource (e.g. {"check_mfds": "true"}). Returns once the
         cluster has the configuration (use wait_group to wait until it runs).
         """
@@ -520,7 +521,8 @@ class Lab:
         xml = cluster.group_xml(name, ip, NODE_NIC, disk, str(mountpoint), str(region_config),
                                 {n.name: str(n.home) for n in self.nodes},
                                 region_name=region_name, extra_resources=extra_resources,
-                                region_params=region_params, stopped=prefer is not None)
+                                region_params=region_params, stopped=prefer is not None,
+                                before_region=before_region)
         self._cib_create("resources", xml)
         if prefer is not None:
             # Created stopped, released once the preference exists: otherwise the scheduler

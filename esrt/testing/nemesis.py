@@ -2,9 +2,10 @@
 
 The schedule is drawn from `random.Random(seed)`, and the seed is printed first, so a run that
 found something can be replayed. Heavy faults (a region killed or frozen, mfds killed, a node
-powered off or cut from the LAN, the shared data disk filled) come one after the other: each is
-healed (the node switched on again, the disk emptied, ...) and the service must serve again
-before the next. Light faults (a SEP killed) come at random moments of their own, so they also
+powered off or cut from the LAN, the shared data disk filled, or failing with I/O errors or
+slow, through esrt-faultfs) come one after the other: each is healed (the node switched on
+again, the disk emptied or working again, ...) and the service must serve again before the
+next. Light faults (a SEP killed) come at random moments of their own, so they also
 land in the middle of a takeover, a recovery or a heal: overlaps the cluster is meant to
 survive. Two nodes down at once, which it is not, never happens.
 
@@ -22,9 +23,13 @@ from esrt.testing import faults
 from esrt.testing.history import Fault
 
 HEAVY_KINDS = ("kill-region", "freeze-region", "kill-mfds", "power-off", "lan-failure",
-               "full-disk")
+               "full-disk", "io-errors", "slow-io")
 LIGHT_KINDS = ("kill-sep",)
 KINDS = HEAVY_KINDS + LIGHT_KINDS
+# Faults of the region's data disk itself: they need a service made with faulty_disk=True.
+DISK_IO_KINDS = ("io-errors", "slow-io")
+# Milliseconds each read, write and sync waits during a slow-io fault.
+SLOW_IO_DELAYS = (20, 200)
 
 
 class NemesisError(RuntimeError):
@@ -45,6 +50,10 @@ class Nemesis:
         if unknown:
             raise ValueError(f"unknown fault kind(s) {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(KINDS)}")
+        if set(kinds) & set(DISK_IO_KINDS) and not getattr(service, "faulty_disk", False):
+            raise ValueError("io-errors and slow-io need the region's data on esrt-faultfs: "
+                             "make the service with make_service(..., faulty_disk=True), or "
+                             "leave those kinds out")
         self.lab = lab
         self.service = service
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2 ** 32)
@@ -204,3 +213,26 @@ class Nemesis:
                     raise NemesisError("cannot empty the full disk: the group runs nowhere")
                 time.sleep(1.0)
         return heal
+
+    def _io_errors(self, node):
+        self._record(faults.io_errors(node, self.service.data_dir), "io-errors",
+                     f"data disk of {self.service.region} on {node.name} (EIO)")
+        return self._heal_io
+
+    def _slow_io(self, node):
+        delay = self.random.randint(*SLOW_IO_DELAYS)
+        self._record(faults.slow_io(node, self.service.data_dir, delay), "slow-io",
+                     f"data disk of {self.service.region} on {node.name} ({delay} ms per "
+                     "operation)")
+        return self._heal_io
+
+    def _heal_io(self):
+        # The cluster may have moved the group (and with it the disk, mounted anew and
+        # healthy) while the disk failed: heal it wherever it is mounted now.
+        for node in self.lab.nodes:
+            if not node.powered:
+                continue
+            try:
+                faults.heal_io(node, self.service.data_dir)
+            except faults.FaultError:
+                pass  # not mounted on that node

@@ -19,7 +19,7 @@ from esrt.testing.apps import make_service
 from esrt.testing.checker import check_history, outages, settle_history
 from esrt.testing.history import ResendSettler, collect, save_history
 from esrt.testing.lab import Lab
-from esrt.testing.nemesis import KINDS, Nemesis
+from esrt.testing.nemesis import DISK_IO_KINDS, KINDS, Nemesis
 from esrt.testing.recorder import RecordingClient
 
 GROUP, HOST_PART, REGION = "soak", 130, "ESSOAK"
@@ -75,7 +75,8 @@ def run_soak(seconds, seed=None, clients=3, kinds=KINDS, report_dir=None, log=pr
         # needs those of the whole run: about 500 bytes a call, up to a thousand calls a second.
         # (A sparse image: only what is written takes space.)
         service = make_service(lab, GROUP, HOST_PART, REGION,
-                               disk_mb=max(DISK_MB, int(seconds) * 2))
+                               disk_mb=max(DISK_MB, int(seconds) * 2),
+                               faulty_disk=bool(set(kinds) & set(DISK_IO_KINDS)))
         recorders = [RecordingClient(service.url, client_id=f"c{number}").start()
                      for number in range(1, clients + 1)]
         try:

@@ -41,10 +41,11 @@ class FakeLab:
 
 
 class FakeService:
-    group, region, mountpoint = "soak", "ESSOAK", "/mnt/soak"
+    group, region, mountpoint, data_dir = "soak", "ESSOAK", "/mnt/soak", "/mnt/soak/data"
 
-    def __init__(self, lab):
+    def __init__(self, lab, faulty_disk=True):
         self.lab = lab
+        self.faulty_disk = faulty_disk
 
     def node(self):
         return self.lab.nodes[0]
@@ -65,7 +66,7 @@ def injected(monkeypatch):
         return act
 
     for name in ("kill_region", "hang_region", "resume_region", "kill_mfds", "kill_sep",
-                 "fill_disk", "free_disk"):
+                 "fill_disk", "free_disk", "io_errors", "slow_io", "heal_io"):
         monkeypatch.setattr(nemesis_module.faults, name, action(name))
     monkeypatch.setattr(nemesis_module.faults, "power_off", lambda lab, node: action(
         "power_off")(node))
@@ -102,6 +103,18 @@ def test_only_the_kinds_asked_for_and_each_healed(injected):
 def test_unknown_kinds_are_refused():
     with pytest.raises(ValueError, match="unknown fault kind.*known: kill-region"):
         Nemesis(FakeLab(), None, kinds=("meteor",))
+
+
+def test_disk_io_faults_need_a_faulty_disk_and_each_is_healed(injected):
+    lab = FakeLab()
+    with pytest.raises(ValueError, match="faulty_disk=True"):
+        Nemesis(lab, FakeService(lab, faulty_disk=False), kinds=("io-errors",))
+    _, faults, _ = run(11, kinds=("io-errors", "slow-io"), seconds=0.6)
+    assert {fault.kind for fault in faults} == {"io-errors", "slow-io"}
+    actions = [name for name, _ in injected]
+    # Healed on every powered node: the disk may have moved with the group.
+    assert actions.count("heal_io") == 2 * (actions.count("io_errors")
+                                            + actions.count("slow_io"))
 
 
 def test_a_group_that_does_not_come_back_is_a_hang(injected):
