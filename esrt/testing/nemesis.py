@@ -145,11 +145,34 @@ class Nemesis:
         except Exception as exc:  # noqa: BLE001 - the group never came back: a hang
             self.hangs.append((kind, str(exc)))
             self.log(f"nemesis: HANG after {kind}: {exc}")
+            self.log(self.diagnosis())
             return
         # As an operator would once the incident is over: forget the failures, so that the
         # next fault finds both nodes eligible again.
         self.lab.crm("crm_resource", "--cleanup", "--resource", self.service.group)
         self.log(f"nemesis: {self.service.group} serves on {node.name} again")
+
+    def diagnosis(self):
+        """What a hang looks like from inside the nodes: the state and kernel wait channel of
+        every esrt process, and the end of the region's console log where its disk is."""
+        lines = ["nemesis: diagnosis"]
+        for node in self.lab.nodes:
+            if not node.powered:
+                lines.append(f"  {node.name}: powered off")
+                continue
+            try:
+                processes = node.run(["ps", "-eo", "pid,stat,wchan:30,etime,args"],
+                                     check=False, timeout=20).stdout
+                console = node.run(["tail", "-n", "30",
+                                    str(self.service.mountpoint / "logs" / "console.log")],
+                                   check=False, timeout=20).stdout
+            except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the hang
+                lines.append(f"  {node.name}: cannot look inside: {exc}")
+                continue
+            lines += [f"  {node.name}: {line}" for line in processes.splitlines()
+                      if self.service.region in line or "esrt" in line]
+            lines += [f"  {node.name} console: {line}" for line in console.splitlines()]
+        return "\n".join(lines)
 
     # -- the heavy faults: each injects, records, and returns its heal (or None) -------------
 

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from esrt.client import ConnectionFailed, ServiceError
 from esrt.testing.apps import make_service
 from esrt.testing.checker import check_history, outages, settle_history
 from esrt.testing.history import ResendSettler, collect, save_history
@@ -85,6 +86,8 @@ def run_soak(seconds, seed=None, clients=3, kinds=KINDS, report_dir=None, log=pr
             faults = nemesis.run(seconds)
             if not nemesis.hangs:
                 _wait_served_again(recorders, nemesis.hangs)
+                if nemesis.hangs:
+                    log(nemesis.diagnosis())
         finally:
             for recorder in recorders:
                 recorder.stop()
@@ -92,15 +95,26 @@ def run_soak(seconds, seed=None, clients=3, kinds=KINDS, report_dir=None, log=pr
         if report_dir is not None:
             report_dir.mkdir(parents=True, exist_ok=True)
             save_history(report_dir / "history.jsonl", history, faults)
-        settler = ResendSettler(service.url)
-        settled = settle_history(history, settler)
-        report = check_history(settled, initial=0, final=settler.next_counter())
+        report = _settle_and_check(history, service.url, nemesis.hangs)
     result = SoakResult(nemesis.seed, faults, report, outages(history, faults), nemesis.hangs,
                         len(history))
     if report_dir is not None:
         (report_dir / "report.txt").write_text(result.text() + "\n")
         (report_dir / "report.json").write_text(json.dumps(result.as_json(), indent=2) + "\n")
     return result
+
+
+def _settle_and_check(history, url, hangs):
+    """The checker's report: on the settled history when the service answers, else (a hang)
+    on what the clients saw, with the calls of unknown outcome left unsettled."""
+    if not hangs:
+        settler = ResendSettler(url)
+        try:
+            return check_history(settle_history(history, settler), initial=0,
+                                 final=settler.next_counter())
+        except (ConnectionFailed, ServiceError) as exc:
+            hangs.append(("settling", f"the service did not answer: {exc}"))
+    return check_history(history, initial=0)
 
 
 def _wait_served_again(recorders, hangs, timeout=120):
