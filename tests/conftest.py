@@ -161,3 +161,19 @@ def start_cblapp01_region(node, car, name="ESSRV01", seps=2, extra=()):
 def esrt_region(node, srv01_car):
     """Region ESSRV01 with srv01 deployed and APPFILE01 initialised (counter 0)."""
     return start_cblapp01_region(node, srv01_car)
+
+
+def call_outcome(client, service="srv01.CBLAPP01"):
+    """(outcome, counter) of one call of CBLAPP01 for tests that call under a fault: outcome is
+    "ok", "RETURN-CODE n" (the program could not count and changed nothing), the error's
+    status, code and text, or "no answer: ..."; counter is LK-COUNTER of a call that counted."""
+    from esrt.client import ConnectionFailed, ServiceError
+    try:
+        reply = client.call(service)
+    except ServiceError as exc:
+        return f"{exc.status} {exc.code}: {exc.message}", None
+    except ConnectionFailed as exc:
+        return f"no answer: {exc}", None
+    if reply.return_code != 0:
+        return f"RETURN-CODE {reply.return_code}", None
+    return "ok", reply["LK-COUNTER"]

@@ -12,10 +12,10 @@ import threading
 
 import pytest
 
-from esrt.client import Client, ConnectionFailed, ServiceError
+from esrt.client import Client, ServiceError
 from esrt.testing import faults
 
-from conftest import EXAMPLES, Region, wait_for
+from conftest import EXAMPLES, Region, call_outcome, wait_for
 
 NAME = "ESFULL"
 
@@ -161,20 +161,12 @@ def calls_while_filling(url, disk, callers=4, per_caller=300):
     def call_in_a_loop():
         with Client(url, timeout=15) as client:
             for _ in range(per_caller):
-                try:
-                    reply = client.call("srv01.CBLAPP01")
-                    if reply.return_code == 0:
-                        outcome = "ok"
-                        with lock:
-                            counters.append(reply["LK-COUNTER"])
-                    else:
-                        # CBLAPP01 could not open, read or rewrite its file (status 30 while
-                        # the environment is lost) and changed nothing.
-                        outcome = f"RETURN-CODE {reply.return_code}"
-                except ServiceError as exc:
-                    outcome = f"{exc.status} {exc.code}: {exc.message}"
-                except ConnectionFailed as exc:
-                    outcome = f"no answer: {exc}"
+                # RETURN-CODE 8: CBLAPP01 could not open, read or rewrite its file (status 30
+                # while the environment is lost) and changed nothing.
+                outcome, counter = call_outcome(client)
+                if counter is not None:
+                    with lock:
+                        counters.append(counter)
                 with lock:
                     outcomes.append(outcome)
 

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from esrt.client import Client, ConnectionFailed, ServiceError
+from esrt.client import Client, ServiceError
 from esrt.testing import faultfs, faults
 
-from conftest import EXAMPLES, Region, wait_for
+from conftest import EXAMPLES, Region, call_outcome, wait_for
 
 NAME = "ESIOERR"
 # Generous: a call that reaches it was left hanging by the region, not merely slowed down.
@@ -76,17 +76,8 @@ class Callers:
         with Client(self.url, timeout=CLIENT_TIMEOUT) as client:
             while not self._stopping.is_set():
                 started = time.monotonic()
-                counter = None
-                try:
-                    reply = client.call("srv01.CBLAPP01")
-                    if reply.return_code == 0:
-                        outcome, counter = "ok", reply["LK-COUNTER"]
-                    else:
-                        outcome = f"RETURN-CODE {reply.return_code}"
-                except ServiceError as exc:
-                    outcome = f"{exc.status} {exc.code}: {exc.message}"
-                except ConnectionFailed as exc:
-                    outcome = f"no answer: {exc}"
+                outcome, counter = call_outcome(client)
+                if outcome.startswith("no answer"):
                     client.close()
                 with self._lock:
                     self.outcomes.append((outcome, time.monotonic() - started, time.time()))
