@@ -28,6 +28,8 @@ LIGHT_KINDS = ("kill-sep",)
 KINDS = HEAVY_KINDS + LIGHT_KINDS
 # Faults of the region's data disk itself: they need a service made with faulty_disk=True.
 DISK_IO_KINDS = ("io-errors", "slow-io")
+# Seconds the cluster needs to notice a fault (its monitors run every 2 s).
+NOTICE_SECONDS = 3.0
 # Milliseconds each read, write and sync waits during a slow-io fault.
 SLOW_IO_DELAYS = (20, 200)
 
@@ -128,7 +130,13 @@ class Nemesis:
         heal = getattr(self, "_" + kind.replace("-", "_"))(node)
         if heal is not None:
             time.sleep(self.random.uniform(*self.hold))
-            heal()
+            try:
+                heal()
+            except Exception as exc:  # noqa: BLE001 - NemesisError, LabError: reported, not raised
+                self.hangs.append((f"{kind} (healing it)", str(exc)))
+                self.log(f"nemesis: cannot heal {kind}: {exc}")
+                self.log(self.diagnosis())
+                return
         self._after(kind)
 
     def _serving_node(self):
@@ -140,6 +148,9 @@ class Nemesis:
 
     def _after(self, kind):
         """Wait until the group serves again, an operator's cleanup of fail counts included."""
+        # First give the cluster a monitor interval to notice the fault: right after it, the
+        # group still looks started where it was.
+        time.sleep(NOTICE_SECONDS)
         try:
             node = self.lab.wait_group(self.service.group, timeout=self.recovery_timeout)
         except Exception as exc:  # noqa: BLE001 - the group never came back: a hang
@@ -196,16 +207,25 @@ class Nemesis:
         return lambda: node.esrt("mfds", "--daemon")
 
     def _power_off(self, node):
+        fenced = self._fences(node)
         self._record(faults.power_off(self.lab, node), "power-off", node.name)
-        return lambda: self._switch_on(node)
+        return lambda: self._switch_on(node, fenced)
 
     def _lan_failure(self, node):
+        fenced = self._fences(node)
         self._record(faults.lan_failure(self.lab, node), "lan-failure", node.name)
-        return lambda: self._switch_on(node)
+        return lambda: self._switch_on(node, fenced)
 
-    def _switch_on(self, node):
-        # Wait for the cluster to have dealt with the node (fenced, group moved) first: the
-        # node coming back in the middle of that is no fault the cluster promises to survive.
+    def _fences(self, node):
+        return self.lab.fence_events().count(f"off {node.name}")
+
+    def _switch_on(self, node, fenced_before):
+        # Wait for the cluster to have dealt with the node (fenced it, moved the group) first:
+        # the node coming back in the middle of that, to be switched off again by a fence that
+        # was already on its way, is no fault the cluster promises to survive.
+        deadline = time.monotonic() + self.recovery_timeout
+        while self._fences(node) <= fenced_before and time.monotonic() < deadline:
+            time.sleep(0.5)
         self._after("takeover")
         if node.powered:
             # The LAN came back before anyone fenced the node.

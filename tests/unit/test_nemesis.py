@@ -23,6 +23,10 @@ class FakeLab:
         self.nodes = [FakeNode("node1"), FakeNode("node2")]
         self.serving = serving
         self.actions = []
+        self.fences = []
+
+    def fence_events(self):
+        return list(self.fences)
 
     def wait_group(self, group, timeout=60):
         if not self.serving:
@@ -68,10 +72,16 @@ def injected(monkeypatch):
     for name in ("kill_region", "hang_region", "resume_region", "kill_mfds", "kill_sep",
                  "fill_disk", "free_disk", "io_errors", "slow_io", "heal_io"):
         monkeypatch.setattr(nemesis_module.faults, name, action(name))
-    monkeypatch.setattr(nemesis_module.faults, "power_off", lambda lab, node: action(
-        "power_off")(node))
-    monkeypatch.setattr(nemesis_module.faults, "lan_failure", lambda lab, node: action(
-        "lan_failure")(node))
+    def fenced(name):
+        # The cluster fences a node it lost: the nemesis waits for that before switching on.
+        def fault(lab, node):
+            lab.fences.append(f"off {node.name}")
+            return action(name)(node)
+        return fault
+
+    monkeypatch.setattr(nemesis_module.faults, "power_off", fenced("power_off"))
+    monkeypatch.setattr(nemesis_module.faults, "lan_failure", fenced("lan_failure"))
+    monkeypatch.setattr(nemesis_module, "NOTICE_SECONDS", 0.0)
     return done
 
 
