@@ -8,6 +8,7 @@ do), filled with a file as esrt.testing.faults.fill_disk does on a shared disk.
 import json
 import os
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -76,7 +77,8 @@ def test_a_full_disk_fails_calls_cleanly_and_service_resumes(node, srv01_car, sm
 
 def test_a_disk_filling_under_load_kills_no_sep_and_service_comes_back(node, srv01_car,
                                                                        tmp_path):
-    """The issue's reproduction: a 6 MB data disk filled while several callers commit.
+    """The issue's reproduction: a 6 MB data disk (on Debian 12) filled while several callers
+    commit.
 
     The environment's shared regions are memory-mapped files on that disk; with their pages
     left unallocated, the first touch of one after the disk filled killed a SEP with SIGBUS,
@@ -86,9 +88,14 @@ def test_a_disk_filling_under_load_kills_no_sep_and_service_comes_back(node, srv
     it serves again by itself once there is space."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small file system for the data directory needs root")
-    disk = tmp_path / "disk6m"
+    disk = tmp_path / "small-disk"
     disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)], check=True)
+    # 6 MB on Debian 12: the environment's region files (about 2 MB there) and 4 MB for logs
+    # and data. Debian 13's Berkeley DB makes its regions about 11 MB, so the disk is sized
+    # from what this machine's environment takes.
+    size_mb = -(-environment_bytes(tmp_path / "scratch-env") // 2 ** 20) + 4
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(disk)],
+                   check=True)
     try:
         node.esrt("server", "create", NAME, "--seps", "4", "--listener",
                   "Web Services=127.0.0.1:*", "--env", "DD_APPFILE01=APPFILE01",
@@ -140,6 +147,13 @@ def test_a_disk_filling_under_load_kills_no_sep_and_service_comes_back(node, srv
     finally:
         node.stop_everything()
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def environment_bytes(scratch):
+    """Bytes the region files of a new data environment take on this machine."""
+    scratch.mkdir()
+    subprocess.run([sys.executable, "-m", "esrt.isam.recovery", str(scratch)], check=True)
+    return sum(path.stat().st_size for path in scratch.glob("__db.*"))
 
 
 def served(url):
