@@ -85,6 +85,9 @@ SANITIZED_TESTS := tests/integration/test_esfh_conformance.py \
                    tests/unit/test_codec_twins.py tests/unit/test_frames_twins.py \
                    tests/unit/test_callpath_twins.py tests/unit/test_reply_store.py
 test-sanitized: setup
+	@# setup.py runs in the virtualenv here, outside pip's isolated build: Python 3.12 and
+	@# later (Debian 13) no longer put setuptools in a new virtualenv.
+	$(BIN)/python -c 'import setuptools' 2>/dev/null || $(BIN)/python -m pip install -q setuptools
 	rm -rf $(SANITIZED) && mkdir -p $(SANITIZED)
 	cp -a setup.py pyproject.toml README.md esrt native tests examples benchmarks $(SANITIZED)/
 	find $(SANITIZED) \( -name '*.so' -o -name __pycache__ -o -path '*/esrt/lib' \) -prune \
