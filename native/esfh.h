@@ -33,6 +33,7 @@ void esfh_program_record_read(size_t length);  /* a READ succeeded: tell the pro
 #define ESFH_LOG_FILE_BYTES 1048576
 int esfh_env_open(const char *home, int durability, int max_procs, char *err, int errlen);
 int esfh_env_recover(const char *home, char *err, int errlen);
+int esfh_env_recover_fresh(const char *home, char *err, int errlen);
 int esfh_begin(void);
 int esfh_commit(void);
 void esfh_set_group_commit(int on);

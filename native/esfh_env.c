@@ -273,7 +273,21 @@ static void remove_region_files(const char *home)
     closedir(dir);
 }
 
+static int recover(const char *home, int fresh, char *err, int errlen);
+
 int esfh_env_recover(const char *home, char *err, int errlen)
+{
+    return recover(home, 0, err, errlen);
+}
+
+/* Recovery that does not look at the old region files at all: after an earlier recovery died
+ * (SIGSEGV or SIGBUS) reading them, they are what is broken. */
+int esfh_env_recover_fresh(const char *home, char *err, int errlen)
+{
+    return recover(home, 1, err, errlen);
+}
+
+static int recover(const char *home, int fresh, char *err, int errlen)
 {
     DB_ENV *env;
     char local[512];
@@ -289,6 +303,8 @@ int esfh_env_recover(const char *home, char *err, int errlen)
     }
     ret = lock_env(home, 1, err, errlen);
     if (ret == 0) {
+        if (fresh)
+            remove_region_files(home);
         ret = open_env(&env, home, 0, 0, 1, err, errlen);
         if (ret != 0 && ret != ENOENT) {
             char first[512];

@@ -83,10 +83,13 @@ class Esfh:
         if code != 0:
             raise EsfhError(ffi.string(err).decode(errors="replace"), code)
 
-    def recover(self, home):
-        """Run Berkeley DB recovery on `home`; only while no other process has it open."""
+    def recover(self, home, fresh=False):
+        """Run Berkeley DB recovery on `home`; only while no other process has it open. With
+        `fresh`, the old region files are removed unread first (an earlier recovery died
+        reading them)."""
         err = ffi.new("char[]", 1024)
-        code = self.lib.esfh_env_recover(os.fsencode(home), err, 1024)
+        recover = self.lib.esfh_env_recover_fresh if fresh else self.lib.esfh_env_recover
+        code = recover(os.fsencode(home), err, 1024)
         if code != 0:
             raise EsfhError(ffi.string(err).decode(errors="replace"), code)
 

@@ -23,8 +23,14 @@ def recover_in_child(data_dir, command=None):
     """Recover the environment in `data_dir` in a child process (esrt.isam.recovery), so that
     a recovery that dies (SIGBUS on a full disk) fails instead of killing the region; raises
     EsfhError (code EBUSY when another process uses the environment)."""
-    command = list(command or [sys.executable, "-m", "esrt.isam.recovery"]) + [str(data_dir)]
-    result = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    command = list(command or [sys.executable, "-m", "esrt.isam.recovery"])
+    result = subprocess.run(command + [str(data_dir)], capture_output=True, text=True,
+                            errors="replace")
+    if result.returncode < 0:
+        # Died reading the old region files (a failing disk left them garbage): once more,
+        # without them. Only the log and the data files matter to recovery.
+        result = subprocess.run(command + ["--fresh", str(data_dir)], capture_output=True,
+                                text=True, errors="replace")
     detail = result.stderr.strip()
     if result.returncode == 0:
         return

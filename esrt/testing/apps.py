@@ -124,7 +124,7 @@ class Service:
     """One resource group of a lab running one region; `url` is its relocatable address."""
 
     def __init__(self, lab, group, ip, region, program, mountpoint, region_file, port=PORT,
-                 faulty_disk=False):
+                 faulty_disk=False, seps=1):
         self.lab = lab
         self.group = group
         self.ip = ip
@@ -136,6 +136,7 @@ class Service:
         # The region's data directory; an esrt-faultfs mount when made with faulty_disk.
         self.data_dir = mountpoint / "data"
         self.faulty_disk = faulty_disk
+        self.seps = seps
         self.url = f"http://{ip}:{port}"
 
     def node(self):
@@ -153,7 +154,7 @@ class Service:
 
 
 def make_service(lab, group, host_part, region, program="CBLAPP01", prefer=None,
-                 extra_resources=(), timeout=90, disk_mb=64, faulty_disk=False):
+                 extra_resources=(), timeout=90, disk_mb=64, faulty_disk=False, seps=1):
     """A running group `group` of `lab`: a new shared disk of `disk_mb` MB holding region
     `region` (serving `program`), the address SUBNET.`host_part`, preferring node `prefer`
     (default: the first); returns its Service once it serves.
@@ -167,7 +168,7 @@ def make_service(lab, group, host_part, region, program="CBLAPP01", prefer=None,
     mountpoint.mkdir(parents=True, exist_ok=True)
     before_region = ()
     with lab.mounted(disk, at=mountpoint) as path:
-        region_file = prepare_region(path, ip, region, program)
+        region_file = prepare_region(path, ip, region, program, seps=seps)
         if faulty_disk:
             from esrt.testing import faultfs_agent
             # The data prepared above goes under the mirror: DATA-disk holds it, DATA (the
@@ -184,4 +185,4 @@ def make_service(lab, group, host_part, region, program="CBLAPP01", prefer=None,
                   before_region=before_region)
     lab.wait_group(group, on=prefer, timeout=timeout)
     return Service(lab, group, ip, region, program, mountpoint, region_file,
-                   faulty_disk=faulty_disk)
+                   faulty_disk=faulty_disk, seps=seps)

@@ -115,13 +115,15 @@ class Nemesis:
             node = self.service.node()
             if node is None or not node.powered:
                 continue  # nothing serves right now: nothing to kill
+            number = self.light_random.randint(1, getattr(self.service, "seps", 1))
             try:
-                moment = faults.kill_sep(node, self.service.region)
+                moment = faults.kill_sep(node, self.service.region, number)
             except faults.FaultError as exc:
                 # A takeover may have stopped the region between locate and kill.
                 self.log(f"nemesis: kill-sep on {node.name} skipped: {exc}")
                 continue
-            self._record(moment, "kill-sep", f"SEP 1 of {self.service.region} on {node.name}")
+            self._record(moment, "kill-sep", f"SEP {number} of {self.service.region} on "
+                         f"{node.name}")
 
     def _heavy_fault(self, kind):
         node = self._serving_node()

@@ -25,6 +25,9 @@ from esrt.testing.recorder import RecordingClient
 
 GROUP, HOST_PART, REGION = "soak", 130, "ESSOAK"
 DISK_MB = 512
+# SEPs of the region: calls run side by side (locks, deadlocks, batches), and the nemesis kills
+# any of them, not only SEP 1, which checkpoints.
+SEPS = 3
 
 
 class SoakResult:
@@ -77,7 +80,8 @@ def run_soak(seconds, seed=None, clients=3, kinds=KINDS, report_dir=None, log=pr
         # (A sparse image: only what is written takes space.)
         service = make_service(lab, GROUP, HOST_PART, REGION,
                                disk_mb=max(DISK_MB, int(seconds) * 2),
-                               faulty_disk=bool(set(kinds) & set(DISK_IO_KINDS)))
+                               faulty_disk=bool(set(kinds) & set(DISK_IO_KINDS)),
+                               seps=SEPS)
         recorders = [RecordingClient(service.url, client_id=f"c{number}").start()
                      for number in range(1, clients + 1)]
         try:

@@ -17,6 +17,8 @@ REGRESSION_SEEDS = {
     1416518472: (60, "the shared disk filled with log files and never-purged replies (SEP 1, "
                      "killed every few seconds, never reached its first checkpoint); the region "
                      "taking over died writing its console log, then of SIGBUS in recovery"),
+    770657490: (40, "after I/O errors on the data disk, every recovery died of SIGSEGV reading "
+                    "the old region files, so the group ended up running nowhere"),
 }
 
 
@@ -36,3 +38,14 @@ def test_seeds_that_once_found_something(lab_factory, tmp_path, seed):
     del lab_factory
     seconds, _ = REGRESSION_SEEDS[seed]
     check(run_soak(seconds, seed=seed, report_dir=tmp_path / "soak"))
+
+
+def test_a_campaign_of_full_failing_and_slow_disks_loses_nothing(lab_factory, tmp_path):
+    """The disk faults alone, so that every run has them: the lab's ext4 shared disk filled,
+    the region's data disk failing with EIO or slow (esrt-faultfs), SEPs killed meanwhile.
+    Each must be answered (errors that say so), never hang, and lose or repeat nothing."""
+    del lab_factory
+    result = run_soak(SHORT_RUN_SECONDS, kinds=("full-disk", "io-errors", "slow-io", "kill-sep"),
+                      report_dir=tmp_path / "soak")
+    check(result)
+    assert {fault.kind for fault in result.faults} & {"full-disk", "io-errors", "slow-io"}
