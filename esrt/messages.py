@@ -60,6 +60,8 @@ MESSAGES = {
     "ESDB0007E": "data environment {path} cannot be recovered: {problem}; calls are refused "
                  "until it is (free space on the data disk, or check it); next try in "
                  "{delay:g} s",
+    "ESDB0008W": "data environment {path} has been recovering for more than {seconds:g} s (a "
+                 "slow or failing data disk?); calls are refused until the recovery ends",
     "ESSI1800I": "SEP {sep:04d}: {text}",
     "ESSI1801W": "SEP {sep:04d} stderr: {text}",
     # communications

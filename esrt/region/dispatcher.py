@@ -81,7 +81,7 @@ class Dispatcher:
         stored reply instead of running again. Cancelling the Deferred (the client went away)
         drops a call that has not started yet and asks the SEP running it to roll it back.
         """
-        if self.inactive_reason or self.supervisor.unrecoverable \
+        if self.inactive_reason or self.supervisor.refusal \
                 or not self.supervisor.can_serve():
             self.requests += 1
             self.errors += 1
@@ -201,8 +201,8 @@ class Dispatcher:
     def _unavailable(self, service):
         if self.inactive_reason:
             return error_reply(503, "unavailable", f"{service}: {self.inactive_reason}")
-        if self.supervisor.unrecoverable:
-            return error_reply(503, "unavailable", f"{service}: {self.supervisor.unrecoverable}")
+        if self.supervisor.refusal:
+            return error_reply(503, "unavailable", f"{service}: {self.supervisor.refusal}")
         return error_reply(503, "unavailable",
                            f"no SEP can run {service} on {self.supervisor.server}: every SEP has "
                            "failed or the server is stopping; see the console log, fix the cause "

@@ -211,7 +211,7 @@ class Region:
             self.console.log("ESCD0113E", server=self.name,
                              problem=f"{exc}; is the shared disk mounted here?")
             return
-        store = ReplyStore.open(self.paths.data, self.definition["durability"],
+        store = ReplyStore.load(self.paths.data, self.definition["durability"],
                                 max_procs=self.definition["seps"] + 8, console=self.console)
         if store is None:
             # Serving without transactions could lose or repeat committed work. (An environment
@@ -487,9 +487,9 @@ def run(argv=None):
 
     info = home.read_mfds_info() or {}
     sep_command = [sys.executable, args.sep_script] if args.sep_script else None
-    # Before any SEP runs: recover the data environment after a crash, and keep a handle to
-    # clean up after SEPs that die.
-    store = None if definition.get("standby") else ReplyStore.open(
+    # The data environment's handle: the supervisor recovers it before any SEP runs, and it
+    # cleans up after SEPs that die.
+    store = None if definition.get("standby") else ReplyStore.load(
         paths.data, definition["durability"], max_procs=definition["seps"] + 8, console=console)
     region = Region(reactor, definition, paths, console, sep_command=sep_command,
                     mfds_url=info.get("url"), store=store, mfds_token=read_node_token(home))

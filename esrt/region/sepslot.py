@@ -168,6 +168,8 @@ class SEP:
         self.stop_requested = False
         self._stop_waiters = []
         self._restart_call = None
+        # What to do once the supervisor has recovered the environment (see start, _restart).
+        self._after_recovery = None
         self._kill_call = None
         self._killed_by_us = False
         # What the SEP last wrote on stderr: libcob's last words name an abend's cause.
@@ -201,22 +203,19 @@ class SEP:
             self.boot_failures = 0
             self.delay = self.supervisor.min_restart_delay
         if self.supervisor.recovering:
-            # The environment is not recovered yet (the region started on a full disk): the
-            # slot waits as a restarting one does (STOPPED/FATAL -> BACKOFF), then spawns.
+            # The environment is not recovered yet (the region started after a crash, or on a
+            # full disk): the slot waits as a restarting one does (STOPPED/FATAL -> BACKOFF),
+            # and BACKOFF -> STARTING once the supervisor says it is recovered.
             self._enter(SEPState.BACKOFF, SEPState.STOPPED, SEPState.FATAL)
-            self._restart_call = self.supervisor.reactor.callLater(0.05,
-                                                                   self._start_when_recovered)
+            self._after_recovery = lambda: self._spawn(SEPState.BACKOFF)
             return
         self._spawn(SEPState.STOPPED, SEPState.FATAL)
 
-    def _start_when_recovered(self):
-        self._restart_call = None
-        if self.supervisor.recovering:
-            self._restart_call = self.supervisor.reactor.callLater(0.05,
-                                                                   self._start_when_recovered)
-            return
-        # BACKOFF -> STARTING
-        self._spawn(SEPState.BACKOFF)
+    def environment_recovered(self):
+        """The supervisor recovered the environment: a slot that waited for it starts now."""
+        resume, self._after_recovery = self._after_recovery, None
+        if resume is not None and self.state == SEPState.BACKOFF and not self.stop_requested:
+            resume()
 
     def _spawn(self, *sources):
         self._enter(SEPState.STARTING, *sources)
@@ -239,7 +238,7 @@ class SEP:
         self._restart_call = None
         if self.supervisor.recovering:
             # No SEP may open the environment before recovery: wait for it.
-            self._restart_call = self.supervisor.reactor.callLater(0.05, self._restart)
+            self._after_recovery = self._restart
             return
         self.restarts += 1
         self.supervisor.on_restart(self)
@@ -409,6 +408,7 @@ class SEP:
             if self._restart_call is not None and self._restart_call.active():
                 self._restart_call.cancel()
             self._restart_call = None
+            self._after_recovery = None
             self._enter(SEPState.STOPPED, SEPState.BACKOFF)
             return defer.succeed(None)
         waiter = defer.Deferred()

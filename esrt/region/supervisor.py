@@ -18,6 +18,7 @@ import sys
 from twisted.internet import defer
 
 from esrt.region.sepslot import ALONE, KILLED_FROM_OUTSIDE, RETRY, RUNNING, SEP, error_reply
+from esrt.region.txstore import OutcomeUnknown
 from esrt.sep import protocol as frames
 from esrt.states import ExitCode, SEPState
 
@@ -37,7 +38,10 @@ class Supervisor:
     # A full recovery that fails (a full or failing data disk) is tried again after this many
     # seconds, doubling up to the maximum, until it works; calls are refused meanwhile.
     min_recovery_delay = 1.0
-    max_recovery_delay = 30.0
+    max_recovery_delay = 10.0
+    # Calls queue while a recovery runs (it takes well under a second on a healthy disk);
+    # once one has run this long, they are refused until it ends rather than left waiting.
+    recovery_patience = 5.0
 
     def __init__(self, reactor, definition, paths, console, environ, sep_command=None,
                  store=None):
@@ -75,6 +79,18 @@ class Supervisor:
         self.unrecoverable = None
         self._recovery_delay = self.min_recovery_delay
         self._recovery_retry = None
+        # The recovery under way (a Deferred), and who waits for it to end.
+        self._recovery = None
+        self._recovery_slow = None
+        self._recovery_waiters = []
+        # While a recovery runs longer than recovery_patience: why calls are refused.
+        self.slow_recovery = None
+        self.stopping = False
+
+    @property
+    def refusal(self):
+        """Why every call is refused now (recovery failed or runs long), or None."""
+        return self.unrecoverable or self.slow_recovery
 
     def spawn(self, proto, number):
         """Start the child process of SEP `number` and return its process transport."""
@@ -92,13 +108,14 @@ class Supervisor:
             childFDs={0: "w", 1: "r", 2: "r", frames.REQUEST_FD: "w", frames.REPLY_FD: "r"})
 
     def start(self):
-        """Start every SEP (once the data environment is recovered)."""
+        """Start every SEP, once the data environment is recovered."""
+        self.stopping = False
         must_recover = self.store is not None and self.store.needs_recovery \
             and not self.recovering
         if must_recover:
-            # The region started on an environment it could not recover (a full data disk):
-            # no SEP may open it before recovery works, which is tried again with a back-off.
-            # The slots wait for it (in BACKOFF: they will run, so the region is not failed).
+            # No SEP may open the environment before it is recovered (after a crash, on a
+            # full data disk): the slots wait for it (in BACKOFF: they will run, so the region
+            # is not failed), and calls queue meanwhile.
             self.recovering = True
         for sep in self.seps:
             sep.start()
@@ -106,14 +123,17 @@ class Supervisor:
             self.recover_when_quiet()
 
     def stop(self):
-        """Stop every SEP; the Deferred fires when all are gone.
+        """Stop every SEP; the Deferred fires when all are gone (and a recovery under way has
+        ended, so that the caller may close the environment).
 
         Calls still waiting for a SEP then get their answer at once (on_unavailable): none
         would run before a start, perhaps much later, when their callers have long moved on.
         """
+        self.stopping = True
         self.cancel_recovery()
         stopped = defer.DeferredList([sep.stop() for sep in self.seps], consumeErrors=True)
-        stopped.addCallback(lambda result: (self.on_unavailable(), result)[1])
+        stopped.addCallback(lambda _: self._recovery_finished())
+        stopped.addCallback(lambda _: self.on_unavailable())
         return stopped
 
     def kill_all(self):
@@ -169,7 +189,12 @@ class Supervisor:
 
     def outcome_of_death(self, sep, call, returncode, cause, killed_by_us, alone=True):
         """The reply for a call whose SEP died under it (`alone`: not part of a batch)."""
-        committed = self.store.committed(call.key) if self.store is not None else None
+        try:
+            committed = self.store.committed(call.key) if self.store is not None else None
+        except OutcomeUnknown as exc:
+            return error_reply(503, "in_doubt", f"{call.service} was interrupted on {sep.label} "
+                               f"and whether it committed is unknown ({exc}); retry it with the "
+                               "same Idempotency-Key")
         if committed is not None:
             header, body = committed
             sep.log("ESSI1707I", service=call.service)
@@ -202,17 +227,46 @@ class Supervisor:
     def recover_when_quiet(self):
         """Recover the environment once no SEP process is left, then settle orphaned calls.
 
-        When recovery fails (a full data disk cannot hold the recreated regions or the
+        Recovery runs in a child process (ReplyStore.recover), so the region goes on answering
+        meanwhile. When it fails (a full data disk cannot hold the recreated regions or the
         checkpoint), the SEPs stay down and every call is refused at once, while recovery is
         tried again with a back-off: the region serves again by itself once it works.
         """
         if not self.recovering or any(sep.pid for sep in self.seps) \
-                or self._recovery_retry is not None:
+                or self._recovery_retry is not None or self._recovery is not None:
             return
-        recovered = bool(self.store.recover())
+        self._recovery_slow = self.reactor.callLater(self.recovery_patience,
+                                                     self._recovery_is_slow)
+        self._recovery = defer.maybeDeferred(self.store.recover, self.reactor)
+        self._recovery.addErrback(self._recovery_crashed)
+        self._recovery.addCallback(self._recovery_ended)
+
+    def _recovery_is_slow(self):
+        self._recovery_slow = None
+        # Only calls are refused: the region is not failed (a long log may take this long).
+        self.slow_recovery = (f"the data environment of {self.server} has been recovering for "
+                              f"more than {self.recovery_patience:g} s (is its data disk slow "
+                              "or failing?); retry shortly: service resumes by itself once "
+                              "recovery ends")
+        self.console.log("ESDB0008W", path=self.store.path, seconds=self.recovery_patience)
+        self.on_unavailable()
+        self.changed()
+
+    def _recovery_crashed(self, failure):
+        # A bug of ours, not the disk: say so, and keep trying as for any failed recovery.
+        self.store.problem = f"recovery failed: {failure.getErrorMessage()}"
+        self.console.log("ESCS5007E", what="recovery", problem=failure.getTraceback())
+        return False
+
+    def _recovery_ended(self, recovered):
+        self._recovery = None
+        if self._recovery_slow is not None:
+            self._recovery_slow.cancel()
+            self._recovery_slow = None
+        self.slow_recovery = None
+        recovered = bool(recovered)
         self.on_recovery(recovered)
         if recovered:
-            # Waiting SEPs restart now (SEP._restart polls `recovering`).
             self.recovering = False
             self.unrecoverable = None
             self._recovery_delay = self.min_recovery_delay
@@ -224,7 +278,8 @@ class Supervisor:
                                   "check it: service resumes by itself once recovery works")
             self.console.log("ESDB0007E", path=self.store.path, problem=self.store.problem,
                              delay=delay)
-            self._recovery_retry = self.reactor.callLater(delay, self._retry_recovery)
+            if not self.stopping:
+                self._recovery_retry = self.reactor.callLater(delay, self._retry_recovery)
             self.on_unavailable()
         self.changed()
         orphans, self.orphans = self.orphans, []
@@ -239,6 +294,20 @@ class Supervisor:
                                     "whether this call committed is unknown: once the region "
                                     "serves again, retry it with the same Idempotency-Key")
             call.deferred.callback(reply)
+        if recovered:
+            for sep in self.seps:
+                sep.environment_recovered()
+        waiters, self._recovery_waiters = self._recovery_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _recovery_finished(self):
+        """A Deferred that fires once no recovery is under way."""
+        if self._recovery is None:
+            return defer.succeed(None)
+        waiter = defer.Deferred()
+        self._recovery_waiters.append(waiter)
+        return waiter
 
     def _retry_recovery(self):
         self._recovery_retry = None

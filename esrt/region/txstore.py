@@ -1,47 +1,75 @@
 """The region's handle on its data environment.
 
-At start the region recovers the Berkeley DB environment (only when no other process uses it)
-before any SEP runs, in a child process (recover_in_child). When a SEP dies, the region frees
-what the dead process held (failchk: its transaction is rolled back, its locks released) and
-asks whether the request the SEP was running had committed: the SEP stores each updating
-request's reply inside the request's own transaction, so a stored reply means "committed,
-return this", and none means "rolled back, safe to run again".
+Before any SEP runs, the supervisor has the environment recovered (only when no other process
+uses it) in a child process that the reactor watches (recover_in_child), so that a recovery
+that dies or takes long on a failing disk neither kills the region nor stops it answering.
+When a SEP dies, the region frees what the dead process held (failchk: its transaction is
+rolled back, its locks released) and asks whether the request the SEP was running had
+committed: the SEP stores each updating request's reply inside the request's own transaction,
+so a stored reply means "committed, return this", and none means "rolled back, safe to run
+again".
 """
 
 import os
 import signal
-import subprocess
 import sys
 import time
+
+from twisted.internet import defer, protocol
 
 from esrt.isam import DB_LOCK_NOTGRANTED, DB_RUNRECOVERY, EBUSY, Esfh, EsfhError
 from esrt.isam.recovery import BUSY
 from esrt.sep.protocol import unpack_reply
 
 
-def recover_in_child(data_dir, command=None):
-    """Recover the environment in `data_dir` in a child process (esrt.isam.recovery), so that
-    a recovery that dies (SIGBUS on a full disk) fails instead of killing the region; raises
+class OutcomeUnknown(Exception):
+    """Whether a call committed cannot be told (its reply could not be looked up)."""
+
+
+class _Exit(protocol.ProcessProtocol):
+    """Keeps a child's stderr; fires (exit status, or minus the signal that ended it, stderr)."""
+
+    def __init__(self):
+        self.ended = defer.Deferred()
+        self.errors = []
+
+    def childDataReceived(self, fd, data):
+        if fd == 2:
+            self.errors.append(data)
+
+    def processEnded(self, reason):
+        code = reason.value.exitCode
+        if code is None:
+            code = -(reason.value.signal or signal.SIGKILL)
+        self.ended.callback((code, b"".join(self.errors).decode(errors="replace").strip()))
+
+
+def _run(reactor, argv):
+    child = _Exit()
+    reactor.spawnProcess(child, argv[0], argv, env=dict(os.environ),
+                         childFDs={0: "w", 1: "r", 2: "r"})
+    return child.ended
+
+
+async def recover_in_child(reactor, data_dir, command=None):
+    """Recover the environment in `data_dir` in a child process (esrt.isam.recovery); raises
     EsfhError (code EBUSY when another process uses the environment)."""
     command = list(command or [sys.executable, "-m", "esrt.isam.recovery"])
-    result = subprocess.run(command + [str(data_dir)], capture_output=True, text=True,
-                            errors="replace")
-    if result.returncode < 0:
+    returncode, detail = await _run(reactor, command + [str(data_dir)])
+    if returncode < 0:
         # Died reading the old region files (a failing disk left them garbage): once more,
         # without them. Only the log and the data files matter to recovery.
-        result = subprocess.run(command + ["--fresh", str(data_dir)], capture_output=True,
-                                text=True, errors="replace")
-    detail = result.stderr.strip()
-    if result.returncode == 0:
+        returncode, detail = await _run(reactor, command + ["--fresh", str(data_dir)])
+    if returncode == 0:
         return
-    if result.returncode == BUSY:
+    if returncode == BUSY:
         raise EsfhError(detail, EBUSY)
-    if result.returncode < 0:
-        name = signal.Signals(-result.returncode).name
-        raise EsfhError(f"ESFH: the recovery of {data_dir} died of {name} (is its disk full or "
-                        f"failing?){'; ' + detail if detail else ''}")
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        raise EsfhError(f"ESFH: the recovery of {data_dir} died of {name}: its data disk is "
+                        f"full or failing{'; ' + detail if detail else ''}")
     raise EsfhError(detail or f"ESFH: the recovery of {data_dir} failed (exit status "
-                    f"{result.returncode})")
+                    f"{returncode})")
 
 
 class ReplyStore:
@@ -57,45 +85,59 @@ class ReplyStore:
         self.durability = durability
         self.max_procs = max_procs
         self.clock = clock
-        # Why the last full recovery failed (None: it did not).
-        self.problem = None
+        # Why the environment cannot be used now (None once recovered and open).
+        self.problem = "not recovered yet"
 
     @classmethod
-    def open(cls, data_dir, durability, max_procs, console):
-        """Recover (when nobody else uses the environment) and open it.
-
-        None when ESFH itself cannot be loaded. When recovery or opening fails (a full or
-        failing data disk), the store comes back unopened with `problem` saying why: the
-        supervisor then keeps trying to recover before any SEP may start (needs_recovery)."""
+    def load(cls, data_dir, durability, max_procs, console):
+        """The store of `data_dir`, not open yet: the supervisor recovers and opens it (recover)
+        before any SEP starts. None when ESFH itself cannot be loaded."""
         from esrt.cobol.esfh_build import esfh_library
         try:
             esfh = Esfh(esfh_library())
-        except Exception as exc:  # noqa: BLE001 - no gcc/libdb: the region still serves, without transactions
+        except Exception as exc:  # noqa: BLE001 - no gcc/libdb: the region cannot serve safely
             console.log("ESDB0004E", path=data_dir, problem=str(exc))
             return None
-        store = cls(esfh, data_dir, console, durability, max_procs)
-        try:
-            recover_in_child(data_dir, cls.recovery_command)
-            console.log("ESDB0001I", path=data_dir)
-        except EsfhError as exc:
-            if exc.code != EBUSY:
-                console.log("ESDB0004E", path=data_dir, problem=str(exc))
-                store.problem = f"recovery failed: {exc}"
-                return store
-            console.log("ESDB0002W", path=data_dir, problem=str(exc))
-        try:
-            esfh.env_open(str(data_dir), durability, max_procs)
-        except EsfhError as exc:
-            console.log("ESDB0004E", path=data_dir, problem=str(exc))
-            store.problem = f"opening it failed: {exc}"
-            return store
-        console.log("ESDB0003I", path=data_dir, durability=durability)
-        return store
+        return cls(esfh, data_dir, console, durability, max_procs)
 
     @property
     def needs_recovery(self):
-        """True while the last recovery (or the first opening) failed."""
+        """True until a recovery has worked (at start, and after one failed)."""
         return self.problem is not None
+
+    def recover(self, reactor):
+        """Full recovery, then open the environment: only while no SEP has it open.
+
+        The Deferred fires True when that worked; else False, with `problem` saying why (a
+        full data disk, an I/O error)."""
+        self.esfh.env_abandon()
+        self.problem = "being recovered"
+        recovering = defer.ensureDeferred(recover_in_child(reactor, self.path,
+                                                           self.recovery_command))
+        return recovering.addCallbacks(self._recovered, self._not_recovered)
+
+    def _not_recovered(self, failure):
+        failure.trap(EsfhError)
+        if failure.value.code != EBUSY:
+            self.problem = f"recovery failed: {failure.value}"
+            return False
+        # Another process (an `esrt file` command) has it open: then it needs no recovery.
+        self.console.log("ESDB0002W", path=self.path, problem=str(failure.value))
+        return self._open("not recovered, and opening it failed")
+
+    def _recovered(self, _):
+        self.console.log("ESDB0001I", path=self.path)
+        return self._open("recovered, but opening it failed")
+
+    def _open(self, failed):
+        try:
+            self.esfh.env_open(str(self.path), self.durability, self.max_procs)
+        except EsfhError as exc:
+            self.problem = f"{failed}: {exc}"
+            return False
+        self.problem = None
+        self.console.log("ESDB0003I", path=self.path, durability=self.durability)
+        return True
 
     def after_death(self):
         """Roll back what a dead process left (its transaction, its locks).
@@ -110,29 +152,14 @@ class ReplyStore:
             return exc.code != DB_RUNRECOVERY
         return True
 
-    def recover(self):
-        """Full recovery: only while no SEP has the environment open. True when it worked;
-        else `problem` says why (a full data disk, an I/O error)."""
-        self.esfh.env_abandon()
-        try:
-            recover_in_child(self.path, self.recovery_command)
-        except EsfhError as exc:
-            self.problem = f"recovery failed: {exc}"
-            return False
-        try:
-            self.esfh.env_open(str(self.path), self.durability, self.max_procs)
-        except EsfhError as exc:
-            self.problem = f"recovered, but opening it failed: {exc}"
-            return False
-        self.problem = None
-        self.console.log("ESDB0001I", path=self.path)
-        return True
-
     # Lookups that find the reply locked (by another SEP that died too) before giving up.
     lookup_attempts = 100
 
     def committed(self, key):
-        """(header, body) of the reply committed under `key`, or None."""
+        """(header, body) of the reply committed under `key`, or None when none was.
+
+        Raises OutcomeUnknown when the lookup itself fails (an I/O error, a lock that stays
+        held): "not committed" would have the call run again, perhaps a second time."""
         if not key:
             return None
         for _ in range(self.lookup_attempts):
@@ -142,13 +169,13 @@ class ReplyStore:
             except EsfhError as exc:
                 if exc.code != DB_LOCK_NOTGRANTED:
                     self.console.log("ESDB0005W", problem=str(exc))
-                    return None
+                    raise OutcomeUnknown(f"looking up its reply failed: {exc}") from exc
                 # Held by a process that died after the last cleanup: clean up again.
                 self.after_death()
                 time.sleep(0.01)
         else:
             self.console.log("ESDB0005W", problem=f"the reply of {key} stayed locked")
-            return None
+            raise OutcomeUnknown("its stored reply stayed locked")
         if stored is None:
             return None
         self._sync_log()

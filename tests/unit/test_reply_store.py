@@ -70,7 +70,7 @@ def test_a_recovery_that_dies_of_sigbus_fails_without_taking_the_region_down(tmp
     import subprocess
     import sys
     script = f"""
-import signal, sys
+from twisted.internet import task
 from esrt.region.txstore import ReplyStore
 
 class Console:
@@ -78,20 +78,25 @@ class Console:
         print(message_id, fields.get("problem", ""))
 
 # (Without the sanitizers' preload of make test-sanitized: it would catch the signal.)
-dying = ["env", "-u", "LD_PRELOAD", sys.executable, "-c",
+dying = ["env", "-u", "LD_PRELOAD", "{sys.executable}", "-c",
          "import os, signal; os.kill(os.getpid(), signal.SIGBUS)"]
-ReplyStore.recovery_command = dying
-store = ReplyStore.open({str(tmp_path)!r}, "sync", 4, Console())
-print("opened needs_recovery", store.needs_recovery)
-print("recover", store.recover(), store.problem)
-ReplyStore.recovery_command = None
-print("recover", store.recover(), store.problem)
+
+async def main(reactor):
+    store = ReplyStore.load({str(tmp_path)!r}, "sync", 4, Console())
+    print("loaded needs_recovery", store.needs_recovery)
+    ReplyStore.recovery_command = dying
+    print("recover", await store.recover(reactor), store.problem)
+    ReplyStore.recovery_command = None
+    print("recover", await store.recover(reactor), store.problem)
+
+task.react(lambda reactor: __import__("twisted.internet.defer").internet.defer.ensureDeferred(
+    main(reactor)))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("ESDB0004E ESFH: the recovery of") and "died of SIGBUS" in lines[0]
-    assert "opened needs_recovery True" in lines
-    assert any(line.startswith("recover False recovery failed:") and "SIGBUS" in line
-               for line in lines)
+    assert lines[0] == "loaded needs_recovery True"
+    assert lines[1].startswith("recover False recovery failed: ESFH: the recovery of")
+    assert "died of SIGBUS: its data disk is full or failing" in lines[1]
     assert lines[-1] == "recover True None"
+    assert [line.split()[0] for line in lines[2:-1]] == ["ESDB0001I", "ESDB0003I"]

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from twisted.internet import defer
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.testing import MemoryReactorClock
@@ -318,6 +319,27 @@ def test_outside_kill_retries_unless_the_request_had_committed(made):
     assert "ESSI1707I SEP 0001 died after committing srv01.CBLAPP01" in console_text(paths)
 
 
+class FailingLookupStore(FakeStore):
+    def committed(self, key):
+        from esrt.region.txstore import OutcomeUnknown
+        raise OutcomeUnknown("looking up its reply failed: Input/output error")
+
+
+def test_a_call_whose_reply_cannot_be_looked_up_is_in_doubt_not_run_again(made):
+    """Running it again (as for a call that did not commit) could apply it twice."""
+    reactor, sup, _ = made(seps=1)
+    sup.store = FailingLookupStore()
+    sup.start()
+    reactor.processes[0].ready()
+    results = []
+    sup.seps[0].call("srv01.CBLAPP01", b"{}", {"key": "i:k1"}).addCallback(results.append)
+    reactor.processes[0].exit(sig=signal.SIGKILL)
+    assert len(results) == 1 and results[0].status == 503
+    error = json.loads(results[0].body)["error"]
+    assert error["code"] == "in_doubt" and "Input/output error" in error["message"]
+    assert "same Idempotency-Key" in error["message"]
+
+
 class BrokenEnvironmentStore(FakeStore):
     """failchk cannot clean up (a SEP died holding a Berkeley DB mutex): recovery is needed."""
 
@@ -329,7 +351,7 @@ class BrokenEnvironmentStore(FakeStore):
         self.cleanups += 1
         return False
 
-    def recover(self):
+    def recover(self, reactor):
         self.recoveries += 1
         return True
 
@@ -367,7 +389,7 @@ class FullDiskStore(BrokenEnvironmentStore):
         super().__init__()
         self.space = False
 
-    def recover(self):
+    def recover(self, reactor):
         self.recoveries += 1
         self.problem = None if self.space else "No space left on device"
         return self.space
@@ -416,8 +438,8 @@ def test_stop_while_recovery_keeps_failing_stops_trying(made):
 
 
 def test_a_region_that_starts_on_a_failing_disk_starts_its_seps_once_recovery_works(made):
-    """ReplyStore.open could not recover the environment (an I/O error): no SEP may open it
-    before recovery, yet the region must not give up (no SEP can run) but keep trying."""
+    """The first recovery failed (an I/O error): no SEP may open the environment before
+    recovery, yet the region must not give up (no SEP can run) but keep trying."""
     reactor, sup, paths = made(seps=2)
     sup.store = FullDiskStore()
     sup.store.problem = "recovery failed: Input/output error"
@@ -435,8 +457,7 @@ def test_a_region_that_starts_on_a_failing_disk_starts_its_seps_once_recovery_wo
     sup.store.space = True
     reactor.advance(8)
     assert sup.unrecoverable is None and not sup.recovering
-    reactor.advance(0.1)  # the waiting slots notice
-    assert len(reactor.processes) == 2
+    assert len(reactor.processes) == 2  # the waiting slots start at once
     assert sup.seps[0].restarts == 0  # a first start, not a restart
     for process in reactor.processes:
         process.ready()
@@ -455,6 +476,75 @@ def test_stop_while_waiting_to_start_on_a_failing_disk_starts_nothing(made):
     reactor.advance(1000)
     assert done and sup.store.recoveries == 1 and reactor.processes == []
     assert not sup.can_serve()
+
+
+class SlowRecoveryStore(FakeStore):
+    """Recovery runs in a child process: each one ends when the test fires its Deferred."""
+
+    path = "/data"
+
+    def __init__(self):
+        super().__init__()
+        self.problem = "not recovered yet"
+        self.running = []
+
+    def recover(self, reactor):
+        self.running.append(defer.Deferred())
+        return self.running[-1].addCallback(self._ended)
+
+    def _ended(self, recovered):
+        self.problem = None if recovered else "recovery failed: Input/output error"
+        return recovered
+
+
+def test_the_region_answers_while_recovery_runs_and_starts_seps_when_it_ends(made):
+    """A recovery on a slow or failing disk may take long: the region must stay responsive
+    (the old synchronous recovery blocked its reactor, so calls timed out unanswered)."""
+    reactor, sup, _ = made(seps=2)
+    sup.store = SlowRecoveryStore()
+    sup.start()
+    assert len(sup.store.running) == 1 and reactor.processes == []
+    assert sup.can_serve() and sup.idle_sep() is None
+    reactor.advance(60)   # however long it takes, nothing is started or retried meanwhile
+    assert len(sup.store.running) == 1 and reactor.processes == []
+    sup.store.running[0].callback(False)
+    assert sup.unrecoverable and "Input/output error" in sup.unrecoverable
+    reactor.advance(sup.min_recovery_delay)
+    assert len(sup.store.running) == 2
+    sup.store.running[1].callback(True)
+    assert sup.unrecoverable is None and len(reactor.processes) == 2
+
+
+def test_calls_are_refused_while_a_recovery_runs_too_long_and_served_after(made):
+    reactor, sup, paths = made(seps=1)
+    sup.store = SlowRecoveryStore()
+    unavailable = []
+    sup.on_unavailable = lambda: unavailable.append(reactor.seconds())
+    sup.start()
+    reactor.advance(sup.recovery_patience - 0.1)
+    assert not unavailable and sup.refusal is None   # calls wait a short recovery out
+    reactor.advance(0.1)
+    assert unavailable == [sup.recovery_patience]
+    assert "recovering for more than 5 s" in sup.refusal
+    assert sup.unrecoverable is None   # not failed: a long log may take that long to recover
+    assert "ESDB0008W" in console_text(paths)
+    sup.store.running[0].callback(True)
+    assert sup.refusal is None and len(reactor.processes) == 1
+
+
+def test_stop_during_a_recovery_waits_for_it_and_starts_nothing(made):
+    """A standby giving its disk back closes the environment after stop(): a recovery still
+    running then would open it behind the closing and keep the disk busy."""
+    reactor, sup, _ = made(seps=1)
+    sup.store = SlowRecoveryStore()
+    sup.start()
+    done = []
+    sup.stop().addCallback(done.append)
+    assert not done
+    sup.store.running[0].callback(True)
+    assert done and reactor.processes == []
+    reactor.advance(1000)
+    assert len(sup.store.running) == 1 and reactor.processes == []
 
 
 def test_stop_sends_term_then_kill_and_fires_when_all_are_gone(made):
