@@ -35,9 +35,18 @@ u128 callpath_pow10[MAX_DIGITS + 1];
 
 /* ---- compiling a plan ------------------------------------------------------------------ */
 
+/* COBOL has 49 levels; a plan nested deeper is not from a copybook, and the recursion over it
+   (here, and when loading and dumping) must stay bounded. */
+#define MAX_DEPTH 64
+
 static int
-count_nodes(PyObject *desc, Py_ssize_t *count)
+count_nodes(PyObject *desc, Py_ssize_t *count, int depth)
 {
+    if (depth > MAX_DEPTH) {
+        PyErr_Format(PyExc_ValueError, "Plan: nodes nested more than %d levels deep (COBOL "
+                     "has 49 levels); build it with _pycallpath.plan_spec", MAX_DEPTH);
+        return -1;
+    }
     if (!PyTuple_Check(desc) || PyTuple_GET_SIZE(desc) != 11 || !PyTuple_Check(
             PyTuple_GET_ITEM(desc, 10))) {
         PyErr_SetString(PyExc_TypeError, "Plan: each node must be an 11-tuple whose last item "
@@ -47,7 +56,7 @@ count_nodes(PyObject *desc, Py_ssize_t *count)
     PyObject *children = PyTuple_GET_ITEM(desc, 10);
     *count += PyTuple_GET_SIZE(children);
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(children); i++)
-        if (count_nodes(PyTuple_GET_ITEM(children, i), count) < 0)
+        if (count_nodes(PyTuple_GET_ITEM(children, i), count, depth + 1) < 0)
             return -1;
     return 0;
 }
@@ -127,7 +136,7 @@ plan_init(Plan *self, PyObject *args, PyObject *kwds)
     }
     Py_ssize_t count = nparams;
     for (Py_ssize_t i = 0; i < nparams; i++)
-        if (count_nodes(PyTuple_GET_ITEM(nodes, i), &count) < 0)
+        if (count_nodes(PyTuple_GET_ITEM(nodes, i), &count, 1) < 0)
             return -1;
     self->spec = Py_BuildValue("(OOOO)", nodes, inputs, outputs, images);
     self->nodes = PyMem_Calloc(count + 1, sizeof(Node));

@@ -25,6 +25,7 @@
  * file cannot have is 30 (esfh_damaged in esfh_read.c).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -147,7 +148,7 @@ static int load_keys(struct efile *f, FCD3 *fcd)
     KDB *kdb = fcd->kdbPtr;
     const char *name = fcd->fnamePtr != NULL ? fcd->fnamePtr : "";
     int namelen = fcd->fnamePtr != NULL ? (int)esfh_get_be16(fcd->fnameLen) : 0;
-    unsigned nkeys;
+    unsigned nkeys, kdblen;
     int k, c;
     if (f->maxrec > ESFH_MAX_RECORD) {
         esfh_set_error("ESFH: file %.*s: records of %u bytes are longer than the %u bytes "
@@ -166,10 +167,20 @@ static int load_keys(struct efile *f, FCD3 *fcd)
                        namelen, name, nkeys, MAXKEYS);
         return -1;
     }
+    /* The block's own length, when the caller filled it in (libcob does), bounds the key
+     * entries and their components: a block that claims more than it holds is refused, not
+     * read past. */
+    kdblen = esfh_get_be16(kdb->kdbLen);
+    if (kdblen != 0 && offsetof(KDB, key) + nkeys * sizeof(KDB_KEY) > kdblen) {
+        esfh_set_error("ESFH: file %.*s: its key definition block (%u bytes) is too short for "
+                       "the entries of its %u key(s)", namelen, name, kdblen, nkeys);
+        return -1;
+    }
     f->nkeys = (int)nkeys;
     for (k = 0; k < f->nkeys; k++) {
         struct keydef *kd = &f->key[k];
-        EXTKEY *ek = (EXTKEY *)((char *)kdb + esfh_get_be16(kdb->key[k].offset));
+        unsigned offset = esfh_get_be16(kdb->key[k].offset);
+        EXTKEY *ek = (EXTKEY *)((char *)kdb + offset);
         unsigned ncomp = esfh_get_be16(kdb->key[k].count);
         char key[32];
         if (k == 0)
@@ -179,6 +190,13 @@ static int load_keys(struct efile *f, FCD3 *fcd)
         if (ncomp < 1 || ncomp > MAXCOMP) {
             esfh_set_error("ESFH: file %.*s: %s has %u components; ESFH takes 1 to %d",
                            namelen, name, key, ncomp, MAXCOMP);
+            return -1;
+        }
+        if (kdblen != 0 && (offset < offsetof(KDB, key)
+                            || offset + ncomp * sizeof(EXTKEY) > kdblen)) {
+            esfh_set_error("ESFH: file %.*s: %s's components (%u at offset %u) lie outside "
+                           "its key definition block of %u bytes", namelen, name, key, ncomp,
+                           offset, kdblen);
             return -1;
         }
         kd->ncomp = (int)ncomp;

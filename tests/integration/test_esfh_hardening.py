@@ -48,6 +48,8 @@ def test_a_key_outside_the_record_is_refused_at_open(esfh_lib, tmp_path):
                      "open, key at 2 GiB: 39",
                      "open, key wrapping around: 39",
                      "open, key of no bytes: 39",
+                     "open, block shorter than a key: 39",
+                     "open, component past the block: 39",
                      "open, key in the record: 00",
                      "write 00",
                      "close 00"]
@@ -55,6 +57,10 @@ def test_a_key_outside_the_record_is_refused_at_open(esfh_lib, tmp_path):
                          "within the record of 20 bytes; the program's key definition does "
                          "not fit its record")
     assert "offset 2147483648" in errors[1] and "16 bytes at offset 4294967288" in errors[2]
+    assert errors[4] == ("ESFH: file KEYFILE: its key definition block (16 bytes) is too short "
+                         "for the entries of its 1 key(s)")
+    assert errors[5] == ("ESFH: file KEYFILE: the prime key's components (1 at offset 32) lie "
+                         "outside its key definition block of 40 bytes")
 
 
 def put_raw(data_dir, name, entries):

@@ -335,6 +335,16 @@ def test_decimal_text_matches_jsonio_at_the_edges():
 
 
 
+@needs_c
+def test_a_plan_nested_deeper_than_cobol_allows_is_refused_not_recursed_into():
+    from esrt import _callpath
+    node = (1, 0, 1, 0, b"LEAF", b'"LEAF":', 0, 0, 0, 0, ())
+    for depth in range(100000):
+        node = (0, 0, 1, 0, b"G%d" % depth, b'"G%d":' % depth, 0, 0, 0, 0, (node,))
+    with pytest.raises(ValueError, match="nested more than 64 levels"):
+        _callpath.Plan((node,), (True,), (0,), (b" ",))
+
+
 # Runs in a child: a stack overflow kills the process.
 MANY_PARAMETERS = textwrap.dedent(
     """

@@ -2,8 +2,9 @@
       * builds itself, as programs written for Micro Focus's file
       * handler interface do, and opens an INDEXED file of 20-byte
       * records whose key lies partly or wholly outside the record.
-      * ESFH must refuse each of those OPENs with status 39; the key
-      * inside the record opens and takes a record.
+      * ESFH must refuse each of those OPENs with status 39, as it must
+      * a key definition block that claims more than its length holds;
+      * the key inside the record opens and takes a record.
        IDENTIFICATION DIVISION.
        PROGRAM-ID. KEYFCD.
        DATA DIVISION.
@@ -68,9 +69,17 @@
            MOVE X"00000000" TO COMPONENT-OFFSET
            MOVE X"00000000" TO COMPONENT-LENGTH
            PERFORM OPEN-THE-FILE
-           MOVE "key in the record" TO CASE-NAME
            MOVE X"0000000C" TO COMPONENT-OFFSET
            MOVE X"00000008" TO COMPONENT-LENGTH
+           MOVE "block shorter than a key" TO CASE-NAME
+           MOVE X"0010" TO KDB-LENGTH
+           PERFORM OPEN-THE-FILE
+           MOVE "component past the block" TO CASE-NAME
+           MOVE X"0028" TO KDB-LENGTH
+           MOVE X"0020" TO KEY-COMPONENT-AT
+           PERFORM OPEN-THE-FILE
+           MOVE "key in the record" TO CASE-NAME
+           MOVE X"001E" TO KEY-COMPONENT-AT
            PERFORM OPEN-THE-FILE
            MOVE "first record KEY0001" TO REC
            CALL "ESFH" USING WRITE-RECORD FCD
