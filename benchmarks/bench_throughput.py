@@ -11,6 +11,9 @@ transaction per call), at 1, 16 and 64 connections, req/s and p50/p99 latency of
   twisted_echo  (c) a bare Twisted server of the same framing doing no work (null only)
   gunicorn      (d) gunicorn sync workers (as many as SEPs) calling the program via ctypes
   call_loop     (e) the program called in a loop in one process, no network (1 "connection")
+  bdb_limit     (f) CBLAPP01's transaction straight on Berkeley DB (benchmarks/throughput/
+                    bdb_limit.c), one writer thread per connection, each commit syncing
+  bdb_flush     (g) the same, each commit releasing its lock before the log sync, as ESFH does
 
 Servers run on core 0, load generators on core 1 (taskset): a C epoll client for binary frames
 (benchmarks/throughput/loadgen.c, built with gcc) and wrk for HTTP. Prints a table and the
@@ -45,6 +48,8 @@ from esrt.node.control import RegionControlError  # noqa: E402
 SERVER_CORE = 0
 LOAD_CORE = 1
 RATIO_CONNS = 16
+# Systems measured without a load generator: the work is done by the measured process itself.
+IN_PROCESS = ("call_loop", "bdb_limit", "bdb_flush")
 # A 1-minute load average above this means something else is competing for the cores.
 BUSY_LOAD = 1.0
 
@@ -118,7 +123,7 @@ class Bench:
                "elapsed_s": result["elapsed_s"]}
         if result.get("errors_by_kind"):
             row["errors_by_kind"] = result["errors_by_kind"]
-        if system != "call_loop":
+        if system not in IN_PROCESS:
             row["loadgen_cpu"] = result.get("loadgen_cpu")
         self.runs.append(row)
         print(f"  {system:<13} {service:<9} {conns:>3} conns: {row['rps']:>11,.0f} req/s  "
@@ -169,6 +174,20 @@ class Bench:
             result = runners.run_call_loop(modules / f"{entry}.so", entry, parameters,
                                            self.settings.seconds, environ)
             self.record("call_loop", service, 1, result)
+
+    def bdb_limits(self, executable):
+        """The durable limits: as many writers as connections, on the server's core."""
+        core = SERVER_CORE if self.settings.pin else None
+        for system, mode in (("bdb_limit", "sync"), ("bdb_flush", "flush")):
+            for conns in self.settings.conns:
+                result = runners.run_bdb_limit(executable, self.work / f"{system}-{conns}", conns,
+                                               self.settings.seconds, mode, core)
+                self.record(system, "cblapp01", conns, result)
+                check = {"system": system, "service": "cblapp01",
+                         "successful_calls": result["requests"],
+                         "counter_moved": result["counter"], "allowed_extra": 0,
+                         "ok": result["counter"] == result["requests"]}
+                self.checks.append(check)
 
     def echo(self):
         with servers.echo_server() as address:
@@ -228,6 +247,8 @@ def run(settings, work):
     modules, data = servers.build_plain_programs(work)
     print("(e) call loop", flush=True)
     bench.call_loops(modules, data)
+    print("(f, g) CBLAPP01's transaction straight on Berkeley DB", flush=True)
+    bench.bdb_limits(runners.build_bdb_limit(work / "build"))
     print("(c) Twisted echo", flush=True)
     bench.echo()
     print(f"(a, b) esrt region with {settings.seps} SEPs", flush=True)

@@ -1,12 +1,15 @@
 """Reporting for bench_throughput.py: the table, the ratios, and the PNG plot (matplotlib, Agg)."""
 
-SYSTEM_ORDER = ("esrt_binary", "esrt_http", "twisted_echo", "gunicorn", "call_loop")
+SYSTEM_ORDER = ("esrt_binary", "esrt_http", "twisted_echo", "gunicorn", "call_loop", "bdb_limit",
+                "bdb_flush")
 LABELS = {
     "esrt_binary": "(a) esrt binary",
     "esrt_http": "(b) esrt HTTP",
     "twisted_echo": "(c) Twisted echo",
     "gunicorn": "(d) gunicorn+ctypes",
     "call_loop": "(e) call loop",
+    "bdb_limit": "(f) BDB, sync commits",
+    "bdb_flush": "(g) BDB, flush after",
 }
 
 
@@ -68,10 +71,15 @@ def ratios(runs, conns):
                                             _rps(runs, "gunicorn", "cblapp01", conns)),
         "durable_vs_null": _ratio(_rps(runs, "esrt_binary", "cblapp01", conns),
                                   _rps(runs, "esrt_binary", "null", conns)),
+        "durable_vs_bdb_limit": _ratio(_rps(runs, "esrt_binary", "cblapp01", conns),
+                                       _rps(runs, "bdb_limit", "cblapp01", conns)),
+        "durable_vs_bdb_flush": _ratio(_rps(runs, "esrt_binary", "cblapp01", conns),
+                                       _rps(runs, "bdb_flush", "cblapp01", conns)),
     }
 
 
-TARGETS = {"binary_vs_twisted_echo": 0.6, "http_vs_gunicorn": 3.0, "durable_vs_null": 0.5}
+TARGETS = {"binary_vs_twisted_echo": 0.5, "http_vs_gunicorn": 3.0, "durable_vs_null": 0.5,
+           "durable_vs_bdb_limit": 0.7}
 
 
 def ratio_lines(values):
@@ -80,7 +88,10 @@ def ratio_lines(values):
     notes = {"binary_vs_twisted_echo": "esrt binary null / Twisted echo",
              "http_vs_gunicorn": "esrt HTTP null / gunicorn null",
              "http_vs_gunicorn_cblapp01": "esrt HTTP CBLAPP01 / gunicorn CBLAPP01",
-             "durable_vs_null": "esrt binary CBLAPP01 / esrt binary null"}
+             "durable_vs_null": "esrt binary CBLAPP01 / esrt binary null",
+             "durable_vs_bdb_limit": "esrt binary CBLAPP01 / BDB alone, sync commits",
+             "durable_vs_bdb_flush": "esrt binary CBLAPP01 / BDB alone, lock released "
+                                     "before the sync"}
     for name, note in notes.items():
         value = values[name]
         shown = "n/a" if value is None else f"{value:.3f}"

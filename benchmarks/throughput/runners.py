@@ -33,20 +33,30 @@ def pin_prefix(core):
     return [] if core is None else ["taskset", "-c", str(core)]
 
 
-def build_loadgen(build_dir):
-    """Compile loadgen.c with gcc -O2 into `build_dir`; return the executable's path."""
+def _build(build_dir, source, name, libraries=()):
+    """Compile `source` (in this directory) with gcc -O2 into `build_dir`/`name`."""
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
         raise RunError("no C compiler (gcc) on PATH: install it with `apt-get install gcc`")
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    out = build_dir / "loadgen"
-    command = [compiler, "-O2", "-Wall", "-o", str(out), str(HERE / "loadgen.c")]
+    out = build_dir / name
+    command = [compiler, "-O2", "-Wall", "-o", str(out), str(HERE / source), *libraries]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RunError(f"gcc could not build the load generator:\n{result.stderr}\n"
+        raise RunError(f"gcc could not build {source}:\n{result.stderr}\n"
                        f"to reproduce: {' '.join(command)}")
     return out
+
+
+def build_loadgen(build_dir):
+    """Compile loadgen.c into `build_dir`; return the executable's path."""
+    return _build(build_dir, "loadgen.c", "loadgen")
+
+
+def build_bdb_limit(build_dir):
+    """Compile bdb_limit.c (Berkeley DB 5.3, libdb5.3-dev) into `build_dir`."""
+    return _build(build_dir, "bdb_limit.c", "bdb_limit", ("-pthread", "-ldb"))
 
 
 def _last_json(stdout, what, stderr=""):
@@ -107,6 +117,14 @@ def run_wrk(address, service, params, connections, seconds, core):
     result["requests"] -= result["non_2xx"]
     result["rps"] = round(result["requests"] / result["elapsed_s"], 1)
     return result
+
+
+def run_bdb_limit(executable, home, writers, seconds, mode, core):
+    """CBLAPP01's transaction straight on Berkeley DB in `home` (a new directory) by `writers`
+    threads on `core`; `mode` "sync" or "flush" (see bdb_limit.c)."""
+    Path(home).mkdir(parents=True)
+    command = pin_prefix(core) + [str(executable), str(home), str(writers), str(seconds), mode]
+    return _run(command, seconds, f"bdb_limit ({writers} writers, {mode})")
 
 
 def run_call_loop(module, entry, parameters, seconds, environ):

@@ -19,7 +19,8 @@ import uuid
 from twisted.internet import defer
 
 from esrt.region.metrics import RegionMetrics
-from esrt.region.sepslot import ALONE, RETRY, error_reply
+from esrt.region.observer import SupervisorObserver
+from esrt.region.replies import Rerun, error_reply
 
 
 class _Pending:
@@ -39,7 +40,7 @@ class _Pending:
         self.alone = False
 
 
-class Dispatcher:
+class Dispatcher(SupervisorObserver):
     """Queues calls for the supervisor's SEPs and keeps the request statistics."""
 
     # Runs of one call whose SEP was killed from outside before it committed.
@@ -71,8 +72,6 @@ class Dispatcher:
         self.active = 0
         self._total_ms = 0.0
         self.started = time.time()
-        supervisor.on_idle = self._sep_idle
-        supervisor.on_unavailable = self._fail_queued
 
     def submit(self, service, body, idempotency_key=None):
         """Queue a call of `service` with JSON `body` bytes; the Deferred fires with a Reply.
@@ -144,16 +143,17 @@ class Dispatcher:
                 break
         return batch
 
-    def _sep_idle(self, sep):
+    def sep_idle(self, sep):
+        """A SEP is free (SupervisorObserver): give it the oldest waiting calls."""
         self._pump()
 
     def _replied(self, reply, pending):
         pending.sep = pending.sep_deferred = None
-        if reply is ALONE and not pending.deferred.called:
+        if reply is Rerun.ALONE and not pending.deferred.called:
             pending.alone = True
             self._run_again(pending)
             return
-        if reply is RETRY:
+        if reply is Rerun.RETRY:
             if pending.attempts < self.max_attempts and not pending.deferred.called:
                 self.metrics.killed_rerun()
                 self._run_again(pending)
@@ -180,7 +180,7 @@ class Dispatcher:
         if self.supervisor.can_serve():
             self._pump()
         else:
-            self._fail_queued()
+            self.unavailable()
 
     def _done(self, pending, reply):
         self.active -= 1
@@ -208,8 +208,9 @@ class Dispatcher:
                            "failed or the server is stopping; see the console log, fix the cause "
                            "and restart the server")
 
-    def _fail_queued(self):
-        """No SEP is left: everything still queued gets 503 now rather than waiting forever."""
+    def unavailable(self):
+        """No call can run now (SupervisorObserver): everything still queued gets 503 now
+        rather than waiting forever."""
         while self._queue:
             pending = self._queue.popleft()
             reply = self._unavailable(pending.service)

@@ -11,20 +11,15 @@ Every error is JSON: {"error": {"code": ..., "message": ...}} with a stable code
 import errno
 import json
 import os
-import re
 
 from twisted.internet import defer, error
 
 from esrt.region.httpserver import NOT_DONE_YET
+from esrt.region.replies import json_error
 from esrt.settings import format_address
 from esrt.states import ListenerStatus
 
 JSON = b"application/json"
-IDEMPOTENCY_KEY = re.compile(rb"^[\x21-\x7e]{1,200}$")
-
-
-def json_error(code, message):
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
 def send_json(request, status, body, rc=None, extra_headers=()):
@@ -45,13 +40,14 @@ class ServicesResource:
 
     isLeaf = True
 
-    def __init__(self, server_name, services, dispatcher, health, report_error, metrics=None):
-        """`health()` returns (ok, detail); `report_error(what, problem)` logs our own bugs;
-        `metrics` (a RegionMetrics) is served at /metrics, by default the dispatcher's."""
-        self.metrics = metrics if metrics is not None else getattr(dispatcher, "metrics", None)
-        self.server_name = server_name
-        self.services = services
-        self.dispatcher = dispatcher
+    def __init__(self, admission, health, report_error):
+        """`admission` (esrt.region.admission) takes the service calls, and its metrics are
+        served at /metrics; `health()` returns (ok, detail); `report_error(what, problem)`
+        logs our own bugs."""
+        self.admission = admission
+        self.server_name = admission.server_name
+        self.services = admission.services
+        self.metrics = admission.metrics
         self.health = health
         self.report_error = report_error
 
@@ -63,8 +59,7 @@ class ServicesResource:
 
     def refused(self, code):
         """Count a request answered with error `code` without calling a service."""
-        if self.metrics is not None:
-            self.metrics.refused("http", code)
+        self.admission.count_refused("http", code)
 
     def _internal(self, request, exc):
         self.refused("internal")
@@ -125,29 +120,10 @@ class ServicesResource:
                            extra_headers=((b"allow", allowed),))
 
     def _call(self, request, package, program):
-        try:
-            name = f"{package.decode('utf-8')}.{program.decode('utf-8')}"
-        except UnicodeDecodeError:
-            name = None
-        standing_by = self.dispatcher.inactive_reason
-        if standing_by:
-            # Its packages are on the disk the active node holds: not "unknown", just not here.
-            return self._error(request, 503, "unavailable", f"{name}: {standing_by}")
-        service = self.services.lookup(name) if name else None
-        if service is None:
-            deployed = ", ".join(self.services.names()) or "none (deploy a package first)"
-            return self._error(request, 404, "unknown_service",
-                               f"no service {name or repr(package + b'.' + program)} on "
-                               f"{self.server_name}; deployed: {deployed}")
         body = request.content.read() if request.content is not None else b""
-        key = request.getHeader(b"idempotency-key")
-        if key is not None and not IDEMPOTENCY_KEY.match(key):
-            return self._error(request, 400, "bad_idempotency_key",
-                               "the Idempotency-Key header must be 1 to 200 printable ASCII "
-                               "characters (a UUID is a good choice)")
+        call = self.admission.admit("http", package + b"." + program, body,
+                                    request.getHeader(b"idempotency-key"))
         state = {"gone": False}
-        call = self.dispatcher.submit(service.name, body,
-                                      key.decode("ascii") if key is not None else None)
 
         def client_gone(_):
             state["gone"] = True
@@ -160,10 +136,11 @@ class ServicesResource:
         def failed(failure):
             if failure.check(defer.CancelledError) or state["gone"]:
                 return None
-            self.report_error(service.name, failure.getErrorMessage())
+            what = (package + b"." + program).decode("utf-8", "replace")
+            self.report_error(what, failure.getErrorMessage())
             send_json(request, 500, json_error(
                 "internal", f"internal error in the {self.server_name} region while calling "
-                            f"{service.name}: {failure.getErrorMessage()}; see the console log"))
+                            f"{what}: {failure.getErrorMessage()}; see the console log"))
             return None
 
         request.notifyFinish().addErrback(client_gone)

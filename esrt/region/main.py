@@ -21,7 +21,9 @@ from esrt.paths import RegionPaths, program_environment
 from esrt.procs import process_alive, process_start_time
 from esrt.region.console import ConsoleLog
 from esrt.region.dispatcher import Dispatcher
+from esrt.region.admission import Admission
 from esrt.region.http import Listener, ServicesResource
+from esrt.region.observer import Observers, SupervisorObserver
 from esrt.region.httpserver import ServicesFactory
 from esrt.region.metrics import RegionMetrics
 from esrt.region.services import ServiceTable
@@ -98,7 +100,7 @@ def claim_pid_file(paths, name):
     return stale
 
 
-class Region:
+class Region(SupervisorObserver):
     """Everything one running region holds, wired together on one reactor."""
 
     # Seconds that requests in flight may take to finish at shutdown before SEPs are stopped.
@@ -130,25 +132,29 @@ class Region:
         # Standing down from active to standby (deactivate), and the Deferred of that.
         self._standing_down = False
         self._switching = None
+        supervisor_reports = Observers()
         self.supervisor = Supervisor(reactor, definition, paths, console, environ, sep_command,
-                                     store=store)
+                                     store=store, observer=supervisor_reports)
         # Prometheus metrics (GET /metrics) and the per-service statistics of the status.
         self.metrics = RegionMetrics(self.name)
         self.metrics.watch(self.supervisor)
         self.dispatcher = Dispatcher(reactor, self.supervisor,
                                      idempotency_ttl=definition["idempotency_ttl"],
                                      metrics=self.metrics)
+        # Who hears what of the supervisor: the dispatcher (a SEP is free, none can serve), the
+        # metrics (restarts, transactions, recoveries), this region (status, process record).
+        for observer in (self.dispatcher, self.metrics, self):
+            supervisor_reports.add(observer)
         self._standing_by(not self.active)
-        self.supervisor.on_change = self._changed
-        self.supervisor.on_processes = self.write_processes
         def report_error(what, problem):
             console.log("ESCS5007E", what=what, problem=problem)
 
-        root = ServicesResource(self.name, self.services, self.dispatcher, self.health,
-                                report_error, metrics=self.metrics)
+        # Every listener's calls come in through this one door.
+        self.admission = Admission(self.name, self.services, self.dispatcher,
+                                   definition["max_body"], metrics=self.metrics)
+        root = ServicesResource(self.admission, self.health, report_error)
         self.site = ServicesFactory(root, definition["max_body"], reactor)
-        self.wire = WireFactory(self.name, self.services, self.dispatcher, definition["max_body"],
-                                reactor, report_error)
+        self.wire = WireFactory(self.admission, reactor, report_error)
         factories = {"web-services": self.site, "esrt": self.wire}
         self.listeners = [Listener(reactor, config, factories[config["conversation"]], self.name,
                                    console, self._changed)
@@ -305,6 +311,14 @@ class Region:
                                if sep.cause)
             self.fail(f"no SEP can run: {causes or 'all SEPs failed'}")
         self.reporter.changed()
+
+    # -- reports of the supervisor (SupervisorObserver) -------------------------------------
+
+    def changed(self):
+        self._changed()
+
+    def processes_changed(self):
+        self.write_processes()
 
     def _serving_message(self):
         if not self.listeners:

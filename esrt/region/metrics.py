@@ -14,6 +14,7 @@ import collections
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from esrt.region.observer import SupervisorObserver
 from esrt.states import SEPState
 
 # Latency buckets in seconds: COBOL services answer in well under a millisecond up to the
@@ -78,8 +79,9 @@ class ServiceMetrics:
                 "p99_ms": round(percentile(self.window, 0.99), 3)}
 
 
-class RegionMetrics:
-    """Every metric of one region, in a registry of its own."""
+class RegionMetrics(SupervisorObserver):
+    """Every metric of one region, in a registry of its own; observes the supervisor's SEP
+    restarts, transactions and recoveries."""
 
     def __init__(self, server, window=DEFAULT_WINDOW):
         """`server` is the region's name; `window` the number of recent calls per service
@@ -177,19 +179,17 @@ class RegionMetrics:
         """A call is run again because its SEP was killed from outside."""
         self._killed_reruns.inc()
 
-    def recovery(self, ok=True):
+    def recovery_ended(self, ok=True):
         """The data environment went through a full recovery (`ok`: it worked)."""
         self._recoveries.labels(result="ok" if ok else "failed").inc()
 
     def watch(self, supervisor):
-        """Report the SEP states of `supervisor` and count its restarts, deaths and recoveries."""
+        """Report the SEP states of `supervisor` (its restarts, transactions and recoveries come
+        as its observer)."""
         seps = supervisor.seps
         for state in SEPState:
             self._sep_states.labels(state=state.value).set_function(
                 lambda state=state: sum(1 for sep in seps if sep.state == state))
-        supervisor.on_restart = self.sep_restarted
-        supervisor.on_reply_header = self.reply_header
-        supervisor.on_recovery = self.recovery
 
     # -- output ------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ The slot knows nothing of the other slots. Everything region-wide (the reactor, 
 tunables, how to spawn a process, the reply store, recovery of the data environment, and
 whom to tell when the slot goes idle or fatal) it reaches through the :class:`Supervisor
 <esrt.region.supervisor.Supervisor>` that created it; this module never imports that one.
-What a call's Deferred fires with is defined here as well: a Reply, error_reply's JSON error,
-or one of the markers RETRY and ALONE, which tell the dispatcher to run the call again.
+A call's Deferred fires with what esrt.region.replies defines: a Reply (error_reply's JSON
+error among them), or a Rerun, which tells the dispatcher to run the call again.
 
 Life cycle of one SEP (esrt.states.SEPState); every edge is written out in the code:
 
@@ -30,6 +30,7 @@ import signal
 from twisted.internet import defer, error, protocol
 
 from esrt.cobol.exits import abend_cause
+from esrt.region.replies import Reply, error_reply
 from esrt.region.sendnow import write_child_now
 from esrt.sep import protocol as frames
 from esrt.states import ExitCode, SEPState
@@ -37,40 +38,6 @@ from esrt.states import ExitCode, SEPState
 # Longest stdout/stderr line kept whole; a child writing without newlines must not grow memory.
 MAX_LINE = 8192
 RUNNING = (SEPState.STARTING, SEPState.IDLE, SEPState.BUSY)
-
-
-class Reply:
-    """What a caller gets for one call: HTTP-like status, JSON body bytes, RETURN-CODE (200
-    only)."""
-
-    __slots__ = ("status", "body", "rc")
-
-    def __init__(self, status, body, rc=None):
-        self.status = status
-        self.body = body
-        self.rc = rc
-
-    @property
-    def ok(self):
-        return self.status == 200
-
-    def __repr__(self):
-        return f"Reply({self.status}, {self.body[:80]!r}, rc={self.rc})"
-
-
-# What a SEP's call Deferred fires with when its process was killed from outside before the
-# request committed: the dispatcher runs the call again on another SEP.
-RETRY = Reply(503, b"", None)
-# What it fires with when the process died (abend, timeout) while running a batch of calls and
-# this call had not committed: whichever call of the batch caused it, each one is run again
-# on its own, so that only the culprit meets the same end again and is answered for it.
-ALONE = Reply(503, b"", None)
-
-
-def error_reply(status, code, message):
-    """Return a Reply carrying esrt's JSON error shape."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    return Reply(status, body)
 
 
 STDERR_TAIL_LINES = 20
@@ -241,7 +208,7 @@ class SEP:
             self._after_recovery = self._restart
             return
         self.restarts += 1
-        self.supervisor.on_restart(self)
+        self.supervisor.observer.sep_restarted(self)
         self.log("ESSI1701I", restarts=self.restarts, delay=self._last_delay)
         # BACKOFF -> STARTING
         self._spawn(SEPState.BACKOFF)
@@ -261,7 +228,7 @@ class SEP:
             return
         call = self._calls.get(header.get("id")) if self.state == SEPState.BUSY else None
         if call is not None:
-            self.supervisor.on_reply_header(header)
+            self.supervisor.observer.reply_header(header)
             last = len(self._calls) == 1
             if last:
                 # BUSY -> IDLE, before the reply is delivered: what the reply sets off (a

@@ -9,7 +9,7 @@ read them from here), and tests drive it with a fake reactor and clock.
 When a SEP dies holding a Berkeley DB mutex (the reply store's failchk says so), every SEP is
 stopped, the environment is recovered once the last one is gone, and the calls they were
 running are settled afterwards: only then can the store tell whether each one committed.
-Whether a call whose SEP died gets its committed reply, runs again (RETRY, ALONE) or gets an
+Whether a call whose SEP died gets its committed reply, runs again (a Rerun) or gets an
 error is decided here too (outcome_of_death), for the slots and for recovery alike.
 """
 
@@ -17,7 +17,9 @@ import sys
 
 from twisted.internet import defer
 
-from esrt.region.sepslot import ALONE, KILLED_FROM_OUTSIDE, RETRY, RUNNING, SEP, error_reply
+from esrt.region.observer import SupervisorObserver
+from esrt.region.replies import Rerun, error_reply
+from esrt.region.sepslot import KILLED_FROM_OUTSIDE, RUNNING, SEP
 from esrt.region.txstore import OutcomeUnknown
 from esrt.sep import protocol as frames
 from esrt.states import ExitCode, SEPState
@@ -44,10 +46,12 @@ class Supervisor:
     recovery_patience = 5.0
 
     def __init__(self, reactor, definition, paths, console, environ, sep_command=None,
-                 store=None):
+                 store=None, observer=None):
         """`sep_command` is the argv prefix of a SEP (default: this python -m esrt.sep);
-        `store` is the region's ReplyStore (None: no data environment)."""
+        `store` is the region's ReplyStore (None: no data environment); `observer` (a
+        SupervisorObserver) gets every report of the supervisor and its slots."""
         self.reactor = reactor
+        self.observer = observer if observer is not None else SupervisorObserver()
         self.store = store
         self.server = definition["name"]
         self.request_timeout = definition["request_timeout"]
@@ -59,17 +63,6 @@ class Supervisor:
         self.environ = environ
         self.sep_command = list(sep_command or [sys.executable, "-m", "esrt.sep"])
         self.seps = [SEP(self, number) for number in range(1, definition["seps"] + 1)]
-        # Hooks set by the region: the dispatcher is told when a SEP is free or none is left;
-        # on_change fires on life-cycle changes, on_processes when a pid appears or goes.
-        self.on_idle = lambda sep: None
-        self.on_unavailable = lambda: None
-        self.on_change = lambda: None
-        self.on_processes = lambda: None
-        # Metrics hooks: a SEP restarted, a reply header arrived (transaction counts), a full
-        # recovery of the data environment ended (argument: whether it worked).
-        self.on_restart = lambda sep: None
-        self.on_reply_header = lambda header: None
-        self.on_recovery = lambda ok: None
         # Full recovery of the data environment (a SEP died holding a Berkeley DB mutex):
         # every SEP is stopped, calls they were running wait in `orphans`.
         self.recovering = False
@@ -126,14 +119,14 @@ class Supervisor:
         """Stop every SEP; the Deferred fires when all are gone (and a recovery under way has
         ended, so that the caller may close the environment).
 
-        Calls still waiting for a SEP then get their answer at once (on_unavailable): none
+        Calls still waiting for a SEP then get their answer at once (observer.unavailable): none
         would run before a start, perhaps much later, when their callers have long moved on.
         """
         self.stopping = True
         self.cancel_recovery()
         stopped = defer.DeferredList([sep.stop() for sep in self.seps], consumeErrors=True)
         stopped.addCallback(lambda _: self._recovery_finished())
-        stopped.addCallback(lambda _: self.on_unavailable())
+        stopped.addCallback(lambda _: self.observer.unavailable())
         return stopped
 
     def kill_all(self):
@@ -172,18 +165,18 @@ class Supervisor:
     # -- events from SEPs ------------------------------------------------------------------
 
     def sep_idle(self, sep):
-        self.on_idle(sep)
+        self.observer.sep_idle(sep)
 
     def sep_fatal(self, sep):
         if not self.can_serve():
             self.console.log("ESSI1704E")
-            self.on_unavailable()
+            self.observer.unavailable()
 
     def changed(self):
-        self.on_change()
+        self.observer.changed()
 
     def processes_changed(self):
-        self.on_processes()
+        self.observer.processes_changed()
 
     # -- deaths and recovery ---------------------------------------------------------------
 
@@ -206,13 +199,13 @@ class Supervisor:
         if returncode in KILLED_FROM_OUTSIDE and not killed_by_us:
             # Not the program's doing: the transaction was rolled back, so run it again.
             sep.log("ESSI1706W", service=call.service)
-            return RETRY
+            return Rerun.RETRY
         if returncode == ExitCode.ENVIRONMENT_LOST:
             # The SEP gave up the environment after answering every call it could: one left
             # without a stored reply either never ran or changed nothing, so it runs again.
-            return RETRY
+            return Rerun.RETRY
         if not alone:
-            return ALONE
+            return Rerun.ALONE
         return error_reply(500, "abend", f"{call.service} abended on {sep.label}: {cause}")
 
     def begin_recovery(self):
@@ -249,7 +242,7 @@ class Supervisor:
                               "or failing?); retry shortly: service resumes by itself once "
                               "recovery ends")
         self.console.log("ESDB0008W", path=self.store.path, seconds=self.recovery_patience)
-        self.on_unavailable()
+        self.observer.unavailable()
         self.changed()
 
     def _recovery_crashed(self, failure):
@@ -265,7 +258,7 @@ class Supervisor:
             self._recovery_slow = None
         self.slow_recovery = None
         recovered = bool(recovered)
-        self.on_recovery(recovered)
+        self.observer.recovery_ended(recovered)
         if recovered:
             self.recovering = False
             self.unrecoverable = None
@@ -280,7 +273,7 @@ class Supervisor:
                              delay=delay)
             if not self.stopping:
                 self._recovery_retry = self.reactor.callLater(delay, self._retry_recovery)
-            self.on_unavailable()
+            self.observer.unavailable()
         self.changed()
         orphans, self.orphans = self.orphans, []
         for sep, call, returncode, cause, alone in orphans:

@@ -10,7 +10,7 @@ can stop the region.
 from twisted.internet import defer, protocol, task
 
 from esrt import wire
-from esrt.region.http import IDEMPOTENCY_KEY, json_error
+from esrt.region.replies import json_error
 from esrt.region.sendnow import send_now
 
 # After a fatal frame error, how long the rest of the client's stream is read and dropped
@@ -64,45 +64,16 @@ class WireProtocol(protocol.Protocol):
             self.transport.pauseProducing()
 
     def _serve(self, request):
-        factory = self.factory
-        try:
-            name = request.service.decode("utf-8")
-        except UnicodeDecodeError:
-            name = None
-        standing_by = factory.dispatcher.inactive_reason
-        if standing_by:
-            self._error(request.request_id, 503, "unavailable", f"{name}: {standing_by}")
-            return
-        service = factory.services.lookup(name) if name else None
-        if service is None:
-            deployed = ", ".join(factory.services.names()) or "none (deploy a package first)"
-            self._error(request.request_id, 404, "unknown_service",
-                        f"no service {name or repr(request.service)} on {factory.server_name}; "
-                        f"deployed: {deployed}")
-            return
-        if len(request.params) > factory.max_body:
-            # The frame fit within max_body plus the largest header, the body alone does not:
-            # refused like HTTP's body; the stream is intact, so the connection stays open.
-            self._error(request.request_id, 413, "too_large",
-                        f"request parameters of {len(request.params)} bytes are larger than "
-                        f"this server's max_body of {factory.max_body} bytes; send less, or "
-                        "raise max_body in the server definition")
-            return
-        key = request.key
-        if key and not IDEMPOTENCY_KEY.match(key):
-            self._error(request.request_id, 400, "bad_idempotency_key",
-                        "the idempotency key must be 1 to 200 printable ASCII characters "
-                        "(a UUID is a good choice)")
-            return
-        call = factory.dispatcher.submit(service.name, request.params,
-                                         key.decode("ascii") if key else None)
-        if call.called:  # answered at once (no SEP can serve): no bookkeeping needed
+        call = self.factory.admission.admit("esrt", request.service, request.params,
+                                            request.key or None)
+        what = request.service.decode("utf-8", "replace")
+        if call.called:  # answered at once (refused, or no SEP can serve): no bookkeeping
             call.addCallbacks(self._relay, self._failed, callbackArgs=(request.request_id, None),
-                              errbackArgs=(request.request_id, service.name, None))
+                              errbackArgs=(request.request_id, what, None))
             return
         self.calls[call] = request.request_id
         call.addCallbacks(self._relay, self._failed, callbackArgs=(request.request_id, call),
-                          errbackArgs=(request.request_id, service.name, call))
+                          errbackArgs=(request.request_id, what, call))
 
     def _relay(self, reply, request_id, call):
         self._forget(call)
@@ -131,9 +102,7 @@ class WireProtocol(protocol.Protocol):
             self.transport.resumeProducing()
 
     def _error(self, request_id, status, code, message):
-        metrics = getattr(self.factory.dispatcher, "metrics", None)
-        if metrics is not None:
-            metrics.refused("esrt", code)
+        self.factory.admission.count_refused("esrt", code)
         if self.transport is not None and self.transport.connected:
             send_now(self.transport, wire.encode_reply(request_id, status, 0,
                                                        json_error(code, message)))
@@ -193,12 +162,12 @@ class WireFactory(protocol.Factory):
     # Seconds open connections get at shutdown to flush their last replies and close.
     close_grace = 5.0
 
-    def __init__(self, server_name, services, dispatcher, max_body, reactor, report_error):
-        """`report_error(what, problem)` logs our own bugs (as ServicesResource does)."""
-        self.server_name = server_name
-        self.services = services
-        self.dispatcher = dispatcher
-        self.max_body = max_body
+    def __init__(self, admission, reactor, report_error):
+        """`admission` (esrt.region.admission) takes the calls; `report_error(what, problem)`
+        logs our own bugs (as ServicesResource does)."""
+        self.admission = admission
+        self.server_name = admission.server_name
+        self.max_body = admission.max_body
         self.reactor = reactor
         self.report_error = report_error
         self.connections = set()

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.skipif(
 
 SYSTEMS = {("esrt_binary", "null"), ("esrt_binary", "cblapp01"), ("esrt_http", "null"),
            ("esrt_http", "cblapp01"), ("twisted_echo", "null"), ("gunicorn", "null"),
-           ("gunicorn", "cblapp01"), ("call_loop", "null"), ("call_loop", "cblapp01")}
+           ("gunicorn", "cblapp01"), ("call_loop", "null"), ("call_loop", "cblapp01"),
+           ("bdb_limit", "cblapp01"), ("bdb_flush", "cblapp01")}
+# Measured without a load generator.
+IN_PROCESS = ("call_loop", "bdb_limit", "bdb_flush")
 
 
 def processes_mentioning(text):
@@ -76,7 +79,7 @@ def test_latest_json_has_every_run_with_measured_numbers(tiny_run):
         assert run["requests"] > 0 and run["rps"] > 0
         assert 0 < run["p50_ms"] <= run["p99_ms"]
         assert run["rps"] == pytest.approx(run["requests"] / run["elapsed_s"], rel=0.01)
-        if run["system"] != "call_loop":
+        if run["system"] not in IN_PROCESS:
             assert 0 < run["loadgen_cpu"] < 2  # the generator's share of its core was measured
     assert document["system"]["seps"] == os.cpu_count()
     assert document["system"]["pinned"] == (len(os.sched_getaffinity(0)) >= 2)
@@ -94,6 +97,10 @@ def test_ratios_are_computed_from_the_runs(tiny_run):
         rps["esrt_http", "null"] / rps["gunicorn", "null"], abs=1e-4)
     assert ratios["durable_vs_null"] == pytest.approx(
         rps["esrt_binary", "cblapp01"] / rps["esrt_binary", "null"], abs=1e-4)
+    assert ratios["durable_vs_bdb_limit"] == pytest.approx(
+        rps["esrt_binary", "cblapp01"] / rps["bdb_limit", "cblapp01"], abs=1e-4)
+    assert ratios["durable_vs_bdb_flush"] == pytest.approx(
+        rps["esrt_binary", "cblapp01"] / rps["bdb_flush", "cblapp01"], abs=1e-4)
 
 
 def test_cblapp01_counter_matches_the_successful_calls(tiny_run):
@@ -107,6 +114,9 @@ def test_cblapp01_counter_matches_the_successful_calls(tiny_run):
     calls = sum(r["requests"] for r in document["runs"]
                 if (r["system"], r["service"]) == ("esrt_binary", "cblapp01"))
     assert binary["successful_calls"] == calls
+    # Berkeley DB alone: every commit it counted is in the record.
+    for system in ("bdb_limit", "bdb_flush"):
+        assert checks[system]["ok"] and checks[system]["counter_moved"] > 0, checks[system]
 
 
 def test_plot_is_a_png(tiny_run):

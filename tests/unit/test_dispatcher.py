@@ -8,6 +8,7 @@ from twisted.internet import defer
 from esrt.paths import RegionPaths
 from esrt.region.console import ConsoleLog
 from esrt.region.dispatcher import Dispatcher
+from esrt.region.observer import Observers
 from esrt.region.supervisor import Supervisor
 from esrt.states import ExitCode, SEPState
 from test_supervisor import FakeReactor
@@ -18,9 +19,11 @@ def region(tmp_path):
     reactor = FakeReactor()
     paths = RegionPaths({"name": "ESSRV01", "root": str(tmp_path)}).create()
     console = ConsoleLog(paths.console_log, paths.console_bak, "ESSRV01").open()
+    reports = Observers()
     sup = Supervisor(reactor, {"name": "ESSRV01", "seps": 2, "request_timeout": 60}, paths,
-                     console, {}, sep_command=["python3", "-m", "esrt.sep"])
+                     console, {}, sep_command=["python3", "-m", "esrt.sep"], observer=reports)
     dispatcher = Dispatcher(reactor, sup)
+    reports.add(dispatcher)
     sup.start()
     return reactor, sup, dispatcher
 

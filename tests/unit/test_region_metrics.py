@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from esrt.isam import DB_LOCK_DEADLOCK, EsfhError
 from esrt.region.dispatcher import Dispatcher
+from esrt.region.admission import Admission
 from esrt.region.http import ServicesResource
 from esrt.region.httpserver import HttpRequest
 from esrt.region.metrics import RegionMetrics, percentile
@@ -112,6 +113,8 @@ def wired(made, seps=1, store=None):  # noqa: F811 - `made` is the fixture's val
     metrics = RegionMetrics("ESSRV01")
     metrics.watch(sup)
     dispatcher = Dispatcher(reactor, sup, metrics=metrics)
+    sup.observer.add(dispatcher)
+    sup.observer.add(metrics)
     sup.start()
     return reactor, sup, dispatcher, metrics
 
@@ -180,8 +183,8 @@ def test_unavailable_answers_count_as_errors(made):  # noqa: F811
 def test_metrics_route_serves_the_text_format(made):  # noqa: F811
     reactor, sup, dispatcher, metrics = wired(made, seps=1)
     metrics.observe("srv01.A", 200, 0.001)
-    resource = ServicesResource("ESSRV01", None, dispatcher, lambda: (True, "Started"),
-                                lambda what, problem: None)
+    admission = Admission("ESSRV01", None, dispatcher, max_body=1024)
+    resource = ServicesResource(admission, lambda: (True, "Started"), lambda what, problem: None)
     request = HttpRequest(None, b"GET", b"/metrics", b"HTTP/1.1", {})
     body = resource.render(request)
     assert request.code == 200

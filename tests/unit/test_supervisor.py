@@ -17,6 +17,8 @@ from zope.interface import implementer
 
 from esrt.paths import RegionPaths
 from esrt.region.console import ConsoleLog
+from esrt.region.observer import Observers, SupervisorObserver
+from esrt.region.replies import Rerun
 from esrt.region.supervisor import Supervisor
 from esrt.sep.protocol import FrameDecoder, encode_frame
 from esrt.states import ExitCode, SEPState
@@ -124,10 +126,20 @@ def made(tmp_path):
         paths = RegionPaths({"name": "ESSRV01", "root": str(tmp_path)}).create()
         console = ConsoleLog(paths.console_log, paths.console_bak, "ESSRV01").open()
         sup = Supervisor(reactor, definition(seps, timeout), paths, console, {"X": "1"},
-                         sep_command=["/usr/bin/python3", "-m", "esrt.sep"])
+                         sep_command=["/usr/bin/python3", "-m", "esrt.sep"],
+                         observer=Observers())
         return reactor, sup, paths
 
     return make
+
+
+def watch_unavailable(sup, reactor):
+    """The times at which `sup` reports that no call can run (SupervisorObserver)."""
+    times = []
+    watcher = SupervisorObserver()
+    watcher.unavailable = lambda: times.append(reactor.seconds())
+    sup.observer.add(watcher)
+    return times
 
 
 def console_text(paths):
@@ -236,13 +248,12 @@ def test_quick_failures_double_the_delay_and_end_in_fatal(made):
 
 def test_boot_failed_exit_code_is_fatal_at_once(made):
     reactor, sup, _ = made(seps=2)
-    unavailable = []
-    sup.on_unavailable = lambda: unavailable.append(True)
+    unavailable = watch_unavailable(sup, reactor)
     sup.start()
     reactor.processes[0].exit(code=int(ExitCode.BOOT_FAILED))
     assert sup.seps[0].state == SEPState.FATAL and sup.can_serve() and not unavailable
     reactor.processes[1].exit(code=int(ExitCode.BOOT_FAILED))
-    assert not sup.can_serve() and unavailable == [True]
+    assert not sup.can_serve() and unavailable == [reactor.seconds()]
 
 
 def test_ready_resets_the_boot_failure_count(made):
@@ -302,7 +313,6 @@ class FakeStore:
 
 
 def test_outside_kill_retries_unless_the_request_had_committed(made):
-    from esrt.region.sepslot import RETRY
     reactor, sup, paths = made(seps=1)
     sup.store = FakeStore({"r:done": ({"status": 200, "rc": 0}, b'{"LK-COUNTER": 7}')})
     sup.start()
@@ -310,7 +320,7 @@ def test_outside_kill_retries_unless_the_request_had_committed(made):
     results = []
     sup.seps[0].call("srv01.CBLAPP01", b"{}", {"key": "r:lost"}).addCallback(results.append)
     reactor.processes[0].exit(sig=signal.SIGKILL)
-    assert results == [RETRY] and sup.store.cleanups == 1
+    assert results == [Rerun.RETRY] and sup.store.cleanups == 1
     reactor.advance(sup.min_restart_delay)
     reactor.processes[1].ready()
     sup.seps[0].call("srv01.CBLAPP01", b"{}", {"key": "r:done"}).addCallback(results.append)
@@ -357,7 +367,6 @@ class BrokenEnvironmentStore(FakeStore):
 
 
 def test_a_broken_environment_stops_every_sep_recovers_then_settles_their_calls(made):
-    from esrt.region.sepslot import RETRY
     reactor, sup, paths = made(seps=2)
     sup.store = BrokenEnvironmentStore({"r:b": ({"status": 200, "rc": 0}, b'{"N": 1}')})
     sup.start()
@@ -372,8 +381,8 @@ def test_a_broken_environment_stops_every_sep_recovers_then_settles_their_calls(
     assert reactor.processes[1].signals == ["KILL"]  # the other SEP is stopped for recovery
     reactor.processes[1].exit(sig=signal.SIGKILL)
     assert sup.store.recoveries == 1 and not sup.recovering
-    assert results[RETRY] == "a"  # rolled back by recovery: run again
-    committed = [reply for reply in results if reply is not RETRY][0]
+    assert results[Rerun.RETRY] == "a"  # rolled back by recovery: run again
+    committed = [reply for reply in results if reply is not Rerun.RETRY][0]
     assert committed.status == 200 and committed.body == b'{"N": 1}'
     reactor.advance(sup.max_restart_delay)
     assert len(reactor.processes) == 4  # both SEPs started again after recovery
@@ -398,8 +407,7 @@ class FullDiskStore(BrokenEnvironmentStore):
 def test_recovery_that_fails_is_retried_with_back_off_and_calls_are_answered_at_once(made):
     reactor, sup, paths = made(seps=1)
     sup.store = FullDiskStore()
-    unavailable = []
-    sup.on_unavailable = lambda: unavailable.append(reactor.seconds())
+    unavailable = watch_unavailable(sup, reactor)
     sup.start()
     reactor.processes[0].ready()
     reactor.advance(10)
@@ -443,8 +451,7 @@ def test_a_region_that_starts_on_a_failing_disk_starts_its_seps_once_recovery_wo
     reactor, sup, paths = made(seps=2)
     sup.store = FullDiskStore()
     sup.store.problem = "recovery failed: Input/output error"
-    unavailable = []
-    sup.on_unavailable = lambda: unavailable.append(reactor.seconds())
+    unavailable = watch_unavailable(sup, reactor)
     sup.start()
     assert reactor.processes == [] and sup.idle_sep() is None
     assert sup.can_serve(), "the region would shut itself down"
@@ -518,8 +525,7 @@ def test_the_region_answers_while_recovery_runs_and_starts_seps_when_it_ends(mad
 def test_calls_are_refused_while_a_recovery_runs_too_long_and_served_after(made):
     reactor, sup, paths = made(seps=1)
     sup.store = SlowRecoveryStore()
-    unavailable = []
-    sup.on_unavailable = lambda: unavailable.append(reactor.seconds())
+    unavailable = watch_unavailable(sup, reactor)
     sup.start()
     reactor.advance(sup.recovery_patience - 0.1)
     assert not unavailable and sup.refusal is None   # calls wait a short recovery out
@@ -652,7 +658,6 @@ def test_real_child_serves_abends_and_is_replaced(tmp_path):
 def test_a_call_sent_to_a_sep_giving_up_the_environment_runs_again(made):
     # The SEP answered its batch, then gave up the environment (a failed log sync) and exits;
     # a call the region sent it in between was never read: it must run again, not be an abend.
-    from esrt.region.sepslot import RETRY
     reactor, sup, paths = made(seps=1)
     sup.store = BrokenEnvironmentStore()
     sup.start()
@@ -660,5 +665,5 @@ def test_a_call_sent_to_a_sep_giving_up_the_environment_runs_again(made):
     results = []
     sup.seps[0].call("srv01.A", b"{}", {"key": "r:x"}).addCallback(results.append)
     reactor.processes[0].exit(code=int(ExitCode.ENVIRONMENT_LOST))
-    assert results == [RETRY]
+    assert results == [Rerun.RETRY]
     assert "its log sync failed" in console_text(paths)

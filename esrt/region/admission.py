@@ -1,0 +1,81 @@
+"""The region's front door: how a call gets in, whichever listener brought it.
+
+HTTP's POST /services/<package>/<PROGRAM> (esrt.region.http) and the binary conversation's
+request frames (esrt.region.wire_listener) both hand Admission.admit what the client sent, as
+bytes. It decides in one place, in this order, whether the call may run:
+
+1. the region serves here: a standby standing by answers 503 `unavailable` (its packages are
+   on the disk the active node holds, so "unknown" would be wrong);
+2. the service is deployed: 404 `unknown_service`, naming the deployed ones;
+3. the parameters fit the server's max_body: 413 `too_large`;
+4. the idempotency key is 1 to 200 printable ASCII characters: 400 `bad_idempotency_key`;
+
+and then submits it to the dispatcher. Who is calling, and whether they may call this
+service, is decided here too once services have callers (between 4 and the submission),
+so that no listener can let a call past it. A refusal is a Reply like any other, carrying the
+one JSON error body (esrt.region.replies), and counted in the metrics by conversation and code.
+"""
+
+import re
+
+from twisted.internet import defer
+
+from esrt.region.replies import error_reply
+
+IDEMPOTENCY_KEY = re.compile(rb"^[\x21-\x7e]{1,200}$")
+
+
+class Admission:
+    """Admits or refuses the service calls of every listener of one region."""
+
+    def __init__(self, server_name, services, dispatcher, max_body, metrics=None):
+        """`services` is the region's ServiceTable; `metrics` (a RegionMetrics, default the
+        dispatcher's) counts refusals."""
+        self.server_name = server_name
+        self.services = services
+        self.dispatcher = dispatcher
+        self.max_body = max_body
+        self.metrics = metrics if metrics is not None else getattr(dispatcher, "metrics", None)
+
+    def admit(self, conversation, service, params, key=None):
+        """Run the call of `service` (bytes, "package.PROGRAM") with JSON `params` bytes
+        under idempotency `key` (bytes, None without one) if it may run.
+
+        Returns a Deferred that fires with the Reply: the service's, or at once the refusal.
+        `conversation` ("http", "esrt") labels refusals in the metrics. Cancelling the
+        Deferred (the client went away) drops or rolls back the call (Dispatcher.submit).
+        """
+        try:
+            name = service.decode("utf-8")
+        except UnicodeDecodeError:
+            name = None
+        standing_by = self.dispatcher.inactive_reason
+        if standing_by:
+            return self.refuse(conversation, 503, "unavailable", f"{name}: {standing_by}")
+        found = self.services.lookup(name) if name else None
+        if found is None:
+            deployed = ", ".join(self.services.names()) or "none (deploy a package first)"
+            return self.refuse(conversation, 404, "unknown_service",
+                               f"no service {name or repr(service)} on {self.server_name}; "
+                               f"deployed: {deployed}")
+        if len(params) > self.max_body:
+            return self.refuse(conversation, 413, "too_large",
+                               f"request parameters of {len(params)} bytes are larger than "
+                               f"this server's max_body of {self.max_body} bytes; send less, "
+                               "or raise max_body in the server definition")
+        if key is not None and not IDEMPOTENCY_KEY.match(key):
+            return self.refuse(conversation, 400, "bad_idempotency_key",
+                               "the idempotency key (HTTP: the Idempotency-Key header) must be "
+                               "1 to 200 printable ASCII characters (a UUID is a good choice)")
+        return self.dispatcher.submit(found.name, params,
+                                      key.decode("ascii") if key is not None else None)
+
+    def refuse(self, conversation, status, code, message):
+        """A Deferred already fired with an error Reply, counted as refused by `conversation`."""
+        self.count_refused(conversation, code)
+        return defer.succeed(error_reply(status, code, message))
+
+    def count_refused(self, conversation, code):
+        """Count a request a listener answered itself without running a service."""
+        if self.metrics is not None:
+            self.metrics.refused(conversation, code)
