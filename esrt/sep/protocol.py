@@ -3,19 +3,29 @@
 A SEP reads requests from file descriptor 3 and writes replies to file descriptor 4, so that
 whatever a COBOL program DISPLAYs on stdout or stderr can never corrupt the conversation.
 
-Every frame is: 4-byte big-endian total length N, then N bytes = 4-byte big-endian header length
-H, H bytes of a UTF-8 JSON header object, and the remaining N - 4 - H bytes of body.
+Every frame is: 4-byte big-endian total length N, then N bytes of payload: a fixed binary
+header (one struct per direction, no JSON to build or parse on every call), its
+variable-length fields, then the body. The header's first byte says what the frame is.
 
-Request header:  {"id": int, "op": "call", "service": "srv01.CBLAPP01", "key": str,
-                  "idempotent": bool, "ttl": seconds}; body = JSON input. `key` names the
-                  request in the reply store (see esrt.region.txstore).
-                 {"id": int, "op": "cancel"}: the caller of request `id` went away; roll it
-                  back instead of committing if it has not committed yet.
-                 {"id": int, "op": "reload"}; body empty: forget cached programs.
-Reply header:    {"id": int, "status": 200|400|404|500, "rc": RETURN-CODE (200 only),
-                  "error": {"code": str, "message": str} (errors only), "ms": elapsed ms}
-                 body = JSON output (200) or empty.
-The SEP's first frame, sent once libcob is initialised, is {"id": 0, "op": "ready", "pid": int}.
+Region -> SEP (REQUEST: kind, flags, service length, key length, id, ttl), then the
+service name and the key:
+  CALL     run `service` ("srv01.CBLAPP01") with the JSON input in the body; `key` names the
+           request in the reply store (esrt.region.txstore), kept `ttl` seconds; flag
+           IDEMPOTENT: a stored reply under `key` is the answer.
+  CANCEL   the caller of request `id` went away: roll it back unless it has committed.
+  RELOAD   forget cached programs.
+SEP -> region (REPLY: kind, flags, status, id, rc, microseconds, attempts, error code length,
+error message length), then the error code and message:
+  REPLY    the answer to request `id`: status 200|400|404|499|500|503, RETURN-CODE (200
+           only), body = JSON output (200) or empty; the error's code and message otherwise;
+           the run's attempts and whether it committed, when it ran in a transaction.
+  READY    the first frame, once libcob is initialised; `rc` holds the SEP's pid.
+
+In Python each header is a dict (encode_frame, FrameDecoder, read_frame):
+  {"id", "op": "call", "service", "key", "idempotent", "ttl"}, {"id", "op": "cancel"},
+  {"id", "op": "reload"}, {"id": 0, "op": "ready", "pid"},
+  {"id", "status", "rc", "error": {"code", "message"}, "attempts", "committed", "replayed",
+   "ms"}; a field at its default (no key, not idempotent, no rc, ...) is left out.
 
 The region may write several call frames at once (a batch); the SEP answers each of them, in
 any order, and the region takes the SEP to be free once every call it sent has its reply.
@@ -32,19 +42,124 @@ READY_ID = 0
 REQUEST_FD = 3
 REPLY_FD = 4
 
+# Frame kinds (the first byte of every header).
+CALL, CANCEL, RELOAD, READY, REPLY = 1, 2, 3, 4, 5
+REQUEST_OPS = {"call": CALL, "cancel": CANCEL, "reload": RELOAD}
+OP_NAMES = {kind: op for op, kind in REQUEST_OPS.items()}
+# kind, flags, service length, key length, request id, ttl seconds
+REQUEST = struct.Struct(">BBHHII")
+IDEMPOTENT = 1
+# kind, flags, status, request id, rc (READY: pid), microseconds, attempts, error code length,
+# error message length
+REPLY_HEADER = struct.Struct(">BBHIiIHHI")
+HAS_RC, HAS_TRANSACTION, COMMITTED, REPLAYED = 1, 2, 4, 8
+REQUEST_FIELDS = {"id", "op", "service", "key", "idempotent", "ttl", "pid"}
+REPLY_FIELDS = {"id", "status", "rc", "error", "attempts", "committed", "replayed", "ms"}
+
 
 class ProtocolError(ValueError):
     """The peer sent something that is not a frame; the connection cannot be trusted anymore."""
 
 
-# Made once: json.dumps with separators would build a new encoder for every frame.
-_encode_header = json.JSONEncoder(separators=(",", ":")).encode
+def _request_header(header):
+    unknown = set(header) - REQUEST_FIELDS
+    if unknown:
+        raise ValueError(f"request header fields {sorted(unknown)} have no place in a frame")
+    op = header["op"]
+    if op == "ready":
+        return REPLY_HEADER.pack(READY, 0, 0, READY_ID, header["pid"], 0, 0, 0, 0)
+    service = header.get("service", "").encode()
+    key = (header.get("key") or "").encode()
+    flags = IDEMPOTENT if header.get("idempotent") else 0
+    return REQUEST.pack(REQUEST_OPS[op], flags, len(service), len(key), header["id"],
+                        int(header.get("ttl") or 0)) + service + key
+
+
+def _reply_header(header):
+    unknown = set(header) - REPLY_FIELDS
+    if unknown:
+        raise ValueError(f"reply header fields {sorted(unknown)} have no place in a frame")
+    flags = 0
+    rc = header.get("rc")
+    if rc is not None:
+        flags |= HAS_RC
+    if "attempts" in header or "committed" in header:
+        flags |= HAS_TRANSACTION
+        if header.get("committed"):
+            flags |= COMMITTED
+    if header.get("replayed"):
+        flags |= REPLAYED
+    error = header.get("error") or {}
+    code = str(error.get("code", "")).encode()[:0xFFFF]
+    message = str(error.get("message", "")).encode()
+    micros = min(round(header.get("ms", 0) * 1000), 0xFFFFFFFF)
+    return REPLY_HEADER.pack(REPLY, flags, header["status"], header["id"], rc or 0, micros,
+                             min(header.get("attempts", 0), 0xFFFF), len(code),
+                             len(message)) + code + message
+
+
+def encode_header(header):
+    """The binary header (fixed part and variable fields) of a header dict."""
+    return _request_header(header) if "op" in header else _reply_header(header)
 
 
 def encode_frame(header, body=b""):
     """Return the bytes of one frame."""
-    head = _encode_header(header).encode()
-    return b"".join((LENGTH.pack(4 + len(head) + len(body)), LENGTH.pack(len(head)), head, body))
+    head = encode_header(header)
+    return b"".join((LENGTH.pack(len(head) + len(body)), head, body))
+
+
+def decode_header(payload):
+    """(header dict, body) of a frame's payload; ProtocolError when it is not one."""
+    kind = payload[0] if payload else None
+    if kind in OP_NAMES:
+        if len(payload) < REQUEST.size:
+            raise ProtocolError("request frame shorter than its header")
+        _, flags, service_len, key_len, request_id, ttl = REQUEST.unpack_from(payload, 0)
+        end = REQUEST.size + service_len + key_len
+        if end > len(payload):
+            raise ProtocolError("request frame header fields exceed the frame")
+        header = {"id": request_id, "op": OP_NAMES[kind]}
+        if service_len:
+            header["service"] = _text(payload, REQUEST.size, service_len)
+        if key_len:
+            header["key"] = _text(payload, REQUEST.size + service_len, key_len)
+        if flags & IDEMPOTENT:
+            header["idempotent"] = True
+        if ttl:
+            header["ttl"] = ttl
+        return header, bytes(payload[end:])
+    if kind in (READY, REPLY):
+        if len(payload) < REPLY_HEADER.size:
+            raise ProtocolError("reply frame shorter than its header")
+        (_, flags, status, request_id, rc, micros, attempts, code_len,
+         message_len) = REPLY_HEADER.unpack_from(payload, 0)
+        if kind == READY:
+            return {"id": request_id, "op": "ready", "pid": rc}, bytes(payload[REPLY_HEADER.size:])
+        end = REPLY_HEADER.size + code_len + message_len
+        if end > len(payload):
+            raise ProtocolError("reply frame header fields exceed the frame")
+        header = {"id": request_id, "status": status, "ms": micros / 1000}
+        if flags & HAS_RC:
+            header["rc"] = rc
+        if code_len or message_len:
+            header["error"] = {
+                "code": _text(payload, REPLY_HEADER.size, code_len),
+                "message": _text(payload, REPLY_HEADER.size + code_len, message_len)}
+        if flags & HAS_TRANSACTION:
+            header["attempts"] = attempts
+            header["committed"] = bool(flags & COMMITTED)
+        if flags & REPLAYED:
+            header["replayed"] = True
+        return header, bytes(payload[end:])
+    raise ProtocolError(f"unknown frame kind {kind!r}")
+
+
+def _text(payload, start, length):
+    try:
+        return bytes(payload[start:start + length]).decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("frame header text is not UTF-8") from None
 
 
 class FrameDecoder:
@@ -61,22 +176,7 @@ class FrameDecoder:
         elif len(self._buffer) >= 4 and LENGTH.unpack_from(self._buffer, 0)[0] > MAX_FRAME:
             raise ProtocolError(f"frame length {LENGTH.unpack_from(self._buffer, 0)[0]} is "
                                 "out of range")
-        return [_split(payload) for payload in payloads]
-
-
-def _split(payload):
-    if len(payload) < 4:
-        raise ProtocolError(f"frame length {len(payload)} is out of range")
-    (head_len,) = LENGTH.unpack_from(payload, 0)
-    if head_len > len(payload) - 4:
-        raise ProtocolError("frame header length exceeds the frame")
-    try:
-        header = json.loads(payload[4:4 + head_len])
-    except ValueError as exc:
-        raise ProtocolError(f"frame header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise ProtocolError("frame header is not a JSON object")
-    return header, payload[4 + head_len:]
+        return [decode_header(payload) for payload in payloads]
 
 
 def read_frame(stream):
@@ -85,12 +185,12 @@ def read_frame(stream):
     if prefix is None:
         return None
     (total,) = LENGTH.unpack(prefix)
-    if total < 4 or total > MAX_FRAME:
+    if total < 1 or total > MAX_FRAME:
         raise ProtocolError(f"frame length {total} is out of range")
     payload = _read_exactly(stream, total)
     if payload is None:
         raise ProtocolError("stream ended inside a frame")
-    return _split(payload)
+    return decode_header(payload)
 
 
 def _read_exactly(stream, size):
@@ -106,13 +206,22 @@ def _read_exactly(stream, size):
     return b"".join(chunks)
 
 
+# A reply stored with its transaction: STORED_VERSION, status, rc, then the body. Replies
+# stored before the binary headers (a 4-byte JSON header length, whose first byte is 0, then
+# the JSON header) are still read: they may outlive an upgrade by their time to live.
+STORED_VERSION = 1
+STORED = struct.Struct(">BHi")
+
+
 def pack_reply(header, body):
-    """A reply as stored with its transaction: 4-byte header length, JSON header, body."""
-    head = _encode_header(header).encode()
-    return LENGTH.pack(len(head)) + head + body
+    """A reply's bytes as stored with its transaction (header: status and rc)."""
+    return STORED.pack(STORED_VERSION, header["status"], header.get("rc") or 0) + body
 
 
 def unpack_reply(data):
     """The inverse of pack_reply: (header dict, body bytes)."""
+    if data[:1] == bytes([STORED_VERSION]):
+        _, status, rc = STORED.unpack_from(data, 0)
+        return {"status": status, "rc": rc}, bytes(data[STORED.size:])
     (size,) = LENGTH.unpack_from(data, 0)
     return json.loads(data[4:4 + size]), data[4 + size:]
