@@ -8,8 +8,8 @@ LABELS = {
     "twisted_echo": "(c) Twisted echo",
     "gunicorn": "(d) gunicorn+ctypes",
     "call_loop": "(e) call loop",
-    "bdb_limit": "(f) BDB, sync commits",
-    "bdb_flush": "(g) BDB, flush after",
+    "bdb_limit": "(f) BDB sync",
+    "bdb_flush": "(g) BDB flush",
 }
 
 
@@ -146,7 +146,8 @@ def plot(document, path):
         f"esrt throughput, {info['seps']} SEPs, server core {info['server_core']}, load core "
         f"{info['load_core']}; at {values['conns']} conns: binary/echo "
         f"{values['binary_vs_twisted_echo']}, HTTP/gunicorn {values['http_vs_gunicorn']}, "
-        f"durable/null {values['durable_vs_null']}", fontsize=10)
+        f"durable/null {values['durable_vs_null']}, durable/BDB alone "
+        f"{values.get('durable_vs_bdb_limit')}", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, format="png")
     pyplot.close(figure)
