@@ -60,33 +60,56 @@ static void fail(const char *what, int ret)
     exit(1);
 }
 
+/* The record's key and a DBT for its bytes in `record` (RECORD_LEN). */
+static void record_dbts(DBT *key, DBT *data, char *record)
+{
+    memset(key, 0, sizeof *key);
+    memset(data, 0, sizeof *data);
+    key->data = KEY;
+    key->size = KEY_LEN;
+    data->data = record;
+    data->size = RECORD_LEN;
+    data->ulen = RECORD_LEN;
+    data->flags = DB_DBT_USERMEM;
+}
+
+/* Read the record into `record` (flags: DB_RMW for a write lock); 0 or the error. */
+static int read_record(DB_TXN *txn, char *record, u_int32_t flags)
+{
+    DBT key, data;
+    int ret;
+    record_dbts(&key, &data, record);
+    if ((ret = db->get(db, txn, &key, &data, flags)) != 0)
+        return ret;
+    return data.size == RECORD_LEN ? 0 : DB_NOTFOUND;
+}
+
+static unsigned long long counter_of(const char *record)
+{
+    char digits[COUNTER_LEN + 1];
+    memcpy(digits, record + KEY_LEN, COUNTER_LEN);
+    digits[COUNTER_LEN] = '\0';
+    return strtoull(digits, NULL, 10);
+}
+
 /* One CBLAPP01 transaction; 0, DB_LOCK_DEADLOCK (run it again) or another error. */
 static int transaction(void)
 {
     DB_TXN *txn;
     DBT key, data;
-    char record[RECORD_LEN + 1], digits[COUNTER_LEN + 1];
-    unsigned long long counter;
+    char record[RECORD_LEN], digits[COUNTER_LEN + 1];
     int ret;
 
     if ((ret = env->txn_begin(env, NULL, &txn, 0)) != 0)
         return ret;
-    memset(&key, 0, sizeof key);
-    memset(&data, 0, sizeof data);
-    key.data = KEY;
-    key.size = KEY_LEN;
-    data.data = record;
-    data.ulen = RECORD_LEN;
-    data.flags = DB_DBT_USERMEM;
-    if ((ret = db->get(db, txn, &key, &data, DB_RMW)) != 0 || data.size != RECORD_LEN) {
+    if ((ret = read_record(txn, record, DB_RMW)) != 0) {
         txn->abort(txn);
-        return ret != 0 ? ret : DB_NOTFOUND;
+        return ret;
     }
-    memcpy(digits, record + KEY_LEN, COUNTER_LEN);
-    digits[COUNTER_LEN] = '\0';
-    counter = strtoull(digits, NULL, 10) + 1;
-    snprintf(digits, sizeof digits, "%0*llu", COUNTER_LEN, counter % 10000000000ULL);
+    snprintf(digits, sizeof digits, "%0*llu", COUNTER_LEN,
+             (counter_of(record) + 1) % 10000000000ULL);
     memcpy(record + KEY_LEN, digits, COUNTER_LEN);
+    record_dbts(&key, &data, record);
     if ((ret = db->put(db, txn, &key, &data, 0)) != 0) {
         txn->abort(txn);
         return ret;
@@ -151,12 +174,7 @@ static void open_store(const char *home)
     /* INITFILE1: the one record, counter 0. */
     memcpy(record, KEY, KEY_LEN);
     memset(record + KEY_LEN, '0', COUNTER_LEN);
-    memset(&key, 0, sizeof key);
-    memset(&data, 0, sizeof data);
-    key.data = KEY;
-    key.size = KEY_LEN;
-    data.data = record;
-    data.size = RECORD_LEN;
+    record_dbts(&key, &data, record);
     if ((ret = env->txn_begin(env, NULL, &txn, 0)) != 0
         || (ret = db->put(db, txn, &key, &data, 0)) != 0
         || (ret = txn->commit(txn, 0)) != 0)
@@ -165,21 +183,11 @@ static void open_store(const char *home)
 
 static unsigned long long final_counter(void)
 {
-    DBT key, data;
-    char record[RECORD_LEN], digits[COUNTER_LEN + 1];
-    int ret;
-    memset(&key, 0, sizeof key);
-    memset(&data, 0, sizeof data);
-    key.data = KEY;
-    key.size = KEY_LEN;
-    data.data = record;
-    data.ulen = RECORD_LEN;
-    data.flags = DB_DBT_USERMEM;
-    if ((ret = db->get(db, NULL, &key, &data, 0)) != 0 || data.size != RECORD_LEN)
-        fail("reading the record back", ret != 0 ? ret : DB_NOTFOUND);
-    memcpy(digits, record + KEY_LEN, COUNTER_LEN);
-    digits[COUNTER_LEN] = '\0';
-    return strtoull(digits, NULL, 10);
+    char record[RECORD_LEN];
+    int ret = read_record(NULL, record, 0);
+    if (ret != 0)
+        fail("reading the record back", ret);
+    return counter_of(record);
 }
 
 int main(int argc, char **argv)
