@@ -38,6 +38,7 @@ from esrt.states import ExitCode, SEPState
 # Longest stdout/stderr line kept whole; a child writing without newlines must not grow memory.
 MAX_LINE = 8192
 RUNNING = (SEPState.STARTING, SEPState.IDLE, SEPState.BUSY)
+MAX_REQUEST_ID = frames.MAX_REQUEST_ID
 
 
 STDERR_TAIL_LINES = 20
@@ -294,7 +295,8 @@ class SEP:
         for service, body, request in calls:
             request = request or {}
             request_id = self._next_id
-            self._next_id += 1
+            # Ids are 32-bit in the frames (esrt.sep.protocol), and 0 is the SEP's READY.
+            self._next_id = self._next_id % MAX_REQUEST_ID + 1
             deferred = defer.Deferred()
             self._calls[request_id] = _Call(request_id, service, deferred, request.get("key"))
             header = {"id": request_id, "op": "call", "service": service}

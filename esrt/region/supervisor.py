@@ -103,9 +103,14 @@ class Supervisor:
     def start(self):
         """Start every SEP, once the data environment is recovered."""
         self.stopping = False
+        # Also after a stop that left recovery failed (a standby that gave its disk back and
+        # now takes it again, with a store of its own): a fresh start gets a fresh try.
         must_recover = self.store is not None and self.store.needs_recovery \
-            and not self.recovering
+            and self._recovery is None
         if must_recover:
+            self.cancel_recovery()
+            self.unrecoverable = None
+            self._recovery_delay = self.min_recovery_delay
             # No SEP may open the environment before it is recovered (after a crash, on a
             # full data disk): the slots wait for it (in BACKOFF: they will run, so the region
             # is not failed), and calls queue meanwhile.

@@ -178,8 +178,13 @@ class ReplyStore:
             raise OutcomeUnknown("its stored reply stayed locked")
         if stored is None:
             return None
+        try:
+            reply = unpack_reply(stored)
+        except ValueError as exc:
+            self.console.log("ESDB0005W", problem=f"the reply of {key}: {exc}")
+            raise OutcomeUnknown(f"its stored reply is damaged: {exc}") from exc
         self._sync_log()
-        return unpack_reply(stored)
+        return reply
 
     def _sync_log(self):
         """Put the dead SEP's commit on disk before anyone is told of it.

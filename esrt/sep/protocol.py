@@ -39,6 +39,8 @@ from esrt.wire import split_frames
 LENGTH = struct.Struct(">I")
 MAX_FRAME = 256 * 1024 * 1024
 READY_ID = 0
+# Request ids are unsigned 32-bit numbers; the region wraps them around (0 is READY_ID).
+MAX_REQUEST_ID = 2**32 - 1
 REQUEST_FD = 3
 REPLY_FD = 4
 
@@ -68,8 +70,8 @@ def _request_header(header):
     op = header["op"]
     if op == "ready":
         return REPLY_HEADER.pack(READY, 0, 0, READY_ID, header["pid"], 0, 0, 0, 0)
-    service = header.get("service", "").encode()
-    key = (header.get("key") or "").encode()
+    service = _bytes(header.get("service", ""))
+    key = _bytes(header.get("key") or "")
     flags = IDEMPOTENT if header.get("idempotent") else 0
     return REQUEST.pack(REQUEST_OPS[op], flags, len(service), len(key), header["id"],
                         int(header.get("ttl") or 0)) + service + key
@@ -90,12 +92,18 @@ def _reply_header(header):
     if header.get("replayed"):
         flags |= REPLAYED
     error = header.get("error") or {}
-    code = str(error.get("code", "")).encode()[:0xFFFF]
-    message = str(error.get("message", "")).encode()
+    code = _bytes(error.get("code", ""))[:0xFFFF]
+    message = _bytes(error.get("message", ""))
     micros = min(round(header.get("ms", 0) * 1000), 0xFFFFFFFF)
     return REPLY_HEADER.pack(REPLY, flags, header["status"], header["id"], rc or 0, micros,
                              min(header.get("attempts", 0), 0xFFFF), len(code),
                              len(message)) + code + message
+
+
+def _bytes(text):
+    # A message may quote what a client sent, a lone surrogate included (a JSON key such as
+    # "\\ud800" is valid JSON): it is written as an escape instead of failing the frame.
+    return str(text).encode(errors="backslashreplace")
 
 
 def encode_header(header):
@@ -219,9 +227,16 @@ def pack_reply(header, body):
 
 
 def unpack_reply(data):
-    """The inverse of pack_reply: (header dict, body bytes)."""
-    if data[:1] == bytes([STORED_VERSION]):
-        _, status, rc = STORED.unpack_from(data, 0)
-        return {"status": status, "rc": rc}, bytes(data[STORED.size:])
-    (size,) = LENGTH.unpack_from(data, 0)
-    return json.loads(data[4:4 + size]), data[4 + size:]
+    """The inverse of pack_reply: (header dict, body bytes); ValueError when `data` is no
+    stored reply (a damaged record)."""
+    try:
+        if data[:1] == bytes([STORED_VERSION]):
+            _, status, rc = STORED.unpack_from(data, 0)
+            return {"status": status, "rc": rc}, bytes(data[STORED.size:])
+        (size,) = LENGTH.unpack_from(data, 0)
+        header = json.loads(data[4:4 + size])
+    except struct.error as exc:
+        raise ValueError(f"a stored reply of {len(data)} bytes is too short: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("status"), int):
+        raise ValueError("a stored reply's header is not a reply header")
+    return header, data[4 + size:]

@@ -85,6 +85,18 @@ def test_bad_values_get_400_naming_the_field(region, body, code):
     assert list(body)[0] in reply["error"]["message"]
 
 
+def test_a_parameter_name_no_text_can_hold_gets_400_and_kills_no_sep(node, region):
+    """A lone surrogate is valid JSON but no UTF-8: quoted in the error, it used to fail the
+    SEP's reply frame, so the SEP died with the whole batch."""
+    status, reply = raw(region, "POST", "/services/tst/ECHOPARM", b'{"\\ud800x": 1}')
+    assert status == 400 and reply["error"]["code"] == "unknown_parameter"
+    assert "\\ud800x" in reply["error"]["message"]
+    with Client(region.url) as client:
+        assert client.call("tst.ECHOPARM", {"LK-IN-NAME": "ADA"})["LK-OUT-GREETING"]
+    assert "ESSI1700W" not in (node.home / "servers" / region.name / "logs" / "console.log"
+                               ).read_text()
+
+
 @pytest.mark.parametrize("body", [b"{", b"[1, 2]", b"\"text\"", b"{\"a\": NaN}", b"\xff\xfe"])
 def test_bad_json_gets_400(region, body):
     status, reply = raw(region, "POST", "/services/tst/ECHOPARM", body)

@@ -100,3 +100,27 @@ task.react(lambda reactor: __import__("twisted.internet.defer").internet.defer.e
     assert "died of SIGBUS: its data disk is full or failing" in lines[1]
     assert lines[-1] == "recover True None"
     assert [line.split()[0] for line in lines[2:-1]] == ["ESDB0001I", "ESDB0003I"]
+
+
+def test_a_damaged_stored_reply_makes_the_outcome_unknown_not_not_committed(tmp_path):
+    """Taken for "not committed", the call would run a second time."""
+    import pytest
+
+    from esrt.region.txstore import OutcomeUnknown, ReplyStore
+
+    class Damaged:
+        def reply_get(self, key, now):
+            return b"\x01\x00"
+
+    class Console:
+        def __init__(self):
+            self.lines = []
+
+        def log(self, message_id, **fields):
+            self.lines.append((message_id, fields))
+
+    console = Console()
+    store = ReplyStore(Damaged(), tmp_path, console)
+    with pytest.raises(OutcomeUnknown, match="damaged"):
+        store.committed("i:k1")
+    assert console.lines[0][0] == "ESDB0005W"

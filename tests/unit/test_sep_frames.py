@@ -91,3 +91,18 @@ def test_stored_replies_round_trip_and_those_stored_before_binary_headers_still_
     head = json.dumps({"status": 200, "rc": 0}).encode()
     old = len(head).to_bytes(4, "big") + head + b'{"LK-COUNTER": 3}'
     assert unpack_reply(old) == ({"status": 200, "rc": 0}, b'{"LK-COUNTER": 3}')
+
+
+@pytest.mark.parametrize("stored", [b"\x01\x00", b"\x00\x00\x00\x04[1,2]", b"\x00\x00\x00\x02{}",
+                                    b"\x00\x00"])
+def test_a_damaged_stored_reply_is_a_value_error(stored):
+    with pytest.raises(ValueError):
+        unpack_reply(stored)
+
+
+def test_an_error_message_quoting_a_lone_surrogate_still_makes_a_frame():
+    """Clients may send "\\ud800" as a JSON key, and the SEP's error quotes it."""
+    header = {"id": 3, "status": 400,
+              "error": {"code": "unknown_parameter", "message": "\ud800 is not a parameter"}}
+    [(decoded, _)] = FrameDecoder().feed(encode_frame(header))
+    assert decoded["error"]["message"] == "\\ud800 is not a parameter"

@@ -553,6 +553,36 @@ def test_stop_during_a_recovery_waits_for_it_and_starts_nothing(made):
     assert len(sup.store.running) == 1 and reactor.processes == []
 
 
+def test_a_standby_taking_over_again_after_a_failed_recovery_recovers_and_starts(made):
+    """The region gave its disk back while recovery kept failing (a cluster moved it away);
+    when it takes the disk again, its slots used to wait for a recovery nobody started."""
+    reactor, sup, _ = made(seps=1)
+    sup.store = FullDiskStore()
+    sup.store.problem = "not recovered yet"
+    sup.start()
+    assert sup.store.recoveries == 1 and sup.unrecoverable
+    done = []
+    sup.stop().addCallback(done.append)
+    assert done
+    sup.store = FullDiskStore()   # the new activation's store, on a disk with room now
+    sup.store.problem = "not recovered yet"
+    sup.store.space = True
+    sup.start()
+    assert sup.store.recoveries == 1 and sup.unrecoverable is None
+    assert len(reactor.processes) == 1
+
+
+def test_request_ids_wrap_around_within_32_bits_skipping_zero(made):
+    from esrt.sep.protocol import MAX_REQUEST_ID
+    reactor, sup, _ = made(seps=1)
+    sup.start()
+    reactor.processes[0].ready()
+    sep = sup.seps[0]
+    sep._next_id = MAX_REQUEST_ID
+    sep.call_batch([("srv01.A", b"{}", {"key": "r:1"}), ("srv01.B", b"{}", {"key": "r:2"})])
+    assert [header["id"] for header, _ in reactor.processes[0].requests()] == [MAX_REQUEST_ID, 1]
+
+
 def test_stop_sends_term_then_kill_and_fires_when_all_are_gone(made):
     reactor, sup, paths = made(seps=2)
     sup.start()
