@@ -62,6 +62,9 @@ def recorded_pids(run_dir):
     if record.get("region"):
         pids.append(int(record["region"]))
     pids += [int(pid) for pid in (record.get("seps") or {}).values() if pid]
+    if record.get("recovery"):
+        # A recovery of the data environment under way (esrt.region.txstore).
+        pids.append(int(record["recovery"]))
     main = region_pid(run_dir)
     if main and main not in pids:
         pids.insert(0, main)

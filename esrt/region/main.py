@@ -356,9 +356,11 @@ class Region(SupervisorObserver):
     def write_processes(self):
         """run/processes.json: exactly the pids casstop --force may kill."""
         seps = self.supervisor.pids()
+        recovery = self.supervisor.recovery_pid()
         # Start times let casstop --force tell these processes from later ones reusing a pid.
-        started = {str(pid): process_start_time(pid) for pid in [self.pid, *seps.values()]}
-        record = {"region": self.pid, "seps": seps, "started": started}
+        started = {str(pid): process_start_time(pid)
+                   for pid in [self.pid, *seps.values(), recovery] if pid}
+        record = {"region": self.pid, "seps": seps, "recovery": recovery, "started": started}
         try:
             write_json_atomic(self.paths.processes_file, record)
         except OSError:

@@ -135,9 +135,16 @@ class Supervisor:
         return stopped
 
     def kill_all(self):
-        """SIGKILL every SEP that still has a process (for abnormal exits of the region)."""
+        """SIGKILL every SEP that still has a process, and a recovery under way (for abnormal
+        exits of the region)."""
         for sep in self.seps:
             sep.kill_now()
+        if self.store is not None:
+            self.store.kill_recovery()
+
+    def recovery_pid(self):
+        """The pid of the data environment's recovery process running now, or None."""
+        return self.store.recovery_pid if self.store is not None else None
 
     def idle_sep(self):
         """Return an IDLE SEP or None."""
@@ -235,7 +242,9 @@ class Supervisor:
             return
         self._recovery_slow = self.reactor.callLater(self.recovery_patience,
                                                      self._recovery_is_slow)
-        self._recovery = defer.maybeDeferred(self.store.recover, self.reactor)
+        # Its process is recorded with the SEPs', so that casstop --force ends it too.
+        self._recovery = defer.maybeDeferred(self.store.recover, self.reactor,
+                                             lambda pid: self.observer.processes_changed())
         self._recovery.addErrback(self._recovery_crashed)
         self._recovery.addCallback(self._recovery_ended)
 
@@ -258,6 +267,7 @@ class Supervisor:
 
     def _recovery_ended(self, recovered):
         self._recovery = None
+        self.observer.processes_changed()
         if self._recovery_slow is not None:
             self._recovery_slow.cancel()
             self._recovery_slow = None

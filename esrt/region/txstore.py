@@ -44,22 +44,23 @@ class _Exit(protocol.ProcessProtocol):
         self.ended.callback((code, b"".join(self.errors).decode(errors="replace").strip()))
 
 
-def _run(reactor, argv):
+def _run(reactor, argv, started):
     child = _Exit()
-    reactor.spawnProcess(child, argv[0], argv, env=dict(os.environ),
-                         childFDs={0: "w", 1: "r", 2: "r"})
+    started(reactor.spawnProcess(child, argv[0], argv, env=dict(os.environ),
+                                 childFDs={0: "w", 1: "r", 2: "r"}))
     return child.ended
 
 
-async def recover_in_child(reactor, data_dir, command=None):
+async def recover_in_child(reactor, data_dir, command=None, started=lambda process: None):
     """Recover the environment in `data_dir` in a child process (esrt.isam.recovery); raises
-    EsfhError (code EBUSY when another process uses the environment)."""
+    EsfhError (code EBUSY when another process uses the environment). `started(process)` is
+    told of each child process (its transport) as it starts."""
     command = list(command or [sys.executable, "-m", "esrt.isam.recovery"])
-    returncode, detail = await _run(reactor, command + [str(data_dir)])
+    returncode, detail = await _run(reactor, command + [str(data_dir)], started)
     if returncode < 0:
         # Died reading the old region files (a failing disk left them garbage): once more,
         # without them. Only the log and the data files matter to recovery.
-        returncode, detail = await _run(reactor, command + ["--fresh", str(data_dir)])
+        returncode, detail = await _run(reactor, command + ["--fresh", str(data_dir)], started)
     if returncode == 0:
         return
     if returncode == BUSY:
@@ -87,6 +88,8 @@ class ReplyStore:
         self.clock = clock
         # Why the environment cannot be used now (None once recovered and open).
         self.problem = "not recovered yet"
+        # The recovery child running now (its process transport), or None.
+        self._recovery_process = None
 
     @classmethod
     def load(cls, data_dir, durability, max_procs, console):
@@ -105,16 +108,37 @@ class ReplyStore:
         """True until a recovery has worked (at start, and after one failed)."""
         return self.problem is not None
 
-    def recover(self, reactor):
+    def recover(self, reactor, started=lambda pid: None):
         """Full recovery, then open the environment: only while no SEP has it open.
 
         The Deferred fires True when that worked; else False, with `problem` saying why (a
-        full data disk, an I/O error)."""
+        full data disk, an I/O error). `started(pid)` is told of each recovery process (see
+        recovery_pid)."""
+        def child_started(process):
+            self._recovery_process = process
+            started(process.pid)
+
         self.esfh.env_abandon()
         self.problem = "being recovered"
         recovering = defer.ensureDeferred(recover_in_child(reactor, self.path,
-                                                           self.recovery_command))
+                                                           self.recovery_command, child_started))
+        recovering.addBoth(self._recovery_process_gone)
         return recovering.addCallbacks(self._recovered, self._not_recovered)
+
+    def _recovery_process_gone(self, result):
+        self._recovery_process = None
+        return result
+
+    @property
+    def recovery_pid(self):
+        """The pid of the recovery process running now (for run/processes.json), or None."""
+        process = self._recovery_process
+        return process.pid if process is not None else None
+
+    def kill_recovery(self):
+        """SIGKILL the recovery process, if one runs (the region is exiting abnormally)."""
+        if self._recovery_process is not None and self._recovery_process.pid:
+            self._recovery_process.signalProcess("KILL")
 
     def _not_recovered(self, failure):
         failure.trap(EsfhError)

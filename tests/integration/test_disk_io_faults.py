@@ -7,6 +7,8 @@ the disk works again it serves by itself with no committed call lost or counted 
 the disk slow, calls are answered and counted as usual and no SEP is killed for it.
 """
 
+import json
+import os
 import threading
 import time
 
@@ -238,6 +240,9 @@ def test_calls_during_a_long_recovery_are_refused_promptly_and_served_after(node
     assert "has been recovering for more than 5 s" in refused.value.message, refused.value
     assert waited < 10, waited
     assert "ESDB0008W" in console_of(node)
+    # The recovery process is recorded with the region's, for casstop --force.
+    record = json.loads((node.home / "servers" / NAME / "run" / "processes.json").read_text())
+    assert record["recovery"] and os.path.exists(f"/proc/{record['recovery']}"), record
     # Slow is not failed: a cluster must not move a region for a long recovery.
     assert node.region_status(NAME)["mfServerStatus"] == "Starting"
     faults.heal_io(None, data)

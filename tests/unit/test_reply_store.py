@@ -124,3 +124,50 @@ def test_a_damaged_stored_reply_makes_the_outcome_unknown_not_not_committed(tmp_
     with pytest.raises(OutcomeUnknown, match="damaged"):
         store.committed("i:k1")
     assert console.lines[0][0] == "ESDB0005W"
+
+
+def test_the_recovery_process_is_known_while_it_runs_so_that_it_can_be_killed(tmp_path):
+    """A recovery stuck on a frozen disk must not outlive a forced stop: its pid goes into
+    run/processes.json (through `started`), and kill_recovery ends it."""
+    import subprocess
+    import sys
+    script = f"""
+import os
+from twisted.internet import defer, task
+from esrt.region.txstore import ReplyStore
+
+class Console:
+    def log(self, message_id, **fields):
+        pass
+
+ReplyStore.recovery_command = ["env", "-u", "LD_PRELOAD", "{sys.executable}", "-c",
+                               "import time; time.sleep(60)"]
+
+async def main(reactor):
+    store = ReplyStore.load({str(tmp_path)!r}, "sync", 4, Console())
+    pids = []
+    def started(pid):
+        pids.append(pid)
+        assert store.recovery_pid == pid
+        os.kill(pid, 0)   # alive
+        reactor.callLater(0.2, store.kill_recovery)
+    ok = await store.recover(reactor, started)
+    print("recovered", ok, len(pids), store.recovery_pid, store.problem)
+
+task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    # Killed, tried once more without the old region files (a death by signal), killed again.
+    assert result.stdout.startswith("recovered False 2 None recovery failed:"), result.stdout
+    assert "died of SIGKILL" in result.stdout
+
+
+def test_casstop_force_acts_on_a_recorded_recovery_process_too(tmp_path):
+    import json
+
+    from esrt.node.runs import recorded_pids
+    (tmp_path / "processes.json").write_text(json.dumps(
+        {"region": 100, "seps": {"1": 101}, "recovery": 102, "started": {}}))
+    assert recorded_pids(tmp_path)[1] == [100, 101, 102]

@@ -361,7 +361,7 @@ class BrokenEnvironmentStore(FakeStore):
         self.cleanups += 1
         return False
 
-    def recover(self, reactor):
+    def recover(self, reactor, started=None):
         self.recoveries += 1
         return True
 
@@ -398,7 +398,7 @@ class FullDiskStore(BrokenEnvironmentStore):
         super().__init__()
         self.space = False
 
-    def recover(self, reactor):
+    def recover(self, reactor, started=None):
         self.recoveries += 1
         self.problem = None if self.space else "No space left on device"
         return self.space
@@ -495,7 +495,7 @@ class SlowRecoveryStore(FakeStore):
         self.problem = "not recovered yet"
         self.running = []
 
-    def recover(self, reactor):
+    def recover(self, reactor, started=None):
         self.running.append(defer.Deferred())
         return self.running[-1].addCallback(self._ended)
 
