@@ -72,10 +72,9 @@ class Supervisor:
         self.unrecoverable = None
         self._recovery_delay = self.min_recovery_delay
         self._recovery_retry = None
-        # The recovery under way (a Deferred), and who waits for it to end.
+        # The recovery under way (a Deferred).
         self._recovery = None
         self._recovery_slow = None
-        self._recovery_waiters = []
         # While a recovery runs longer than recovery_patience: why calls are refused.
         self.slow_recovery = None
         self.stopping = False
@@ -305,17 +304,14 @@ class Supervisor:
         if recovered:
             for sep in self.seps:
                 sep.environment_recovered()
-        waiters, self._recovery_waiters = self._recovery_waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
 
     def _recovery_finished(self):
-        """A Deferred that fires once no recovery is under way."""
+        """A Deferred that fires once no recovery is under way (after _recovery_ended)."""
         if self._recovery is None:
             return defer.succeed(None)
-        waiter = defer.Deferred()
-        self._recovery_waiters.append(waiter)
-        return waiter
+        finished = defer.Deferred()
+        self._recovery.addBoth(lambda result: (finished.callback(None), result)[1])
+        return finished
 
     def _retry_recovery(self):
         self._recovery_retry = None

@@ -19,6 +19,7 @@ from twisted.internet import defer, protocol
 
 from esrt.isam import DB_LOCK_NOTGRANTED, DB_RUNRECOVERY, EBUSY, Esfh, EsfhError
 from esrt.isam.recovery import BUSY
+from esrt.region.sepslot import exit_returncode
 from esrt.sep.protocol import unpack_reply
 
 
@@ -38,10 +39,8 @@ class _Exit(protocol.ProcessProtocol):
             self.errors.append(data)
 
     def processEnded(self, reason):
-        code = reason.value.exitCode
-        if code is None:
-            code = -(reason.value.signal or signal.SIGKILL)
-        self.ended.callback((code, b"".join(self.errors).decode(errors="replace").strip()))
+        self.ended.callback((exit_returncode(reason),
+                             b"".join(self.errors).decode(errors="replace").strip()))
 
 
 def _run(reactor, argv, started):
