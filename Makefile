@@ -83,6 +83,7 @@ SANITIZED_TESTS := tests/integration/test_esfh_conformance.py \
                    tests/integration/test_checkpoints.py \
                    tests/integration/test_sanitized_build.py \
                    tests/unit/test_codec_twins.py tests/unit/test_frames_twins.py \
+                   tests/unit/test_frontdoor_twins.py \
                    tests/unit/test_callpath_twins.py tests/unit/test_reply_store.py
 test-sanitized: setup
 	@# setup.py runs in the virtualenv here, outside pip's isolated build: Python 3.12 and

@@ -76,12 +76,14 @@ setup(
     packages=find_packages(include=["esrt", "esrt.*"]),
     # The OCF agent is a shell script template installed by `esrt ha install-agent`.
     package_data={"esrt.ha.agent": ["region"]},
-    # Hot paths: the field codec, frame splitting and the SEP's call path. Each has a
-    # pure-Python twin, used when these were not built (esrt/native.py loads them).
+    # Hot paths: the field codec, frame splitting, the HTTP front door's common case and the
+    # SEP's call path. Each has a pure-Python twin, used when these were not built
+    # (esrt/native.py loads them).
     cmdclass={"build_ext": BuildNative},
     ext_modules=[Extension("esrt._codec", ["native/_codec.c"],
                            depends=["native/cobol_display.h"]),
                  Extension("esrt._frames", ["native/_frames.c"]),
+                 Extension("esrt._frontdoor", ["native/_frontdoor.c"]),
                  Extension("esrt._callpath", ["native/_callpath.c", "native/_callpath_in.c",
                                                 "native/_callpath_out.c"],
                            depends=["native/_callpath.h", "native/cobol_display.h"])],

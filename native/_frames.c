@@ -11,11 +11,15 @@
  *     frame not returned begins (an incomplete one, or one longer than max_frame).
  * parse_request_fields(payload) -> (request_id, service, key, params) or None
  *     The fields of a well-formed request frame (see esrt/wire.py); None when it is not one.
+ * call_frame(request_id, service, key, idempotent, ttl, body) -> bytes
+ *     A region -> SEP CALL frame (see esrt/sep/protocol.py; twin: call_frame_python there),
+ *     the bytes encode_frame makes of the same fields.
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 #define MAGIC 0xE5
 #define VERSION 1
@@ -108,11 +112,114 @@ malformed:
     Py_RETURN_NONE;
 }
 
+#define SEP_CALL 1
+#define SEP_IDEMPOTENT 1
+#define SEP_REQUEST_SIZE 14   /* kind, flags, u16 service size, u16 key size, u32 id, u32 ttl */
+
+static void
+put16(unsigned char *p, unsigned v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* UTF-8 of `text`, a lone surrogate written as a backslash escape (as protocol._bytes does). */
+static PyObject *
+utf8(PyObject *text)
+{
+    return PyUnicode_AsEncodedString(text, "utf-8", "backslashreplace");
+}
+
+/* A request id or ttl: the twin's ValueError for anything outside 32 bits. */
+static int
+as_u32(PyObject *number, uint32_t *out)
+{
+    long long value = PyLong_AsLongLong(number);
+    if (value == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();
+        value = -1;
+    }
+    if (value < 0 || value > 0xFFFFFFFFLL) {
+        PyErr_SetString(PyExc_ValueError, "a call frame's request id and ttl are 32-bit");
+        return -1;
+    }
+    *out = (uint32_t)value;
+    return 0;
+}
+
+static PyObject *
+call_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "call_frame(request_id, service, key, idempotent, ttl, body) takes 6 "
+                        "arguments");
+        return NULL;
+    }
+    uint32_t request_id, ttl;
+    if (as_u32(args[0], &request_id) < 0 || as_u32(args[4], &ttl) < 0)
+        return NULL;
+    int idempotent = PyObject_IsTrue(args[3]);
+    if (idempotent < 0)
+        return NULL;
+    PyObject *service = utf8(args[1]), *key = service == NULL ? NULL : utf8(args[2]);
+    PyObject *frame = NULL;
+    Py_buffer body = {0};
+    if (key == NULL || PyObject_GetBuffer(args[5], &body, PyBUF_SIMPLE) < 0)
+        goto done;
+    Py_ssize_t service_size = PyBytes_GET_SIZE(service), key_size = PyBytes_GET_SIZE(key);
+    if (service_size > 0xFFFF || key_size > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "a call frame's service and key are at most 65535 "
+                                          "bytes long");
+        goto done;
+    }
+    Py_ssize_t payload = SEP_REQUEST_SIZE + service_size + key_size + body.len;
+    if (payload > 0xFFFFFFFFLL) {
+        PyErr_SetString(PyExc_ValueError, "a call frame is at most 4 GiB long");
+        goto done;
+    }
+    frame = PyBytes_FromStringAndSize(NULL, 4 + payload);
+    if (frame == NULL)
+        goto done;
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(frame);
+    put32(p, (uint32_t)payload);
+    p[4] = SEP_CALL;
+    p[5] = idempotent ? SEP_IDEMPOTENT : 0;
+    put16(p + 6, (unsigned)service_size);
+    put16(p + 8, (unsigned)key_size);
+    put32(p + 10, request_id);
+    put32(p + 14, ttl);
+    p += 4 + SEP_REQUEST_SIZE;
+    memcpy(p, PyBytes_AS_STRING(service), (size_t)service_size);
+    memcpy(p + service_size, PyBytes_AS_STRING(key), (size_t)key_size);
+    if (body.len)
+        memcpy(p + service_size + key_size, body.buf, (size_t)body.len);
+done:
+    if (body.obj != NULL)
+        PyBuffer_Release(&body);
+    Py_XDECREF(service);
+    Py_XDECREF(key);
+    return frame;
+}
+
 static PyMethodDef frames_methods[] = {
     {"split_frames", (PyCFunction)(void (*)(void))split_frames, METH_FASTCALL,
      "split_frames(buffer, max_frame) -> (payloads, consumed)"},
     {"parse_request_fields", parse_request_fields, METH_O,
      "parse_request_fields(payload) -> (request_id, service, key, params) or None"},
+    {"call_frame", (PyCFunction)(void (*)(void))call_frame, METH_FASTCALL,
+     "call_frame(request_id, service, key, idempotent, ttl, body) -> bytes"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,6 +24,9 @@ JSON = b"application/json"
 
 def send_json(request, status, body, rc=None, extra_headers=()):
     """Finish `request` with a JSON body and an explicit Content-Length (no chunking)."""
+    if not extra_headers and hasattr(request, "finish_json"):
+        request.finish_json(status, body, rc)
+        return
     request.setResponseCode(status)
     request.setHeader(b"content-type", JSON)
     request.setHeader(b"content-length", str(len(body)).encode())

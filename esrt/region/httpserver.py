@@ -26,6 +26,7 @@ from http import HTTPStatus
 from twisted.internet import defer, error, protocol, task
 from twisted.python import failure
 
+from esrt.region import frontdoor
 from esrt.region.sendnow import send_now
 
 NOT_DONE_YET = 1  # render() returns this when it finishes the request later
@@ -71,6 +72,7 @@ class HttpRequest:
         self.finished = False
         self.head_only = method == b"HEAD"
         self.keep_alive = True
+        self._json = None  # (body, rc) of an answer given with finish_json
         self._finish_waiters = []
 
     def getHeader(self, name):  # the name twisted.web's Request uses
@@ -85,6 +87,13 @@ class HttpRequest:
 
     def write(self, data):
         self.body.append(data)
+
+    def finish_json(self, status, body, rc=None):
+        """Answer with JSON `body` and, when `rc` is not None, the esrt-return-code header:
+        what setResponseCode, setHeader, write and finish would send, built in one step."""
+        self.code = status
+        self._json = (body, rc)
+        self.finish()
 
     def finish(self):
         """The response is complete: send it (in turn, behind earlier pipelined requests)."""
@@ -113,6 +122,18 @@ class HttpRequest:
             waiter.errback(reason)
 
     def response_bytes(self, keep_alive):
+        if self._json is not None:
+            body, rc = self._json
+            built = frontdoor.response(self.code, body, rc, self.channel.date(), keep_alive,
+                                       self.version == b"HTTP/1.0", self.head_only)
+            if built is not None:
+                return built
+            # A status the common case does not know: the same answer, header by header.
+            self.setHeader(b"content-type", b"application/json")
+            self.setHeader(b"content-length", b"%d" % len(body))
+            if rc is not None:
+                self.setHeader(b"esrt-return-code", b"%d" % rc)
+            self.body = [body]
         body = b"".join(self.body)
         headers = self.response_headers
         lines = [b"HTTP/1.1 %d %s" % (self.code, _reason(self.code))]
@@ -131,6 +152,10 @@ class HttpRequest:
 
 class HttpChannel(protocol.Protocol):
     """One client connection: parses requests, hands them to the resource, answers in order."""
+
+    # Reads a plain request in one step (esrt.region.frontdoor); what it declines goes through
+    # the full parser below, which owns every refusal.
+    read_plain = staticmethod(frontdoor.read_request)
 
     def __init__(self):
         self._buffer = bytearray()
@@ -200,6 +225,12 @@ class HttpChannel(protocol.Protocol):
                 if not self._read_body():
                     return
                 continue
+            plain = self.read_plain(self._buffer, MAX_HEADER_BYTES, self.factory.max_body)
+            if plain is None:
+                return
+            if plain is not False:
+                self._start_plain(*plain)
+                continue
             # Blank lines before a request line are ignored (RFC 9112 section 2.2).
             while self._buffer.startswith(b"\r\n"):
                 del self._buffer[:2]
@@ -217,6 +248,22 @@ class HttpChannel(protocol.Protocol):
             if not head:
                 continue
             self._start_request(head)
+
+    def _start_plain(self, consumed, method, path, version, headers, body, keep_alive):
+        del self._buffer[:consumed]
+        request = HttpRequest(self, method, path, version, headers)
+        request.keep_alive = keep_alive
+        request.content = io.BytesIO(body)
+        self._queue_request(request)
+        if not keep_alive:
+            self._closing = True  # as after a full request: nothing after it is read or run
+        self._dispatch(request)
+
+    def _queue_request(self, request):
+        self._pending.append(request)
+        if len(self._pending) >= MAX_PIPELINED:
+            self._paused = True
+            self.transport.pauseProducing()
 
     def _start_request(self, head):
         request_line, *header_lines = head.split(b"\r\n")
@@ -249,10 +296,7 @@ class HttpChannel(protocol.Protocol):
             request.keep_alive = b"keep-alive" in connection
         else:
             request.keep_alive = b"close" not in connection
-        self._pending.append(request)
-        if len(self._pending) >= MAX_PIPELINED:
-            self._paused = True
-            self.transport.pauseProducing()
+        self._queue_request(request)
         self._begin_body(request)
 
     def _begin_body(self, request):

@@ -5,14 +5,21 @@ process-global one, so that two regions in one test process do not mix) and the 
 figures of the status document ("services_stats": calls, errors, average and p99 latency).
 
 The hot path is `observe()`, called once per finished call on the reactor thread: it looks up the
-service's cached entry, whose labelled metric children were created on its first call, and does a
-few attribute updates. SEP states are read from the supervisor only when /metrics is scraped.
+service's cached entry and does a few attribute updates. The per-call figures (calls by status
+class, errors, the latency histogram, transactions) are plain numbers that a collector turns
+into Prometheus families when /metrics is scraped: prometheus_client's own metric objects take a
+lock on every update, which cost the region as much as encoding the call's frame. SEP states
+are read from the supervisor only when /metrics is scraped, too.
 """
 
+import bisect
 import collections
+import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from esrt.region.observer import SupervisorObserver
 from esrt.states import SEPState
@@ -38,39 +45,44 @@ def percentile(values, fraction):
 
 
 class ServiceMetrics:
-    """The figures of one service: totals, a window of recent latencies, its metric children."""
+    """The figures of one service: totals by status class, a latency histogram, a window of
+    recent latencies."""
 
-    __slots__ = ("name", "calls", "errors", "total_ms", "window", "_requests", "_requests_family",
-                 "_errors", "_latency")
+    __slots__ = ("name", "calls", "errors", "total_ms", "window", "by_class", "buckets",
+                 "created")
 
-    def __init__(self, name, requests_family, errors_family, latency_family, window):
+    def __init__(self, name, window):
         self.name = name
         self.calls = 0
         self.errors = 0
         self.total_ms = 0.0
         self.window = collections.deque(maxlen=window)
-        self._requests_family = requests_family
-        # Status class (2 for 2xx, ...) -> Counter child; filled on first use of each class.
-        self._requests = {}
-        self._errors = errors_family.labels(service=name)
-        self._latency = latency_family.labels(service=name)
+        self.by_class = {}  # status class (2 for 2xx, ...) -> calls
+        # Calls per latency bucket (not cumulative), the last one past every bound.
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.created = time.time()
 
     def observe(self, status, seconds):
         """Count one finished call with HTTP-like `status` that took `seconds`."""
         status_class = status // 100
-        child = self._requests.get(status_class)
-        if child is None:
-            child = self._requests[status_class] = self._requests_family.labels(
-                service=self.name, code=STATUS_CLASSES.get(status_class, "other"))
-        child.inc()
-        self._latency.observe(seconds)
+        self.by_class[status_class] = self.by_class.get(status_class, 0) + 1
+        # A bucket counts the calls that took at most its bound (Prometheus's "le").
+        self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         milliseconds = seconds * 1000.0
         self.calls += 1
         self.total_ms += milliseconds
         self.window.append(milliseconds)
         if status != 200:
             self.errors += 1
-            self._errors.inc()
+
+    def cumulative_buckets(self):
+        """[(le, calls that took at most le)], "+Inf" last, as a histogram exposes them."""
+        bounds = [*(floatToGoString(bound) for bound in LATENCY_BUCKETS), "+Inf"]
+        total, cumulative = 0, []
+        for bound, count in zip(bounds, self.buckets):
+            total += count
+            cumulative.append((bound, total))
+        return cumulative
 
     def snapshot(self):
         """{"calls", "errors", "avg_ms", "p99_ms"} for the status document."""
@@ -95,24 +107,13 @@ class RegionMetrics(SupervisorObserver):
         self._services = {}
         Gauge("esrt_region_info", "Constant 1, labelled with the region's server name",
               ["server"], registry=registry).labels(server=server).set(1)
-        self._requests = Counter("esrt_requests", "Service calls answered, by service and "
-                                 "status class of the reply", ["service", "code"],
-                                 registry=registry)
-        self._errors = Counter("esrt_errors", "Service calls answered with a status other than "
-                               "200", ["service"], registry=registry)
-        self._latency = Histogram("esrt_request_duration_seconds", "Time from receiving a call "
-                                  "to its reply, queueing included", ["service"],
-                                  buckets=LATENCY_BUCKETS, registry=registry)
+        self.committed = self.aborted = self.deadlock_reruns = 0
+        self.created = time.time()
+        registry.register(_CallFigures(self))
         self._sep_states = Gauge("esrt_seps", "SEPs in each life-cycle state", ["state"],
                                  registry=registry)
         self._restarts = Counter("esrt_sep_restarts", "SEP processes started again after the "
                                  "previous one ended", registry=registry)
-        self._transactions = Counter("esrt_transactions", "Service call transactions, by "
-                                     "outcome", ["outcome"], registry=registry)
-        self._committed = self._transactions.labels(outcome="committed")
-        self._aborted = self._transactions.labels(outcome="aborted")
-        self._deadlock_reruns = Counter("esrt_deadlock_reruns", "Runs of a call repeated "
-                                        "because it lost a deadlock", registry=registry)
         self._killed_reruns = Counter("esrt_killed_reruns", "Calls run again because their SEP "
                                       "was killed from outside before the call committed",
                                       registry=registry)
@@ -132,8 +133,7 @@ class RegionMetrics(SupervisorObserver):
         """The ServiceMetrics of service `name` (created, with its metric children, once)."""
         entry = self._services.get(name)
         if entry is None:
-            entry = self._services[name] = ServiceMetrics(
-                name, self._requests, self._errors, self._latency, self.window)
+            entry = self._services[name] = ServiceMetrics(name, self.window)
         return entry
 
     def observe(self, service, status, seconds):
@@ -160,14 +160,12 @@ class RegionMetrics(SupervisorObserver):
         """A SEP ran a call in `attempts` transactions (deadlock re-runs included); the last
         one committed or not. Every run but a committed last one was aborted."""
         attempts = max(1, int(attempts))
-        if attempts > 1:
-            self._deadlock_reruns.inc(attempts - 1)
+        self.deadlock_reruns += attempts - 1
         if committed:
-            self._committed.inc()
-            if attempts > 1:
-                self._aborted.inc(attempts - 1)
+            self.committed += 1
+            self.aborted += attempts - 1
         else:
-            self._aborted.inc(attempts)
+            self.aborted += attempts
 
     def reply_header(self, header):
         """Take the transaction counts from a SEP reply header ("attempts", "committed")."""
@@ -200,3 +198,34 @@ class RegionMetrics(SupervisorObserver):
     def exposition(self):
         """The registry in the Prometheus text format (bytes); serve with CONTENT_TYPE_LATEST."""
         return generate_latest(self.registry)
+
+
+class _CallFigures:
+    """Turns a RegionMetrics' per-call figures into Prometheus families when scraped."""
+
+    def __init__(self, metrics):
+        self.metrics = metrics
+
+    def collect(self):
+        metrics = self.metrics
+        requests = CounterMetricFamily("esrt_requests", "Service calls answered, by service "
+                                       "and status class of the reply", labels=["service", "code"])
+        errors = CounterMetricFamily("esrt_errors", "Service calls answered with a status "
+                                     "other than 200", labels=["service"])
+        latency = HistogramMetricFamily("esrt_request_duration_seconds", "Time from receiving "
+                                        "a call to its reply, queueing included",
+                                        labels=["service"])
+        for name, entry in sorted(metrics._services.items()):
+            for status_class, calls in sorted(entry.by_class.items()):
+                requests.add_metric([name, STATUS_CLASSES.get(status_class, "other")], calls,
+                                    created=entry.created)
+            errors.add_metric([name], entry.errors, created=entry.created)
+            latency.add_metric([name], entry.cumulative_buckets(), entry.total_ms / 1000.0)
+        transactions = CounterMetricFamily("esrt_transactions", "Service call transactions, by "
+                                           "outcome", labels=["outcome"])
+        transactions.add_metric(["committed"], metrics.committed, created=metrics.created)
+        transactions.add_metric(["aborted"], metrics.aborted, created=metrics.created)
+        reruns = CounterMetricFamily("esrt_deadlock_reruns", "Runs of a call repeated because "
+                                     "it lost a deadlock", metrics.deadlock_reruns,
+                                     created=metrics.created)
+        return [requests, errors, latency, transactions, reruns]

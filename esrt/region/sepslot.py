@@ -298,10 +298,11 @@ class SEP:
             # Ids are 32-bit in the frames (esrt.sep.protocol), and 0 is the SEP's READY.
             self._next_id = self._next_id % MAX_REQUEST_ID + 1
             deferred = defer.Deferred()
-            self._calls[request_id] = _Call(request_id, service, deferred, request.get("key"))
-            header = {"id": request_id, "op": "call", "service": service}
-            header.update(request)
-            data.append(frames.encode_frame(header, body))
+            key = request.get("key")
+            self._calls[request_id] = _Call(request_id, service, deferred, key)
+            data.append(frames.call_frame(request_id, service, key or "",
+                                          request.get("idempotent", False),
+                                          request.get("ttl") or 0, body))
             deferreds.append(deferred)
         self.requests += len(calls)
         self._batch_size = len(calls)

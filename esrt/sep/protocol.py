@@ -34,6 +34,7 @@ any order, and the region takes the SEP to be free once every call it sent has i
 import json
 import struct
 
+from esrt import native
 from esrt.wire import split_frames
 
 LENGTH = struct.Struct(">I")
@@ -115,6 +116,27 @@ def encode_frame(header, body=b""):
     """Return the bytes of one frame."""
     head = encode_header(header)
     return b"".join((LENGTH.pack(len(head) + len(body)), head, body))
+
+
+def call_frame_python(request_id, service, key, idempotent, ttl, body):
+    """The CALL frame of request `request_id` of `service` under reply-store `key` ("" for
+    none): the bytes encode_frame makes of the same fields, without a header dict. Twin of
+    esrt._frames.call_frame, which the region uses once per call."""
+    if not 0 <= request_id <= 0xFFFFFFFF or not 0 <= ttl <= 0xFFFFFFFF:
+        raise ValueError("a call frame's request id and ttl are 32-bit")
+    service, key = _bytes(service), _bytes(key)
+    if len(service) > 0xFFFF or len(key) > 0xFFFF:
+        raise ValueError("a call frame's service and key are at most 65535 bytes long")
+    size = REQUEST.size + len(service) + len(key) + len(body)
+    if size > 0xFFFFFFFF:
+        raise ValueError("a call frame is at most 4 GiB long")
+    return b"".join((LENGTH.pack(size), REQUEST.pack(CALL, IDEMPOTENT if idempotent else 0,
+                                                     len(service), len(key), request_id, ttl),
+                     service, key, body))
+
+
+_native = native.load("_frames")
+call_frame = _native.call_frame if _native is not None else call_frame_python
 
 
 def decode_header(payload):

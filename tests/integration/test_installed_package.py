@@ -41,7 +41,8 @@ def test_the_wheel_carries_every_native_part(installed):
     where = subprocess.run(
         [str(installed / "python"), "-c",
          "import esrt, esrt.native as n; from esrt.cobol import esfh_build as b; "
-         "print(esrt.__file__); print(n.built('_codec') is not None); "
+         "print(esrt.__file__); "
+         "print(all(n.built(m) for m in ('_codec', '_frames', '_callpath', '_frontdoor'))); "
          "print(b.esfh_library()); print(b.failchk_preload_library()); print(b.esfh_header())"],
         check=True, capture_output=True, text=True, cwd=installed.parent, timeout=60,
         env={"PATH": "/usr/bin:/bin"}).stdout.split()

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from esrt import native, wire
+from esrt.sep import protocol as frames
 
 _frames = native.built("_frames")
 needs_c = pytest.mark.skipif(_frames is None,
@@ -66,6 +67,30 @@ def test_parse_request_fields_twins_agree(payload):
         assert wire.parse_request(payload).params == expected[3]
 
 
+texts = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
+
+
+@needs_c
+@settings(max_examples=1500, deadline=None)
+@given(st.integers(0, 2**32 - 1), texts, texts, st.booleans(), st.integers(0, 2**32 - 1),
+       st.binary(max_size=40))
+def test_call_frame_twins_agree_with_each_other_and_with_encode_frame(
+        request_id, service, key, idempotent, ttl, body):
+    frame = _frames.call_frame(request_id, service, key, idempotent, ttl, body)
+    assert frame == frames.call_frame_python(request_id, service, key, idempotent, ttl, body)
+    header = {"id": request_id, "op": "call", "service": service, "key": key,
+              "idempotent": idempotent, "ttl": ttl}
+    assert frame == frames.encode_frame(header, body)
+
+
+@needs_c
+@pytest.mark.parametrize("request_id, ttl", [(-1, 0), (2**32, 0), (0, -5), (0, 2**64)])
+def test_call_frame_twins_refuse_the_same_numbers(request_id, ttl):
+    for call_frame in (_frames.call_frame, frames.call_frame_python):
+        with pytest.raises(ValueError, match="32-bit"):
+            call_frame(request_id, "a.B", "", False, ttl, b"")
+
+
 def test_the_switch_picks_the_twin(monkeypatch):
     monkeypatch.setenv("ESRT_PUREPYTHON", "1")
     assert native.load("_frames") is None
@@ -83,6 +108,11 @@ def test_c_frame_functions_do_not_leak():
             _frames.split_frames(stream, 1 << 20)
             _frames.parse_request_fields(request[4:])
             _frames.parse_request_fields(b"\xe5\x01\x01garbage")
+            _frames.call_frame(7, "srv01.CBLAPP01", "i:key-\udc80", True, 600, b'{"a": 1}')
+            try:
+                _frames.call_frame(2**32, "srv01.CBLAPP01", "", False, 0, b"")
+            except ValueError:
+                pass
 
     rounds(20000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
