@@ -126,29 +126,27 @@ class ServicesResource:
         body = request.content.read() if request.content is not None else b""
         call = self.admission.admit("http", package + b"." + program, body,
                                     request.getHeader(b"idempotency-key"))
-        state = {"gone": False}
-
-        def client_gone(_):
-            state["gone"] = True
-            call.cancel()
-
-        def relay(reply):
-            if not state["gone"]:
-                send_json(request, reply.status, reply.body, rc=reply.rc if reply.ok else None)
-
-        def failed(failure):
-            if failure.check(defer.CancelledError) or state["gone"]:
-                return None
-            what = (package + b"." + program).decode("utf-8", "replace")
-            self.report_error(what, failure.getErrorMessage())
-            send_json(request, 500, json_error(
-                "internal", f"internal error in the {self.server_name} region while calling "
-                            f"{what}: {failure.getErrorMessage()}; see the console log"))
-            return None
-
-        request.notifyFinish().addErrback(client_gone)
-        call.addCallbacks(relay, failed).addErrback(failed)
+        if not call.called:
+            # The client went away: a call not started is dropped, a running one rolled back.
+            request.on_lost = call.cancel
+        call.addCallbacks(self._relay, self._failed, callbackArgs=(request,),
+                          errbackArgs=(request, package, program))
+        call.addErrback(self._failed, request, package, program)  # a failure to answer
         return NOT_DONE_YET
+
+    @staticmethod
+    def _relay(reply, request):
+        if request.channel is not None:  # None: the client has gone
+            send_json(request, reply.status, reply.body, rc=reply.rc if reply.ok else None)
+
+    def _failed(self, failure, request, package, program):
+        if failure.check(defer.CancelledError) or request.channel is None:
+            return
+        what = (package + b"." + program).decode("utf-8", "replace")
+        self.report_error(what, failure.getErrorMessage())
+        send_json(request, 500, json_error(
+            "internal", f"internal error in the {self.server_name} region while calling "
+                        f"{what}: {failure.getErrorMessage()}; see the console log"))
 
 
 def bind_problem(exc):

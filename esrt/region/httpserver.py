@@ -74,6 +74,8 @@ class HttpRequest:
         self.keep_alive = True
         self._json = None  # (body, rc) of an answer given with finish_json
         self._finish_waiters = []
+        # Called when the client goes away before the answer is sent (cancels its call).
+        self.on_lost = None
 
     def getHeader(self, name):  # the name twisted.web's Request uses
         """The value of request header `name` (bytes, any case), or None."""
@@ -120,6 +122,9 @@ class HttpRequest:
         waiters, self._finish_waiters = self._finish_waiters, []
         for waiter in waiters:
             waiter.errback(reason)
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
 
     def response_bytes(self, keep_alive):
         if self._json is not None:

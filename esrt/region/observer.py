@@ -42,16 +42,25 @@ class Observers(SupervisorObserver):
     """Passes every report on to each observer added, in the order they were added."""
 
     def __init__(self, *observers):
-        self._observers = list(observers)
+        self._observers = []
+        # Report -> the bound methods that act on it: some reports come once per call, and
+        # most observers leave most reports alone.
+        self._acting = {report: [] for report in REPORTS}
+        for observer in observers:
+            self.add(observer)
 
     def add(self, observer):
         self._observers.append(observer)
+        for report, acting in self._acting.items():
+            method = getattr(observer, report)
+            if getattr(method, "__func__", None) is not getattr(SupervisorObserver, report):
+                acting.append(method)
 
 
 def _passing_on(report):
     def pass_on(self, *args):
-        for observer in self._observers:
-            getattr(observer, report)(*args)
+        for method in self._acting[report]:
+            method(*args)
     pass_on.__name__ = report
     pass_on.__doc__ = getattr(SupervisorObserver, report).__doc__
     return pass_on

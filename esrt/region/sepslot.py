@@ -38,6 +38,7 @@ from esrt.states import ExitCode, SEPState
 # Longest stdout/stderr line kept whole; a child writing without newlines must not grow memory.
 MAX_LINE = 8192
 RUNNING = (SEPState.STARTING, SEPState.IDLE, SEPState.BUSY)
+IDLE_OR_BUSY = (SEPState.IDLE, SEPState.BUSY)
 MAX_REQUEST_ID = frames.MAX_REQUEST_ID
 
 
@@ -129,7 +130,11 @@ class SEP:
         # The calls sent and not answered yet, by request id, oldest first (one batch).
         self._calls = {}
         self._batch_size = 0
-        self._timeout = None
+        # When the batch running now must have finished (reactor seconds), and the timer that
+        # checks it. The timer is kept between batches, not armed and cancelled for each one:
+        # that was a timer per batch on the region's busiest path.
+        self._deadline = None
+        self._watchdog = None
         self.request_pipe_open = False
         self._next_id = 1
         # Set by stop(): the region is stopping this SEP, so its end is no failure.
@@ -158,7 +163,7 @@ class SEP:
             f"{self.label}: {previous.value} -> {state.value} is not allowed"
         self.state = state
         # IDLE <-> BUSY happens on every request; the status picks it up on its periodic tick.
-        if {previous, state} != {SEPState.IDLE, SEPState.BUSY}:
+        if previous not in IDLE_OR_BUSY or state not in IDLE_OR_BUSY:
             self.supervisor.changed()
 
     # -- starting --------------------------------------------------------------------------
@@ -306,8 +311,13 @@ class SEP:
             deferreds.append(deferred)
         self.requests += len(calls)
         self._batch_size = len(calls)
-        self._timeout = self.supervisor.reactor.callLater(
-            self.supervisor.request_timeout * len(calls), self._timed_out)
+        allowed = self.supervisor.request_timeout * len(calls)
+        self._deadline = self.supervisor.reactor.seconds() + allowed
+        if self._watchdog is None:
+            self._watchdog = self.supervisor.reactor.callLater(allowed, self._check_deadline)
+        elif self._watchdog.getTime() > self._deadline:
+            # Armed for a longer batch than this one: this one's deadline comes first.
+            self._watchdog.reset(allowed)
         self._write_request(b"".join(data))
         return deferreds
 
@@ -329,13 +339,25 @@ class SEP:
         del self._calls[call.request_id]
         call.deferred.callback(reply)
 
-    def _end_batch(self):
-        timeout, self._timeout = self._timeout, None
-        if timeout is not None and timeout.active():
-            timeout.cancel()
+    def _end_batch(self, stop_watching=False):
+        self._deadline = None
+        if stop_watching and self._watchdog is not None:
+            if self._watchdog.active():
+                self._watchdog.cancel()
+            self._watchdog = None
+
+    def _check_deadline(self):
+        self._watchdog = None
+        if self._deadline is None:
+            return  # idle: the next batch arms the timer again
+        left = self._deadline - self.supervisor.reactor.seconds()
+        if left > 0:  # a later batch than the one the timer was armed for
+            self._watchdog = self.supervisor.reactor.callLater(left, self._check_deadline)
+            return
+        self._deadline = None
+        self._timed_out()
 
     def _timed_out(self):
-        self._timeout = None
         calls = list(self._calls.values())
         if self._batch_size == 1 and calls:
             call = calls[0]
@@ -422,7 +444,7 @@ class SEP:
         self._kill_call = None
         state = self.state
 
-        self._end_batch()
+        self._end_batch(stop_watching=True)
         calls, self._calls = list(self._calls.values()), {}
         alone = self._batch_size == 1
         for call in calls:

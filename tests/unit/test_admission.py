@@ -1,11 +1,17 @@
 """The region's one admission path (esrt.region.admission), which both listeners use."""
 
+import io
 import json
 
 import pytest
 from twisted.internet import defer
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 
 from esrt.region.admission import Admission
+from esrt.region.http import ServicesResource
+from esrt.region.httpserver import NOT_DONE_YET, HttpRequest
+from esrt.region.replies import Reply
 
 
 class Deployed:
@@ -88,3 +94,66 @@ def test_a_standby_refuses_before_looking_anything_up(door):
     status, code, message = refusal(door.admit("esrt", b"srv01.ANYTHING", b"{}", b"bad key"))
     assert (status, code) == (503, "unavailable")
     assert message == "srv01.ANYTHING: ESSRV01 is a standby that is not active on this node"
+
+
+
+class KeptQueue(Queue):
+    """Keeps each submitted call's Deferred, and records which were cancelled."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls, self.cancelled = [], []
+
+    def submit(self, service, body, key=None):
+        super().submit(service, body, key)
+        self.calls.append(defer.Deferred(canceller=lambda _: self.cancelled.append(service)))
+        return self.calls[-1]
+
+
+class Channel:
+    def date(self):
+        return b"Sun, 06 Dec 2026 15:00:00 GMT"
+
+    def request_done(self, request):
+        pass
+
+
+@pytest.fixture
+def http():
+    """(ServicesResource over a KeptQueue, the queue, the problems it reported)."""
+    queue, problems = KeptQueue(), []
+    resource = ServicesResource(Admission("ESSRV01", Deployed("srv01.CBLAPP01"), queue,
+                                          max_body=64, metrics=Counts()),
+                                lambda: (True, "ok"), lambda *problem: problems.append(problem))
+    return resource, queue, problems
+
+
+def post(resource):
+    request = HttpRequest(Channel(), b"POST", b"/services/srv01/CBLAPP01", b"HTTP/1.1", {})
+    request.content = io.BytesIO(b"{}")
+    assert resource.render(request) is NOT_DONE_YET
+    return request
+
+
+def test_an_http_call_is_answered_with_its_reply(http):
+    resource, queue, _ = http
+    request = post(resource)
+    queue.calls[0].callback(Reply(200, b'{"A": 2}', 7))
+    assert request.finished and request.code == 200
+    assert b"esrt-return-code: 7\r\n" in request.response_bytes(True)
+
+
+def test_an_http_call_whose_client_went_away_is_cancelled_and_not_answered(http):
+    resource, queue, _ = http
+    request = post(resource)
+    request.connection_lost(Failure(ConnectionDone()))
+    assert queue.cancelled == ["srv01.CBLAPP01"] and not request.finished
+
+
+def test_an_http_call_that_fails_inside_the_region_answers_500_and_says_why(http):
+    resource, queue, problems = http
+    request = post(resource)
+    queue.calls[0].errback(RuntimeError("a bug"))
+    assert request.finished and request.code == 500
+    assert problems == [("srv01.CBLAPP01", "a bug")]
+    assert b"internal error in the ESSRV01 region" in request.response_bytes(True)

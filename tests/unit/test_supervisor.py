@@ -292,6 +292,43 @@ def test_timeout_kills_the_sep_answers_503_and_replaces_it(made):
     assert "ESSI1703W SEP 0001 ran srv01.SLOW for longer than 30 s" in console_text(paths)
 
 
+def test_each_batch_gets_its_own_time_whatever_the_batches_before_it(made):
+    reactor, sup, _ = made(seps=1, timeout=30)
+    sup.start()
+    process = reactor.processes[0]
+    process.ready()
+    sep = sup.idle_sep()
+    results = []
+    # A batch of four may take 120 s; it takes 1 s.
+    for deferred in sep.call_batch([("srv01.A", b"{}", None)] * 4):
+        deferred.addCallback(results.append)
+    reactor.advance(1)
+    for header, _ in process.requests():
+        process.frame({"id": header["id"], "status": 200, "rc": 0}, b"{}")
+    assert len(results) == 4 and sep.state == SEPState.IDLE
+    # A lone call after it gets 30 s, not what was left of the batch's 120.
+    reactor.advance(10)
+    sep.call("srv01.SLOW", b"{}").addCallback(results.append)
+    reactor.advance(29.5)
+    assert len(results) == 4
+    reactor.advance(0.5)
+    assert results[4].status == 503 and process.signals == ["KILL"]
+    # And a call after a short one gets its whole 30 s too.
+    process.exit(sig=signal.SIGKILL)
+    reactor.advance(sup.seps[0].delay)
+    process = reactor.processes[1]
+    process.ready()
+    sep.call("srv01.A", b"{}").addCallback(results.append)
+    reactor.advance(20)
+    [(header, _)] = process.requests()
+    process.frame({"id": header["id"], "status": 200, "rc": 0}, b"{}")
+    sep.call("srv01.SLOW", b"{}").addCallback(results.append)
+    reactor.advance(29.5)
+    assert len(results) == 6
+    reactor.advance(0.5)
+    assert results[6].status == 503
+
+
 class FakeStore:
     """The ReplyStore's interface with a dict of committed replies."""
 
