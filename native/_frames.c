@@ -14,6 +14,8 @@
  * call_frame(request_id, service, key, idempotent, ttl, body) -> bytes
  *     A region -> SEP CALL frame (see esrt/sep/protocol.py; twin: call_frame_python there),
  *     the bytes encode_frame makes of the same fields.
+ * reply_fields(payload) -> (request_id, status, flags, rc, attempts, body) or None
+ *     A SEP's REPLY without error text (twin: reply_fields_python); None for anything else.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -213,11 +215,37 @@ done:
     return frame;
 }
 
+#define SEP_REPLY 5
+#define SEP_REPLY_SIZE 24   /* kind, flags, u16 status, u32 id, i32 rc, u32 us, u16 attempts,
+                               u16 code size, u32 message size */
+
+static PyObject *
+reply_fields(PyObject *module, PyObject *payload_object)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(payload_object, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *p = view.buf;
+    PyObject *result;
+    if (view.len < SEP_REPLY_SIZE || p[0] != SEP_REPLY || p[18] || p[19] || be32(p + 20)) {
+        result = Py_NewRef(Py_None);
+    } else {
+        int32_t rc = (int32_t)be32(p + 8);
+        result = Py_BuildValue("(kiiiiy#)", (unsigned long)be32(p + 4), (p[2] << 8) | p[3],
+                               (int)p[1], (int)rc, (p[16] << 8) | p[17],
+                               (const char *)p + SEP_REPLY_SIZE, view.len - SEP_REPLY_SIZE);
+    }
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef frames_methods[] = {
     {"split_frames", (PyCFunction)(void (*)(void))split_frames, METH_FASTCALL,
      "split_frames(buffer, max_frame) -> (payloads, consumed)"},
     {"parse_request_fields", parse_request_fields, METH_O,
      "parse_request_fields(payload) -> (request_id, service, key, params) or None"},
+    {"reply_fields", reply_fields, METH_O,
+     "reply_fields(payload) -> (request_id, status, flags, rc, attempts, body) or None"},
     {"call_frame", (PyCFunction)(void (*)(void))call_frame, METH_FASTCALL,
      "call_frame(request_id, service, key, idempotent, ttl, body) -> bytes"},
     {NULL, NULL, 0, NULL},

@@ -25,7 +25,7 @@ from esrt.region.replies import Rerun, error_reply
 
 class _Pending:
     __slots__ = ("service", "body", "deferred", "submitted", "request", "attempts", "sep",
-                 "sep_deferred", "alone")
+                 "alone")
 
     def __init__(self, service, body, deferred, submitted, request):
         self.service = service
@@ -34,8 +34,7 @@ class _Pending:
         self.submitted = submitted
         self.request = request
         self.attempts = 0
-        self.sep = None
-        self.sep_deferred = None
+        self.sep = None  # the SEP running it now
         # Run in a batch of its own (its batch died, and it may be why).
         self.alone = False
 
@@ -102,7 +101,7 @@ class Dispatcher(SupervisorObserver):
 
     def _cancel(self, pending):
         if pending.sep is not None:
-            pending.sep.cancel(pending.sep_deferred)
+            pending.sep.cancel(pending)
 
     @property
     def queued(self):
@@ -116,13 +115,11 @@ class Dispatcher(SupervisorObserver):
             batch = self._take_batch()
             if not batch:
                 continue
-            deferreds = sep.call_batch([(pending.service, pending.body, pending.request)
-                                        for pending in batch])
-            for pending, deferred in zip(batch, deferreds):
+            for pending in batch:
                 pending.attempts += 1
                 pending.sep = sep
-                pending.sep_deferred = deferred
-                deferred.addCallback(self._replied, pending)
+            sep.send_batch([(pending.service, pending.body, pending.request, pending)
+                            for pending in batch], self._replied)
 
     def _take_batch(self):
         """The oldest queued calls for one SEP: its share of the queue among the SEPs that
@@ -148,7 +145,7 @@ class Dispatcher(SupervisorObserver):
         self._pump()
 
     def _replied(self, reply, pending):
-        pending.sep = pending.sep_deferred = None
+        pending.sep = None
         if reply is Rerun.ALONE and not pending.deferred.called:
             pending.alone = True
             self._run_again(pending)

@@ -167,12 +167,6 @@ class RegionMetrics(SupervisorObserver):
         else:
             self.aborted += attempts
 
-    def reply_header(self, header):
-        """Take the transaction counts from a SEP reply header ("attempts", "committed")."""
-        attempts = header.get("attempts")
-        if isinstance(attempts, int) and not isinstance(attempts, bool):
-            self.transaction(attempts, bool(header.get("committed")))
-
     def killed_rerun(self):
         """A call is run again because its SEP was killed from outside."""
         self._killed_reruns.inc()

@@ -27,15 +27,16 @@ class SupervisorObserver:
     def sep_restarted(self, sep):
         """SEP slot `sep` is starting a new process after its last one died."""
 
-    def reply_header(self, header):
-        """A SEP answered a call; `header` holds its transaction counts."""
+    def transaction(self, attempts, committed):
+        """A SEP answered a call it ran in `attempts` transactions (deadlock re-runs
+        included), the last of which `committed` or not."""
 
     def recovery_ended(self, ok):
         """A full recovery of the data environment ended (`ok`: it worked)."""
 
 
 REPORTS = ("sep_idle", "unavailable", "changed", "processes_changed", "sep_restarted",
-           "reply_header", "recovery_ended")
+           "transaction", "recovery_ended")
 
 
 class Observers(SupervisorObserver):

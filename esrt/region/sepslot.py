@@ -71,13 +71,14 @@ class SEPProtocol(protocol.ProcessProtocol):
             if self._broken:
                 return
             try:
-                received = self.decoder.feed(data)
+                payloads = self.decoder.feed_payloads(data)
+                for payload in payloads:
+                    fields = frames.reply_fields(payload)
+                    if fields is None or not self.sep.reply_received(*fields):
+                        self.sep.frame_received(*frames.decode_header(payload))
             except frames.ProtocolError as exc:
                 self._broken = True
                 self.sep.protocol_error(str(exc))
-                return
-            for header, body in received:
-                self.sep.frame_received(header, body)
         elif fd in self._partial:
             buffered = self._partial[fd] + data
             *lines, rest = buffered.split(b"\n")
@@ -103,13 +104,23 @@ class SEPProtocol(protocol.ProcessProtocol):
 
 
 class _Call:
-    __slots__ = ("request_id", "service", "deferred", "key")
+    """A call sent to a SEP and not answered yet; settle() hands its reply to whoever sent it."""
 
-    def __init__(self, request_id, service, deferred, key):
+    __slots__ = ("request_id", "service", "key", "token", "reply_to")
+
+    def __init__(self, request_id, service, key, token, reply_to):
         self.request_id = request_id
         self.service = service
-        self.deferred = deferred
         self.key = key
+        self.token = token
+        self.reply_to = reply_to
+
+    def settle(self, reply):
+        self.reply_to(reply, self.token)
+
+
+def _fire(reply, deferred):
+    deferred.callback(reply)
 
 
 class SEP:
@@ -234,20 +245,36 @@ class SEP:
             return
         call = self._calls.get(header.get("id")) if self.state == SEPState.BUSY else None
         if call is not None:
-            self.supervisor.observer.reply_header(header)
-            last = len(self._calls) == 1
-            if last:
-                # BUSY -> IDLE, before the reply is delivered: what the reply sets off (a
-                # drain, then a stop) must find this SEP idle.
-                self._end_batch()
-                self._enter(SEPState.IDLE, SEPState.BUSY)
-            self._finish_call(call, self.reply_from(header, body, call.service))
-            if last and self.state == SEPState.IDLE:
-                self.supervisor.sep_idle(self)
+            if "attempts" in header:
+                self.supervisor.observer.transaction(header["attempts"],
+                                                     bool(header.get("committed")))
+            self._answered(call, self.reply_from(header, body, call.service))
             return
         if self.state == SEPState.STOPPING:
             return  # a late reply from a SEP we are killing anyway
         self.protocol_error(f"unexpected frame {header!r} in state {self.state.value}")
+
+    def reply_received(self, request_id, status, flags, rc, attempts, body):
+        """A successful reply read by frames.reply_fields, the common case: True once it has
+        answered its call; False when it is anything else, to be read by frame_received."""
+        call = self._calls.get(request_id) if self.state == SEPState.BUSY else None
+        if call is None or status != 200:
+            return False
+        if flags & frames.HAS_TRANSACTION:
+            self.supervisor.observer.transaction(attempts, bool(flags & frames.COMMITTED))
+        self._answered(call, Reply(200, body or b"{}", rc if flags & frames.HAS_RC else 0))
+        return True
+
+    def _answered(self, call, reply):
+        last = len(self._calls) == 1
+        if last:
+            # BUSY -> IDLE, before the reply is delivered: what the reply sets off (a drain,
+            # then a stop) must find this SEP idle.
+            self._end_batch()
+            self._enter(SEPState.IDLE, SEPState.BUSY)
+        self._finish_call(call, reply)
+        if last and self.state == SEPState.IDLE:
+            self.supervisor.sep_idle(self)
 
     @staticmethod
     def reply_from(header, body, service):
@@ -290,25 +317,35 @@ class SEP:
     def call_batch(self, calls):
         """Send several requests in one write (IDLE -> BUSY); one Deferred per call, in order.
 
+        `calls` is a list of (service, body, request) as for call(); see send_batch.
+        """
+        deferreds = [defer.Deferred() for _ in calls]
+        self.send_batch([(service, body, request, deferred)
+                         for (service, body, request), deferred in zip(calls, deferreds)], _fire)
+        return deferreds
+
+    def send_batch(self, calls, reply_to):
+        """Send several requests in one write (IDLE -> BUSY): `calls` is a list of (service,
+        body, request, token), and `reply_to(reply, token)` is called once for each with its
+        Reply (or Rerun), whatever becomes of the SEP. No Deferred per call: this is the path
+        of every call the dispatcher runs.
+
         The SEP runs them one after the other and answers them together, after one log flush
-        for all their commits. `calls` is a list of (service, body, request) as for call().
-        The batch gets request_timeout per call to finish.
+        for all their commits. The batch gets request_timeout per call to finish.
         """
         # IDLE -> BUSY
         self._enter(SEPState.BUSY, SEPState.IDLE)
-        deferreds, data = [], []
-        for service, body, request in calls:
+        data = []
+        for service, body, request, token in calls:
             request = request or {}
             request_id = self._next_id
             # Ids are 32-bit in the frames (esrt.sep.protocol), and 0 is the SEP's READY.
             self._next_id = self._next_id % MAX_REQUEST_ID + 1
-            deferred = defer.Deferred()
             key = request.get("key")
-            self._calls[request_id] = _Call(request_id, service, deferred, key)
+            self._calls[request_id] = _Call(request_id, service, key, token, reply_to)
             data.append(frames.call_frame(request_id, service, key or "",
                                           request.get("idempotent", False),
                                           request.get("ttl") or 0, body))
-            deferreds.append(deferred)
         self.requests += len(calls)
         self._batch_size = len(calls)
         allowed = self.supervisor.request_timeout * len(calls)
@@ -319,12 +356,12 @@ class SEP:
             # Armed for a longer batch than this one: this one's deadline comes first.
             self._watchdog.reset(allowed)
         self._write_request(b"".join(data))
-        return deferreds
 
-    def cancel(self, deferred):
-        """The caller of the call behind `deferred` went away: ask the SEP to roll it back."""
+    def cancel(self, token):
+        """The caller of the call sent with `token` (call_batch: its Deferred) went away: ask
+        the SEP to roll it back."""
         for call in self._calls.values():
-            if call.deferred is deferred and self.transport is not None:
+            if call.token is token and self.transport is not None:
                 self._write_request(frames.encode_frame({"id": call.request_id, "op": "cancel"}))
                 return
 
@@ -337,7 +374,16 @@ class SEP:
 
     def _finish_call(self, call, reply):
         del self._calls[call.request_id]
-        call.deferred.callback(reply)
+        self.settle(call, reply)
+
+    def settle(self, call, reply):
+        """Hand `call`'s reply to its sender; a bug there costs that call, not this SEP's pipe
+        (an exception would reach the reactor reading it)."""
+        try:
+            call.settle(reply)
+        except Exception as exc:  # noqa: BLE001 - see above
+            self.supervisor.console.log("ESCS5007E", what=call.service,
+                                        problem=f"{type(exc).__name__}: {exc}")
 
     def _end_batch(self, stop_watching=False):
         self._deadline = None
@@ -452,7 +498,7 @@ class SEP:
                 # Whether it committed can only be told once the environment is recovered.
                 self.supervisor.orphans.append((self, call, returncode, cause, alone))
             else:
-                call.deferred.callback(self.supervisor.outcome_of_death(
+                self.settle(call, self.supervisor.outcome_of_death(
                     self, call, returncode, cause, killed_by_us=self._killed_by_us,
                     alone=alone))
         self.supervisor.recover_when_quiet()

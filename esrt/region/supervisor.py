@@ -24,6 +24,9 @@ from esrt.region.txstore import OutcomeUnknown
 from esrt.sep import protocol as frames
 from esrt.states import ExitCode, SEPState
 
+# A SEP in these states serves nothing and will not come back by itself.
+GONE = (SEPState.FATAL, SEPState.STOPPED)
+
 
 class Supervisor:
     """Runs the N SEPs of one region and hands idle ones to the dispatcher."""
@@ -154,14 +157,22 @@ class Supervisor:
                 return sep
         return None
 
+    # These two run for every call: plain loops, no generator.
+
     def running_seps(self):
         """How many SEPs are up or starting: the ones the queue is shared among."""
-        return sum(1 for sep in self.seps if sep.state in RUNNING)
+        running = 0
+        for sep in self.seps:
+            if sep.state in RUNNING:
+                running += 1
+        return running
 
     def can_serve(self):
         """True while some SEP is running or will come back (not FATAL, not stopped)."""
-        return any(sep.state not in (SEPState.FATAL, SEPState.STOPPED)
-                   and not sep.stop_requested for sep in self.seps)
+        for sep in self.seps:
+            if sep.state not in GONE and not sep.stop_requested:
+                return True
+        return False
 
     def all_ready(self):
         return all(sep.state in (SEPState.IDLE, SEPState.BUSY) for sep in self.seps)
@@ -300,7 +311,7 @@ class Supervisor:
                 reply = error_reply(503, "in_doubt", f"{call.service}: {self.unrecoverable}; "
                                     "whether this call committed is unknown: once the region "
                                     "serves again, retry it with the same Idempotency-Key")
-            call.deferred.callback(reply)
+            sep.settle(call, reply)
         if recovered:
             for sep in self.seps:
                 sep.environment_recovered()

@@ -47,15 +47,18 @@ class WireProtocol(protocol.Protocol):
                 break
             data = b""
             for payload in payloads:
+                fields = wire.parse_request_fields(payload)
+                if fields is None:  # not a request: parse_request says what is wrong
+                    try:
+                        wire.parse_request(payload)
+                    except wire.FrameError as exc:
+                        self._fatal(exc)
+                        return
+                request_id, service, key, params = fields
                 try:
-                    request = wire.parse_request(payload)
-                except wire.FrameError as exc:
-                    self._fatal(exc)
-                    return
-                try:
-                    self._serve(request)
+                    self._serve(request_id, service, key, params)
                 except Exception as exc:  # noqa: BLE001 - our bug costs one request, not the region
-                    self._internal(request.request_id, repr(request.service), exc)
+                    self._internal(request_id, repr(service), exc)
         if self.broken:
             return
         if len(self.calls) >= self.factory.max_in_flight and not self.paused:
@@ -63,17 +66,15 @@ class WireProtocol(protocol.Protocol):
             self.paused = True
             self.transport.pauseProducing()
 
-    def _serve(self, request):
-        call = self.factory.admission.admit("esrt", request.service, request.params,
-                                            request.key or None)
-        what = request.service.decode("utf-8", "replace")
+    def _serve(self, request_id, service, key, params):
+        call = self.factory.admission.admit("esrt", service, params, key or None)
         if call.called:  # answered at once (refused, or no SEP can serve): no bookkeeping
-            call.addCallbacks(self._relay, self._failed, callbackArgs=(request.request_id, None),
-                              errbackArgs=(request.request_id, what, None))
+            call.addCallbacks(self._relay, self._failed, callbackArgs=(request_id, None),
+                              errbackArgs=(request_id, service, None))
             return
-        self.calls[call] = request.request_id
-        call.addCallbacks(self._relay, self._failed, callbackArgs=(request.request_id, call),
-                          errbackArgs=(request.request_id, what, call))
+        self.calls[call] = request_id
+        call.addCallbacks(self._relay, self._failed, callbackArgs=(request_id, call),
+                          errbackArgs=(request_id, service, call))
 
     def _relay(self, reply, request_id, call):
         self._forget(call)
@@ -85,7 +86,7 @@ class WireProtocol(protocol.Protocol):
     def _failed(self, failure, request_id, service, call):
         self._forget(call)
         if not failure.check(defer.CancelledError):
-            self._internal(request_id, service, failure.value)
+            self._internal(request_id, service.decode("utf-8", "replace"), failure.value)
         self._after_reply()
 
     def _forget(self, call):

@@ -135,8 +135,6 @@ def call_frame_python(request_id, service, key, idempotent, ttl, body):
                      service, key, body))
 
 
-_native = native.load("_frames")
-call_frame = _native.call_frame if _native is not None else call_frame_python
 
 
 def decode_header(payload):
@@ -185,11 +183,29 @@ def decode_header(payload):
     raise ProtocolError(f"unknown frame kind {kind!r}")
 
 
+def reply_fields_python(payload):
+    """(request_id, status, flags, rc, attempts, body) of a REPLY frame's payload that
+    carries no error text, the region's common case; None for any other payload, which
+    decode_header reads (and refuses when it must). Twin of esrt._frames.reply_fields."""
+    if len(payload) < REPLY_HEADER.size or payload[0] != REPLY:
+        return None
+    (_, flags, status, request_id, rc, _, attempts, code_len,
+     message_len) = REPLY_HEADER.unpack_from(payload, 0)
+    if code_len or message_len:
+        return None
+    return request_id, status, flags, rc, attempts, bytes(payload[REPLY_HEADER.size:])
+
+
 def _text(payload, start, length):
     try:
         return bytes(payload[start:start + length]).decode()
     except UnicodeDecodeError:
         raise ProtocolError("frame header text is not UTF-8") from None
+
+
+_native = native.load("_frames")
+call_frame = _native.call_frame if _native is not None else call_frame_python
+reply_fields = _native.reply_fields if _native is not None else reply_fields_python
 
 
 class FrameDecoder:
@@ -199,6 +215,10 @@ class FrameDecoder:
         self._buffer = bytearray()
 
     def feed(self, data):
+        return [decode_header(payload) for payload in self.feed_payloads(data)]
+
+    def feed_payloads(self, data):
+        """Like feed(), but the frames' payloads, not yet decoded."""
         self._buffer += data
         payloads, consumed = split_frames(self._buffer, MAX_FRAME)
         if consumed:
@@ -206,7 +226,7 @@ class FrameDecoder:
         elif len(self._buffer) >= 4 and LENGTH.unpack_from(self._buffer, 0)[0] > MAX_FRAME:
             raise ProtocolError(f"frame length {LENGTH.unpack_from(self._buffer, 0)[0]} is "
                                 "out of range")
-        return [decode_header(payload) for payload in payloads]
+        return payloads
 
 
 def read_frame(stream):

@@ -91,6 +91,41 @@ def test_call_frame_twins_refuse_the_same_numbers(request_id, ttl):
             call_frame(request_id, "a.B", "", False, ttl, b"")
 
 
+def reply_payloads():
+    error = st.one_of(st.none(), st.fixed_dictionaries({"code": texts, "message": texts}))
+    replies = st.builds(
+        lambda request_id, status, rc, attempts, committed, error, body: frames.encode_frame(
+            {"id": request_id, "status": status,
+             **({"rc": rc} if rc is not None else {}),
+             **({"attempts": attempts, "committed": committed} if attempts is not None else {}),
+             **({"error": error} if error else {})}, body)[4:],
+        st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF), st.one_of(st.none(),
+                                                                   st.integers(-2**31, 2**31 - 1)),
+        st.one_of(st.none(), st.integers(0, 0xFFFF)), st.booleans(), error, st.binary(max_size=20))
+    others = st.builds(lambda pid: frames.encode_frame({"id": 0, "op": "ready", "pid": pid})[4:],
+                       st.integers(0, 2**31 - 1))
+    mangled = st.builds(lambda data, at, value: data[:at % len(data)] + bytes([value])
+                        + data[at % len(data) + 1:], replies, st.integers(0, 60),
+                        st.integers(0, 255))
+    return st.one_of(replies, others, mangled, st.binary(max_size=30),
+                     st.builds(lambda data, cut: data[:cut], replies, st.integers(0, 30)))
+
+
+@needs_c
+@settings(max_examples=1500, deadline=None)
+@given(reply_payloads())
+def test_reply_fields_twins_agree_and_match_the_full_decoder(payload):
+    fields = frames.reply_fields_python(payload)
+    assert _frames.reply_fields(payload) == fields
+    if fields is not None:
+        request_id, status, flags, rc, attempts, body = fields
+        header, decoded_body = frames.decode_header(payload)
+        assert (header["id"], header["status"], header.get("rc", 0), decoded_body) == (
+            request_id, status, rc if flags & frames.HAS_RC else 0, body)
+        assert "error" not in header
+        assert header.get("attempts") == (attempts if flags & frames.HAS_TRANSACTION else None)
+
+
 def test_the_switch_picks_the_twin(monkeypatch):
     monkeypatch.setenv("ESRT_PUREPYTHON", "1")
     assert native.load("_frames") is None
@@ -102,6 +137,8 @@ def test_the_switch_picks_the_twin(monkeypatch):
 def test_c_frame_functions_do_not_leak():
     request = wire.encode_request(7, "srv01.CBLAPP01", b'{"a": 1}', b"key-1")
     stream = bytearray(request * 3 + request[:9])
+    reply = frames.encode_frame({"id": 7, "status": 200, "rc": 0, "attempts": 1,
+                                 "committed": True}, b'{"a": 1}')[4:]
 
     def rounds(count):
         for _ in range(count):
@@ -109,6 +146,8 @@ def test_c_frame_functions_do_not_leak():
             _frames.parse_request_fields(request[4:])
             _frames.parse_request_fields(b"\xe5\x01\x01garbage")
             _frames.call_frame(7, "srv01.CBLAPP01", "i:key-\udc80", True, 600, b'{"a": 1}')
+            assert _frames.reply_fields(reply)[5] == b'{"a": 1}'
+            assert _frames.reply_fields(reply[:10]) is None
             try:
                 _frames.call_frame(2**32, "srv01.CBLAPP01", "", False, 0, b"")
             except ValueError:

@@ -98,8 +98,7 @@ def test_each_region_has_its_own_registry():
 ])
 def test_transactions_committed_aborted_and_deadlock_reruns(attempts, committed, expected):
     metrics = RegionMetrics("ESSRV01")
-    metrics.reply_header({"status": 200, "attempts": attempts, "committed": committed})
-    metrics.reply_header({"status": 200})  # no transaction (no data environment): not counted
+    metrics.transaction(attempts, committed)
     assert value(metrics, "esrt_transactions_total", outcome="committed") == expected["committed"]
     assert value(metrics, "esrt_transactions_total", outcome="aborted") == expected["aborted"]
     assert value(metrics, "esrt_deadlock_reruns_total") == expected["reruns"]
