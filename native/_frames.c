@@ -16,10 +16,18 @@
  *     the bytes encode_frame makes of the same fields.
  * reply_fields(payload) -> (request_id, status, flags, rc, attempts, body) or None
  *     A SEP's REPLY without error text (twin: reply_fields_python); None for anything else.
+ * decode_call(payload) -> (header dict, body) or None
+ *     What protocol.decode_header makes of a CALL frame (twin: decode_call_python); None for
+ *     any other payload, and for one decode_header would refuse.
+ * reply_frame(header, body) -> bytes or None
+ *     What protocol.encode_frame makes of a reply header without an error; None for any other
+ *     header (one with an error, a field the frame has no place for, a value out of range).
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -115,6 +123,7 @@ malformed:
 }
 
 #define SEP_CALL 1
+static PyObject *call_op;   /* "call", the op of every CALL frame's header */
 #define SEP_IDEMPOTENT 1
 #define SEP_REQUEST_SIZE 14   /* kind, flags, u16 service size, u16 key size, u32 id, u32 ttl */
 
@@ -239,11 +248,219 @@ reply_fields(PyObject *module, PyObject *payload_object)
     return result;
 }
 
+static uint32_t
+be16(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 8) | p[1];
+}
+
+/* Set header[name] = value and drop the reference to value; -1 on failure. */
+static int
+set_item(PyObject *header, const char *name, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int result = PyDict_SetItemString(header, name, value);
+    Py_DECREF(value);
+    return result;
+}
+
+static PyObject *
+decode_call(PyObject *module, PyObject *payload_object)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(payload_object, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *p = view.buf;
+    PyObject *header = NULL, *result = NULL;
+    if (view.len < SEP_REQUEST_SIZE || p[0] != SEP_CALL)
+        goto decline;
+    Py_ssize_t service_size = be16(p + 2), key_size = be16(p + 4);
+    Py_ssize_t end = SEP_REQUEST_SIZE + service_size + key_size;
+    if (end > view.len)
+        goto decline;
+    header = PyDict_New();
+    if (header == NULL
+            || set_item(header, "id", PyLong_FromUnsignedLong(be32(p + 6))) < 0
+            || PyDict_SetItemString(header, "op", call_op) < 0)
+        goto done;
+    const char *text = (const char *)p + SEP_REQUEST_SIZE;
+    if (service_size) {
+        PyObject *service = PyUnicode_DecodeUTF8(text, service_size, NULL);
+        if (service == NULL)
+            goto not_utf8;
+        if (set_item(header, "service", service) < 0)
+            goto done;
+    }
+    if (key_size) {
+        PyObject *key = PyUnicode_DecodeUTF8(text + service_size, key_size, NULL);
+        if (key == NULL)
+            goto not_utf8;
+        if (set_item(header, "key", key) < 0)
+            goto done;
+    }
+    if ((p[1] & SEP_IDEMPOTENT) && PyDict_SetItemString(header, "idempotent", Py_True) < 0)
+        goto done;
+    uint32_t ttl = be32(p + 10);
+    if (ttl && set_item(header, "ttl", PyLong_FromUnsignedLong(ttl)) < 0)
+        goto done;
+    result = Py_BuildValue("(Ny#)", header, (const char *)p + end, view.len - end);
+    header = NULL;  /* Py_BuildValue's N took it, or dropped it on failure */
+    goto done;
+not_utf8:
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+        goto done;
+    PyErr_Clear();
+decline:
+    result = Py_NewRef(Py_None);
+done:   /* result is NULL with an exception set when something failed */
+    Py_XDECREF(header);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+#define HAS_RC 1
+#define HAS_TRANSACTION 2
+#define COMMITTED 4
+#define REPLAYED 8
+
+/* An integer field of a reply header within [low, high]; 0 when absent or None (*present
+ * says which), 1 when usable, -1 when the frame cannot hold it (or an error is set). */
+static int
+int_field(PyObject *header, PyObject *name, long long low, long long high, long long *value,
+          int *present)
+{
+    PyObject *item = PyDict_GetItemWithError(header, name);
+    *value = 0;
+    if (present != NULL)
+        *present = item != NULL;
+    if (item == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (item == Py_None)
+        return 0;
+    if (!PyLong_Check(item))
+        return -1;
+    int overflow;
+    *value = PyLong_AsLongLongAndOverflow(item, &overflow);
+    if (overflow == 1 && high == LLONG_MAX) {   /* no upper bound: the caller caps it */
+        *value = LLONG_MAX;
+        return 1;
+    }
+    if (overflow || (*value == -1 && PyErr_Occurred()) || *value < low || *value > high)
+        return -1;
+    return 1;
+}
+
+static PyObject *names[7];
+enum { N_ID, N_STATUS, N_RC, N_ATTEMPTS, N_COMMITTED, N_REPLAYED, N_MS };
+static const char *const name_texts[7] = {"id", "status", "rc", "attempts", "committed",
+                                          "replayed", "ms"};
+
+static PyObject *
+reply_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "reply_frame(header dict, body) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *header = args[0];
+    /* Only the fields a successful reply has; anything else is for encode_frame to judge. */
+    PyObject *key, *item;
+    Py_ssize_t at = 0;
+    while (PyDict_Next(header, &at, &key, &item)) {
+        int known = 0;
+        for (int i = 0; i < 7 && !known; i++)
+            known = PyUnicode_Check(key) && PyUnicode_Compare(key, names[i]) == 0;
+        if (!known)
+            Py_RETURN_NONE;
+    }
+    long long request_id, status, rc, attempts;
+    int rc_given, has_attempts, has_committed;
+    if (int_field(header, names[N_ID], 0, 0xFFFFFFFFLL, &request_id, NULL) != 1
+            || int_field(header, names[N_STATUS], 0, 0xFFFF, &status, NULL) != 1
+            || (rc_given = int_field(header, names[N_RC], INT32_MIN, INT32_MAX, &rc, NULL)) < 0
+            || int_field(header, names[N_ATTEMPTS], 0, LLONG_MAX, &attempts, &has_attempts) < 0)
+        goto decline;
+    int has_rc = rc_given == 1;
+    if (has_attempts && PyDict_GetItem(header, names[N_ATTEMPTS]) == Py_None)
+        goto decline;  /* min(None, ...) fails in the twin */
+    PyObject *committed = PyDict_GetItemWithError(header, names[N_COMMITTED]);
+    if (committed == NULL && PyErr_Occurred())
+        return NULL;
+    has_committed = committed != NULL;
+    PyObject *replayed = PyDict_GetItemWithError(header, names[N_REPLAYED]);
+    if (replayed == NULL && PyErr_Occurred())
+        return NULL;
+    int flags = has_rc ? HAS_RC : 0;
+    if (has_attempts || has_committed) {
+        flags |= HAS_TRANSACTION;
+        int truth = committed != NULL ? PyObject_IsTrue(committed) : 0;
+        if (truth < 0)
+            return NULL;
+        if (truth)
+            flags |= COMMITTED;
+    }
+    if (replayed != NULL) {
+        int truth = PyObject_IsTrue(replayed);
+        if (truth < 0)
+            return NULL;
+        if (truth)
+            flags |= REPLAYED;
+    }
+    double micros = 0;
+    PyObject *ms = PyDict_GetItemWithError(header, names[N_MS]);
+    if (ms == NULL && PyErr_Occurred())
+        return NULL;
+    if (ms != NULL) {
+        if (!PyFloat_Check(ms) && !PyLong_Check(ms))
+            goto decline;
+        double value = PyFloat_AsDouble(ms);
+        if (value == -1.0 && PyErr_Occurred())
+            return NULL;
+        micros = nearbyint(value * 1000);   /* round half to even, as Python's round() */
+        if (!isfinite(micros) || !(micros >= 0))
+            goto decline;
+        if (micros > 4294967295.0)
+            micros = 4294967295.0;
+    }
+    Py_buffer body;
+    if (PyObject_GetBuffer(args[1], &body, PyBUF_SIMPLE) < 0)
+        return NULL;
+    Py_ssize_t payload = SEP_REPLY_SIZE + body.len;
+    if (payload > 0xFFFFFFFFLL) {
+        PyBuffer_Release(&body);
+        goto decline;
+    }
+    PyObject *frame = PyBytes_FromStringAndSize(NULL, 4 + payload);
+    if (frame != NULL) {
+        unsigned char *p = (unsigned char *)PyBytes_AS_STRING(frame);
+        put32(p, (uint32_t)payload);
+        p[4] = SEP_REPLY;
+        p[5] = (unsigned char)flags;
+        put16(p + 6, (unsigned)status);
+        put32(p + 8, (uint32_t)request_id);
+        put32(p + 12, (uint32_t)(int32_t)rc);
+        put32(p + 16, (uint32_t)micros);
+        put16(p + 20, (unsigned)(attempts > 0xFFFF ? 0xFFFF : attempts));
+        memset(p + 22, 0, 6);   /* no error code, no message */
+        if (body.len)
+            memcpy(p + 4 + SEP_REPLY_SIZE, body.buf, (size_t)body.len);
+    }
+    PyBuffer_Release(&body);
+    return frame;
+decline:
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef frames_methods[] = {
     {"split_frames", (PyCFunction)(void (*)(void))split_frames, METH_FASTCALL,
      "split_frames(buffer, max_frame) -> (payloads, consumed)"},
     {"parse_request_fields", parse_request_fields, METH_O,
      "parse_request_fields(payload) -> (request_id, service, key, params) or None"},
+    {"decode_call", decode_call, METH_O, "decode_call(payload) -> (header, body) or None"},
+    {"reply_frame", (PyCFunction)(void (*)(void))reply_frame, METH_FASTCALL,
+     "reply_frame(header, body) -> bytes or None"},
     {"reply_fields", reply_fields, METH_O,
      "reply_fields(payload) -> (request_id, status, flags, rc, attempts, body) or None"},
     {"call_frame", (PyCFunction)(void (*)(void))call_frame, METH_FASTCALL,
@@ -260,5 +477,13 @@ static struct PyModuleDef frames_module = {
 PyMODINIT_FUNC
 PyInit__frames(void)
 {
+    call_op = PyUnicode_InternFromString("call");
+    if (call_op == NULL)
+        return NULL;
+    for (int i = 0; i < 7; i++) {
+        names[i] = PyUnicode_InternFromString(name_texts[i]);
+        if (names[i] == NULL)
+            return NULL;
+    }
     return PyModule_Create(&frames_module);
 }

@@ -1,7 +1,7 @@
 """Where the time goes in esrt's binary path: CPU per process, and py-spy's hottest functions.
 
     python benchmarks/throughput/profile_binary.py [--service null|cblapp01] [--conns 16]
-                                                   [--seconds 10] [--py-spy]
+                                                   [--seconds 10] [--py-spy [--gil]]
 
 Starts the benchmark's region (SEPs = cores, pinned to core 0 like bench_throughput.py),
 drives the service through the "esrt" listener with the C load generator on core 1, and
@@ -82,12 +82,30 @@ def top_functions(raw_file):
     return busy, waiting, own, total
 
 
+def by_module(own):
+    """Self samples by source file (esrt/region/sepslot.py, twisted/internet/defer.py, ...)."""
+    modules = collections.Counter()
+    for frame, count in own.items():
+        where = frame.rpartition(" (")[2].split(":")[0]
+        for root in ("site-packages/", "/esrt/", "python3."):
+            if root in where:
+                where = where.split(root, 1)[1]
+                where = ("esrt/" + where) if root == "/esrt/" else where
+                break
+        modules[where] += count
+    return modules
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--service", choices=("null", "cblapp01"), default="null")
     parser.add_argument("--conns", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--py-spy", dest="py_spy", action="store_true")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --py-spy: sample only while Python holds the GIL, so that "
+                             "system calls and time preempted by the SEPs are left out and "
+                             "the samples show the region's Python CPU")
     parser.add_argument("--sched-batch", dest="sched_batch", action="store_true",
                         help="put the SEPs under SCHED_BATCH (an experiment: a woken SEP then "
                              "does not preempt the region on their shared core)")
@@ -119,8 +137,8 @@ def main():
                 for label, pid in pids.items():
                     out = work / f"{label}.raw"
                     spies.append((label, out, subprocess.Popen(
-                        [py_spy, "record", "-p", str(pid), "-d", str(args.seconds), "-r", "250",
-                         "-f", "raw", "-o", str(out)],
+                        [py_spy, "record", *(["--gil"] if args.gil else []), "-p", str(pid),
+                         "-d", str(args.seconds), "-r", "250", "-f", "raw", "-o", str(out)],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
             result = {}
             thread = threading.Thread(target=lambda: result.update(runners.run_binary(
@@ -157,6 +175,8 @@ def main():
                                                                 total.most_common(TOP + 8)[8:]):
                 print(f"  {100 * n_own / busy:5.1f}% {name_own[:62]:<62} | "
                       f"{100 * n_total / busy:5.1f}% {name_total[:62]}")
+            print(f"  by module (self): " + ", ".join(
+                f"{name} {100 * n / busy:.0f}%" for name, n in by_module(own).most_common(TOP)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

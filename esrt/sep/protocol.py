@@ -203,9 +203,43 @@ def _text(payload, start, length):
         raise ProtocolError("frame header text is not UTF-8") from None
 
 
+def decode_call_python(payload):
+    """decode_header's (header, body) of a CALL frame; None for any other payload, and for
+    one decode_header refuses. Twin of esrt._frames.decode_call, which the SEP uses."""
+    if payload[:1] != bytes((CALL,)):
+        return None
+    try:
+        return decode_header(payload)
+    except ProtocolError:
+        return None
+
+
+# The fields of a successful reply's header: the only ones reply_frame encodes itself.
+SUCCESS_FIELDS = frozenset({"id", "status", "rc", "attempts", "committed", "replayed", "ms"})
+
+
+def reply_frame_python(header, body):
+    """encode_frame's bytes for a reply `header` with SUCCESS_FIELDS only; None for any other
+    header, or one encode_frame refuses. Twin of esrt._frames.reply_frame, which the SEP uses
+    (falling back on encode_frame for the rest)."""
+    if not SUCCESS_FIELDS.issuperset(header):
+        return None
+    try:
+        return encode_frame(header, body)
+    except (ValueError, TypeError, KeyError, OverflowError, struct.error):
+        return None
+
+
+def encode_reply(header, body):
+    """The frame of a SEP's reply: in C when it is a successful one, else by encode_frame."""
+    return reply_frame(header, body) or encode_frame(header, body)
+
+
 _native = native.load("_frames")
 call_frame = _native.call_frame if _native is not None else call_frame_python
 reply_fields = _native.reply_fields if _native is not None else reply_fields_python
+decode_call = _native.decode_call if _native is not None else decode_call_python
+reply_frame = _native.reply_frame if _native is not None else reply_frame_python
 
 
 class FrameDecoder:

@@ -126,6 +126,60 @@ def test_reply_fields_twins_agree_and_match_the_full_decoder(payload):
         assert header.get("attempts") == (attempts if flags & frames.HAS_TRANSACTION else None)
 
 
+def call_payloads():
+    calls = st.builds(
+        lambda request_id, service, key, idempotent, ttl, body: frames.call_frame_python(
+            request_id, service, key, idempotent, ttl, body)[4:],
+        st.integers(0, 2**32 - 1), texts, texts, st.booleans(), st.integers(0, 2**32 - 1),
+        st.binary(max_size=20))
+    not_utf8 = st.builds(lambda request_id, raw: frames.REQUEST.pack(
+        frames.CALL, 0, len(raw), 0, request_id, 0) + raw, st.integers(0, 9),
+        st.binary(min_size=1, max_size=6))
+    others = st.sampled_from([frames.encode_frame({"id": 3, "op": "cancel"})[4:],
+                              frames.encode_frame({"id": 3, "op": "reload"})[4:]])
+    mangled = st.builds(lambda data, at, value: data[:at % len(data)] + bytes([value])
+                        + data[at % len(data) + 1:], calls, st.integers(0, 40),
+                        st.integers(0, 255))
+    return st.one_of(calls, not_utf8, others, mangled, st.binary(max_size=20),
+                     st.builds(lambda data, cut: data[:cut], calls, st.integers(0, 30)))
+
+
+@needs_c
+@settings(max_examples=1500, deadline=None)
+@given(call_payloads())
+def test_decode_call_twins_agree_and_match_decode_header(payload):
+    decoded = frames.decode_call_python(payload)
+    assert _frames.decode_call(payload) == decoded
+    if decoded is not None:
+        assert decoded == frames.decode_header(payload)
+
+
+values = st.one_of(st.integers(-2**40, 2**70), st.none(), st.booleans(),
+                   st.floats(allow_nan=True), st.text(max_size=3))
+
+
+def reply_headers():
+    plain = st.fixed_dictionaries(
+        {"id": st.integers(0, 2**32 - 1), "status": st.integers(100, 599)},
+        optional={"rc": st.one_of(st.none(), st.integers(-2**31, 2**31 - 1)),
+                  "attempts": st.integers(0, 2**17), "committed": st.booleans(),
+                  "replayed": st.booleans(),
+                  "ms": st.one_of(st.floats(0, 5e6), st.integers(0, 10**7))})
+    odd = st.dictionaries(st.sampled_from(sorted(frames.SUCCESS_FIELDS) + ["error", "op", "x"]),
+                          values, max_size=8)
+    return st.one_of(plain, plain, odd)
+
+
+@needs_c
+@settings(max_examples=2000, deadline=None)
+@given(reply_headers(), st.binary(max_size=20))
+def test_reply_frame_twins_agree_and_match_encode_frame(header, body):
+    expected = frames.reply_frame_python(header, body)
+    assert _frames.reply_frame(header, body) == expected
+    if expected is not None:
+        assert frames.decode_header(expected[4:])[1] == body
+
+
 def test_the_switch_picks_the_twin(monkeypatch):
     monkeypatch.setenv("ESRT_PUREPYTHON", "1")
     assert native.load("_frames") is None
@@ -137,8 +191,9 @@ def test_the_switch_picks_the_twin(monkeypatch):
 def test_c_frame_functions_do_not_leak():
     request = wire.encode_request(7, "srv01.CBLAPP01", b'{"a": 1}', b"key-1")
     stream = bytearray(request * 3 + request[:9])
-    reply = frames.encode_frame({"id": 7, "status": 200, "rc": 0, "attempts": 1,
-                                 "committed": True}, b'{"a": 1}')[4:]
+    reply_header = {"id": 7, "status": 200, "rc": 0, "attempts": 1, "committed": True}
+    reply = frames.encode_frame(reply_header, b'{"a": 1}')[4:]
+    call = frames.call_frame_python(7, "srv01.CBLAPP01", "r:1", False, 600, b"{}")
 
     def rounds(count):
         for _ in range(count):
@@ -148,6 +203,11 @@ def test_c_frame_functions_do_not_leak():
             _frames.call_frame(7, "srv01.CBLAPP01", "i:key-\udc80", True, 600, b'{"a": 1}')
             assert _frames.reply_fields(reply)[5] == b'{"a": 1}'
             assert _frames.reply_fields(reply[:10]) is None
+            assert _frames.decode_call(call[4:])[0]["service"] == "srv01.CBLAPP01"
+            assert _frames.decode_call(call[4:12]) is None
+            assert _frames.decode_call(b"\x01\x00\x00\x02" + bytes(10) + b"\xff\xfe") is None
+            assert _frames.reply_frame(reply_header, b"{}") is not None
+            assert _frames.reply_frame({"id": 1, "status": 200, "ms": "x"}, b"") is None
             try:
                 _frames.call_frame(2**32, "srv01.CBLAPP01", "", False, 0, b"")
             except ValueError:
