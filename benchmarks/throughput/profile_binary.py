@@ -175,7 +175,7 @@ def main():
                                                                 total.most_common(TOP + 8)[8:]):
                 print(f"  {100 * n_own / busy:5.1f}% {name_own[:62]:<62} | "
                       f"{100 * n_total / busy:5.1f}% {name_total[:62]}")
-            print(f"  by module (self): " + ", ".join(
+            print("  by module (self): " + ", ".join(
                 f"{name} {100 * n / busy:.0f}%" for name, n in by_module(own).most_common(TOP)))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -495,7 +495,8 @@ def run(argv=None):
         console.log("ESCD0105I", path=paths.pid_file, pid=stale)
     console.log("ESCD0103I", source=source)
 
-    from twisted.internet import reactor
+    from esrt.region.reactor import install
+    reactor = install()
     from twisted.logger import globalLogBeginner, textFileLogObserver
     # Twisted's own reports (unhandled errors in Deferreds) go to stderr, which casstart keeps
     # in run/region.out.
