@@ -45,8 +45,12 @@ class LeanEPollReactor(epollreactor.EPollReactor):
 
 def install():
     """Install and return a LeanEPollReactor as the process's reactor (before anything
-    imports twisted.internet.reactor)."""
+    imports twisted.internet.reactor); Twisted's own epoll reactor if this Twisted's has
+    changed the insides LeanEPollReactor relies on."""
     from twisted.internet.main import installReactor
     reactor = LeanEPollReactor()
+    if not all(hasattr(reactor, name) for name in ("_poller", "_selectables",
+                                                    "_doReadOrWrite")):
+        reactor = epollreactor.EPollReactor()
     installReactor(reactor)
     return reactor
