@@ -411,13 +411,17 @@ reply_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *ms = PyDict_GetItemWithError(header, names[N_MS]);
     if (ms == NULL && PyErr_Occurred())
         return NULL;
-    if (ms != NULL) {
-        if (!PyFloat_Check(ms) && !PyLong_Check(ms))
+    if (ms != NULL && PyLong_Check(ms)) {
+        /* Whole milliseconds, however many: the twin multiplies exactly, then caps. */
+        int overflow;
+        long long value = PyLong_AsLongLongAndOverflow(ms, &overflow);
+        if (overflow < 0 || value < 0 || (value == -1 && PyErr_Occurred()))
             goto decline;
-        double value = PyFloat_AsDouble(ms);
-        if (value == -1.0 && PyErr_Occurred())
-            return NULL;
-        micros = nearbyint(value * 1000);   /* round half to even, as Python's round() */
+        micros = overflow > 0 || value > 4294967 ? 4294967295.0 : (double)value * 1000;
+    } else if (ms != NULL) {
+        if (!PyFloat_Check(ms))
+            goto decline;
+        micros = nearbyint(PyFloat_AS_DOUBLE(ms) * 1000);   /* half to even, as round() */
         if (!isfinite(micros) || !(micros >= 0))
             goto decline;
         if (micros > 4294967295.0)

@@ -7,12 +7,14 @@
  * esrt/region/httpserver.py reads and, when it must, refuses with its own messages.
  *
  * read_request(buffer, max_header, max_body)
- *     -> (consumed, method, path, version, headers, body, keep_alive), None (wait), False
+ *     -> (consumed, method, path, version, headers, body, keep_alive), None (wait for the
+ *        rest of the head), False (not plain, or the body is not all here)
  * response(status, body, rc, date, keep_alive, http10, head_only) -> bytes or None
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 #define MAX_LENGTH_DIGITS 18
@@ -227,7 +229,7 @@ read_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t start = head_end + 4 - data;
     if (view.len - start < length) {
-        result = Py_None;
+        result = Py_False;   /* the full parser reads the body piece by piece */
         goto done;
     }
     int keep_alive;
@@ -298,11 +300,14 @@ response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         head_only = PyObject_IsTrue(args[6]);
     if (keep_alive < 0 || http10 < 0 || head_only < 0)
         return NULL;
-    char rc_text[32] = "";
+    char rc_text[48] = "";
     if (args[2] != Py_None) {
-        long long rc = PyLong_AsLongLong(args[2]);
-        if (rc == -1 && PyErr_Occurred())
-            return NULL;
+        if (!PyLong_Check(args[2]))
+            Py_RETURN_NONE;
+        int overflow;
+        long long rc = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+        if (overflow || rc < INT32_MIN || rc > INT32_MAX)
+            Py_RETURN_NONE;   /* no RETURN-CODE: the full path writes whatever it is */
         snprintf(rc_text, sizeof rc_text, "esrt-return-code: %lld\r\n", rc);
     }
     Py_buffer body, date;

@@ -14,14 +14,17 @@ read_request(buffer, max_header, max_body)
 
     Returns a tuple (consumed, method, path, version, headers, body, keep_alive): `path` is the
     target without its query, `headers` maps lower-case names to values stripped of spaces and
-    tabs (the last of repeated names wins), `body` is bytes. None: the request is plain so far
-    but not all here yet (wait for more bytes). False: not plain, let the full parser read it.
+    tabs (the last of repeated names wins), `body` is bytes. None: the head is not all here yet
+    (wait for more bytes). False: not plain, or its body is not all here (the full parser reads
+    a body piece by piece, where this would read the head again for every piece): let the
+    full parser read it.
 
 response(status, body, rc, date, keep_alive, http10, head_only)
     The bytes of a JSON answer, exactly as the full path writes them (status line, then
     content-type, content-length, esrt-return-code when `rc` is not None, date, and
     "connection: close" or, for HTTP/1.0 keep-alive, "connection: keep-alive"); without the
-    body for a HEAD request. None for a status outside REASONS.
+    body for a HEAD request. None for a status outside REASONS, or an `rc` that is not a 32-bit
+    integer (a RETURN-CODE always is).
 """
 
 from http import HTTPStatus
@@ -76,7 +79,7 @@ def read_request(buffer, max_header, max_body):
     start = end + 4
     consumed = start + int(length)
     if len(buffer) < consumed:
-        return None
+        return False
     connection = headers.get(b"connection", b"").lower()
     if version == b"HTTP/1.0":
         keep_alive = b"keep-alive" in connection
@@ -89,7 +92,8 @@ def read_request(buffer, max_header, max_body):
 def response(status, body, rc, date, keep_alive, http10, head_only):
     """See the module docstring."""
     reason = REASONS.get(status)
-    if reason is None:
+    if reason is None or (rc is not None and not (isinstance(rc, int)
+                                                  and -2**31 <= rc < 2**31)):
         return None
     head = [b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
             % (status, reason, len(body))]

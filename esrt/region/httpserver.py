@@ -24,7 +24,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 
 from twisted.internet import defer, error, protocol, task
-from twisted.python import failure
+from twisted.python import failure, log
 
 from esrt.region import frontdoor
 from esrt.region.sendnow import send_now
@@ -137,7 +137,7 @@ class HttpRequest:
             self.setHeader(b"content-type", b"application/json")
             self.setHeader(b"content-length", b"%d" % len(body))
             if rc is not None:
-                self.setHeader(b"esrt-return-code", b"%d" % rc)
+                self.setHeader(b"esrt-return-code", str(rc).encode())
             self.body = [body]
         body = b"".join(self.body)
         headers = self.response_headers
@@ -202,7 +202,11 @@ class HttpChannel(protocol.Protocol):
         reason = reason or failure.Failure(error.ConnectionDone())
         pending, self._pending = self._pending, collections.deque()
         for request in pending:
-            request.connection_lost(reason)
+            try:
+                request.connection_lost(reason)
+            except Exception:  # noqa: BLE001 - one request's bug must not spare the others
+                log.err(None, f"error telling a request to {request.path!r} that its client "
+                              "went away")
 
     def date(self):
         return self.factory.date()

@@ -49,7 +49,7 @@ class ServiceMetrics:
     recent latencies."""
 
     __slots__ = ("name", "calls", "errors", "total_ms", "window", "by_class", "buckets",
-                 "created")
+                 "created", "class_created")
 
     def __init__(self, name, window):
         self.name = name
@@ -61,11 +61,16 @@ class ServiceMetrics:
         # Calls per latency bucket (not cumulative), the last one past every bound.
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.created = time.time()
+        self.class_created = {}  # status class -> when its first call was counted
 
     def observe(self, status, seconds):
         """Count one finished call with HTTP-like `status` that took `seconds`."""
         status_class = status // 100
-        self.by_class[status_class] = self.by_class.get(status_class, 0) + 1
+        calls = self.by_class.get(status_class)
+        if calls is None:
+            calls = 0
+            self.class_created[status_class] = time.time()
+        self.by_class[status_class] = calls + 1
         # A bucket counts the calls that took at most its bound (Prometheus's "le").
         self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         milliseconds = seconds * 1000.0
@@ -212,7 +217,7 @@ class _CallFigures:
         for name, entry in sorted(metrics._services.items()):
             for status_class, calls in sorted(entry.by_class.items()):
                 requests.add_metric([name, STATUS_CLASSES.get(status_class, "other")], calls,
-                                    created=entry.created)
+                                    created=entry.class_created[status_class])
             errors.add_metric([name], entry.errors, created=entry.created)
             latency.add_metric([name], entry.cumulative_buckets(), entry.total_ms / 1000.0)
         transactions = CounterMetricFamily("esrt_transactions", "Service call transactions, by "

@@ -157,3 +157,22 @@ def test_an_http_call_that_fails_inside_the_region_answers_500_and_says_why(http
     assert request.finished and request.code == 500
     assert problems == [("srv01.CBLAPP01", "a bug")]
     assert b"internal error in the ESSRV01 region" in request.response_bytes(True)
+
+
+def test_a_request_whose_cancel_fails_does_not_spare_the_others_when_the_client_goes():
+    from esrt.region.httpserver import HttpChannel
+
+    channel = HttpChannel()
+    channel.factory = type("Factory", (), {"connections": set()})()
+    first, second = (HttpRequest(channel, b"POST", b"/services/a/B", b"HTTP/1.1", {})
+                     for _ in range(2))
+    cancelled = []
+
+    def broken_cancel():
+        raise RuntimeError("a bug in a canceller")
+
+    first.on_lost = broken_cancel
+    second.on_lost = lambda: cancelled.append("second")
+    channel._pending.extend([first, second])
+    channel.connectionLost(Failure(ConnectionDone()))
+    assert cancelled == ["second"]

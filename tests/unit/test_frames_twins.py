@@ -155,7 +155,8 @@ def test_decode_call_twins_agree_and_match_decode_header(payload):
 
 
 values = st.one_of(st.integers(-2**40, 2**70), st.none(), st.booleans(),
-                   st.floats(allow_nan=True), st.text(max_size=3))
+                   st.floats(allow_nan=True), st.text(max_size=3),
+                   st.sampled_from([10**400, -10**400, 4294967, 4294968]))
 
 
 def reply_headers():

@@ -161,6 +161,9 @@ def test_the_requests_clients_send_are_plain():
     wrk = b"POST /services/null/NULLSVC HTTP/1.1\r\nHost: localhost:8080\r\n\r\n"
     for request in (curl, wrk):
         assert frontdoor.read_request(request, MAX_HEADER_BYTES, 1024)[0] == len(request)
+    # A body not all here yet is the full parser's to read piece by piece (this would read
+    # the head again for every piece).
+    assert frontdoor.read_request(curl[:-1], MAX_HEADER_BYTES, 1024) is False
     # A chunked body is not the common case: the full parser reads it.
     assert frontdoor.read_request(curl.replace(b"Content-Length: 2\r\n\r\n{}",
                                                b"Transfer-Encoding: chunked\r\n\r\n"),
@@ -169,7 +172,8 @@ def test_the_requests_clients_send_are_plain():
 
 statuses = st.one_of(st.sampled_from(sorted(_pyfrontdoor.REASONS) + [413, 499]),
                      st.integers(100, 599))
-return_codes = st.one_of(st.none(), st.integers(-2**31, 2**31 - 1))
+return_codes = st.one_of(st.none(), st.integers(-2**31, 2**31 - 1),
+                         st.integers(-2**70, 2**70), st.just("7"))
 
 
 @needs_c
@@ -207,6 +211,25 @@ def test_an_answer_is_what_the_header_by_header_path_writes(status, body, rc, ke
     assert quick.response_bytes(keep_alive) == slow.response_bytes(keep_alive)
 
 
+def test_a_body_sent_in_pieces_is_read_once_its_head_is_read():
+    head = (b"POST /services/a/B HTTP/1.1\r\nHost: h\r\n" + b"X-Pad: %s\r\n" % (b"p" * 900)
+            + b"Content-Length: 3000\r\n\r\n")
+    channel = HttpChannel()
+    reads = []
+    channel.read_plain = lambda buffer, *limits: (reads.append(bytes(buffer))
+                                                  or frontdoor.read_request(buffer, *limits))
+    channel.factory = _Factory(4096)
+    channel.transport = _Transport()
+    channel.dataReceived(head + b"x" * 1000)
+    assert bytes(channel._buffer) == b""  # the head is read, the body's first piece taken
+    channel.dataReceived(b"x" * 1000)
+    channel.dataReceived(b"x" * 1000)
+    [request] = channel.factory.rendered
+    assert request.content.read() == b"x" * 3000
+    # The head was not read again for each piece of the body.
+    assert [read[:4] for read in reads if read] == [b"POST"]
+
+
 def test_the_reason_phrases_are_pythons():
     for status, phrase in _pyfrontdoor.REASONS.items():
         assert phrase == HTTPStatus(status).phrase.encode()
@@ -231,7 +254,9 @@ def test_c_front_door_functions_do_not_leak():
         for _ in range(count):
             assert _frontdoor.read_request(buffer, MAX_HEADER_BYTES, 100)[0] == len(request)
             assert _frontdoor.read_request(declined, MAX_HEADER_BYTES, 100) is False
-            assert _frontdoor.read_request(request[:-1], MAX_HEADER_BYTES, 100) is None
+            assert _frontdoor.read_request(request[:-1], MAX_HEADER_BYTES, 100) is False
+            assert _frontdoor.read_request(request[:20], MAX_HEADER_BYTES, 100) is None
+            assert _frontdoor.response(200, b"{}", 2**40, DATE, True, False, False) is None
             assert _frontdoor.read_request(request.replace(b"Host: h\r\n", long_name),
                                            MAX_HEADER_BYTES, 100)
             _frontdoor.response(200, b'{"a": 1}', 0, DATE, True, False, False)
