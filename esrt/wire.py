@@ -165,10 +165,16 @@ def parse_request(payload):
 
     Raises FrameError (400, "bad_frame") naming what is wrong with a malformed one.
     """
+    return Request(*request_fields(payload))
+
+
+def request_fields(payload):
+    """parse_request's fields as a tuple (request_id, service, key, params), without the
+    Request: the listener's path for every call."""
     fields = parse_request_fields(payload)
     if fields is None:
         _explain_bad_request(payload)
-    return Request(*fields)
+    return fields
 
 
 def parse_request_fields_python(payload):

@@ -22,22 +22,6 @@ from esrt.states import ListenerStatus
 JSON = b"application/json"
 
 
-def send_json(request, status, body, rc=None, extra_headers=()):
-    """Finish `request` with a JSON body and an explicit Content-Length (no chunking)."""
-    if not extra_headers and hasattr(request, "finish_json"):
-        request.finish_json(status, body, rc)
-        return
-    request.setResponseCode(status)
-    request.setHeader(b"content-type", JSON)
-    request.setHeader(b"content-length", str(len(body)).encode())
-    if rc is not None:
-        request.setHeader(b"esrt-return-code", str(rc).encode())
-    for name, value in extra_headers:
-        request.setHeader(name, value)
-    request.write(body)
-    request.finish()
-
-
 class ServicesResource:
     """Routes every path of the listener; talks to the dispatcher for service calls."""
 
@@ -137,14 +121,14 @@ class ServicesResource:
     @staticmethod
     def _relay(reply, request):
         if request.channel is not None:  # None: the client has gone
-            send_json(request, reply.status, reply.body, rc=reply.rc if reply.ok else None)
+            request.finish_json(reply.status, reply.body, reply.rc if reply.ok else None)
 
     def _failed(self, failure, request, package, program):
         if failure.check(defer.CancelledError) or request.channel is None:
             return
         what = (package + b"." + program).decode("utf-8", "replace")
         self.report_error(what, failure.getErrorMessage())
-        send_json(request, 500, json_error(
+        request.finish_json(500, json_error(
             "internal", f"internal error in the {self.server_name} region while calling "
                         f"{what}: {failure.getErrorMessage()}; see the console log"))
 

@@ -28,6 +28,8 @@ from esrt.states import SEPState
 # request timeout (default 60 s), so the buckets span that range.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0, 10.0, 30.0, 60.0)
+# The buckets' "le" labels, as prometheus_client writes them.
+BUCKET_LABELS = (*(floatToGoString(bound) for bound in LATENCY_BUCKETS), "+Inf")
 # Recent calls per service over which p99 is computed.
 DEFAULT_WINDOW = 1000
 STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
@@ -82,9 +84,8 @@ class ServiceMetrics:
 
     def cumulative_buckets(self):
         """[(le, calls that took at most le)], "+Inf" last, as a histogram exposes them."""
-        bounds = [*(floatToGoString(bound) for bound in LATENCY_BUCKETS), "+Inf"]
         total, cumulative = 0, []
-        for bound, count in zip(bounds, self.buckets):
+        for bound, count in zip(BUCKET_LABELS, self.buckets):
             total += count
             cumulative.append((bound, total))
         return cumulative
@@ -135,7 +136,7 @@ class RegionMetrics(SupervisorObserver):
     # -- per call ----------------------------------------------------------------------------
 
     def service(self, name):
-        """The ServiceMetrics of service `name` (created, with its metric children, once)."""
+        """The ServiceMetrics of service `name` (created on its first call)."""
         entry = self._services.get(name)
         if entry is None:
             entry = self._services[name] = ServiceMetrics(name, self.window)

@@ -40,10 +40,10 @@ REPORTS = ("sep_idle", "unavailable", "changed", "processes_changed", "sep_resta
 
 
 class Observers(SupervisorObserver):
-    """Passes every report on to each observer added, in the order they were added."""
+    """Passes every report on to each observer added, in the order they were added, that
+    acts on it (overrides it, or was given it as an attribute before being added)."""
 
     def __init__(self, *observers):
-        self._observers = []
         # Report -> the bound methods that act on it: some reports come once per call, and
         # most observers leave most reports alone.
         self._acting = {report: [] for report in REPORTS}
@@ -51,7 +51,6 @@ class Observers(SupervisorObserver):
             self.add(observer)
 
     def add(self, observer):
-        self._observers.append(observer)
         for report, acting in self._acting.items():
             method = getattr(observer, report)
             if getattr(method, "__func__", None) is not getattr(SupervisorObserver, report):

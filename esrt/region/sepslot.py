@@ -104,7 +104,7 @@ class SEPProtocol(protocol.ProcessProtocol):
 
 
 class _Call:
-    """A call sent to a SEP and not answered yet; settle() hands its reply to whoever sent it."""
+    """A call sent to a SEP and not answered yet; its reply goes to reply_to(reply, token)."""
 
     __slots__ = ("request_id", "service", "key", "token", "reply_to")
 
@@ -114,9 +114,6 @@ class _Call:
         self.key = key
         self.token = token
         self.reply_to = reply_to
-
-    def settle(self, reply):
-        self.reply_to(reply, self.token)
 
 
 def _fire(reply, deferred):
@@ -380,7 +377,7 @@ class SEP:
         """Hand `call`'s reply to its sender; a bug there costs that call, not this SEP's pipe
         (an exception would reach the reactor reading it)."""
         try:
-            call.settle(reply)
+            call.reply_to(reply, call.token)
         except Exception as exc:  # noqa: BLE001 - see above
             self.supervisor.console.log("ESCS5007E", what=call.service,
                                         problem=f"{type(exc).__name__}: {exc}")

@@ -47,14 +47,11 @@ class WireProtocol(protocol.Protocol):
                 break
             data = b""
             for payload in payloads:
-                fields = wire.parse_request_fields(payload)
-                if fields is None:  # not a request: parse_request says what is wrong
-                    try:
-                        wire.parse_request(payload)
-                    except wire.FrameError as exc:
-                        self._fatal(exc)
-                        return
-                request_id, service, key, params = fields
+                try:
+                    request_id, service, key, params = wire.request_fields(payload)
+                except wire.FrameError as exc:
+                    self._fatal(exc)
+                    return
                 try:
                     self._serve(request_id, service, key, params)
                 except Exception as exc:  # noqa: BLE001 - our bug costs one request, not the region

@@ -112,8 +112,8 @@ def encode_header(header):
     return _request_header(header) if "op" in header else _reply_header(header)
 
 
-def encode_frame(header, body=b""):
-    """Return the bytes of one frame."""
+def encode_frame_python(header, body=b""):
+    """The bytes of one frame, in Python (encode_frame takes a successful reply in C)."""
     head = encode_header(header)
     return b"".join((LENGTH.pack(len(head) + len(body)), head, body))
 
@@ -135,10 +135,8 @@ def call_frame_python(request_id, service, key, idempotent, ttl, body):
                      service, key, body))
 
 
-
-
-def decode_header(payload):
-    """(header dict, body) of a frame's payload; ProtocolError when it is not one."""
+def decode_header_python(payload):
+    """decode_header in Python (decode_header takes a CALL frame in C)."""
     kind = payload[0] if payload else None
     if kind in OP_NAMES:
         if len(payload) < REQUEST.size:
@@ -205,11 +203,11 @@ def _text(payload, start, length):
 
 def decode_call_python(payload):
     """decode_header's (header, body) of a CALL frame; None for any other payload, and for
-    one decode_header refuses. Twin of esrt._frames.decode_call, which the SEP uses."""
+    one decode_header refuses. Twin of esrt._frames.decode_call."""
     if payload[:1] != bytes((CALL,)):
         return None
     try:
-        return decode_header(payload)
+        return decode_header_python(payload)
     except ProtocolError:
         return None
 
@@ -220,19 +218,13 @@ SUCCESS_FIELDS = frozenset({"id", "status", "rc", "attempts", "committed", "repl
 
 def reply_frame_python(header, body):
     """encode_frame's bytes for a reply `header` with SUCCESS_FIELDS only; None for any other
-    header, or one encode_frame refuses. Twin of esrt._frames.reply_frame, which the SEP uses
-    (falling back on encode_frame for the rest)."""
+    header, or one encode_frame refuses. Twin of esrt._frames.reply_frame."""
     if not SUCCESS_FIELDS.issuperset(header):
         return None
     try:
-        return encode_frame(header, body)
+        return encode_frame_python(header, body)
     except (ValueError, TypeError, KeyError, OverflowError, struct.error):
         return None
-
-
-def encode_reply(header, body):
-    """The frame of a SEP's reply: in C when it is a successful one, else by encode_frame."""
-    return reply_frame(header, body) or encode_frame(header, body)
 
 
 _native = native.load("_frames")
@@ -240,6 +232,19 @@ call_frame = _native.call_frame if _native is not None else call_frame_python
 reply_fields = _native.reply_fields if _native is not None else reply_fields_python
 decode_call = _native.decode_call if _native is not None else decode_call_python
 reply_frame = _native.reply_frame if _native is not None else reply_frame_python
+
+
+# The frames of every call (a CALL one way, a successful reply the other) take the common
+# case's path; every other frame, and every refusal, is the Python code's.
+
+def encode_frame(header, body=b""):
+    """Return the bytes of one frame."""
+    return reply_frame(header, body) or encode_frame_python(header, body)
+
+
+def decode_header(payload):
+    """(header dict, body) of a frame's payload; ProtocolError when it is not one."""
+    return decode_call(payload) or decode_header_python(payload)
 
 
 class FrameDecoder:

@@ -356,8 +356,7 @@ class Inbox:
         if not data:
             self.closed = True
             return False
-        for payload in self.decoder.feed_payloads(data):
-            header, body = protocol.decode_call(payload) or protocol.decode_header(payload)
+        for header, body in self.decoder.feed(data):
             if header.get("op") == "cancel":
                 self.cancelled_ids.add(header.get("id"))
             else:
@@ -408,7 +407,7 @@ def serve(runtime, deploy_dir, requests, replies, transactions=None, call_timeou
             # The region recovers the environment from the disk and answers each of them
             # from what recovery kept (its stored reply, or a run on another SEP).
             answered = [(reply, committed) for reply, committed in answered if not committed]
-        replies.write(b"".join(protocol.encode_reply(header, body)
+        replies.write(b"".join(protocol.encode_frame(header, body)
                                for (header, body), _ in answered))
         replies.flush()
         if not transactions.environment_lost:
