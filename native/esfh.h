@@ -40,7 +40,9 @@ void esfh_set_group_commit(int on);
 int esfh_log_flush(void);
 int esfh_abort(void);
 int esfh_doomed(void);
-int esfh_failchk(void);
+/* Free what dead processes held; timeout_ms > 0: in a child process, given up (as needing
+ * recovery) after that long. */
+int esfh_failchk(int timeout_ms);
 /* Checkpoint (kbytes > 0: only if that much log was written since the last one); with
  * remove_logs, remove the log files recovery no longer needs (*removed: how many). */
 int esfh_env_checkpoint(int kbytes, int remove_logs, int *removed);

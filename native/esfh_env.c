@@ -20,9 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "esfh.h"
@@ -562,11 +566,9 @@ int esfh_doomed(void)
     return g_doomed;
 }
 
-int esfh_failchk(void)
+static int failchk_here(void)
 {
     int ret = EINVAL, attempt;
-    if (esfh_env() == NULL)
-        return EINVAL;
     /* The first call after a death may find the dead thread's state busy: try again. */
     for (attempt = 0; attempt < 50; attempt++) {
         ret = g_env->failchk(g_env, 0);
@@ -574,9 +576,105 @@ int esfh_failchk(void)
             break;
         usleep(20000);
     }
-    if (ret != 0)
-        esfh_set_error("ESFH: failchk failed: %s%s", db_strerror(ret), ret == DB_RUNRECOVERY
-                       ? " (stop every process of the region and recover the environment)" : "");
+    return ret;
+}
+
+/* What a failchk child reports to its parent through a pipe: Berkeley DB's return code, then
+ * its explanation. */
+struct failchk_outcome {
+    int ret;
+    char error[sizeof g_error];
+};
+
+/*
+ * A process that died holding one of Berkeley DB's internal mutexes (not a lock: the mutex of
+ * a shared region, taken for a moment inside the library) makes every later taker of that
+ * mutex wait forever, failchk included: Berkeley DB 5.3 cannot tell such a mutex is orphaned.
+ * Run in the region itself, failchk would hang the region for good. So it runs in a forked
+ * child, on the handle the child inherits (the region is single-threaded in Berkeley DB and
+ * waits, so nothing else uses the handle meanwhile; its files are read and written with
+ * pread and pwrite, so no offset is shared). A child that does not finish within timeout_ms
+ * is killed, and the environment is reported as needing recovery, which rebuilds the shared
+ * regions and frees every mutex. The child ends with _exit: the region's exit handlers (an
+ * environment close among them) must not run in it.
+ */
+static int failchk_in_child(int timeout_ms)
+{
+    int pipe_fds[2], status, pidfd, waited;
+    struct failchk_outcome outcome;
+    struct pollfd ready;
+    ssize_t got;
+    pid_t child;
+
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0)
+        return failchk_here();
+    fflush(stderr);
+    child = fork();
+    if (child < 0) {
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+        return failchk_here();
+    }
+    if (child == 0) {
+        close(pipe_fds[0]);
+        memset(&outcome, 0, sizeof outcome);
+        outcome.ret = failchk_here();
+        snprintf(outcome.error, sizeof outcome.error, "%s", esfh_last_error());
+        if (write(pipe_fds[1], &outcome, sizeof outcome) != (ssize_t)sizeof outcome)
+            _exit(2);
+        _exit(0);
+    }
+    close(pipe_fds[1]);
+    /* A pidfd becomes readable when the child exits: no polling interval to wait out. */
+    pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+    ready.fd = pidfd >= 0 ? pidfd : pipe_fds[0];
+    ready.events = POLLIN;
+    do {
+        waited = poll(&ready, 1, timeout_ms);
+    } while (waited < 0 && errno == EINTR);
+    if (waited == 0) {
+        kill(child, SIGKILL);
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+            ;
+        if (pidfd >= 0)
+            close(pidfd);
+        close(pipe_fds[0]);
+        esfh_set_error("ESFH: failchk did not finish within %d ms: a process died holding one "
+                       "of Berkeley DB's internal mutexes, which only a recovery frees",
+                       timeout_ms);
+        return DB_RUNRECOVERY;
+    }
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (pidfd >= 0)
+        close(pidfd);
+    do {
+        got = read(pipe_fds[0], &outcome, sizeof outcome);
+    } while (got < 0 && errno == EINTR);
+    close(pipe_fds[0]);
+    if (got != (ssize_t)sizeof outcome) {
+        esfh_set_error("ESFH: the failchk process ended without an answer (status %d): the "
+                       "environment is treated as needing recovery", status);
+        return DB_RUNRECOVERY;
+    }
+    outcome.error[sizeof outcome.error - 1] = '\0';
+    esfh_set_error("%s", outcome.error);
+    return outcome.ret;
+}
+
+int esfh_failchk(int timeout_ms)
+{
+    int ret;
+    if (esfh_env() == NULL)
+        return EINVAL;
+    ret = timeout_ms > 0 ? failchk_in_child(timeout_ms) : failchk_here();
+    if (ret != 0) {
+        char cause[sizeof g_error];
+        snprintf(cause, sizeof cause, "%s", esfh_last_error());
+        esfh_set_error("ESFH: failchk failed: %s%s%s%s", db_strerror(ret), ret == DB_RUNRECOVERY
+                       ? " (stop every process of the region and recover the environment)" : "",
+                       cause[0] ? "; " : "", cause);
+    }
     return ret;
 }
 

@@ -119,9 +119,14 @@ class Esfh:
         """True when an operation of this transaction was a deadlock victim: abort, re-run."""
         return bool(self.lib.esfh_doomed())
 
-    def failchk(self):
-        """Release locks and transactions of dead processes (call after a SEP died)."""
-        self._check(self.lib.esfh_failchk(), "failchk")
+    def failchk(self, timeout=None):
+        """Release locks and transactions of dead processes (call after a SEP died).
+
+        With `timeout` (seconds), it runs in a child process that is given up after that long,
+        raising EsfhError with DB_RUNRECOVERY: a process that died holding one of Berkeley DB's
+        internal mutexes would otherwise keep failchk, and its caller, waiting forever."""
+        milliseconds = max(1, round(timeout * 1000)) if timeout else 0
+        self._check(self.lib.esfh_failchk(milliseconds), "failchk")
 
     def env_close(self):
         """Close the environment (aborting an open request transaction)."""

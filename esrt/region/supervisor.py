@@ -6,7 +6,8 @@ region when none is left that could serve. It follows Twisted's ProcessMonitor: 
 is a constructor argument, the restart and stop tunables are class attributes (the slots
 read them from here), and tests drive it with a fake reactor and clock.
 
-When a SEP dies holding a Berkeley DB mutex (the reply store's failchk says so), every SEP is
+When a SEP dies holding a Berkeley DB mutex (the reply store's failchk says so, or does not
+finish within its time limit: Berkeley DB would wait for such a mutex for ever), every SEP is
 stopped, the environment is recovered once the last one is gone, and the calls they were
 running are settled afterwards: only then can the store tell whether each one committed.
 Whether a call whose SEP died gets its committed reply, runs again (a Rerun) or gets an

@@ -4,7 +4,8 @@ Before any SEP runs, the supervisor has the environment recovered (only when no 
 uses it) in a child process that the reactor watches (recover_in_child), so that a recovery
 that dies or takes long on a failing disk neither kills the region nor stops it answering.
 When a SEP dies, the region frees what the dead process held (failchk: its transaction is
-rolled back, its locks released) and asks whether the request the SEP was running had
+rolled back, its locks released; in a child process given a time limit, see after_death) and
+asks whether the request the SEP was running had
 committed: the SEP stores each updating request's reply inside the request's own transaction,
 so a stored reply means "committed, return this", and none means "rolled back, safe to run
 again".
@@ -77,6 +78,10 @@ class ReplyStore:
 
     # argv of the recovery process (tests put a stand-in here); None: esrt.isam.recovery.
     recovery_command = None
+    # How long failchk may take before the environment is taken as needing recovery. It
+    # takes milliseconds; only a process that died holding one of Berkeley DB's own mutexes
+    # makes it wait, and then for ever. The region's reactor waits meanwhile.
+    failchk_timeout = 5.0
 
     def __init__(self, esfh, path, console, durability="sync", max_procs=16, clock=time.time):
         self.esfh = esfh
@@ -167,9 +172,11 @@ class ReplyStore:
 
         Returns False when that is impossible (the process died holding one of Berkeley DB's
         internal mutexes): the environment then needs a full recovery with every SEP stopped.
+        failchk itself may be what finds that mutex, and would wait for it for ever: it runs
+        in a child process, given failchk_timeout seconds before the same conclusion.
         """
         try:
-            self.esfh.failchk()
+            self.esfh.failchk(self.failchk_timeout)
         except EsfhError as exc:
             self.console.log("ESDB0005W", problem=str(exc))
             return exc.code != DB_RUNRECOVERY
