@@ -10,15 +10,13 @@ bytes. It decides in one place, in this order, whether the call may run:
 3. the parameters fit the server's max_body: 413 `too_large`;
 4. the idempotency key is 1 to 200 printable ASCII characters: 400 `bad_idempotency_key`;
 
-and then submits it to the dispatcher. Who is calling, and whether they may call this
+and then sends it to the dispatcher. Who is calling, and whether they may call this
 service, is decided here too once services have callers (between 4 and the submission),
 so that no listener can let a call past it. A refusal is a Reply like any other, carrying the
 one JSON error body (esrt.region.replies), and counted in the metrics by conversation and code.
 """
 
 import re
-
-from twisted.internet import defer
 
 from esrt.region.replies import error_reply
 
@@ -37,13 +35,14 @@ class Admission:
         self.max_body = max_body
         self.metrics = metrics if metrics is not None else getattr(dispatcher, "metrics", None)
 
-    def admit(self, conversation, service, params, key=None):
+    def admit(self, conversation, service, params, key, reply_to, token):
         """Run the call of `service` (bytes, "package.PROGRAM") with JSON `params` bytes
         under idempotency `key` (bytes, None without one) if it may run.
 
-        Returns a Deferred that fires with the Reply: the service's, or at once the refusal.
-        `conversation` ("http", "esrt") labels refusals in the metrics. Cancelling the
-        Deferred (the client went away) drops or rolls back the call (Dispatcher.submit).
+        `reply_to(reply, token, ticket)` is called once with the Reply: the service's, or at
+        once the refusal. Returns the call's ticket (Dispatcher.send), whose withdraw() drops
+        or rolls back the call when the client goes away; None when it was answered at once.
+        `conversation` ("http", "esrt") labels refusals in the metrics.
         """
         try:
             name = service.decode("utf-8")
@@ -51,29 +50,34 @@ class Admission:
             name = None
         standing_by = self.dispatcher.inactive_reason
         if standing_by:
-            return self.refuse(conversation, 503, "unavailable", f"{name}: {standing_by}")
+            return self.refuse(conversation, 503, "unavailable", f"{name}: {standing_by}",
+                               reply_to, token)
         found = self.services.lookup(name) if name else None
         if found is None:
             deployed = ", ".join(self.services.names()) or "none (deploy a package first)"
             return self.refuse(conversation, 404, "unknown_service",
                                f"no service {name or repr(service)} on {self.server_name}; "
-                               f"deployed: {deployed}")
+                               f"deployed: {deployed}", reply_to, token)
         if len(params) > self.max_body:
             return self.refuse(conversation, 413, "too_large",
                                f"request parameters of {len(params)} bytes are larger than "
                                f"this server's max_body of {self.max_body} bytes; send less, "
-                               "or raise max_body in the server definition")
+                               "or raise max_body in the server definition", reply_to, token)
         if key is not None and not IDEMPOTENCY_KEY.match(key):
             return self.refuse(conversation, 400, "bad_idempotency_key",
                                "the idempotency key (HTTP: the Idempotency-Key header) must be "
-                               "1 to 200 printable ASCII characters (a UUID is a good choice)")
-        return self.dispatcher.submit(found.name, params,
-                                      key.decode("ascii") if key is not None else None)
+                               "1 to 200 printable ASCII characters (a UUID is a good choice)",
+                               reply_to, token)
+        return self.dispatcher.send(found.name, params,
+                                    key.decode("ascii") if key is not None else None,
+                                    reply_to, token)
 
-    def refuse(self, conversation, status, code, message):
-        """A Deferred already fired with an error Reply, counted as refused by `conversation`."""
+    def refuse(self, conversation, status, code, message, reply_to, token):
+        """Answer with an error Reply at once, counted as refused by `conversation`; None (no
+        ticket)."""
         self.count_refused(conversation, code)
-        return defer.succeed(error_reply(status, code, message))
+        reply_to(error_reply(status, code, message), token, None)
+        return None
 
     def count_refused(self, conversation, code):
         """Count a request a listener answered itself without running a service."""

@@ -24,19 +24,48 @@ from esrt.region.replies import Rerun, error_reply
 
 
 class _Pending:
-    __slots__ = ("service", "body", "deferred", "submitted", "request", "attempts", "sep",
-                 "alone")
+    """One call from its admission to its answer: the dispatcher's queue entry, then the call
+    record its SEP runs (esrt.region.sepslot.SEP.send_batch: service, body, key, idempotent,
+    ttl and answered), and the ticket its sender may withdraw. One object for all three: this
+    is the path of every call."""
 
-    def __init__(self, service, body, deferred, submitted, request):
+    __slots__ = ("dispatcher", "service", "body", "key", "idempotent", "ttl", "reply_to",
+                 "token", "submitted", "attempts", "sep", "alone", "done")
+
+    def __init__(self, dispatcher, service, body, key, idempotent, ttl, reply_to, token,
+                 submitted):
+        self.dispatcher = dispatcher
         self.service = service
         self.body = body
-        self.deferred = deferred
+        # The call's name in the reply store (the SEP stores its reply there when it commits).
+        self.key = key
+        self.idempotent = idempotent
+        self.ttl = ttl
+        self.reply_to = reply_to
+        self.token = token
         self.submitted = submitted
-        self.request = request
         self.attempts = 0
         self.sep = None  # the SEP running it now
         # Run in a batch of its own (its batch died, and it may be why).
         self.alone = False
+        # Answered, or withdrawn by its sender: reply_to is not called (again).
+        self.done = False
+
+    def answered(self, reply):
+        """Its SEP's answer (a Reply, or a Rerun)."""
+        self.dispatcher.replied(reply, self)
+
+    def withdraw(self):
+        """The sender went away: a call not started is dropped, a running one rolled back;
+        reply_to is not called."""
+        if not self.done:
+            self.done = True
+            if self.sep is not None:
+                self.sep.cancel(self)
+
+
+def _fire(reply, deferred, ticket):
+    deferred.callback(reply)
 
 
 class Dispatcher(SupervisorObserver):
@@ -72,12 +101,14 @@ class Dispatcher(SupervisorObserver):
         self._total_ms = 0.0
         self.started = time.time()
 
-    def submit(self, service, body, idempotency_key=None):
-        """Queue a call of `service` with JSON `body` bytes; the Deferred fires with a Reply.
+    def send(self, service, body, idempotency_key, reply_to, token):
+        """Queue a call of `service` with JSON `body` bytes; `reply_to(reply, token, ticket)`
+        is called once with its Reply.
 
-        With an idempotency key, a call that already committed under that key returns the
-        stored reply instead of running again. Cancelling the Deferred (the client went away)
-        drops a call that has not started yet and asks the SEP running it to roll it back.
+        Returns the call's ticket, whose withdraw() (the client went away) drops a call that
+        has not started yet and asks the SEP running it to roll it back; or None when the call
+        was answered at once (ticket None then). With an idempotency key, a call that already
+        committed under that key returns the stored reply instead of running again.
         """
         if self.inactive_reason or self.supervisor.refusal \
                 or not self.supervisor.can_serve():
@@ -85,23 +116,27 @@ class Dispatcher(SupervisorObserver):
             self.errors += 1
             reply = self._unavailable(service)
             self.metrics.observe(service, reply.status, 0.0)
-            return defer.succeed(reply)
+            reply_to(reply, token, None)
+            return None
         if idempotency_key:
-            request = {"key": "i:" + idempotency_key, "idempotent": True,
-                       "ttl": self.idempotency_ttl}
+            key, idempotent, ttl = "i:" + idempotency_key, True, self.idempotency_ttl
         else:
-            request = {"key": "r:%s%d" % (self._key_prefix, next(self._key_numbers)),
-                       "ttl": self.reply_ttl}
-        pending = _Pending(service, body, None, self.reactor.seconds(), request)
-        pending.deferred = defer.Deferred(canceller=lambda _: self._cancel(pending))
+            key = "r:%s%d" % (self._key_prefix, next(self._key_numbers))
+            idempotent, ttl = False, self.reply_ttl
+        pending = _Pending(self, service, body, key, idempotent, ttl, reply_to, token,
+                           self.reactor.seconds())
         self.active += 1
         self._queue.append(pending)
         self._pump()
-        return pending.deferred
+        return pending
 
-    def _cancel(self, pending):
-        if pending.sep is not None:
-            pending.sep.cancel(pending)
+    def submit(self, service, body, idempotency_key=None):
+        """send() for callers that want a Deferred: it fires with the Reply; cancelling it
+        withdraws the call."""
+        ticket = None
+        deferred = defer.Deferred(canceller=lambda _: ticket and ticket.withdraw())
+        ticket = self.send(service, body, idempotency_key, _fire, deferred)
+        return deferred
 
     @property
     def queued(self):
@@ -118,8 +153,7 @@ class Dispatcher(SupervisorObserver):
             for pending in batch:
                 pending.attempts += 1
                 pending.sep = sep
-            sep.send_batch([(pending.service, pending.body, pending.request, pending)
-                            for pending in batch], self._replied)
+            sep.send_batch(batch)
 
     def _take_batch(self):
         """The oldest queued calls for one SEP: its share of the queue among the SEPs that
@@ -129,7 +163,7 @@ class Dispatcher(SupervisorObserver):
         batch = []
         while self._queue and len(batch) < size:
             pending = self._queue[0]
-            if pending.deferred.called:  # cancelled while queued
+            if pending.done:  # withdrawn while queued
                 self._queue.popleft()
                 self._done(pending, None)
                 continue
@@ -144,14 +178,15 @@ class Dispatcher(SupervisorObserver):
         """A SEP is free (SupervisorObserver): give it the oldest waiting calls."""
         self._pump()
 
-    def _replied(self, reply, pending):
+    def replied(self, reply, pending):
+        """The answer of a SEP (or of its death) to `pending`: deliver it, or run it again."""
         pending.sep = None
-        if reply is Rerun.ALONE and not pending.deferred.called:
+        if reply is Rerun.ALONE and not pending.done:
             pending.alone = True
             self._run_again(pending)
             return
         if reply is Rerun.RETRY:
-            if pending.attempts < self.max_attempts and not pending.deferred.called:
+            if pending.attempts < self.max_attempts and not pending.done:
                 self.metrics.killed_rerun()
                 self._run_again(pending)
                 return
@@ -160,9 +195,18 @@ class Dispatcher(SupervisorObserver):
                                 "was rolled back; retry later")
         # Deliver first, then count: a drain() waiter (shutdown) must only run once the reply
         # has been handed to its connection.
-        if not pending.deferred.called:
-            pending.deferred.callback(reply)
+        self._deliver(pending, reply)
         self._done(pending, reply)
+
+    def _deliver(self, pending, reply):
+        if pending.done:
+            return
+        pending.done = True
+        try:
+            pending.reply_to(reply, pending.token, pending)
+        except Exception as exc:  # noqa: BLE001 - a sender's bug costs its call, not the others
+            self.supervisor.console.log("ESCS5007E", what=pending.service,
+                                        problem=f"{type(exc).__name__}: {exc}")
 
     def _run_again(self, pending):
         # The calls of a dead SEP's batch come back one by one: they go back to the head of
@@ -212,8 +256,7 @@ class Dispatcher(SupervisorObserver):
             pending = self._queue.popleft()
             reply = self._unavailable(pending.service)
             self._done(pending, reply)
-            if not pending.deferred.called:
-                pending.deferred.callback(reply)
+            self._deliver(pending, reply)
 
     def drain(self):
         """Return a Deferred that fires once no call is queued or running."""

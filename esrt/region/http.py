@@ -108,29 +108,26 @@ class ServicesResource:
 
     def _call(self, request, package, program):
         body = request.content.read() if request.content is not None else b""
-        call = self.admission.admit("http", package + b"." + program, body,
-                                    request.getHeader(b"idempotency-key"))
-        if not call.called:
+        ticket = self.admission.admit("http", package + b"." + program, body,
+                                      request.getHeader(b"idempotency-key"), self._relay,
+                                      request)
+        if ticket is not None:
             # The client went away: a call not started is dropped, a running one rolled back.
-            request.on_lost = call.cancel
-        call.addCallbacks(self._relay, self._failed, callbackArgs=(request,),
-                          errbackArgs=(request, package, program))
-        call.addErrback(self._failed, request, package, program)  # a failure to answer
+            request.on_lost = ticket.withdraw
         return NOT_DONE_YET
 
-    @staticmethod
-    def _relay(reply, request):
-        if request.channel is not None:  # None: the client has gone
-            request.finish_json(reply.status, reply.body, reply.rc if reply.ok else None)
-
-    def _failed(self, failure, request, package, program):
-        if failure.check(defer.CancelledError) or request.channel is None:
+    def _relay(self, reply, request, ticket):
+        if request.channel is None:  # the client has gone
             return
-        what = (package + b"." + program).decode("utf-8", "replace")
-        self.report_error(what, failure.getErrorMessage())
-        request.finish_json(500, json_error(
-            "internal", f"internal error in the {self.server_name} region while calling "
-                        f"{what}: {failure.getErrorMessage()}; see the console log"))
+        try:
+            request.finish_json(reply.status, reply.body, reply.rc if reply.ok else None)
+        except Exception as exc:  # noqa: BLE001 - a failure to answer costs this call only
+            what = request.path.decode("latin-1")
+            self.report_error(what, f"{type(exc).__name__}: {exc}")
+            if request.channel is not None and not request.finished:
+                request.finish_json(500, json_error(
+                    "internal", f"internal error in the {self.server_name} region while "
+                                f"answering {what}: {exc}; see the console log"))
 
 
 def bind_problem(exc):

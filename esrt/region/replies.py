@@ -1,5 +1,5 @@
-"""What a call's Deferred fires with inside the region: a Reply for its caller, or a Rerun
-that tells the dispatcher to run the call again.
+"""What a call is answered with inside the region: a Reply for its caller, or a Rerun that
+tells the dispatcher to run the call again.
 
 Every error a caller gets, from a listener, the dispatcher or a SEP, has one JSON shape,
 {"error": {"code": ..., "message": ...}}, built here (json_error, error_reply).

@@ -12,8 +12,9 @@ The slot knows nothing of the other slots. Everything region-wide (the reactor, 
 tunables, how to spawn a process, the reply store, recovery of the data environment, and
 whom to tell when the slot goes idle or fatal) it reaches through the :class:`Supervisor
 <esrt.region.supervisor.Supervisor>` that created it; this module never imports that one.
-A call's Deferred fires with what esrt.region.replies defines: a Reply (error_reply's JSON
-error among them), or a Rerun, which tells the dispatcher to run the call again.
+A call is answered (its record's answered(), see send_batch) with what esrt.region.replies
+defines: a Reply (error_reply's JSON error among them), or a Rerun, which tells the
+dispatcher to run the call again.
 
 Life cycle of one SEP (esrt.states.SEPState); every edge is written out in the code:
 
@@ -104,20 +105,21 @@ class SEPProtocol(protocol.ProcessProtocol):
 
 
 class _Call:
-    """A call sent to a SEP and not answered yet; its reply goes to reply_to(reply, token)."""
+    """A call of call_batch: the call record send_batch takes, answered through a Deferred."""
 
-    __slots__ = ("request_id", "service", "key", "token", "reply_to")
+    __slots__ = ("service", "body", "key", "idempotent", "ttl", "deferred")
 
-    def __init__(self, request_id, service, key, token, reply_to):
-        self.request_id = request_id
+    def __init__(self, service, body, request):
+        request = request or {}
         self.service = service
-        self.key = key
-        self.token = token
-        self.reply_to = reply_to
+        self.body = body
+        self.key = request.get("key")
+        self.idempotent = bool(request.get("idempotent"))
+        self.ttl = request.get("ttl") or 0
+        self.deferred = defer.Deferred()
 
-
-def _fire(reply, deferred):
-    deferred.callback(reply)
+    def answered(self, reply):
+        self.deferred.callback(reply)
 
 
 class SEP:
@@ -135,7 +137,8 @@ class SEP:
         self.delay = supervisor.min_restart_delay
         self.started_at = None
         self.cause = None
-        # The calls sent and not answered yet, by request id, oldest first (one batch).
+        # The calls sent and not answered yet (their records, see send_batch), by request id,
+        # oldest first (one batch).
         self._calls = {}
         self._batch_size = 0
         # When the batch running now must have finished (reactor seconds), and the timer that
@@ -240,12 +243,13 @@ class SEP:
             self._enter(SEPState.IDLE, SEPState.STARTING)
             self.supervisor.sep_idle(self)
             return
-        call = self._calls.get(header.get("id")) if self.state == SEPState.BUSY else None
+        request_id = header.get("id")
+        call = self._calls.get(request_id) if self.state == SEPState.BUSY else None
         if call is not None:
             if "attempts" in header:
                 self.supervisor.observer.transaction(header["attempts"],
                                                      bool(header.get("committed")))
-            self._answered(call, self.reply_from(header, body, call.service))
+            self._answered(request_id, self.reply_from(header, body, call.service))
             return
         if self.state == SEPState.STOPPING:
             return  # a late reply from a SEP we are killing anyway
@@ -254,22 +258,21 @@ class SEP:
     def reply_received(self, request_id, status, flags, rc, attempts, body):
         """A successful reply read by frames.reply_fields, the common case: True once it has
         answered its call; False when it is anything else, to be read by frame_received."""
-        call = self._calls.get(request_id) if self.state == SEPState.BUSY else None
-        if call is None or status != 200:
+        if status != 200 or self.state != SEPState.BUSY or request_id not in self._calls:
             return False
         if flags & frames.HAS_TRANSACTION:
             self.supervisor.observer.transaction(attempts, bool(flags & frames.COMMITTED))
-        self._answered(call, Reply(200, body or b"{}", rc if flags & frames.HAS_RC else 0))
+        self._answered(request_id, Reply(200, body or b"{}", rc if flags & frames.HAS_RC else 0))
         return True
 
-    def _answered(self, call, reply):
+    def _answered(self, request_id, reply):
         last = len(self._calls) == 1
         if last:
             # BUSY -> IDLE, before the reply is delivered: what the reply sets off (a drain,
             # then a stop) must find this SEP idle.
             self._end_batch()
             self._enter(SEPState.IDLE, SEPState.BUSY)
-        self._finish_call(call, reply)
+        self._finish_call(request_id, reply)
         if last and self.state == SEPState.IDLE:
             self.supervisor.sep_idle(self)
 
@@ -316,16 +319,17 @@ class SEP:
 
         `calls` is a list of (service, body, request) as for call(); see send_batch.
         """
-        deferreds = [defer.Deferred() for _ in calls]
-        self.send_batch([(service, body, request, deferred)
-                         for (service, body, request), deferred in zip(calls, deferreds)], _fire)
-        return deferreds
+        records = [_Call(service, body, request) for service, body, request in calls]
+        self.send_batch(records)
+        return [record.deferred for record in records]
 
-    def send_batch(self, calls, reply_to):
-        """Send several requests in one write (IDLE -> BUSY): `calls` is a list of (service,
-        body, request, token), and `reply_to(reply, token)` is called once for each with its
-        Reply (or Rerun), whatever becomes of the SEP. No Deferred per call: this is the path
-        of every call the dispatcher runs.
+    def send_batch(self, calls):
+        """Send several requests in one write (IDLE -> BUSY). Each call is a record with
+        `service`, `body` (JSON bytes), `key` (its name in the reply store, or None),
+        `idempotent`, `ttl` (seconds its stored reply is kept, 0: the SEP's default) and
+        `answered(reply)`, which is called once with its Reply (or Rerun), whatever becomes
+        of the SEP. The dispatcher's queue entries are such records: nothing is made per call
+        here beyond its frame.
 
         The SEP runs them one after the other and answers them together, after one log flush
         for all their commits. The batch gets request_timeout per call to finish.
@@ -333,16 +337,13 @@ class SEP:
         # IDLE -> BUSY
         self._enter(SEPState.BUSY, SEPState.IDLE)
         data = []
-        for service, body, request, token in calls:
-            request = request or {}
+        for call in calls:
             request_id = self._next_id
             # Ids are 32-bit in the frames (esrt.sep.protocol), and 0 is the SEP's READY.
             self._next_id = self._next_id % MAX_REQUEST_ID + 1
-            key = request.get("key")
-            self._calls[request_id] = _Call(request_id, service, key, token, reply_to)
-            data.append(frames.call_frame(request_id, service, key or "",
-                                          request.get("idempotent", False),
-                                          request.get("ttl") or 0, body))
+            self._calls[request_id] = call
+            data.append(frames.call_frame(request_id, call.service, call.key or "",
+                                          call.idempotent, call.ttl or 0, call.body))
         self.requests += len(calls)
         self._batch_size = len(calls)
         allowed = self.supervisor.request_timeout * len(calls)
@@ -354,12 +355,12 @@ class SEP:
             self._watchdog.reset(allowed)
         self._write_request(b"".join(data))
 
-    def cancel(self, token):
-        """The caller of the call sent with `token` (call_batch: its Deferred) went away: ask
-        the SEP to roll it back."""
-        for call in self._calls.values():
-            if call.token is token and self.transport is not None:
-                self._write_request(frames.encode_frame({"id": call.request_id, "op": "cancel"}))
+    def cancel(self, call):
+        """The sender of `call` (a record sent with send_batch) went away: ask the SEP to roll
+        it back."""
+        for request_id, sent in self._calls.items():
+            if sent is call and self.transport is not None:
+                self._write_request(frames.encode_frame({"id": request_id, "op": "cancel"}))
                 return
 
     def _write_request(self, data):
@@ -369,15 +370,14 @@ class SEP:
         # pipes (benchmarks/bench_dispatch.py).
         write_child_now(self.transport, frames.REQUEST_FD, data)
 
-    def _finish_call(self, call, reply):
-        del self._calls[call.request_id]
-        self.settle(call, reply)
+    def _finish_call(self, request_id, reply):
+        self.settle(self._calls.pop(request_id), reply)
 
     def settle(self, call, reply):
         """Hand `call`'s reply to its sender; a bug there costs that call, not this SEP's pipe
         (an exception would reach the reactor reading it)."""
         try:
-            call.reply_to(reply, call.token)
+            call.answered(reply)
         except Exception as exc:  # noqa: BLE001 - see above
             self.supervisor.console.log("ESCS5007E", what=call.service,
                                         problem=f"{type(exc).__name__}: {exc}")
@@ -401,12 +401,12 @@ class SEP:
         self._timed_out()
 
     def _timed_out(self):
-        calls = list(self._calls.values())
+        calls = list(self._calls.items())
         if self._batch_size == 1 and calls:
-            call = calls[0]
+            request_id, call = calls[0]
             self.log("ESSI1703W", service=call.service,
                       timeout=self.supervisor.request_timeout, pid=self.pid)
-            self._finish_call(call, error_reply(
+            self._finish_call(request_id, error_reply(
                 503, "timeout",
                 f"{call.service} ran longer than {self.supervisor.request_timeout} s on "
                 f"{self.label}; its SEP was killed and is being replaced; retry, or raise "

@@ -24,7 +24,7 @@ class WireProtocol(protocol.Protocol):
 
     def __init__(self):
         self.decoder = None
-        self.calls = {}  # call Deferred -> request id, for the calls still running
+        self.calls = set()  # the tickets of the calls still queued or running
         self.broken = False  # a fatal frame error was answered; only draining now
         self.paused = False
         self._discard = None
@@ -64,31 +64,18 @@ class WireProtocol(protocol.Protocol):
             self.transport.pauseProducing()
 
     def _serve(self, request_id, service, key, params):
-        call = self.factory.admission.admit("esrt", service, params, key or None)
-        if call.called:  # answered at once (refused, or no SEP can serve): no bookkeeping
-            call.addCallbacks(self._relay, self._failed, callbackArgs=(request_id, None),
-                              errbackArgs=(request_id, service, None))
-            return
-        self.calls[call] = request_id
-        call.addCallbacks(self._relay, self._failed, callbackArgs=(request_id, call),
-                          errbackArgs=(request_id, service, call))
+        ticket = self.factory.admission.admit("esrt", service, params, key or None,
+                                              self._relay, request_id)
+        if ticket is not None:
+            self.calls.add(ticket)
 
-    def _relay(self, reply, request_id, call):
-        self._forget(call)
+    def _relay(self, reply, request_id, ticket):
+        if ticket is not None:
+            self.calls.discard(ticket)
         if self.transport is not None and self.transport.connected:
             send_now(self.transport, wire.encode_reply(request_id, reply.status,
                                                        reply.rc if reply.ok else 0, reply.body))
         self._after_reply()
-
-    def _failed(self, failure, request_id, service, call):
-        self._forget(call)
-        if not failure.check(defer.CancelledError):
-            self._internal(request_id, service.decode("utf-8", "replace"), failure.value)
-        self._after_reply()
-
-    def _forget(self, call):
-        if call is not None:
-            self.calls.pop(call, None)
 
     def _after_reply(self):
         if self.broken:
@@ -145,9 +132,9 @@ class WireProtocol(protocol.Protocol):
             self._discard.cancel()
         self._discard = None
         # The client went away: calls not started are dropped, running ones rolled back.
-        calls, self.calls = self.calls, {}
-        for call in calls:
-            call.cancel()
+        calls, self.calls = self.calls, set()
+        for ticket in calls:
+            ticket.withdraw()
 
 
 class WireFactory(protocol.Factory):

@@ -4,7 +4,6 @@ import io
 import json
 
 import pytest
-from twisted.internet import defer
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
@@ -27,17 +26,29 @@ class Deployed:
         return list(self._names)
 
 
+class Ticket:
+    def __init__(self, queue, service, reply_to, token):
+        self.queue, self.service, self.reply_to, self.token = queue, service, reply_to, token
+
+    def answer(self, reply):
+        self.reply_to(reply, self.token, self)
+
+    def withdraw(self):
+        self.queue.withdrawn.append(self.service)
+
+
 class Queue:
-    """Stands in for the dispatcher: records what is submitted, answers nothing yet."""
+    """Stands in for the dispatcher: records what is sent, answers nothing until told to."""
 
     inactive_reason = None
 
     def __init__(self):
-        self.submitted = []
+        self.submitted, self.tickets, self.withdrawn = [], [], []
 
-    def submit(self, service, body, key=None):
+    def send(self, service, body, key, reply_to, token):
         self.submitted.append((service, body, key))
-        return defer.Deferred()
+        self.tickets.append(Ticket(self, service, reply_to, token))
+        return self.tickets[-1]
 
 
 class Counts:
@@ -54,19 +65,27 @@ def door():
                      metrics=Counts())
 
 
-def refusal(call):
+def admit(door, conversation, service, params, key, replies=None):
+    """Admit a call whose replies go to `replies`; returns its ticket."""
+    replies = [] if replies is None else replies
+    return door.admit(conversation, service, params, key,
+                      lambda reply, token, ticket: replies.append(reply), None)
+
+
+def refusal(door, conversation, service, params, key):
     replies = []
-    call.addCallback(replies.append)
+    assert admit(door, conversation, service, params, key, replies) is None
     assert replies, "a refusal must be answered at once"
     body = json.loads(replies[0].body)["error"]
     return replies[0].status, body["code"], body["message"]
 
 
 def test_an_admitted_call_goes_to_the_dispatcher_with_its_key(door):
-    call = door.admit("http", b"srv01.CBLAPP01", b'{"A": 1}', b"key-1")
-    assert not call.called
+    replies = []
+    assert admit(door, "http", b"srv01.CBLAPP01", b'{"A": 1}', b"key-1", replies) is not None
+    assert replies == []
     assert door.dispatcher.submitted == [("srv01.CBLAPP01", b'{"A": 1}', "key-1")]
-    door.admit("esrt", b"srv01.CBLAPP01", b"{}", None)
+    admit(door, "esrt", b"srv01.CBLAPP01", b"{}", None)
     assert door.dispatcher.submitted[-1] == ("srv01.CBLAPP01", b"{}", None)
     assert door.metrics.refusals == []
 
@@ -82,7 +101,7 @@ def test_an_admitted_call_goes_to_the_dispatcher_with_its_key(door):
 def test_each_refusal_says_what_was_wrong_and_is_counted(door, service, params, key, status,
                                                          code, says):
     for conversation in ("http", "esrt"):
-        got_status, got_code, message = refusal(door.admit(conversation, service, params, key))
+        got_status, got_code, message = refusal(door, conversation, service, params, key)
         assert (got_status, got_code) == (status, code) and says in message, message
     assert door.metrics.refusals == [("http", code), ("esrt", code)]
     assert door.dispatcher.submitted == []
@@ -91,23 +110,10 @@ def test_each_refusal_says_what_was_wrong_and_is_counted(door, service, params, 
 def test_a_standby_refuses_before_looking_anything_up(door):
     """Its packages are on the other node's disk: 'unknown service' would be a wrong answer."""
     door.dispatcher.inactive_reason = "ESSRV01 is a standby that is not active on this node"
-    status, code, message = refusal(door.admit("esrt", b"srv01.ANYTHING", b"{}", b"bad key"))
+    status, code, message = refusal(door, "esrt", b"srv01.ANYTHING", b"{}", b"bad key")
     assert (status, code) == (503, "unavailable")
     assert message == "srv01.ANYTHING: ESSRV01 is a standby that is not active on this node"
 
-
-
-class KeptQueue(Queue):
-    """Keeps each submitted call's Deferred, and records which were cancelled."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls, self.cancelled = [], []
-
-    def submit(self, service, body, key=None):
-        super().submit(service, body, key)
-        self.calls.append(defer.Deferred(canceller=lambda _: self.cancelled.append(service)))
-        return self.calls[-1]
 
 
 class Channel:
@@ -120,8 +126,8 @@ class Channel:
 
 @pytest.fixture
 def http():
-    """(ServicesResource over a KeptQueue, the queue, the problems it reported)."""
-    queue, problems = KeptQueue(), []
+    """(ServicesResource over a Queue, the queue, the problems it reported)."""
+    queue, problems = Queue(), []
     resource = ServicesResource(Admission("ESSRV01", Deployed("srv01.CBLAPP01"), queue,
                                           max_body=64, metrics=Counts()),
                                 lambda: (True, "ok"), lambda *problem: problems.append(problem))
@@ -138,7 +144,7 @@ def post(resource):
 def test_an_http_call_is_answered_with_its_reply(http):
     resource, queue, _ = http
     request = post(resource)
-    queue.calls[0].callback(Reply(200, b'{"A": 2}', 7))
+    queue.tickets[0].answer(Reply(200, b'{"A": 2}', 7))
     assert request.finished and request.code == 200
     assert b"esrt-return-code: 7\r\n" in request.response_bytes(True)
 
@@ -147,15 +153,15 @@ def test_an_http_call_whose_client_went_away_is_cancelled_and_not_answered(http)
     resource, queue, _ = http
     request = post(resource)
     request.connection_lost(Failure(ConnectionDone()))
-    assert queue.cancelled == ["srv01.CBLAPP01"] and not request.finished
+    assert queue.withdrawn == ["srv01.CBLAPP01"] and not request.finished
 
 
-def test_an_http_call_that_fails_inside_the_region_answers_500_and_says_why(http):
+def test_an_http_call_whose_answer_fails_inside_the_region_answers_500_and_says_why(http):
     resource, queue, problems = http
     request = post(resource)
-    queue.calls[0].errback(RuntimeError("a bug"))
+    queue.tickets[0].answer(object())  # a bug: something other than a Reply
     assert request.finished and request.code == 500
-    assert problems == [("srv01.CBLAPP01", "a bug")]
+    assert problems and problems[0][0] == "/services/srv01/CBLAPP01"
     assert b"internal error in the ESSRV01 region" in request.response_bytes(True)
 
 

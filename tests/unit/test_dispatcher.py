@@ -271,3 +271,43 @@ def test_calls_still_waiting_when_every_sep_is_stopped_are_answered_503(region):
         process.exit(sig=15)
     assert [reply.status for reply in results] == [503]
     assert dispatcher.active == 0 and dispatcher.queued == 0
+
+
+def test_a_sender_whose_reply_to_fails_costs_its_own_call_only(region, tmp_path):
+    reactor, sup, dispatcher = region
+    delivered = []
+
+    def broken(reply, token, ticket):
+        raise RuntimeError("a bug in a listener")
+
+    dispatcher.send("srv01.A", b'{"n": 0}', None, broken, None)
+    dispatcher.send("srv01.A", b'{"n": 1}', None,
+                    lambda reply, token, ticket: delivered.append((token, reply)), "second")
+    drained = []
+    dispatcher.drain().addCallback(drained.append)
+    for process in reactor.processes:
+        process.answered = 0
+        process.ready()
+    for process in reactor.processes:
+        answer_all(process)
+    reactor.advance(0)
+    assert [(token, json.loads(reply.body)) for token, reply in delivered] == \
+        [("second", {"n": 1})]
+    assert dispatcher.active == 0 and drained == [None]
+    console = (tmp_path / "logs" / "console.log").read_text()
+    assert "ESCS5007E" in console and "a bug in a listener" in console
+
+
+def test_a_withdrawn_running_call_is_rolled_back_and_its_sender_not_answered(region):
+    reactor, sup, dispatcher = region
+    process = reactor.processes[0]
+    process.ready()
+    answers = []
+    ticket = dispatcher.send("srv01.A", b"{}", None,
+                             lambda reply, token, ticket: answers.append(reply), None)
+    ticket.withdraw()
+    header, _ = process.requests()[-1]
+    assert header == {"id": header["id"], "op": "cancel"}
+    process.frame({"id": header["id"], "status": 499,
+                   "error": {"code": "cancelled", "message": "rolled back"}})
+    assert answers == [] and dispatcher.active == 0
