@@ -136,6 +136,26 @@ def encode_request(request_id, service, params, key=b""):
 
 def encode_reply(request_id, status, rc, body):
     """Return the bytes of one reply frame."""
+    return wire_reply(request_id, status, rc, body) or encode_reply_python(request_id, status,
+                                                                           rc, body)
+
+
+def wire_reply_python(request_id, status, rc, body):
+    """encode_reply's bytes, or None where it would refuse (an id, status or RETURN-CODE out
+    of range or not an integer, a body that is not bytes): the twin of
+    esrt._frames.wire_reply."""
+    rc = 0 if rc is None else rc
+    if not (isinstance(request_id, int) and isinstance(status, int) and isinstance(rc, int)
+            and isinstance(body, bytes)):
+        return None
+    if not (0 <= request_id <= MAX_REQUEST_ID and 0 <= status <= 0xFFFF
+            and -2**31 <= rc < 2**31 and REPLY_HEAD.size + len(body) <= 0xFFFFFFFF):
+        return None
+    return encode_reply_python(request_id, status, rc, body)
+
+
+def encode_reply_python(request_id, status, rc, body):
+    """encode_reply in Python: raises ValueError or struct.error on what it cannot encode."""
     _check_id(request_id)
     return b"".join((LENGTH.pack(REPLY_HEAD.size + len(body)),
                      REPLY_HEAD.pack(MAGIC, VERSION, KIND_REPLY, request_id, status, rc or 0),
@@ -300,3 +320,4 @@ _native = native.load("_frames")
 split_frames = _native.split_frames if _native else split_frames_python
 parse_request_fields = (_native.parse_request_fields if _native
                         else parse_request_fields_python)
+wire_reply = _native.wire_reply if _native else wire_reply_python

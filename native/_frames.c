@@ -22,6 +22,10 @@
  * reply_frame(header, body) -> bytes or None
  *     What protocol.encode_frame makes of a reply header without an error; None for any other
  *     header (one with an error, a field the frame has no place for, a value out of range).
+ * wire_reply(request_id, status, rc, body) -> bytes or None
+ *     A reply frame of the binary conversation, the bytes esrt.wire.encode_reply makes (twin:
+ *     wire_reply_python there); None where encode_reply would refuse: an id, status or
+ *     RETURN-CODE out of range or not an integer (rc may be None: 0), a body not bytes.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -457,6 +461,55 @@ decline:
     Py_RETURN_NONE;
 }
 
+#define KIND_REPLY 2
+#define WIRE_REPLY_SIZE 17   /* magic, version, kind, u64 request id, u16 status, i32 rc */
+
+static PyObject *
+wire_reply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "wire_reply(request_id, status, rc, body) takes 4 "
+                        "arguments");
+        return NULL;
+    }
+    PyObject *body = args[3];
+    if (!PyLong_Check(args[0]) || !PyLong_Check(args[1]) || !PyBytes_Check(body)
+        || (args[2] != Py_None && !PyLong_Check(args[2])))
+        Py_RETURN_NONE;
+    unsigned long long request_id = PyLong_AsUnsignedLongLong(args[0]);
+    if (request_id == (unsigned long long)-1 && PyErr_Occurred())
+        goto decline;
+    long status = PyLong_AsLong(args[1]);
+    if ((status == -1 && PyErr_Occurred()) || status < 0 || status > 0xFFFF)
+        goto decline;
+    long long rc = 0;
+    if (args[2] != Py_None) {
+        rc = PyLong_AsLongLong(args[2]);
+        if ((rc == -1 && PyErr_Occurred()) || rc < INT32_MIN || rc > INT32_MAX)
+            goto decline;
+    }
+    Py_ssize_t body_size = PyBytes_GET_SIZE(body);
+    if (body_size > 0xFFFFFFFFLL - WIRE_REPLY_SIZE)
+        goto decline;
+    PyObject *frame = PyBytes_FromStringAndSize(NULL, 4 + WIRE_REPLY_SIZE + body_size);
+    if (frame == NULL)
+        return NULL;
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(frame);
+    put32(p, (uint32_t)(WIRE_REPLY_SIZE + body_size));
+    p[4] = MAGIC;
+    p[5] = VERSION;
+    p[6] = KIND_REPLY;
+    put32(p + 7, (uint32_t)(request_id >> 32));
+    put32(p + 11, (uint32_t)request_id);
+    put16(p + 15, (unsigned)status);
+    put32(p + 17, (uint32_t)(int32_t)rc);
+    memcpy(p + 4 + WIRE_REPLY_SIZE, PyBytes_AS_STRING(body), (size_t)body_size);
+    return frame;
+decline:
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef frames_methods[] = {
     {"split_frames", (PyCFunction)(void (*)(void))split_frames, METH_FASTCALL,
      "split_frames(buffer, max_frame) -> (payloads, consumed)"},
@@ -469,6 +522,8 @@ static PyMethodDef frames_methods[] = {
      "reply_fields(payload) -> (request_id, status, flags, rc, attempts, body) or None"},
     {"call_frame", (PyCFunction)(void (*)(void))call_frame, METH_FASTCALL,
      "call_frame(request_id, service, key, idempotent, ttl, body) -> bytes"},
+    {"wire_reply", (PyCFunction)(void (*)(void))wire_reply, METH_FASTCALL,
+     "wire_reply(request_id, status, rc, body) -> bytes or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -106,9 +106,10 @@ def main():
                         help="with --py-spy: sample only while Python holds the GIL, so that "
                              "system calls and time preempted by the SEPs are left out and "
                              "the samples show the region's Python CPU")
-    parser.add_argument("--sched-batch", dest="sched_batch", action="store_true",
-                        help="put the SEPs under SCHED_BATCH (an experiment: a woken SEP then "
-                             "does not preempt the region on their shared core)")
+    parser.add_argument("--normal-scheduling", dest="normal_scheduling", action="store_true",
+                        help="put the SEPs back under normal scheduling (SCHED_OTHER) instead "
+                             "of the default sep_scheduling=batch, to compare: a woken SEP "
+                             "then preempts the region on their shared core")
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if args.py_spy and not Path(py_spy).exists():
@@ -126,10 +127,10 @@ def main():
         cars = (servers.build_null_car(work, imtk), servers.build_cblapp01_car(work))
         with servers.esrt_region(work, os.cpu_count() or 1, cars) as addresses:
             pids = server_pids(work)
-            if args.sched_batch:
+            if args.normal_scheduling:
                 for label, pid in pids.items():
                     if label.startswith("sep"):
-                        os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
+                        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
             before = {label: cpu_seconds(pid) for label, pid in pids.items()}
             switches = {label: context_switches(pid) for label, pid in pids.items()}
             spies = []

@@ -50,16 +50,18 @@ class ServiceMetrics:
     """The figures of one service: totals by status class, a latency histogram, a window of
     recent latencies."""
 
-    __slots__ = ("name", "calls", "errors", "total_ms", "window", "by_class", "buckets",
+    __slots__ = ("name", "ok", "errors", "total_ms", "window", "by_class", "buckets",
                  "created", "class_created")
 
     def __init__(self, name, window):
         self.name = name
-        self.calls = 0
+        # Calls answered 200, and the others: the 200s, nearly every call, are counted apart
+        # from by_class, a dict update less per call.
+        self.ok = 0
         self.errors = 0
         self.total_ms = 0.0
         self.window = collections.deque(maxlen=window)
-        self.by_class = {}  # status class (2 for 2xx, ...) -> calls
+        self.by_class = {}  # status class (2 for 2xx, ...) -> calls, but for the 200s
         # Calls per latency bucket (not cumulative), the last one past every bound.
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.created = time.time()
@@ -67,20 +69,34 @@ class ServiceMetrics:
 
     def observe(self, status, seconds):
         """Count one finished call with HTTP-like `status` that took `seconds`."""
-        status_class = status // 100
-        calls = self.by_class.get(status_class)
-        if calls is None:
-            calls = 0
-            self.class_created[status_class] = time.time()
-        self.by_class[status_class] = calls + 1
+        if status == 200:
+            if not self.ok:
+                self.class_created.setdefault(2, time.time())
+            self.ok += 1
+        else:
+            self.errors += 1
+            status_class = status // 100
+            calls = self.by_class.get(status_class)
+            if calls is None:
+                calls = 0
+                self.class_created[status_class] = time.time()
+            self.by_class[status_class] = calls + 1
         # A bucket counts the calls that took at most its bound (Prometheus's "le").
         self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         milliseconds = seconds * 1000.0
-        self.calls += 1
         self.total_ms += milliseconds
         self.window.append(milliseconds)
-        if status != 200:
-            self.errors += 1
+
+    @property
+    def calls(self):
+        return self.ok + self.errors
+
+    def calls_by_class(self):
+        """{status class (2 for 2xx, ...): calls}, the 200s (counted apart) included."""
+        by_class = dict(self.by_class)
+        if self.ok:
+            by_class[2] = by_class.get(2, 0) + self.ok
+        return by_class
 
     def cumulative_buckets(self):
         """[(le, calls that took at most le)], "+Inf" last, as a histogram exposes them."""
@@ -216,7 +232,7 @@ class _CallFigures:
                                         "a call to its reply, queueing included",
                                         labels=["service"])
         for name, entry in sorted(metrics._services.items()):
-            for status_class, calls in sorted(entry.by_class.items()):
+            for status_class, calls in sorted(entry.calls_by_class().items()):
                 requests.add_metric([name, STATUS_CLASSES.get(status_class, "other")], calls,
                                     created=entry.class_created[status_class])
             errors.add_metric([name], entry.errors, created=entry.created)

@@ -61,6 +61,7 @@ class Supervisor:
         self.request_timeout = definition["request_timeout"]
         # SEP 1 checkpoints the data environment (esrt.sep.worker.serve).
         self.checkpoint_interval = definition.get("checkpoint_interval", 30)
+        self.sep_scheduling = definition.get("sep_scheduling", "batch")
         self.keep_logs = bool(definition.get("keep_logs"))
         self.paths = paths
         self.console = console
@@ -93,7 +94,8 @@ class Supervisor:
         argv = self.sep_command + ["--server", self.server, "--sep", str(number),
                                    "--deploy", str(self.paths.deploy),
                                    "--max-procs", str(len(self.seps) + 8),
-                                   "--request-timeout", str(self.request_timeout)]
+                                   "--request-timeout", str(self.request_timeout),
+                                   "--scheduling", self.sep_scheduling]
         if number == 1:
             # One SEP checkpoints: more would only compete for the same work.
             argv += ["--checkpoint-interval", str(self.checkpoint_interval)]

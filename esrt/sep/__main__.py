@@ -7,6 +7,18 @@ import sys
 from esrt.states import ExitCode
 
 
+def schedule_as_batch(sep):
+    """SCHED_BATCH for this process: woken by a call, it waits for the region to yield its
+    core rather than preempting it. The region then hands over whole batches instead of one
+    call per wake-up; on a core of its own a SEP runs at once either way. Any process may
+    choose SCHED_BATCH; where the kernel refuses, the SEP runs as a normal one."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError) as exc:
+        print(f"SEP {sep:04d}: runs with normal scheduling: SCHED_BATCH was refused ({exc})",
+              file=sys.stderr)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="esrt-sep")
     parser.add_argument("--server", required=True)
@@ -24,12 +36,17 @@ def main(argv=None):
                         "(0: none; the region asks one SEP to)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="checkpoints keep the log files recovery no longer needs")
+    parser.add_argument("--scheduling", choices=("batch", "normal"), default="normal",
+                        help="the kernel's scheduling policy for this SEP (the server "
+                        "setting sep_scheduling)")
     args = parser.parse_args(argv)
     try:
         import setproctitle
         setproctitle.setproctitle(f"{args.server} SEP {args.sep:04d}")
     except ImportError:
         pass
+    if args.scheduling == "batch":
+        schedule_as_batch(args.sep)
     # Replies go to fd 4 and requests come on fd 3; stdout and stderr stay free for COBOL
     # DISPLAY output and libcob's messages, which the region copies into console.log.
     try:

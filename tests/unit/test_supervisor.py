@@ -151,7 +151,8 @@ def test_start_spawns_each_sep_with_its_pipes_and_becomes_idle_on_ready(made):
     sup.start()
     assert [p.argv for p in reactor.processes] == [
         ["/usr/bin/python3", "-m", "esrt.sep", "--server", "ESSRV01", "--sep", str(n),
-         "--deploy", str(paths.deploy), "--max-procs", "10", "--request-timeout", "30"]
+         "--deploy", str(paths.deploy), "--max-procs", "10", "--request-timeout", "30",
+         "--scheduling", "batch"]
         # SEP 1 alone checkpoints the data environment.
         + (["--checkpoint-interval", "30"] if n == 1 else [])
         for n in (1, 2)]
