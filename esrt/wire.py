@@ -291,14 +291,22 @@ class FrameDecoder:
 
     def feed(self, data):
         """Add `data`; return the list of complete payloads (bytes), oldest first."""
-        self._buffer += data
         buffer = self._buffer
-        frames, start = split_frames(buffer, self.max_frame)
-        if start:
-            del buffer[:start]
+        if buffer:
+            buffer += data
+            frames, start = split_frames(buffer, self.max_frame)
+            if start:
+                del buffer[:start]
+        else:
+            # The common case: nothing left over from before, and `data` is whole frames:
+            # split where it is, nothing copied into the buffer.
+            frames, start = split_frames(data, self.max_frame)
+            if start == len(data):
+                return frames
+            buffer += data[start:] if start else data
         # Whole frames before an oversized one are returned first; the next feed() (feed(b"")
         # will do) raises, once the bytes holding its request id are in.
-        elif len(buffer) >= PEEK:
+        if not start and len(buffer) >= PEEK:
             (size,) = LENGTH.unpack_from(buffer, 0)
             if size > self.max_frame:
                 raise self._too_large(size)

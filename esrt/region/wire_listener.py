@@ -56,6 +56,8 @@ class WireProtocol(protocol.Protocol):
                     self._serve(request_id, service, key, params)
                 except Exception as exc:  # noqa: BLE001 - our bug costs one request, not the region
                     self._internal(request_id, repr(service), exc)
+            if not self.decoder.buffered:
+                break  # nothing left that another feed could return or refuse
         if self.broken:
             return
         if len(self.calls) >= self.factory.max_in_flight and not self.paused:
