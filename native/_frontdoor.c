@@ -10,6 +10,7 @@
  *     -> (consumed, method, path, version, headers, body, keep_alive), None (wait for the
  *        rest of the head), False (not plain, or the body is not all here)
  * response(status, body, rc, date, keep_alive, http10, head_only) -> bytes or None
+ * admit(services, service, params, key, max_body) -> (name, key) or None
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -352,11 +353,80 @@ response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+#define MAX_KEY 200
+
+static PyObject *
+admit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "admit(services, service, params, key, max_body) takes 5 arguments");
+        return NULL;
+    }
+    PyObject *services = args[0], *service = args[1], *params = args[2], *key = args[3];
+    if (!PyDict_Check(services) || !PyBytes_Check(service) || !PyBytes_Check(params)
+        || (key != Py_None && !PyBytes_Check(key)) || !PyLong_Check(args[4]))
+        Py_RETURN_NONE;
+    Py_ssize_t max_body = PyLong_AsSsize_t(args[4]);
+    if (max_body == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (PyBytes_GET_SIZE(params) > max_body)
+        Py_RETURN_NONE;
+    const unsigned char *text = (const unsigned char *)PyBytes_AS_STRING(service);
+    Py_ssize_t size = PyBytes_GET_SIZE(service);
+    for (Py_ssize_t i = 0; i < size; i++)
+        if (text[i] >= 0x80)
+            Py_RETURN_NONE;
+    if (key != Py_None) {
+        const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(key);
+        Py_ssize_t length = PyBytes_GET_SIZE(key);
+        if (length < 1 || length > MAX_KEY)
+            Py_RETURN_NONE;
+        for (Py_ssize_t i = 0; i < length; i++)
+            if (k[i] < 0x21 || k[i] > 0x7e)
+                Py_RETURN_NONE;
+    }
+    PyObject *name = PyUnicode_DecodeASCII((const char *)text, size, "strict");
+    if (name == NULL)
+        return NULL;
+    PyObject *found = PyDict_GetItemWithError(services, name);   /* borrowed */
+    if (found == NULL) {
+        Py_DECREF(name);
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *key_text;
+    if (key == Py_None) {
+        key_text = Py_NewRef(Py_None);
+    } else {
+        key_text = PyUnicode_DecodeASCII(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key),
+                                         "strict");
+        if (key_text == NULL) {
+            Py_DECREF(name);
+            return NULL;
+        }
+    }
+    PyObject *result = PyTuple_New(2);
+    if (result == NULL) {
+        Py_DECREF(name);
+        Py_DECREF(key_text);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, name);
+    PyTuple_SET_ITEM(result, 1, key_text);
+    return result;
+}
+
 static PyMethodDef frontdoor_methods[] = {
     {"read_request", (PyCFunction)(void (*)(void))read_request, METH_FASTCALL,
      "read_request(buffer, max_header, max_body) -> request tuple, None (wait) or False"},
     {"response", (PyCFunction)(void (*)(void))response, METH_FASTCALL,
      "response(status, body, rc, date, keep_alive, http10, head_only) -> bytes or None"},
+    {"admit", (PyCFunction)(void (*)(void))admit, METH_FASTCALL,
+     "admit(services, service, params, key, max_body) -> (name, key) or None"},
     {NULL, NULL, 0, NULL},
 };
 

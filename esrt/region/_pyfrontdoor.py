@@ -25,6 +25,13 @@ response(status, body, rc, date, keep_alive, http10, head_only)
     "connection: close" or, for HTTP/1.0 keep-alive, "connection: keep-alive"); without the
     body for a HEAD request. None for a status outside REASONS, or an `rc` that is not a 32-bit
     integer (a RETURN-CODE always is).
+
+admit(services, service, params, key, max_body)
+    The common case of a call's admission (esrt.region.admission), for both listeners:
+    `service` (bytes) is ASCII and a key of the dict `services`, `params` (bytes) is at most
+    max_body bytes long, and `key` is None or 1 to 200 bytes from 0x21 to 0x7E. Returns
+    (name, key) as str (key None when it was None); None for anything else, which
+    Admission.admit's own checks decide and explain.
 """
 
 from http import HTTPStatus
@@ -108,3 +115,22 @@ def response(status, body, rc, date, keep_alive, http10, head_only):
     if not head_only:
         head.append(body)
     return b"".join(head)
+
+
+MAX_KEY = 200
+KEY_BYTES = frozenset(range(0x21, 0x7F))
+
+
+def admit(services, service, params, key, max_body):
+    if not (isinstance(services, dict) and isinstance(service, bytes)
+            and isinstance(params, bytes) and (key is None or isinstance(key, bytes))
+            and isinstance(max_body, int)):
+        return None
+    if len(params) > max_body or not service.isascii():
+        return None
+    if key is not None and not (1 <= len(key) <= MAX_KEY and KEY_BYTES.issuperset(key)):
+        return None
+    name = service.decode("ascii")
+    if name not in services:
+        return None
+    return name, key.decode("ascii") if key is not None else None

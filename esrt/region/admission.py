@@ -10,14 +10,18 @@ bytes. It decides in one place, in this order, whether the call may run:
 3. the parameters fit the server's max_body: 413 `too_large`;
 4. the idempotency key is 1 to 200 printable ASCII characters: 400 `bad_idempotency_key`;
 
-and then sends it to the dispatcher. Who is calling, and whether they may call this
-service, is decided here too once services have callers (between 4 and the submission),
-so that no listener can let a call past it. A refusal is a Reply like any other, carrying the
-one JSON error body (esrt.region.replies), and counted in the metrics by conversation and code.
+and then sends it to the dispatcher. A call that passes 2 to 4 plainly (an ASCII name, a
+good key or none) is admitted in one step by esrt.region.frontdoor.admit, in C when it is
+built; the checks above decide the rest and word every refusal. Who is calling, and whether
+they may call this service, is decided here too once services have callers (between 4 and
+the submission, and before the one-step path), so that no listener can let a call past it.
+A refusal is a Reply like any other, carrying the one JSON error body (esrt.region.replies),
+and counted in the metrics by conversation and code.
 """
 
 import re
 
+from esrt.region import frontdoor
 from esrt.region.replies import error_reply
 
 IDEMPOTENCY_KEY = re.compile(rb"^[\x21-\x7e]{1,200}$")
@@ -44,6 +48,13 @@ class Admission:
         or rolls back the call when the client goes away; None when it was answered at once.
         `conversation` ("http", "esrt") labels refusals in the metrics.
         """
+        if not self.dispatcher.inactive_reason:
+            # The common case (deployed, not too large, a good key or none) is decided in one
+            # step, in C when it is built; whatever it declines, the checks below decide.
+            common = frontdoor.admit(self.services.by_name, service, params, key,
+                                     self.max_body)
+            if common is not None:
+                return self.dispatcher.send(common[0], params, common[1], reply_to, token)
         try:
             name = service.decode("utf-8")
         except UnicodeDecodeError:

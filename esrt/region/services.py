@@ -31,7 +31,8 @@ class ServiceTable:
         """`warn(package, problem)` is told about packages that cannot be read."""
         self.deploy_dir = Path(deploy_dir)
         self._warn = warn or (lambda package, problem: None)
-        self._services = {}
+        # Name -> Service, replaced whole by each scan (the front door's admit reads it).
+        self.by_name = {}
         self._warned = set()
 
     def scan(self):
@@ -54,25 +55,25 @@ class ServiceTable:
                 if key not in self._warned:
                     self._warned.add(key)
                     self._warn(folder.name, str(exc))
-        self._services = found
+        self.by_name = found
         return self.names()
 
     def names(self):
-        return sorted(self._services)
+        return sorted(self.by_name)
 
     def lookup(self, name):
         """Return the Service called `name`, rescanning once on a miss; None if not deployed."""
-        service = self._services.get(name)
+        service = self.by_name.get(name)
         if service is None:
             self.scan()
-            service = self._services.get(name)
+            service = self.by_name.get(name)
         return service
 
     def __iter__(self):
-        return iter(self._services[name] for name in self.names())
+        return iter(self.by_name[name] for name in self.names())
 
     def __len__(self):
-        return len(self._services)
+        return len(self.by_name)
 
 
 def _read_package(folder):

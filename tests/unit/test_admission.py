@@ -14,16 +14,16 @@ from esrt.region.replies import Reply
 
 
 class Deployed:
-    """The ServiceTable's lookup interface over a list of names."""
+    """The ServiceTable's interface (by_name, lookup, names) over a list of names."""
 
     def __init__(self, *names):
-        self._names = list(names)
+        self.by_name = {name: type("Service", (), {"name": name})() for name in names}
 
     def lookup(self, name):
-        return type("Service", (), {"name": name})() if name in self._names else None
+        return self.by_name.get(name)
 
     def names(self):
-        return list(self._names)
+        return sorted(self.by_name)
 
 
 class Ticket:

@@ -9,6 +9,7 @@ httpserver's full parser reads it; answers must be byte for byte what the header
 path writes. The C functions must not leak.
 """
 
+import re
 import resource
 from http import HTTPStatus
 
@@ -242,6 +243,37 @@ def test_the_switch_picks_the_twin(monkeypatch):
     assert native.load("_frontdoor") is _frontdoor
 
 
+DEPLOYED = {"srv01.CBLAPP01": "service", "null.NULLSVC": "service", "é.X": "service"}
+keys = st.one_of(st.none(), st.binary(max_size=3), st.binary(min_size=199, max_size=202),
+                 st.sampled_from([b"key-1", b"a b", b"\x7f", b"k" * 200, b"k" * 201]))
+service_names = st.one_of(st.sampled_from([name.encode() for name in DEPLOYED]),
+                          st.sampled_from([b"srv01.NOPE", b"", b"srv01.\xff", b"SRV01.CBLAPP01"]),
+                          st.binary(max_size=8))
+
+
+@needs_c
+@settings(max_examples=3000, deadline=None)
+@given(service_names, st.binary(max_size=20), keys, st.integers(-1, 24))
+def test_admit_twins_agree(service, params, key, max_body):
+    assert _frontdoor.admit(DEPLOYED, service, params, key, max_body) == \
+        _pyfrontdoor.admit(DEPLOYED, service, params, key, max_body)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(service_names, st.binary(max_size=20), keys, st.integers(0, 24))
+def test_admit_takes_only_what_the_full_checks_admit(service, params, key, max_body):
+    """What the common case admits, Admission's own checks admit as well, with the same name
+    and key (tests/unit/test_admission.py shows what they refuse and why)."""
+    admitted = frontdoor.admit(DEPLOYED, service, params, key, max_body)
+    if admitted is None:
+        return
+    name, key_text = admitted
+    assert name in DEPLOYED and service == name.encode("ascii")
+    assert len(params) <= max_body
+    assert key_text == (None if key is None else key.decode("ascii"))
+    assert key is None or re.fullmatch(rb"[\x21-\x7e]{1,200}", key)
+
+
 @needs_c
 def test_c_front_door_functions_do_not_leak():
     request = (b"POST /services/srv01/CBLAPP01?x HTTP/1.1\r\nHost: h\r\nIdempotency-Key: k\r\n"
@@ -249,6 +281,7 @@ def test_c_front_door_functions_do_not_leak():
     long_name = b"X-" + b"n" * 100 + b": v\r\n"  # a name too long for the stack buffer
     declined = request.replace(b"Host: h\r\n", long_name + b"Expect: 100-continue\r\n")
     buffer = bytearray(request + request[:30])
+    services = {"srv01.CBLAPP01": object()}
 
     def rounds(count):
         for _ in range(count):
@@ -261,6 +294,9 @@ def test_c_front_door_functions_do_not_leak():
                                            MAX_HEADER_BYTES, 100)
             _frontdoor.response(200, b'{"a": 1}', 0, DATE, True, False, False)
             assert _frontdoor.response(499, b"{}", None, DATE, False, True, True) is None
+            assert _frontdoor.admit(services, b"srv01.CBLAPP01", b"{}", b"key-1", 64) == \
+                ("srv01.CBLAPP01", "key-1")
+            assert _frontdoor.admit(services, b"srv01.NOPE", b"{}", None, 64) is None
 
     rounds(20000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
