@@ -52,6 +52,15 @@ def wait_for(predicate, what, limit=60.0):
         time.sleep(0.05)
 
 
+def compile_preload(source, directory):
+    """Build the fault-injecting LD_PRELOAD library `source` (tests/cobol/faults) into
+    `directory`; return its path."""
+    library = Path(directory) / (Path(source).stem + ".so")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"],
+                   check=True)
+    return library
+
+
 def scrape_metrics(url):
     """(content type, {(sample name, sorted labels): value}) from a region's /metrics."""
     from prometheus_client.parser import text_string_to_metric_families

@@ -7,24 +7,20 @@ that sync fails with EIO, injected by a small preload (tests/cobol/faults/failin
 SEPs only, while a flag file exists.
 """
 
-import subprocess
 import uuid
 
 import pytest
 
 from esrt.client import Client
 
-from conftest import ROOT, start_cblapp01_region
+from conftest import ROOT, compile_preload, start_cblapp01_region
 
 PRELOAD_SOURCE = ROOT / "tests" / "cobol" / "faults" / "failing_sync.c"
 
 
 @pytest.fixture
 def failing_sync(tmp_path):
-    library = tmp_path / "failing_sync.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(PRELOAD_SOURCE),
-                    "-ldl"], check=True)
-    return library, tmp_path / "fail-sync"
+    return compile_preload(PRELOAD_SOURCE, tmp_path), tmp_path / "fail-sync"
 
 
 def test_a_failed_log_sync_is_reported_and_the_region_recovers(node, srv01_car, failing_sync):

@@ -10,7 +10,6 @@ as it opens the environment, holding the first mutex it took.
 
 import os
 import signal
-import subprocess
 import time
 import uuid
 
@@ -18,7 +17,7 @@ import pytest
 
 from esrt.client import Client
 
-from conftest import ROOT, start_cblapp01_region
+from conftest import ROOT, compile_preload, start_cblapp01_region
 from test_transactions import sep_pids
 
 PRELOAD_SOURCE = ROOT / "tests" / "cobol" / "faults" / "dies_holding_mutex.c"
@@ -26,10 +25,7 @@ PRELOAD_SOURCE = ROOT / "tests" / "cobol" / "faults" / "dies_holding_mutex.c"
 
 @pytest.fixture
 def dies_holding_mutex(tmp_path):
-    library = tmp_path / "dies_holding_mutex.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(PRELOAD_SOURCE),
-                    "-ldl"], check=True)
-    return library, tmp_path / "die-holding-mutex"
+    return compile_preload(PRELOAD_SOURCE, tmp_path), tmp_path / "die-holding-mutex"
 
 
 def test_a_sep_dying_inside_berkeley_db_costs_a_recovery_not_the_region(node, srv01_car,
