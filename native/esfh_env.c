@@ -11,6 +11,7 @@
  * A deadlock inside a request or interval transaction dooms it: the operation fails with file
  * status 51 and so does every later one until the caller aborts (a SEP then re-runs the request).
  */
+#define _GNU_SOURCE   /* pipe2, syscall */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "esfh.h"
@@ -569,6 +571,7 @@ int esfh_doomed(void)
 static int failchk_here(void)
 {
     int ret = EINVAL, attempt;
+    esfh_set_error("%s", "");   /* what failchk reports is its own, not an earlier error's */
     /* The first call after a death may find the dead thread's state busy: try again. */
     for (attempt = 0; attempt < 50; attempt++) {
         ret = g_env->failchk(g_env, 0);
@@ -603,9 +606,12 @@ static int failchk_in_child(int timeout_ms)
     int pipe_fds[2], status, pidfd, waited;
     struct failchk_outcome outcome;
     struct pollfd ready;
+    struct timespec deadline;
     ssize_t got;
     pid_t child;
 
+    /* Without a pipe or a child (out of processes or memory), failchk runs here, unbounded:
+     * what it waits for is then a mutex orphaned at the very moment the node ran short. */
     if (pipe2(pipe_fds, O_CLOEXEC) != 0)
         return failchk_here();
     fflush(stderr);
@@ -629,10 +635,22 @@ static int failchk_in_child(int timeout_ms)
     pidfd = (int)syscall(SYS_pidfd_open, child, 0);
     ready.fd = pidfd >= 0 ? pidfd : pipe_fds[0];
     ready.events = POLLIN;
-    do {
-        waited = poll(&ready, 1, timeout_ms);
-    } while (waited < 0 && errno == EINTR);
-    if (waited == 0) {
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    for (;;) {
+        struct timespec now;
+        long long left_ms;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left_ms = (long long)(deadline.tv_sec - now.tv_sec) * 1000
+                  + (deadline.tv_nsec - now.tv_nsec) / 1000000;
+        waited = left_ms > 0 ? poll(&ready, 1, (int)left_ms) : 0;
+        if (waited >= 0 || errno != EINTR)
+            break;
+    }
+    /* Out of time, or poll itself failed: either way the child must not be waited for
+     * without a limit, which is what this is here to prevent. */
+    if (waited <= 0) {
         kill(child, SIGKILL);
         while (waitpid(child, &status, 0) < 0 && errno == EINTR)
             ;

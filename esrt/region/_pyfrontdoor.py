@@ -34,6 +34,7 @@ admit(services, service, params, key, max_body)
     Admission.admit's own checks decide and explain.
 """
 
+import sys
 from http import HTTPStatus
 
 TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -126,6 +127,8 @@ def admit(services, service, params, key, max_body):
             and isinstance(params, bytes) and (key is None or isinstance(key, bytes))
             and isinstance(max_body, int)):
         return None
+    if not -sys.maxsize - 1 <= max_body <= sys.maxsize:
+        return None  # beyond what C holds in a Py_ssize_t: the full checks decide
     if len(params) > max_body or not service.isascii():
         return None
     if key is not None and not (1 <= len(key) <= MAX_KEY and KEY_BYTES.issuperset(key)):

@@ -24,7 +24,7 @@ import re
 from esrt.region import frontdoor
 from esrt.region.replies import error_reply
 
-IDEMPOTENCY_KEY = re.compile(rb"^[\x21-\x7e]{1,200}$")
+IDEMPOTENCY_KEY = re.compile(rb"[\x21-\x7e]{1,200}")
 
 
 class Admission:
@@ -74,7 +74,7 @@ class Admission:
                                f"request parameters of {len(params)} bytes are larger than "
                                f"this server's max_body of {self.max_body} bytes; send less, "
                                "or raise max_body in the server definition", reply_to, token)
-        if key is not None and not IDEMPOTENCY_KEY.match(key):
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
             return self.refuse(conversation, 400, "bad_idempotency_key",
                                "the idempotency key (HTTP: the Idempotency-Key header) must be "
                                "1 to 200 printable ASCII characters (a UUID is a good choice)",

@@ -181,12 +181,15 @@ class Dispatcher(SupervisorObserver):
     def replied(self, reply, pending):
         """The answer of a SEP (or of its death) to `pending`: deliver it, or run it again."""
         pending.sep = None
-        if reply is Rerun.ALONE and not pending.done:
+        if isinstance(reply, Rerun) and pending.done:
+            self._done(pending, None)  # withdrawn: nobody waits for another run
+            return
+        if reply is Rerun.ALONE:
             pending.alone = True
             self._run_again(pending)
             return
         if reply is Rerun.RETRY:
-            if pending.attempts < self.max_attempts and not pending.done:
+            if pending.attempts < self.max_attempts:
                 self.metrics.killed_rerun()
                 self._run_again(pending)
                 return

@@ -79,7 +79,8 @@ class ServiceMetrics:
             calls = self.by_class.get(status_class)
             if calls is None:
                 calls = 0
-                self.class_created[status_class] = time.time()
+                # Class 2 may have been created by a 200 already.
+                self.class_created.setdefault(status_class, time.time())
             self.by_class[status_class] = calls + 1
         # A bucket counts the calls that took at most its bound (Prometheus's "le").
         self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1

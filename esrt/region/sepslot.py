@@ -480,7 +480,9 @@ class SEP:
         self.cause = cause
         store = self.supervisor.store
         old_pid, self.pid, self.transport = self.pid, None, None
-        if store is not None and not store.after_death():
+        # While a recovery is under way, recovery frees what this process held: a failchk
+        # would only wait for the orphaned mutex that made the recovery necessary.
+        if store is not None and not self.supervisor.recovering and not store.after_death():
             self.supervisor.begin_recovery()
         if self._kill_call is not None and self._kill_call.active():
             self._kill_call.cancel()

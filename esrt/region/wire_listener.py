@@ -74,9 +74,12 @@ class WireProtocol(protocol.Protocol):
     def _relay(self, reply, request_id, ticket):
         if ticket is not None:
             self.calls.discard(ticket)
-        if self.transport is not None and self.transport.connected:
-            send_now(self.transport, wire.encode_reply(request_id, reply.status,
-                                                       reply.rc if reply.ok else 0, reply.body))
+        try:
+            if self.transport is not None and self.transport.connected:
+                send_now(self.transport, wire.encode_reply(
+                    request_id, reply.status, reply.rc if reply.ok else 0, reply.body))
+        except Exception as exc:  # noqa: BLE001 - our bug costs this call, not the connection
+            self._internal(request_id, f"the reply to request {request_id}", exc)
         self._after_reply()
 
     def _after_reply(self):

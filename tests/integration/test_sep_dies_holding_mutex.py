@@ -48,8 +48,8 @@ def test_a_sep_dying_inside_berkeley_db_costs_a_recovery_not_the_region(node, sr
         os.kill(sep_pids(region)[0], signal.SIGKILL)
         counters = [client.call("srv01.CBLAPP01", idempotency_key=key, retry_for=60)
                     ["LK-COUNTER"]]
-        # Callers are served all along: before that SEP's death, while the region waits for
-        # failchk, and after the recovery.
+        # Calls go on meanwhile: one that meets the region waiting for failchk (its reactor
+        # waits too, for at most failchk_timeout) or recovering is answered afterwards.
         deadline = time.monotonic() + 120
         while not recovered_again() and time.monotonic() < deadline:
             counters.append(client.call("srv01.CBLAPP01", retry_for=60)["LK-COUNTER"])

@@ -5,12 +5,15 @@ import json
 
 import pytest
 from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from esrt import wire
 from esrt.region.admission import Admission
 from esrt.region.http import ServicesResource
 from esrt.region.httpserver import NOT_DONE_YET, HttpRequest
 from esrt.region.replies import Reply
+from esrt.region.wire_listener import WireFactory
 
 
 class Deployed:
@@ -97,6 +100,7 @@ def test_an_admitted_call_goes_to_the_dispatcher_with_its_key(door):
     (b"srv01.CBLAPP01", b"{}", b"", 400, "bad_idempotency_key", "1 to 200 printable"),
     (b"srv01.CBLAPP01", b"{}", b"a b", 400, "bad_idempotency_key", "a UUID"),
     (b"srv01.CBLAPP01", b"{}", b"k" * 201, 400, "bad_idempotency_key", "Idempotency-Key"),
+    (b"srv01.CBLAPP01", b"{}", b"key-1\n", 400, "bad_idempotency_key", "printable ASCII"),
 ])
 def test_each_refusal_says_what_was_wrong_and_is_counted(door, service, params, key, status,
                                                          code, says):
@@ -182,3 +186,29 @@ def test_a_request_whose_cancel_fails_does_not_spare_the_others_when_the_client_
     channel._pending.extend([first, second])
     channel.connectionLost(Failure(ConnectionDone()))
     assert cancelled == ["second"]
+
+
+class TcpTransport(StringTransport):
+    def setTcpNoDelay(self, enabled):
+        pass
+
+
+def test_a_binary_reply_that_cannot_be_sent_is_a_500_for_that_request_only():
+    problems = []
+    queue = Queue()
+    factory = WireFactory(Admission("ESSRV01", Deployed("srv01.CBLAPP01"), queue, max_body=64,
+                                    metrics=Counts()),
+                          None, lambda *problem: problems.append(problem))
+    connection = factory.buildProtocol(None)
+    transport = TcpTransport()
+    connection.makeConnection(transport)
+    connection.dataReceived(wire.encode_request(7, "srv01.CBLAPP01", b"{}")
+                            + wire.encode_request(8, "srv01.CBLAPP01", b"{}"))
+    first, second = queue.tickets
+    first.answer(object())  # a bug: something other than a Reply
+    second.answer(Reply(200, b'{"A": 2}', 0))
+    decoder = wire.FrameDecoder(1 << 20)
+    replies = [wire.parse_reply(payload) for payload in decoder.feed(transport.value())]
+    assert [(reply.request_id, reply.status) for reply in replies] == [(7, 500), (8, 200)]
+    assert b"internal error in the ESSRV01 region" in replies[0].body
+    assert problems and not connection.calls

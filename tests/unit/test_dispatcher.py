@@ -311,3 +311,33 @@ def test_a_withdrawn_running_call_is_rolled_back_and_its_sender_not_answered(reg
     process.frame({"id": header["id"], "status": 499,
                    "error": {"code": "cancelled", "message": "rolled back"}})
     assert answers == [] and dispatcher.active == 0
+
+
+@pytest.mark.parametrize("death", [{"code": 134}, {"sig": 9}], ids=["abend", "killed"])
+def test_a_withdrawn_call_whose_batch_dies_is_not_run_again_and_drain_still_fires(region,
+                                                                                  death):
+    """Its batch's death asks for another run of each call (alone after an abend): not for
+    the one whose client went away."""
+    reactor, sup, dispatcher = region
+    first, second = reactor.processes
+    first.answered = second.answered = 0
+    first.ready()
+    second.ready()
+    answers, tickets = {}, {}
+    for n in range(6):
+        tickets[n] = dispatcher.send("srv01.A", json.dumps({"n": n}).encode(), None,
+                                     lambda reply, n, ticket: answers.setdefault(n, reply), n)
+    answer_all(first)  # calls 0 and 2 answered; the first SEP takes the batch [2, 3]
+    assert numbers(first)[1:] == [2, 3]
+    tickets[2].withdraw()
+    drained = []
+    dispatcher.drain().addCallback(drained.append)
+    first.exit(**death)
+    reactor.advance(0)
+    for _ in range(5):
+        answer_all(second)
+    assert sorted(answers) == [0, 1, 3, 4, 5]
+    assert 2 not in numbers(second)  # not run again
+    reactor.advance(0)  # drain() waiters are told on the next turn
+    assert dispatcher.active == 0 and drained == [None]
+    assert "ESCS5007E" not in sup.console.log_path.read_text()

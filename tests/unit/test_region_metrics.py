@@ -257,3 +257,23 @@ def test_reply_header_says_how_many_runs_and_whether_it_committed(losses, status
     assert (header["status"], header["attempts"], header["committed"]) == (status, attempts,
                                                                            committed)
     assert esfh.log.count("abort") == attempts - (1 if committed else 0)
+
+
+def test_a_status_class_keeps_the_time_its_first_call_was_counted(monkeypatch):
+    import esrt.region.metrics as metrics_module
+    now = [1000.0]
+    monkeypatch.setattr(metrics_module.time, "time", lambda: now[0])
+    metrics = RegionMetrics("ESSRV01")
+    metrics.observe("srv01.A", 200, 0.001)
+    now[0] = 2000.0
+    metrics.observe("srv01.A", 202, 0.001)  # another 2xx, later: class 2 is not created again
+    now[0] = 3000.0
+    metrics.observe("srv01.A", 404, 0.001)
+    samples = [sample for family in text_string_to_metric_families(
+        metrics.exposition().decode()) for sample in family.samples]
+    created = {sample.labels["code"]: sample.value for sample in samples
+               if sample.name == "esrt_requests_created"}
+    counts = {sample.labels["code"]: sample.value for sample in samples
+              if sample.name == "esrt_requests_total"}
+    assert counts == {"2xx": 2, "4xx": 1}
+    assert created == {"2xx": 1000.0, "4xx": 3000.0}
