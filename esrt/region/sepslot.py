@@ -272,7 +272,7 @@ class SEP:
             # then a stop) must find this SEP idle.
             self._end_batch()
             self._enter(SEPState.IDLE, SEPState.BUSY)
-        self.settle(self._calls.pop(request_id), reply)
+        self._finish_call(request_id, reply)
         if last and self.state == SEPState.IDLE:
             self.supervisor.sep_idle(self)
 

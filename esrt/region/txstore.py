@@ -5,10 +5,9 @@ uses it) in a child process that the reactor watches (recover_in_child), so that
 that dies or takes long on a failing disk neither kills the region nor stops it answering.
 When a SEP dies, the region frees what the dead process held (failchk: its transaction is
 rolled back, its locks released; in a child process given a time limit, see after_death) and
-asks whether the request the SEP was running had
-committed: the SEP stores each updating request's reply inside the request's own transaction,
-so a stored reply means "committed, return this", and none means "rolled back, safe to run
-again".
+asks whether the request the SEP was running had committed: the SEP stores each updating
+request's reply inside the request's own transaction, so a stored reply means "committed,
+return this", and none means "rolled back, safe to run again".
 """
 
 import os

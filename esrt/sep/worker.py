@@ -382,9 +382,8 @@ def serve(runtime, deploy_dir, requests, replies, transactions=None, call_timeou
     arrived together are written together, after one log flush has made all their commits
     durable (Transactions.flush). In a batch of several calls, each call gets `call_timeout`
     seconds (0: no limit here; at most a tenth more) before the kernel ends this process
-    with SIGALRM: the region
-    times out a whole batch only, and must not wait for every call's share to learn that one
-    call hangs.
+    with SIGALRM: the region times out a whole batch only, and must not wait for every
+    call's share to learn that one call hangs.
     """
     cache = ServiceCache(runtime, deploy_dir)
     transactions = transactions or Untransacted()

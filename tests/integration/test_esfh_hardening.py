@@ -13,7 +13,7 @@ import pytest
 from esrt.cobol.compile import compile_executable
 from esrt.cobol.esfh_build import build_esfh, esfh_cobc_args, sanitizing
 
-from conftest import program_environ
+from conftest import compile_preload, program_environ
 
 FAULTS = Path(__file__).resolve().parents[1] / "cobol" / "faults"
 
@@ -141,9 +141,7 @@ def test_stored_entries_of_impossible_lengths_are_file_errors(esfh_lib, tmp_path
 def test_an_operation_without_memory_is_a_file_error(esfh_lib, tmp_path):
     """NOMEM's file has records of up to 40,000 bytes (ESFH's record buffer, allocated at OPEN)
     and it writes one of 30,000 (the value WRITE builds)."""
-    preload = tmp_path / "failing_alloc.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(preload),
-                    str(FAULTS / "failing_alloc.c")], check=True)
+    preload = compile_preload(FAULTS / "failing_alloc.c", tmp_path)
     program = compile_executable(FAULTS / "nomem.cbl", tmp_path / "nomem",
                                  extra_args=esfh_cobc_args(esfh_lib))
     outcomes = {}
