@@ -88,7 +88,13 @@ setup(
                                                 "native/_callpath_out.c"],
                            depends=["native/_callpath.h", "native/cobol_display.h"])],
     install_requires=[
-        "twisted>=22.10",
+        # TLS on every listener is Twisted's own (pyOpenSSL, service_identity); certificates
+        # and keys are read and checked with cryptography (multi-certificate PEM files,
+        # UTC expiry dates) and handed to pyOpenSSL as cryptography objects, which it takes
+        # from 24.3 on.
+        "twisted[tls]>=22.10",
+        "pyOpenSSL>=24.3",
+        "cryptography>=42",
         "cffi>=1.15",
         "bsddb3>=6.2.9",
         # Process titles ("ESSRV01 SEP 0001") need to rewrite argv memory; setproctitle does this

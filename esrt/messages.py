@@ -72,6 +72,14 @@ MESSAGES = {
     "ESCS5007E": "internal error while serving {what}: {problem}",
     "ESCS5008W": "{server}: listener \"{listener}\" cannot bind {address}: address not on this "
                  "host (waiting)",
+    "ESCS5009E": "{server}: listener \"{listener}\" cannot use its TLS files: {problem}",
+    "ESCS5010W": "listener \"{listener}\" refused {peer}: it sent plain text ({data!r}) to a "
+                 "TLS port; the client must connect with {scheme}://",
+    "ESCS5011W": "listener \"{listener}\": client {peer}: {problem}",
+    "ESCS5012I": "listener \"{listener}\" reloaded its certificate from {file} ({certificate}); "
+                 "new connections use it",
+    "ESCS5013E": "listener \"{listener}\": the changed TLS files cannot be used: {problem}; "
+                 "the previous certificate stays in use",
     # deployment
     "ESDP0001I": "packages loaded from {deploy}: {count} service(s): {services}",
     "ESDP0002W": "package {package}: {problem}; its services are not offered",

@@ -221,6 +221,30 @@ class OptionalPath(Kind):
         return {"type": "string", "nullable": True}
 
 
+class FileName(Kind):
+    """A file given by its full path; empty means none."""
+
+    metavar = "FILE"
+
+    def check(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        # A relative name would be read from whatever directory the region happens to start
+        # in; the same definition must mean the same file on every node and at every start.
+        if not text.startswith("/"):
+            raise ValueError(f"{text!r} must be a full path (starting with /)")
+        if "," in text or "\n" in text:
+            raise ValueError(f"{text!r}: a file name here cannot hold a comma or a line break")
+        return text
+
+    def from_texts(self, texts):
+        return super().from_texts(texts).strip() or None
+
+    def schema(self):
+        return {"type": "string", "nullable": True}
+
+
 class Address(Kind):
     """ip:port to listen on, '*' for any address or an ephemeral port."""
 
@@ -236,8 +260,10 @@ class Listeners(Kind):
 
     control = "lines"
     repeatable = True
-    syntax = 'Name=ip:port[,conversation], e.g. "Web Services=127.0.0.1:9003"'
-    metavar = "NAME=IP:PORT[,CONVERSATION]"
+    syntax = ('Name=ip:port[,conversation][,setting=value...], e.g. "Web Services=127.0.0.1:9003"'
+              ' or "Secure=*:9443,web-services,tls_cert=/etc/esrt/srv.crt,'
+              'tls_key=/etc/esrt/srv.key"')
+    metavar = "NAME=IP:PORT[,CONVERSATION][,SETTING=VALUE...]"
 
     def check(self, value):
         if not isinstance(value, (list, tuple)):
@@ -265,8 +291,7 @@ class Listeners(Kind):
         return listeners
 
     def to_texts(self, value):
-        return [f"{item['name']}={item['address']},{item['conversation']}"
-                for item in value or []]
+        return [listener_text(item) for item in value or []]
 
     def schema(self):
         return {"type": "array", "items": listener_schema()}
@@ -366,7 +391,20 @@ LISTENER_SETTINGS = (
         "": "web-services"})), "web-services",
             "conversation type: web-services (HTTP/JSON) or esrt (binary)", "Conversation",
             "esrt"),
+    Setting("tls_cert", FileName(), None,
+            "PEM file of the listener's certificate (and its chain): the listener speaks TLS "
+            "1.2 or newer when set; reloaded when the file changes", "TLS certificate",
+            "/etc/esrt/tls/server.crt"),
+    Setting("tls_key", FileName(), None, "PEM file of the private key of tls_cert",
+            "TLS private key", "/etc/esrt/tls/server.key"),
+    Setting("tls_client_ca", FileName(), None,
+            "PEM file of the CA certificates that sign client certificates: when set, every "
+            "client must present one (mutual TLS)", "TLS client CA",
+            "/etc/esrt/tls/clients-ca.crt"),
 )
+# The settings a listener's text form carries after its conversation, as name=value.
+LISTENER_EXTRAS = tuple(s for s in LISTENER_SETTINGS
+                        if s.name not in ("name", "address", "conversation"))
 
 
 def listener_schema():
@@ -391,20 +429,64 @@ def validate_listener(data):
     unknown = set(data) - {s.name for s in LISTENER_SETTINGS}
     if unknown:
         errors["listener"] = f"unknown listener setting(s): {', '.join(sorted(unknown))}"
+    if not errors:
+        errors.update(tls_problems(clean))
     if errors:
         raise SettingError(errors)
     return clean
 
 
+def tls_problems(listener):
+    """What is missing from a listener's TLS settings, as {field: problem}."""
+    problems = {}
+    if listener.get("tls_cert") and not listener.get("tls_key"):
+        problems["listener.tls_key"] = (f"listener \"{listener['name']}\" has tls_cert but no "
+                                        "tls_key: give the certificate's private key file too")
+    if listener.get("tls_key") and not listener.get("tls_cert"):
+        problems["listener.tls_cert"] = (f"listener \"{listener['name']}\" has tls_key but no "
+                                         "tls_cert: give the certificate file too")
+    if listener.get("tls_client_ca") and not listener.get("tls_cert"):
+        problems["listener.tls_cert"] = (
+            f"listener \"{listener['name']}\" has tls_client_ca but no tls_cert: mutual TLS "
+            "needs the listener's own certificate and key as well")
+    return problems
+
+
+def listener_text(listener):
+    """The CLI and form text of a listener; the settings left at their default are not shown."""
+    text = f"{listener['name']}={listener['address']},{listener['conversation']}"
+    for setting in LISTENER_EXTRAS:
+        value = listener.get(setting.name, setting.default)
+        if value != setting.default:
+            text += "," + ",".join(f"{setting.name}={item}"
+                                   for item in setting.to_texts(value))
+    return text
+
+
 def parse_listener_option(text):
-    """Parse the CLI form 'Name=ip:port[,conversation]' into a listener dict."""
+    """Parse the CLI form 'Name=ip:port[,conversation][,setting=value...]' into a listener."""
     name, sep, rest = str(text).partition("=")
     if not sep or not name.strip():
         raise SettingError(
             {"listeners": f"{text!r} must look like \"Web Services=127.0.0.1:9003\""})
-    address, _, conversation = rest.partition(",")
-    return validate_listener({"name": name.strip(), "address": address.strip(),
-                              "conversation": conversation.strip() or "web-services"})
+    address, *fields = rest.split(",")
+    listener = {"name": name.strip(), "address": address.strip(),
+                "conversation": "web-services"}
+    if fields and "=" not in fields[0]:
+        listener["conversation"] = fields.pop(0).strip() or "web-services"
+    known = {setting.name: setting for setting in LISTENER_EXTRAS}
+    for field in fields:
+        key, sep, value = field.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in known:
+            raise SettingError({"listeners": (
+                f"{field.strip()!r} in {text!r} is not one of the listener settings "
+                f"{', '.join(known)} written as setting=value")})
+        try:
+            listener[key] = known[key].kind.from_texts([value])
+        except ValueError as exc:
+            raise SettingError({f"listener.{key}": str(exc)}) from None
+    return validate_listener(listener)
 
 
 def parse_env_option(text):

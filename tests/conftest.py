@@ -7,6 +7,7 @@ casstop --force (only their own recorded processes), then mfds.
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ pytest_plugins = ["esrt.testing.plugin"]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "cblapp01"
+SERVICES = ROOT / "tests" / "cobol" / "services"
 
 
 # What a program run with a sanitized libesfh.so needs (make test-sanitized): libasan first in
@@ -59,6 +61,45 @@ def compile_preload(source, directory):
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"],
                    check=True)
     return library
+
+
+def openssl(*args, cwd):
+    """Run the openssl command line tool as a user making certificates would."""
+    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"openssl {' '.join(args)}:\n{result.stderr}"
+    return result.stdout
+
+
+def make_certificates(directory, server_names=("IP:127.0.0.1", "DNS:localhost"),
+                      clients=("alice",), prefix=""):
+    """A CA, a server certificate for `server_names` and client certificates signed by it,
+    made with openssl in `directory`; returns {"ca", "server.crt", "server.key",
+    "<client>.crt", "<client>.key"} paths (names start with `prefix`)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {"ca": directory / f"{prefix}ca.crt"}
+    ca_key = directory / f"{prefix}ca.key"
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", ca_key, "-out", files["ca"], "-days", "2", "-subj",
+            f"/CN={prefix}esrt test CA", cwd=directory)
+
+    def issue(name, subject, extensions):
+        key, request, certificate = (directory / f"{prefix}{name}.{kind}"
+                                     for kind in ("key", "csr", "crt"))
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", request, "-subj", subject, cwd=directory)
+        extension_file = directory / f"{prefix}{name}.ext"
+        extension_file.write_text(extensions)
+        openssl("x509", "-req", "-in", request, "-CA", files["ca"], "-CAkey", ca_key,
+                "-CAcreateserial", "-out", certificate, "-days", "2", "-extfile",
+                extension_file, cwd=directory)
+        files[f"{name}.crt"], files[f"{name}.key"] = certificate, key
+
+    issue("server", "/CN=esrt test server",
+          f"subjectAltName={','.join(server_names)}\nextendedKeyUsage=serverAuth\n")
+    for client in clients:
+        issue(client, f"/CN={client}", "extendedKeyUsage=clientAuth\n")
+    return files
 
 
 def scrape_metrics(url):
@@ -144,6 +185,26 @@ def srv01_car(tmp_path_factory):
     """srv01.car holding CBLAPP01 with every parameter an output, built with the real tools."""
     from esrt.testing.apps import build_car
     return build_car("CBLAPP01", workdir=tmp_path_factory.mktemp("srv01"))
+
+
+@pytest.fixture(scope="session")
+def tst_car(tmp_path_factory):
+    """Package tst: ECHOPARM (inputs of several kinds) and ABENDER (abends on request)."""
+    work = tmp_path_factory.mktemp("tst")
+    home = tmp_path_factory.mktemp("tst-home")
+    for name in ("echoparm.cbl", "abender.cbl"):
+        shutil.copy(SERVICES / name, work / name)
+    run_esrt(["imtk", "defmap", "--src", "echoparm.cbl", "--src", "abender.cbl",
+              "--service", "tst"], home, cwd=work)
+    mapping = work / "tst.mapping.json"
+    document = json.loads(mapping.read_text())
+    for program in document["programs"]:
+        for parameter in program["parameters"]:
+            parameter["direction"] = "out" if parameter["name"] in (
+                "LK-OUT-GREETING", "LK-OUT-TOTAL", "LK-RESULT") else "in"
+    mapping.write_text(json.dumps(document, indent=2))
+    run_esrt(["imtk", "generate", "--service", "tst"], home, cwd=work)
+    return work / "tst.car"
 
 
 class Region:

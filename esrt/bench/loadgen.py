@@ -125,14 +125,14 @@ def _drive(client, service, params, slot, counts, stop, deadline_ns, start_ns, o
     out.update(latencies=latencies, buckets=buckets, errors=errors, last_ns=last_ns)
 
 
-def _worker(slots, url, service, params, timeout, duration_ns, counts, stop, start, ready, go,
-            results):
+def _worker(slots, url, tls, service, params, timeout, duration_ns, counts, stop, start, ready,
+            go, results):
     """One worker process: drive the connections numbered `slots`, then send the series back."""
     # Ctrl-C reaches the whole process group; the parent decides when the run ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from esrt.client import Client
     try:
-        clients = [Client(url, timeout=timeout) for _ in slots]
+        clients = [Client(url, timeout=timeout, **tls) for _ in slots]
     except Exception as exc:  # noqa: BLE001 - any failure to connect ends this worker with its reason
         ready.release()
         results.put((slots, None, f"{type(exc).__name__}: {exc}"))
@@ -167,7 +167,7 @@ def _worker(slots, url, service, params, timeout, duration_ns, counts, stop, sta
 
 # --- parent side -------------------------------------------------------------------------------
 
-def _validate(url, service, connections, duration, processes, params):
+def _validate(url, tls, service, connections, duration, processes, params):
     from esrt.client import Client, service_path
     if not isinstance(connections, int) or connections < 1:
         raise BenchError(f"connections {connections!r}: give at least 1 (e.g. -c 16)")
@@ -180,12 +180,15 @@ def _validate(url, service, connections, duration, processes, params):
         raise BenchError(f"parameters {params!r} must be a JSON object, e.g. "
                          "'{\"LK-NAME\": \"x\"}'")
     service_path(service)  # raises ValueError naming the expected PACKAGE.PROGRAM form
-    Client(url).close()  # raises ValueError naming the expected URL forms
+    Client(url, **tls).close()  # raises ValueError naming the expected URL forms or files
 
 
 def run_bench(url, service, connections=1, duration=10.0, params=None, processes=None,
-              timeout=60.0, progress=None, progress_interval=1.0):
+              timeout=60.0, progress=None, progress_interval=1.0, tls=None):
     """Call `service` at `url` on `connections` connections for `duration` seconds.
+
+    `tls` holds the TLS files of Client (ca_file, cert_file, key_file) for an https:// or
+    esrts:// URL.
 
     `processes` worker processes share the connections (default: one per core, at most one
     per connection). `progress(elapsed_s, requests, errors)` is called every
@@ -193,7 +196,8 @@ def run_bench(url, service, connections=1, duration=10.0, params=None, processes
     are waited for and counted, so every call that reached the service is in the result.
     Ctrl-C ends the run early and still returns what was measured (summary["interrupted"]).
     """
-    _validate(url, service, connections, duration, processes, params)
+    tls = dict(tls or {})
+    _validate(url, tls, service, connections, duration, processes, params)
     workers = min(connections, processes or os.cpu_count() or 1)
     # spawn, not fork: the children inherit no threads, sockets or locks of the caller.
     context = multiprocessing.get_context("spawn")
@@ -206,8 +210,8 @@ def run_bench(url, service, connections=1, duration=10.0, params=None, processes
     duration_ns = int(duration * 1e9)
     plan = [list(range(index, connections, workers)) for index in range(workers)]
     children = [context.Process(target=_worker, name=f"esrt-bench-{index}", daemon=True,
-                                args=(slots, url, service, params, timeout, duration_ns, counts,
-                                      stop, start, ready, go, results))
+                                args=(slots, url, tls, service, params, timeout, duration_ns,
+                                      counts, stop, start, ready, go, results))
                 for index, slots in enumerate(plan)]
     interrupted = False
     try:

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from esrt.cli.errors import add_tls_client_options, tls_client_files
 from esrt.states import ExitCode
 
 BAR_WIDTH = 30
@@ -97,7 +98,8 @@ def cmd_bench(args):
     try:
         result = loadgen.run_bench(args.url, args.service, args.connections, args.duration,
                                    params=params, processes=args.processes,
-                                   timeout=args.timeout, progress=report,
+                                   timeout=args.timeout, tls=tls_client_files(args),
+                                   progress=report,
                                    progress_interval=interval)
     finally:
         finish()
@@ -125,7 +127,9 @@ def add_bench_command(commands):
                     "requests, errors by code, req/s and latency p50/p90/p99/max.")
     bench.add_argument("service", help="PACKAGE.PROGRAM, e.g. srv01.CBLAPP01")
     bench.add_argument("--url", required=True,
-                       help="listener URL: http://HOST:PORT or esrt://HOST:PORT")
+                       help="listener URL: http://HOST:PORT, esrt://HOST:PORT, or with TLS "
+                       "https://HOST:PORT, esrts://HOST:PORT")
+    add_tls_client_options(bench)
     bench.add_argument("-c", "--connections", type=_positive_int, default=1,
                        help="concurrent connections, each calling back to back (default 1)")
     bench.add_argument("-d", "--duration", type=_positive_seconds, default=10.0,

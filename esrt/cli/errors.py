@@ -13,3 +13,21 @@ class CommandError(Exception):
     def __init__(self, message, code=ExitCode.ERROR):
         super().__init__(message)
         self.code = code
+
+
+def add_tls_client_options(parser):
+    """--cacert, --cert and --key (curl's names) for a command that calls a listener."""
+    parser.add_argument("--cacert", metavar="FILE",
+                        help="PEM file of the CA that signed the listener's certificate (https://"
+                        ", esrts://); default: the system's CAs")
+    parser.add_argument("--cert", metavar="FILE",
+                        help="client certificate (PEM) for a listener that asks for one")
+    parser.add_argument("--key", metavar="FILE",
+                        help="private key of --cert, when it is not in the same file")
+
+
+def tls_client_files(args):
+    """The TLS file arguments of Client (esrt.client) from the options above; none for a URL
+    without TLS, which refuses them with a message saying so."""
+    files = {"ca_file": args.cacert, "cert_file": args.cert, "key_file": args.key}
+    return {name: value for name, value in files.items() if value}

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from esrt.cli.errors import CommandError
+from esrt.cli.errors import CommandError, add_tls_client_options, tls_client_files
 from esrt.home import Home
 from esrt.node.definitions import RegionFileError
 from esrt.states import ExitCode
@@ -41,12 +41,13 @@ def cmd_mfds(args):
             return ExitCode.OK
         say(f"no mfds running for ESRT_HOME={home.root}")
         return ExitCode.NOT_RUNNING
+    from esrt.mfds import server
     if args.daemon:
-        info = daemon.start_daemon(home, args.listen)
+        info = daemon.start_daemon(home, args.listen, extra=server.tls_arguments(args))
         say(f"mfds started on {info['url']} (pid {info['pid']}, ESRT_HOME={home.root})")
         return ExitCode.OK
-    from esrt.mfds import server
-    return server.main(["--listen", args.listen, "--home", str(home.root)])
+    return server.main(["--listen", args.listen, "--home", str(home.root),
+                        *server.tls_arguments(args)])
 
 
 # --- server ----------------------------------------------------------------------------------
@@ -189,7 +190,11 @@ def cmd_call(args):
     except ValueError as exc:
         raise CommandError(f"--data is not valid JSON: {exc}", ExitCode.USAGE) from None
     failures = 0
-    with Client(args.url, timeout=args.timeout) as client:
+    try:
+        client = Client(args.url, timeout=args.timeout, **tls_client_files(args))
+    except ValueError as exc:
+        raise CommandError(str(exc), ExitCode.USAGE) from None
+    with client:
         for _ in range(args.repeat):
             reply = client.call(args.service, params, retry_for=args.retry)
             say(jsonio.dumps(reply).decode() if args.json else format_reply_line(reply))
@@ -222,6 +227,8 @@ def build_parser():
                        help="start in the background, return once it answers")
     group.add_argument("--stop", action="store_true", help="stop the running mfds")
     group.add_argument("--status", action="store_true", help="say whether mfds runs")
+    from esrt.mfds.server import add_tls_arguments
+    add_tls_arguments(mfds)
     mfds.set_defaults(func=cmd_mfds)
     from esrt.cli.user_cmd import add_user_commands
     add_user_commands(mfds)
@@ -294,7 +301,9 @@ def build_parser():
 
     call = commands.add_parser("call", help="call a service")
     call.add_argument("service", help="PACKAGE.PROGRAM, e.g. srv01.CBLAPP01")
-    call.add_argument("--url", required=True, help="listener URL, e.g. http://127.0.0.1:9003")
+    call.add_argument("--url", required=True, help="listener URL, e.g. http://127.0.0.1:9003, "
+                      "https://HOST:PORT, esrt://HOST:PORT or esrts://HOST:PORT")
+    add_tls_client_options(call)
     call.add_argument("--repeat", type=int, default=1)
     call.add_argument("--data", help="JSON object of input parameters")
     call.add_argument("--json", action="store_true", help="print each reply as JSON")

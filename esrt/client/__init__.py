@@ -4,6 +4,10 @@ One Client keeps one HTTP/1.1 keep-alive connection to a listener; `Client("esrt
 returns an esrt.client.wire.WireClient instead, which speaks the binary conversation "esrt"
 with the same calls and errors, plus call_many() to pipeline. Numbers come back as int or
 decimal.Decimal (never binary floats) so that COBOL amounts survive the trip exactly.
+
+A listener with TLS is reached as https://HOST:PORT or esrts://HOST:PORT, with `ca_file` when
+its certificate is not signed by a CA of the system, and `cert_file`/`key_file` when it asks
+for client certificates.
 """
 
 import http.client
@@ -11,7 +15,8 @@ import urllib.parse
 
 # Users import these from here too (`from esrt.client import ServiceError`); they live in
 # common so that wire shares them without importing this module.
-from esrt.client.common import ConnectionFailed, Reply, ServiceError, retry_call, service_path
+from esrt.client.common import (ConnectionFailed, Reply, ServiceError, connection_problem,
+                                retry_call, service_path, tls_context)
 from esrt.client.wire import WireClient
 from esrt.mapping import jsonio
 
@@ -20,28 +25,40 @@ class Client:
     """Calls services of one listener over one keep-alive connection."""
 
     def __new__(cls, url, *args, **kwargs):
-        if cls is Client and isinstance(url, str) and url.lower().startswith("esrt://"):
+        if cls is Client and isinstance(url, str) and url.lower().startswith(("esrt://",
+                                                                              "esrts://")):
             # A binary listener: the WireClient is not a Client, so its own __init__ has
             # already run and Python does not run Client.__init__ on it.
             return WireClient(url, None, *args, **kwargs)
         return super().__new__(cls)
 
-    def __init__(self, url, timeout=60.0):
+    def __init__(self, url, timeout=60.0, ca_file=None, cert_file=None, key_file=None):
+        """`url` is http://HOST:PORT or https://HOST:PORT; the files are for TLS (see
+        esrt.client.common.tls_context)."""
         parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme != "http" or not parsed.hostname:
-            raise ValueError(f"URL {url!r} must look like http://HOST:PORT or esrt://HOST:PORT "
-                             "(the listener's address)")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"URL {url!r} must look like http://HOST:PORT, https://HOST:PORT, "
+                             "esrt://HOST:PORT or esrts://HOST:PORT (the listener's address)")
+        if parsed.scheme == "http" and (ca_file or cert_file or key_file):
+            raise ValueError(f"URL {url!r} is plain HTTP, so its certificate files would not be "
+                             "used: write https:// for a listener with TLS")
         self.url = url
         self.host = parsed.hostname
-        self.port = parsed.port or 80
+        self.tls = (tls_context(ca_file, cert_file, key_file) if parsed.scheme == "https"
+                    else None)
+        self.port = parsed.port or (443 if self.tls else 80)
         self.timeout = timeout
         self._connection = None
         self._reused = False
 
     def _connect(self):
         if self._connection is None:
-            self._connection = http.client.HTTPConnection(self.host, self.port,
-                                                          timeout=self.timeout)
+            if self.tls is not None:
+                self._connection = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=self.timeout, context=self.tls)
+            else:
+                self._connection = http.client.HTTPConnection(self.host, self.port,
+                                                              timeout=self.timeout)
             self._reused = False
         return self._connection
 
@@ -78,10 +95,11 @@ class Client:
                 # request never reached a program, so sending it once more is safe.
                 if attempt == 1 and was_reused:
                     continue
-                raise ConnectionFailed(f"{self.url}: connection lost: {exc}") from None
+                raise ConnectionFailed(connection_problem(f"{self.url}: connection lost",
+                                                          exc)) from None
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                raise ConnectionFailed(f"{self.url}: {exc}") from None
+                raise ConnectionFailed(connection_problem(self.url, exc)) from None
             self._reused = True
             if response.getheader("Connection", "").lower() == "close":
                 self.close()
@@ -119,7 +137,9 @@ class Client:
         return reply
 
 
-def call(url, service, params=None, timeout=60.0, idempotency_key=None, retry_for=None):
-    """Call one service on a fresh connection (see Client.call for the retry options)."""
-    with Client(url, timeout=timeout) as client:
+def call(url, service, params=None, timeout=60.0, idempotency_key=None, retry_for=None,
+         **tls_files):
+    """Call one service on a fresh connection (see Client.call for the retry options and
+    Client for the TLS files)."""
+    with Client(url, timeout=timeout, **tls_files) as client:
         return client.call(service, params, idempotency_key, retry_for)

@@ -3,6 +3,7 @@ the Reply, service names and the retry loop. Both import it; neither imports the
 to get these.
 """
 
+import ssl
 import time
 import urllib.parse
 import uuid
@@ -52,3 +53,44 @@ def retry_call(call_once, service, params, idempotency_key, retry_for):
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 1.0)
+
+
+def tls_context(ca_file=None, cert_file=None, key_file=None):
+    """The client side of TLS: TLS 1.2 or newer, the server's certificate checked against
+    `ca_file` (the system's CAs when None) and its name against the URL's host; with
+    `cert_file` (and `key_file` when the key is apart) a client certificate for mutual TLS.
+
+    Raises ValueError naming the file that cannot be used.
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"CA file {ca_file} cannot be used: {exc}; give a PEM file of the "
+                             "certificate(s) that signed the server's certificate") from None
+    if key_file and not cert_file:
+        raise ValueError(f"a client key ({key_file}) needs its certificate file as well")
+    if cert_file:
+        try:
+            context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            key_shown = key_file or "in the same file"
+            raise ValueError(f"client certificate {cert_file} (key {key_shown}) cannot be "
+                             f"used: {exc}") from None
+    return context
+
+
+def connection_problem(url, exc):
+    """What went wrong reaching `url`, with what to do for the TLS cases."""
+    text = f"{url}: {exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (text + "; the server's certificate is not trusted here: give the CA that "
+                "signed it (ca_file=..., --cacert FILE), and use the name or address the "
+                "certificate was made for")
+    if isinstance(exc, ssl.SSLError):
+        return (text + "; the TLS handshake failed: check that the listener speaks TLS "
+                "(https://, esrts://) and, when it asks for client certificates, give one "
+                "(cert_file=..., --cert FILE)")
+    return text

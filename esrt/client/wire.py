@@ -10,7 +10,8 @@ import socket
 import urllib.parse
 
 from esrt import wire
-from esrt.client.common import ConnectionFailed, Reply, ServiceError, retry_call, service_path
+from esrt.client.common import (ConnectionFailed, Reply, ServiceError, connection_problem,
+                                retry_call, service_path, tls_context)
 from esrt.mapping import jsonio
 
 # Error codes after which the region closes the connection (see esrt.wire).
@@ -18,16 +19,18 @@ FATAL_CODES = ("bad_frame", "too_large")
 
 
 def parse_url(url):
-    """'esrt://HOST:PORT' -> (host, port); ValueError naming the URL otherwise."""
+    """'esrt://HOST:PORT' or 'esrts://HOST:PORT' (TLS) -> (host, port, tls); ValueError naming
+    the URL otherwise."""
     parsed = urllib.parse.urlsplit(url)
     try:
         port = parsed.port
     except ValueError:
         port = None
-    if parsed.scheme != "esrt" or not parsed.hostname or not port or parsed.path not in ("", "/"):
-        raise ValueError(f"URL {url!r} must look like esrt://HOST:PORT (the address of a "
-                         "listener of conversation type esrt)")
-    return parsed.hostname, port
+    if parsed.scheme not in ("esrt", "esrts") or not parsed.hostname or not port \
+            or parsed.path not in ("", "/"):
+        raise ValueError(f"URL {url!r} must look like esrt://HOST:PORT, or esrts://HOST:PORT "
+                         "with TLS (the address of a listener of conversation type esrt)")
+    return parsed.hostname, port, parsed.scheme == "esrts"
 
 
 def to_reply(frame):
@@ -55,13 +58,20 @@ class WireClient:
     # Requests call_many keeps sent but unanswered.
     window = 128
 
-    def __init__(self, host, port=None, timeout=60.0):
-        """`WireClient(host, port)`, or `WireClient("esrt://host:port")`."""
+    def __init__(self, host, port=None, timeout=60.0, ca_file=None, cert_file=None,
+                 key_file=None, tls=False):
+        """`WireClient(host, port)`, or `WireClient("esrt://host:port")`; TLS with
+        "esrts://host:port" or `tls=True`, the files as esrt.client.common.tls_context takes
+        them."""
         if port is None:
-            host, port = parse_url(host)
+            host, port, tls = parse_url(host)
+        if not tls and (ca_file or cert_file or key_file):
+            raise ValueError(f"esrt://{host}:{port} is without TLS, so its certificate files "
+                             "would not be used: write esrts:// for a listener with TLS")
         self.host = host
         self.port = int(port)
-        self.url = f"esrt://{host}:{self.port}"
+        self.tls = tls_context(ca_file, cert_file, key_file) if tls else None
+        self.url = f"{'esrts' if tls else 'esrt'}://{host}:{self.port}"
         self.timeout = timeout
         self._socket = None
         self._decoder = None
@@ -74,10 +84,17 @@ class WireClient:
     def _connect(self):
         if self._socket is None:
             try:
-                self._socket = socket.create_connection((self.host, self.port), self.timeout)
+                sock = socket.create_connection((self.host, self.port), self.timeout)
             except OSError as exc:
-                raise ConnectionFailed(f"{self.url}: {exc}") from None
-            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                raise ConnectionFailed(connection_problem(self.url, exc)) from None
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                try:
+                    sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+                except OSError as exc:
+                    sock.close()
+                    raise ConnectionFailed(connection_problem(self.url, exc)) from None
+            self._socket = sock
             self._decoder = wire.FrameDecoder(wire.DEFAULT_MAX_REPLY)
             self._reused = False
             self._early = {}
@@ -105,7 +122,8 @@ class WireClient:
             self._connect().sendall(data)
         except OSError as exc:
             self.close()
-            raise ConnectionFailed(f"{self.url}: connection lost while sending: {exc}") from None
+            raise ConnectionFailed(connection_problem(
+                f"{self.url}: connection lost while sending", exc)) from None
 
     def _receive(self, wanted):
         """Read until the reply to request id `wanted` arrives; return its frame."""
@@ -114,7 +132,8 @@ class WireClient:
                 data = self._socket.recv(262144)
             except OSError as exc:
                 self.close()
-                raise ConnectionFailed(f"{self.url}: connection lost: {exc}") from None
+                raise ConnectionFailed(connection_problem(f"{self.url}: connection lost",
+                                                              exc)) from None
             if not data:
                 self.close()
                 raise ConnectionFailed(f"{self.url}: the listener closed the connection")

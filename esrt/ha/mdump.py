@@ -36,11 +36,16 @@ def mfds_url_for(host, home=None):
     """The mfds URL for mdump's `host` argument, or None for the local node's mfds.
 
     `localhost` (or nothing) means this node's mfds, found in $ESRT_HOME/mfds.json (it may
-    listen on any port); otherwise `host` or `host:port` (default port 8686).
+    listen on any port); otherwise `host` or `host:port` (default port 8686), or a URL with
+    https:// for an mfds with TLS ($ESRT_MFDS_CA names its CA when the system's do not).
     """
     if host in (None, "", "localhost"):
         return None
-    text = host[len("http://"):] if host.startswith("http://") else host
+    scheme, sep, text = host.partition("://")
+    if not sep:
+        scheme, text = "http", host
+    elif scheme not in ("http", "https"):
+        raise MdumpError(f"mdump: {host!r}: only http:// and https:// reach an mfds")
     text = text.rstrip("/")
     if text.startswith("["):
         address, _, rest = text[1:].partition("]")
@@ -53,7 +58,7 @@ def mfds_url_for(host, home=None):
     if not address or "/" in address or (port and not port.isdigit()):
         raise MdumpError(f"mdump: {host!r} is not a host: give localhost, a host name or "
                          f"address, or host:port (e.g. 10.0.0.5:{DEFAULT_MFDS_PORT})")
-    return f"http://{address}:{port or DEFAULT_MFDS_PORT}"
+    return f"{scheme}://{address}:{port or DEFAULT_MFDS_PORT}"
 
 
 def listener_entries(server):

@@ -68,9 +68,17 @@ def _log_tail(path, start=0, lines=LOG_TAIL_LINES):
     return "\n".join(tail) if tail else "(log is empty)"
 
 
-def _health_ok(url, timeout=1.0):
+def _health_ok(info, timeout=1.0):
+    context = None
+    if info.get("tls_cert"):
+        from esrt.node.tls import TLSFilesError, pinned_client_context
+        try:
+            context = pinned_client_context(info["tls_cert"])
+        except TLSFilesError:
+            return False
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/api/health", timeout=timeout) as reply:
+        with urllib.request.urlopen(info["url"].rstrip("/") + "/api/health", timeout=timeout,
+                                    context=context) as reply:
             return reply.status == 200
     except (OSError, urllib.error.URLError, ValueError):
         return False
@@ -109,8 +117,10 @@ def _wait_gone(pid, timeout):
         time.sleep(POLL_INTERVAL)
 
 
-def start_daemon(home=None, listen="127.0.0.1:8686", timeout=20.0):
+def start_daemon(home=None, listen="127.0.0.1:8686", timeout=20.0, extra=()):
     """Start mfds detached for `home` listening on `listen`; return its info dict once it answers.
+
+    `extra` are more arguments of `python -m esrt.mfds` (its TLS options).
 
     Raises MfdsStartError when an mfds already runs for this home, when the new process exits
     before answering, or when it does not answer within `timeout` seconds (it is then stopped).
@@ -126,7 +136,7 @@ def start_daemon(home=None, listen="127.0.0.1:8686", timeout=20.0):
     with open(home.mfds_log, "ab") as log:
         log_start = log.tell()
         command = [sys.executable, "-m", "esrt.mfds", "--listen", str(listen),
-                   "--home", str(home.root)]
+                   "--home", str(home.root), *extra]
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=subprocess.STDOUT, start_new_session=True,
                                  env=_child_environment(), close_fds=True)
@@ -138,7 +148,7 @@ def start_daemon(home=None, listen="127.0.0.1:8686", timeout=20.0):
                 f"mfds for ESRT_HOME={home.root} exited with code {code} before answering; "
                 f"see {home.mfds_log}:\n{_log_tail(home.mfds_log, log_start)}")
         info = home.read_mfds_info()
-        if info and info.get("pid") == child.pid and _health_ok(info["url"]):
+        if info and info.get("pid") == child.pid and _health_ok(info):
             return info
         if time.monotonic() >= deadline:
             break

@@ -207,7 +207,35 @@ def parse_arguments(argv=None):
                         help=f"ip:port to listen on (default {DEFAULT_LISTEN}; port 0 = any free)")
     parser.add_argument("--home", default=None, help="ESRT_HOME to serve (default $ESRT_HOME "
                         "or ~/.esrt)")
+    add_tls_arguments(parser)
     return parser.parse_args(argv)
+
+
+def add_tls_arguments(parser):
+    """mfds's TLS options, shared by `python -m esrt.mfds` and `esrt mfds`."""
+    parser.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (and chain) for "
+                        "https://; reloaded when the file changes")
+    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-client-ca", metavar="FILE", help="PEM CA certificates: every "
+                        "client must then present a certificate signed by one of them")
+
+
+def tls_arguments(args):
+    """The TLS options of `args` again as arguments, with full paths (for the daemon)."""
+    argv = []
+    for option in ("tls_cert", "tls_key", "tls_client_ca"):
+        value = getattr(args, option, None)
+        if value:
+            argv += ["--" + option.replace("_", "-"), os.path.abspath(value)]
+    return argv
+
+
+def _tls_problem(args):
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return "--tls-cert and --tls-key go together: give the certificate and its key"
+    if args.tls_client_ca and not args.tls_cert:
+        return "--tls-client-ca needs --tls-cert and --tls-key as well"
+    return None
 
 
 def is_loopback(host):
@@ -248,6 +276,9 @@ def main(argv=None, reactor=None):
         return _fail(f"an mfds is already running for ESRT_HOME={home.root} (pid {holder}, "
                      f"{info.get('url', 'url unknown')}): stop it with `esrt mfds --stop` or "
                      "use another --home")
+    problem = _tls_problem(args)
+    if problem:
+        return _fail(problem)
     try:
         return _serve(args, home, lock, interface, port, reactor)
     finally:
@@ -291,6 +322,31 @@ def _serve(args, home, lock, interface, port, reactor):
     api.accounts.on_password_change = gate.sessions.drop_user
     site = _QuietSite(RootResource(ApiResource(api, _stderr_log, gate),
                                    Pages(api, gate, _stderr_log)))
+    tls = None
+    if args.tls_cert:
+        from esrt.node.tls import ServerTLS, TLSFilesError, describe, http_refusal
+        try:
+            tls = ServerTLS(os.path.abspath(args.tls_cert), os.path.abspath(args.tls_key),
+                            args.tls_client_ca and os.path.abspath(args.tls_client_ca),
+                            protocols=(b"http/1.1",))
+        except TLSFilesError as exc:
+            repository.close()
+            return _fail(f"cannot serve https: {exc}")
+        site = tls.wrap(
+            site, reactor,
+            plain_text_answer=http_refusal("mfds speaks TLS only: use https://HOST:PORT"),
+            on_plain_text=lambda peer, data: _stderr_log(
+                f"refused {peer}: it sent plain text ({data!r}) to the TLS port; it must "
+                "use https://"),
+            on_handshake_failure=lambda peer, problem: _stderr_log(f"client {peer}: {problem}"))
+        tls.watch(reactor, lambda certificate: _stderr_log(
+            f"certificate reloaded from {tls.cert_file} ({describe(certificate)}); new "
+            "connections use it"), lambda problem: _stderr_log(
+            f"the changed TLS files cannot be used: {problem}; the previous certificate stays "
+            "in use"))
+    elif not is_loopback(interface or "*"):
+        _stderr_log(f"warning: listening on {args.listen} without TLS: passwords and session "
+                    "cookies cross the network in clear text; give --tls-cert and --tls-key")
     try:
         port_object = reactor.listenTCP(port, site, interface=interface or "")
     except twisted_error.CannotListenError as exc:
@@ -305,10 +361,13 @@ def _serve(args, home, lock, interface, port, reactor):
     shown_host = "127.0.0.1" if interface in ("", "0.0.0.0") else (
         "::1" if interface == "::" else interface)
     url_host = f"[{shown_host}]" if ":" in shown_host else shown_host
-    url = f"http://{url_host}:{address.port}"
+    url = f"{'https' if tls else 'http'}://{url_host}:{address.port}"
     lock.write_pid()
     info = {"url": url, "pid": os.getpid(), "listen": listen, "home": str(home.root),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if tls is not None:
+        # The node's own clients trust exactly this certificate (esrt.node.tls).
+        info["tls_cert"] = tls.cert_file
     write_json_atomic(home.mfds_info, info)
     _stderr_log(f"listening on {listen} ({url}), ESRT_HOME={home.root}")
 

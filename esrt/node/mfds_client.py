@@ -8,6 +8,10 @@ error.
 Credentials, first found wins: explicit user/password, $ESRT_MFDS_USER/$ESRT_MFDS_PASSWORD
 (HTTP Basic), then the node token of the home ($ESRT_HOME/mfds.token, readable by the node's
 owner only). Without any, requests go unauthenticated (fine until an account exists).
+
+An https:// mfds is trusted, first found wins: through the certificate file its mfds.json
+names (the node's own mfds, pinned: esrt.node.tls), through `ca_file` or $ESRT_MFDS_CA (a PEM
+file of the CA that signed it), or through the system's CAs.
 """
 
 import base64
@@ -55,15 +59,21 @@ class MfdsError(Exception):
 class MfdsClient:
     """Talks to one mfds at `url` (e.g. http://127.0.0.1:8686)."""
 
-    def __init__(self, url, timeout=10.0, home=None, user=None, password=None, token=None):
+    def __init__(self, url, timeout=10.0, home=None, user=None, password=None, token=None,
+                 pinned_cert=None, ca_file=None):
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"mfds url {url!r} must look like http://127.0.0.1:8686")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"mfds url {url!r} must look like http://127.0.0.1:8686 or "
+                             "https://HOST:PORT")
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.home = home
         self._host = parts.hostname
-        self._port = parts.port or 80
+        self._tls = None
+        if parts.scheme == "https":
+            self._tls = _mfds_tls_context(url, pinned_cert,
+                                          ca_file or os.environ.get("ESRT_MFDS_CA") or None)
+        self._port = parts.port or (443 if self._tls else 80)
         if user is None:
             user = os.environ.get("ESRT_MFDS_USER") or None
             password = os.environ.get("ESRT_MFDS_PASSWORD", "") if user else None
@@ -88,7 +98,8 @@ class MfdsClient:
         info = home.read_mfds_info()
         if not info or not info.get("url"):
             raise MfdsUnavailable(home.root, reason="no mfds.json")
-        return cls(info["url"], timeout=timeout, home=home.root)
+        return cls(info["url"], timeout=timeout, home=home.root,
+                   pinned_cert=info.get("tls_cert"))
 
     # -- transport -------------------------------------------------------------------------
 
@@ -97,7 +108,12 @@ class MfdsClient:
         headers.update(self._auth_headers())
         if body is not None:
             headers["Content-Type"] = content_type
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        if self._tls is not None:
+            connection = http.client.HTTPSConnection(self._host, self._port,
+                                                     timeout=self.timeout, context=self._tls)
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port,
+                                                    timeout=self.timeout)
         try:
             connection.request(method, path, body=body, headers=headers)
             reply = connection.getresponse()
@@ -194,6 +210,21 @@ class MfdsClient:
         if search:
             query["search"] = search
         return self._json("GET", self._server_path(name, "console") + "?" + urlencode(query))
+
+
+def _mfds_tls_context(url, pinned_cert, ca_file):
+    import ssl
+    from esrt.node.tls import TLSFilesError, pinned_client_context
+    try:
+        if pinned_cert:
+            return pinned_client_context(pinned_cert)
+        context = ssl.create_default_context(cafile=ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+    except (TLSFilesError, OSError, ssl.SSLError) as exc:
+        source = f"mfds's certificate {pinned_cert}" if pinned_cert else f"the CA file {ca_file}"
+        raise MfdsUnavailable(url=url, reason=f"{source} cannot be used to check {url}: "
+                              f"{exc}") from None
 
 
 def read_node_token(home):

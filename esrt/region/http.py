@@ -157,16 +157,21 @@ class Listener:
 
     def __init__(self, reactor, config, factory, server_name, console, on_change=lambda: None):
         """`factory` builds the connections: a ServicesSite for "web-services", a WireFactory
-        (esrt.region.wire_listener) for "esrt"."""
+        (esrt.region.wire_listener) for "esrt". With `tls_cert` in `config` the listener
+        speaks TLS (esrt.node.tls), its files read at start and watched while it runs."""
         self.reactor = reactor
         self.name = config["name"]
         self.requested = config["address"]
         self.conversation = config["conversation"]
+        self.tls_files = (config.get("tls_cert"), config.get("tls_key"),
+                          config.get("tls_client_ca"))
+        self.tls = None
         self.factory = factory
         self.server_name = server_name
         self.console = console
         self.on_change = on_change
         self.state = ListenerStatus.STOPPED
+        self.serving = factory
         self.address = None
         self.problem = None
         self._port = None
@@ -182,14 +187,45 @@ class Listener:
         WAITING for its address."""
         # STOPPED -> STARTING
         self._enter(ListenerStatus.STARTING, ListenerStatus.STOPPED)
+        if self.tls_files[0] and not self._start_tls():
+            # STARTING -> FAILED
+            self._enter(ListenerStatus.FAILED, ListenerStatus.STARTING)
+            return False
         return self._bind()
+
+    def _start_tls(self):
+        from esrt.node.tls import ServerTLS, TLSFilesError
+        try:
+            self.tls = ServerTLS(*self.tls_files, protocols=(
+                (b"http/1.1",) if self.conversation == "web-services" else ()))
+        except TLSFilesError as exc:
+            self.problem = self.console.log("ESCS5009E", server=self.server_name,
+                                            listener=self.name, problem=exc)
+            return False
+        scheme = "https" if self.conversation == "web-services" else "esrts"
+        self.serving = self.tls.wrap(
+            self.factory, self.reactor, plain_text_answer=plain_text_refusal(
+                self.conversation, self.server_name, self.name, scheme),
+            on_plain_text=lambda peer, data: self.console.log(
+                "ESCS5010W", listener=self.name, peer=peer, data=data, scheme=scheme),
+            on_handshake_failure=lambda peer, problem: self.console.log(
+                "ESCS5011W", listener=self.name, peer=peer, problem=problem))
+        self.tls.watch(self.reactor, self._tls_reloaded, lambda problem: self.console.log(
+            "ESCS5013E", listener=self.name, problem=problem))
+        return True
+
+    def _tls_reloaded(self, certificate):
+        from esrt.node.tls import describe
+        self.console.log("ESCS5012I", listener=self.name, file=self.tls.cert_file,
+                         certificate=describe(certificate))
+        self.on_change()
 
     def _bind(self):
         from esrt.settings import parse_address
         self._retry = None
         host, port = parse_address(self.requested)
         try:
-            self._port = self.reactor.listenTCP(port, self.factory,
+            self._port = self.reactor.listenTCP(port, self.serving,
                                                 interface="" if host == "*" else host)
         except error.CannotListenError as exc:
             socket_error = getattr(exc, "socketError", None)
@@ -211,14 +247,21 @@ class Listener:
         bound = self._port.getHost()
         self.address = format_address(bound.host, bound.port)
         self.problem = None
+        shown = self.conversation
+        if self.tls is not None:
+            from esrt.node.tls import describe
+            shown += (", TLS" + (" with client certificates" if self.tls.mutual else "")
+                      + f", certificate {describe(self.tls.certificate)}")
         self.console.log("ESCS5004I", listener=self.name, address=self.address,
-                         conversation=self.conversation)
+                         conversation=shown)
         # STARTING/WAITING -> STARTED
         self._enter(ListenerStatus.STARTED, ListenerStatus.STARTING, ListenerStatus.WAITING)
         return True
 
     def stop(self):
         """Stop listening (connections already open finish their requests)."""
+        if self.tls is not None:
+            self.tls.stop_watching()
         if self.state == ListenerStatus.WAITING:
             if self._retry is not None and self._retry.active():
                 self._retry.cancel()
@@ -236,6 +279,24 @@ class Listener:
 
     def snapshot(self):
         host, port = self.requested.rsplit(":", 1)
+        tls = None
+        if self.tls is not None:
+            certificate = self.tls.certificate
+            tls = {"subject": certificate.subject.rfc4514_string(),
+                   "expires": certificate.not_valid_after_utc.isoformat(timespec="seconds"),
+                   "client_certificates": self.tls.mutual}
         return {"CN": self.name, "mfListenerStatus": self.state.value,
                 "mfRequestedEndpoint": f"tcp:{host}:{port}", "address": self.address,
-                "conversation": self.conversation, "message": self.problem}
+                "conversation": self.conversation, "tls": tls, "message": self.problem}
+
+
+def plain_text_refusal(conversation, server_name, listener_name, scheme):
+    """What a client speaking plain text to a TLS listener is sent before it is closed: an
+    error it can read in its own conversation."""
+    from esrt import wire
+    from esrt.node.tls import http_refusal
+    message = (f"listener \"{listener_name}\" of {server_name} speaks TLS only; connect with "
+               f"{scheme}://HOST:PORT (and the CA that signed the server's certificate)")
+    if conversation == "esrt":
+        return wire.encode_reply(0, 400, 0, json_error("tls_required", message))
+    return http_refusal(message)

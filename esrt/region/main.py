@@ -107,7 +107,7 @@ class Region(SupervisorObserver):
     grace = 10.0
 
     def __init__(self, reactor, definition, paths, console, sep_command=None, mfds_url=None,
-                 environ=None, store=None, mfds_token=None):
+                 environ=None, store=None, mfds_token=None, mfds_cert=None):
         self.reactor = reactor
         self.definition = definition
         self.name = definition["name"]
@@ -160,7 +160,7 @@ class Region(SupervisorObserver):
                                    console, self._changed)
                           for config in definition["listeners"]]
         self.reporter = StatusReporter(reactor, paths.status_file, self.name, self.status_document,
-                                       mfds_url, token=mfds_token)
+                                       mfds_url, token=mfds_token, mfds_cert=mfds_cert)
 
     # -- start -----------------------------------------------------------------------------
 
@@ -509,7 +509,8 @@ def run(argv=None):
     store = None if definition.get("standby") else ReplyStore.load(
         paths.data, definition["durability"], max_procs=definition["seps"] + 8, console=console)
     region = Region(reactor, definition, paths, console, sep_command=sep_command,
-                    mfds_url=info.get("url"), store=store, mfds_token=read_node_token(home))
+                    mfds_url=info.get("url"), store=store, mfds_token=read_node_token(home),
+                    mfds_cert=info.get("tls_cert"))
     atexit.register(region.kill_children)
     # The handler only schedules: the rescan runs on the reactor thread, between requests.
     signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(region.rescan))

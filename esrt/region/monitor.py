@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import signal
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -56,6 +57,13 @@ def region_state(home, name):
                                        f"{status.get('message', '')}".rstrip(), status)
 
 
+# The probe asks whether the region's own process answers, on this node: who holds the
+# certificate is not its question, so it checks none (the listener's clients do).
+_PROBE_TLS = ssl.create_default_context()
+_PROBE_TLS.check_hostname = False
+_PROBE_TLS.verify_mode = ssl.CERT_NONE
+
+
 def probe_health(status, timeout):
     """(ok, detail): GET /health on the region's first started web-services listener.
 
@@ -73,11 +81,20 @@ def probe_health(status, timeout):
         host = host.strip("[]")
         if host in ("", "*", "0.0.0.0", "::"):
             host = "127.0.0.1"
-        connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        if listener.get("tls"):
+            connection = http.client.HTTPSConnection(host, int(port), timeout=timeout,
+                                                     context=_PROBE_TLS)
+        else:
+            connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
         try:
             connection.request("GET", "/health")
             response = connection.getresponse()
             body = response.read()
+        except ssl.SSLError as exc:
+            # A listener that wants a client certificate refuses the probe's handshake with
+            # an alert; refusing is answering, which is all a frozen region cannot do.
+            return True, f"listener \"{listener.get('CN')}\" at {address} answers the TLS " \
+                         f"handshake ({exc.reason or exc})"
         except (OSError, http.client.HTTPException, ValueError) as exc:
             return False, f"listener \"{listener.get('CN')}\" at {address} does not answer " \
                           f"GET /health within {timeout:g} s ({exc or type(exc).__name__})"

@@ -10,6 +10,8 @@ which then sends it in order as usual, and so do errors, which the transport rep
 
 import os
 
+from twisted.internet import tcp
+
 
 def nothing_unsent(descriptor):
     """Whether a Twisted file descriptor (TCP connection, process pipe) has no bytes queued."""
@@ -18,12 +20,16 @@ def nothing_unsent(descriptor):
 
 
 def send_now(transport, data):
-    """Send `data` on a TCP transport: at once if nothing is queued, the rest through it."""
-    sock = getattr(transport, "socket", None)
-    if (sock is not None and transport.connected and not getattr(transport, "TLS", False)
-            and nothing_unsent(transport)):
+    """Send `data` on a TCP transport: at once if nothing is queued, the rest through it.
+
+    Only a plain TCP connection is written to directly. A TLS connection passes attribute
+    lookups through to the socket under it (Twisted's ProtocolWrapper), so asking it for its
+    socket would get one that sends the bytes unencrypted.
+    """
+    if (isinstance(transport, tcp.Connection) and transport.connected
+            and not transport.TLS and nothing_unsent(transport)):
         try:
-            data = data[sock.send(data):]
+            data = data[transport.socket.send(data):]
         except OSError:  # would block, or broken: the transport takes over either way
             pass
         if not data:

@@ -27,16 +27,24 @@ class StatusReporter:
     # after this many seconds.
     put_timeout = 5.0
 
-    def __init__(self, reactor, path, server, collect, mfds_url=None, token=None):
+    def __init__(self, reactor, path, server, collect, mfds_url=None, token=None,
+                 mfds_cert=None):
         """`collect()` returns the status document (a dict) as of now; `token` is the node
-        token that lets a region report to an mfds that requires a login."""
+        token that lets a region report to an mfds that requires a login; `mfds_cert` the
+        certificate file of an https:// mfds, which is trusted alone (esrt.node.tls)."""
         self.reactor = reactor
         self.token = token
         self.path = path
         self.server = server
         self.collect = collect
         self.mfds_url = mfds_url.rstrip("/") if mfds_url else None
-        self._agent = Agent(reactor, connectTimeout=self.put_timeout) if self.mfds_url else None
+        self._agent = None
+        if self.mfds_url:
+            policy = {}
+            if mfds_cert and self.mfds_url.startswith("https:"):
+                from esrt.node.tls import PinnedPolicy
+                policy["contextFactory"] = PinnedPolicy(mfds_cert)
+            self._agent = Agent(reactor, connectTimeout=self.put_timeout, **policy)
         self._pending = None
         self._loop = None
         self._put_in_flight = None

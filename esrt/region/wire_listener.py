@@ -7,7 +7,7 @@ and ends the connection once the requests already accepted are answered; nothing
 can stop the region.
 """
 
-from twisted.internet import defer, protocol, task
+from twisted.internet import defer, protocol, task, tcp
 
 from esrt import wire
 from esrt.region.replies import json_error
@@ -120,7 +120,9 @@ class WireProtocol(protocol.Protocol):
         transport = self.transport
         if transport is None or not transport.connected:
             return
-        if hasattr(transport, "loseWriteConnection"):
+        # Over TLS the half-close must be TLS's own (loseConnection flushes what the TLS
+        # layer still holds and sends close_notify); the socket's would cut those bytes off.
+        if isinstance(transport, tcp.Connection):
             transport.loseWriteConnection()
         else:
             transport.loseConnection()

@@ -3,7 +3,6 @@ region."""
 
 import http.client
 import json
-import shutil
 import threading
 from decimal import Decimal
 
@@ -11,29 +10,7 @@ import pytest
 
 from esrt.client import Client, ServiceError
 
-from conftest import ROOT, Region, run_esrt, scrape_metrics, start_cblapp01_region, wait_for
-
-SERVICES = ROOT / "tests" / "cobol" / "services"
-
-
-@pytest.fixture(scope="module")
-def tst_car(tmp_path_factory):
-    """Package tst: ECHOPARM (inputs of several kinds) and ABENDER (abends on request)."""
-    work = tmp_path_factory.mktemp("tst")
-    home = tmp_path_factory.mktemp("tst-home")
-    for name in ("echoparm.cbl", "abender.cbl"):
-        shutil.copy(SERVICES / name, work / name)
-    run_esrt(["imtk", "defmap", "--src", "echoparm.cbl", "--src", "abender.cbl",
-              "--service", "tst"], home, cwd=work)
-    mapping = work / "tst.mapping.json"
-    document = json.loads(mapping.read_text())
-    for program in document["programs"]:
-        for parameter in program["parameters"]:
-            parameter["direction"] = "out" if parameter["name"] in (
-                "LK-OUT-GREETING", "LK-OUT-TOTAL", "LK-RESULT") else "in"
-    mapping.write_text(json.dumps(document, indent=2))
-    run_esrt(["imtk", "generate", "--service", "tst"], home, cwd=work)
-    return work / "tst.car"
+from conftest import Region, scrape_metrics, start_cblapp01_region, wait_for
 
 
 @pytest.fixture

@@ -71,6 +71,10 @@ def test_host_argument():
     assert mdump.mfds_url_for(None) is None
     assert mdump.mfds_url_for("node2") == "http://node2:8686"
     assert mdump.mfds_url_for("10.0.0.5:86") == "http://10.0.0.5:86"
+    assert mdump.mfds_url_for("http://node2/") == "http://node2:8686"
+    assert mdump.mfds_url_for("https://node2:8443") == "https://node2:8443"
+    with pytest.raises(mdump.MdumpError, match="only http:// and https://"):
+        mdump.mfds_url_for("ftp://node2")
     with pytest.raises(mdump.MdumpError, match="not a host"):
         mdump.mfds_url_for("node2:abc")
 

@@ -17,12 +17,49 @@ def test_set_pairs_become_clean_changes():
                                  "listeners=Web Services=127.0.0.1:9003",
                                  "listeners=Binary=127.0.0.1:9004,esrt",
                                  "env=DD_APPFILE01=APPFILE01", "max-body=65536", "root="])
+    no_tls = {"tls_cert": None, "tls_key": None, "tls_client_ca": None}
     assert changes == {
         "seps": 4, "durability": "write-nosync", "standby": True, "max_body": 65536,
         "listeners": [{"name": "Web Services", "address": "127.0.0.1:9003",
-                       "conversation": "web-services"},
-                      {"name": "Binary", "address": "127.0.0.1:9004", "conversation": "esrt"}],
+                       "conversation": "web-services", **no_tls},
+                      {"name": "Binary", "address": "127.0.0.1:9004", "conversation": "esrt",
+                       **no_tls}],
         "env": {"DD_APPFILE01": "APPFILE01"}, "root": None}
+
+
+def test_a_listener_carries_its_tls_files_as_name_value_pairs():
+    (listener,) = parse_assignments([
+        "listeners=Secure=*:9443,web-services,tls_cert=/etc/esrt/srv.crt,"
+        "tls-key=/etc/esrt/srv.key,tls_client_ca=/etc/esrt/ca.crt"])["listeners"]
+    assert listener == {"name": "Secure", "address": "*:9443", "conversation": "web-services",
+                        "tls_cert": "/etc/esrt/srv.crt", "tls_key": "/etc/esrt/srv.key",
+                        "tls_client_ca": "/etc/esrt/ca.crt"}
+    # Shown as typed (the form's line, `server set` output), and read back the same.
+    (text,) = server_setting("listeners").to_texts([listener])
+    assert text == ("Secure=*:9443,web-services,tls_cert=/etc/esrt/srv.crt,"
+                    "tls_key=/etc/esrt/srv.key,tls_client_ca=/etc/esrt/ca.crt")
+    assert server_setting("listeners").from_texts([text]) == [listener]
+    # Without TLS the text is the one it always was.
+    assert server_setting("listeners").to_texts(
+        parse_assignments(["listeners=Web=127.0.0.1:9003"])["listeners"]) == \
+        ["Web=127.0.0.1:9003,web-services"]
+    # Conversation left out: the default one, with the files after the address.
+    (binary,) = parse_assignments(["listeners=B=127.0.0.1:1,tls_cert=/a.crt,tls_key=/a.key"])[
+        "listeners"]
+    assert binary["conversation"] == "web-services" and binary["tls_key"] == "/a.key"
+
+
+@pytest.mark.parametrize("text, says", [
+    ("S=*:1,tls_cert=/a.crt", "has tls_cert but no tls_key"),
+    ("S=*:1,tls_key=/a.key", "has tls_key but no tls_cert"),
+    ("S=*:1,tls_client_ca=/ca.crt", "has tls_client_ca but no tls_cert"),
+    ("S=*:1,esrt,tls_cert=server.crt,tls_key=/a.key", "must be a full path"),
+    ("S=*:1,esrt,colour=blue", "is not one of the listener settings tls_cert"),
+])
+def test_listener_tls_mistakes_say_what_to_do(text, says):
+    with pytest.raises(SettingError) as caught:
+        parse_assignments([f"listeners={text}"])
+    assert says in str(caught.value)
 
 
 def test_an_empty_list_value_empties_the_list():

@@ -175,7 +175,8 @@ def test_encoder_refuses_what_cannot_be_sent(args, problem):
 
 
 def test_client_urls():
-    assert parse_url("esrt://127.0.0.1:9004") == ("127.0.0.1", 9004)
+    assert parse_url("esrt://127.0.0.1:9004") == ("127.0.0.1", 9004, False)
+    assert parse_url("esrts://localhost:9443") == ("localhost", 9443, True)
     client = Client("esrt://localhost:9004", timeout=3)
     assert isinstance(client, WireClient) and (client.host, client.port, client.timeout) == \
         ("localhost", 9004, 3)
@@ -183,5 +184,5 @@ def test_client_urls():
                 "esrt://127.0.0.1:9004/services"):
         with pytest.raises(ValueError, match="esrt://HOST:PORT"):
             parse_url(bad)
-    with pytest.raises(ValueError, match="http://HOST:PORT or esrt://HOST:PORT"):
+    with pytest.raises(ValueError, match="http://HOST:PORT, https://HOST:PORT, esrt://HOST:PORT"):
         Client("ftp://127.0.0.1:1")

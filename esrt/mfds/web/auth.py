@@ -96,10 +96,17 @@ def _header(request, name):
     return value if value is None else str(value)
 
 
+def over_tls(request):
+    """Whether `request` came over https://."""
+    from esrt.node.tls import is_tls
+    return is_tls(getattr(request.channel, "transport", None))
+
+
 def set_cookie(request, session):
-    """Send the session cookie."""
+    """Send the session cookie; over https:// the browser is told never to send it in clear
+    text."""
     request.addCookie(COOKIE.encode(), session.sid.encode(), path=b"/", httpOnly=True,
-                      sameSite="strict")
+                      sameSite="strict", secure=over_tls(request))
 
 
 class Gate:
@@ -181,8 +188,9 @@ class Gate:
         origin = _header(request, "Origin")
         host = _header(request, "Host")
         if origin and origin != "null" and host and origin.split("://", 1)[-1] != host:
+            scheme = "https" if over_tls(request) else "http"
             return (f"cross-site request from {origin} refused: use the mfds pages at "
-                    f"http://{host}/")
+                    f"{scheme}://{host}/")
         if principal.via == "open" and session is None:
             # Authentication is off and no cookie came: nothing a forged form could ride on
             # but the Origin check above.

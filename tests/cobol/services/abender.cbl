@@ -4,6 +4,7 @@
       *   MISSING  runtime error: CALL of a program that does not exist
       *   CRASH    SIGSEGV raised in the process
       *   LOOP     never returns (request timeout)
+      *   NAP      returns normally after two seconds (a call in flight)
       *   anything else returns normally with LK-RESULT = "OK".
        IDENTIFICATION DIVISION.
        PROGRAM-ID. ABENDER.
@@ -26,6 +27,8 @@
                  PERFORM UNTIL WS-SPIN > 1
                     CALL "CBL_OC_NANOSLEEP" USING 100000000
                  END-PERFORM
+              WHEN "NAP"
+                 CALL "CBL_OC_NANOSLEEP" USING 2000000000
            END-EVALUATE
            MOVE "OK" TO LK-RESULT
            GOBACK.
