@@ -18,7 +18,8 @@ APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-v
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 
-.PHONY: all setup demo test test-sanitized bench soak clean system-packages
+.PHONY: all setup demo test test-sanitized sanitized-build fuzz bench soak clean \
+        system-packages
 
 all: setup
 
@@ -85,8 +86,15 @@ SANITIZED_TESTS := tests/integration/test_esfh_conformance.py \
                    tests/integration/test_sanitized_build.py \
                    tests/unit/test_codec_twins.py tests/unit/test_frames_twins.py \
                    tests/unit/test_frontdoor_twins.py \
-                   tests/unit/test_callpath_twins.py tests/unit/test_reply_store.py
-test-sanitized: setup
+                   tests/unit/test_callpath_twins.py tests/unit/test_reply_store.py \
+                   tests/unit/test_fuzz_regressions.py
+SANITIZED_RUN := cd $(SANITIZED) && ESRT_SANITIZE=1 PYTHONPATH=$(abspath $(SANITIZED)) \
+	    LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
+	    UBSAN_OPTIONS=print_stacktrace=1 $(abspath $(BIN))/python
+test-sanitized: sanitized-build
+	$(SANITIZED_RUN) -m pytest -q -p no:cacheprovider $(SANITIZED_TESTS)
+
+sanitized-build: setup
 	@# setup.py runs in the virtualenv here, outside pip's isolated build: Python 3.12 and
 	@# later (Debian 13) no longer put setuptools in a new virtualenv.
 	$(BIN)/python -c 'import setuptools' 2>/dev/null || $(BIN)/python -m pip install -q setuptools
@@ -95,10 +103,17 @@ test-sanitized: setup
 	find $(SANITIZED) \( -name '*.so' -o -name __pycache__ -o -path '*/esrt/lib' \) -prune \
 	    -exec rm -rf {} +
 	cd $(SANITIZED) && ESRT_SANITIZE=1 $(abspath $(BIN))/python setup.py -q build_ext --inplace
-	cd $(SANITIZED) && ESRT_SANITIZE=1 PYTHONPATH=$(abspath $(SANITIZED)) \
-	    LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
-	    UBSAN_OPTIONS=print_stacktrace=1 \
-	    $(abspath $(BIN))/python -m pytest -q -p no:cacheprovider $(SANITIZED_TESTS)
+
+# make fuzz: coverage-guided fuzzing (atheris) of what reads clients' and users' bytes -- the
+# HTTP request head, the binary frames, the JSON-to-LINKAGE loader, the .car reader --
+# FUZZ_SECONDS per target (tests/fuzz/run.py); then every input it kept is run again through
+# the C parts built with AddressSanitizer and UndefinedBehaviorSanitizer. A crash is kept in
+# tests/fuzz/regressions, which `make test` replays.
+FUZZ_SECONDS ?= 60
+fuzz: sanitized-build
+	$(BIN)/python tests/fuzz/run.py --seconds $(FUZZ_SECONDS)
+	rm -rf $(SANITIZED)/tests/fuzz && cp -a tests/fuzz $(SANITIZED)/tests/fuzz
+	$(SANITIZED_RUN) -W ignore tests/fuzz/run.py --replay --corpus $(abspath build/fuzz)
 
 # BENCH_QUICK=1 make bench: shorter runs, 16 connections only, one takeover of each kind
 # (under 2 minutes). The takeover benchmark needs root (it builds a Pacemaker lab).

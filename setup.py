@@ -113,7 +113,9 @@ setup(
                              # import cycles for tests/unit/test_import_graph.py
                              "import-linter>=2.1",
                              # make bench: the HTTP stack users run instead, and its plots
-                             "gunicorn>=20", "matplotlib>=3.5"]},
+                             "gunicorn>=20", "matplotlib>=3.5",
+                             # make fuzz: coverage-guided fuzzing of the parsers (libFuzzer)
+                             "atheris>=2.3"]},
     entry_points={
         "console_scripts": [
             "esrt = esrt.cli.main:run",

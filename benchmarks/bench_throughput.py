@@ -8,6 +8,8 @@ transaction per call), at 1, 16 and 64 connections, req/s and p50/p99 latency of
 
   esrt_binary   (a) a region's "esrt" binary listener, SEPs = cores
   esrt_http     (b) the same region's HTTP listener
+  esrt_https    (b') its HTTP listener with TLS (null only)
+  esrt_https_basic  (b'') the same with auth=basic, every request carrying the password
   twisted_echo  (c) a bare Twisted server of the same framing doing no work (null only)
   gunicorn      (d) gunicorn sync workers (as many as SEPs) calling the program via ctypes
   call_loop     (e) the program called in a loop in one process, no network (1 "connection")
@@ -25,6 +27,7 @@ Settings (environment): BENCH_QUICK=1; BENCH_SECONDS (per run, whole seconds); B
 (e.g. "1,16,64"); BENCH_OUT (results directory); BENCH_PIN=0 to run unpinned.
 """
 
+import base64
 import json
 import os
 import platform
@@ -137,9 +140,9 @@ class Bench:
                                     self.settings.seconds, self.work, self.load_core)
         return self.record(system, _short(service), conns, result)
 
-    def http(self, system, address, service, params, conns):
+    def http(self, system, address, service, params, conns, scheme="http", headers=()):
         result = runners.run_wrk(address, service, params, conns, self.settings.seconds,
-                                 self.load_core)
+                                 self.load_core, scheme, headers)
         return self.record(system, _short(service), conns, result)
 
     def check_counter(self, system, url, before, rows, exact):
@@ -205,11 +208,23 @@ class Bench:
                 if reply != servers.NULL_REPLY:
                     raise servers.ServerError(f"{url}: {servers.NULL_SERVICE} answered {reply}, "
                                               f"expected {servers.NULL_REPLY}")
+            basic = "Authorization: Basic " + base64.b64encode(
+                f"{servers.BENCH_USER}:{servers.BENCH_PASSWORD}".encode()).decode()
             for conns in self.settings.conns:
                 self.binary("esrt_binary", addresses["binary"], servers.NULL_SERVICE,
                             servers.NULL_PARAMS, conns)
                 self.http("esrt_http", addresses["http"], servers.NULL_SERVICE,
                           servers.NULL_PARAMS, conns)
+                # TLS without and with HTTP Basic on every request: the password's hash is
+                # paid once per account and password, not per call.
+                self.http("esrt_https", addresses["https"], servers.NULL_SERVICE,
+                          servers.NULL_PARAMS, conns, "https")
+                row = self.http("esrt_https_basic", addresses["https_basic"],
+                                servers.NULL_SERVICE, servers.NULL_PARAMS, conns, "https",
+                                (basic,))
+                if row["errors"] or not row["requests"]:
+                    raise servers.ServerError("the HTTPS Basic listener refused the bench's "
+                                              f"account: {row}")
             with Client(binary_url) as client:
                 counter = int(client.call(servers.CBLAPP01_SERVICE)["LK-COUNTER"]) + 1
             rows = [self.binary("esrt_binary", addresses["binary"], servers.CBLAPP01_SERVICE,

@@ -78,6 +78,7 @@ MESSAGES = {
     "ESCS5011W": "listener \"{listener}\": client {peer}: {problem}",
     "ESCS5012I": "listener \"{listener}\" reloaded its certificate from {file} ({certificate}); "
                  "new connections use it",
+    "ESCS5020W": "{conversation} call of {service} by {caller} refused ({status}): {reason}",
     "ESCS5013E": "listener \"{listener}\": the changed TLS files cannot be used: {problem}; "
                  "the previous certificate stays in use",
     # deployment

@@ -17,6 +17,8 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CONVERSATIONS = ("web-services", "esrt")
 DURABILITIES = ("sync", "write-nosync")
 SEP_SCHEDULING = ("batch", "normal")
+AUTH_MODES = ("none", "token", "basic", "mtls")
+EXPOSURES = ("off", "auth", "open")
 CONVERSATION_ALIASES = {"web services": "web-services", "web services and j2ee": "web-services",
                         "http": "web-services", "esrt": "esrt", "binary": "esrt"}
 
@@ -221,6 +223,24 @@ class OptionalPath(Kind):
         return {"type": "string", "nullable": True}
 
 
+class OptionalChoice(Choice):
+    """One of a few words, or nothing (None): the default then depends on other settings."""
+
+    def check(self, value):
+        if value in (None, ""):
+            return None
+        return super().check(value)
+
+    def to_texts(self, value):
+        return [] if value is None else [value]
+
+    def from_texts(self, texts):
+        return super().from_texts(texts).strip() or None
+
+    def schema(self):
+        return {"type": "string", "enum": list(self.choices), "nullable": True}
+
+
 class FileName(Kind):
     """A file given by its full path; empty means none."""
 
@@ -401,6 +421,18 @@ LISTENER_SETTINGS = (
             "PEM file of the CA certificates that sign client certificates: when set, every "
             "client must present one (mutual TLS)", "TLS client CA",
             "/etc/esrt/tls/clients-ca.crt"),
+    Setting("auth", OptionalChoice(AUTH_MODES), None,
+            "who may call: none (anyone who reaches the listener; the default, allowed only on "
+            "a loopback address unless set explicitly), token (Authorization: Bearer, `esrt "
+            "mfds token create`), basic (the node's accounts), mtls (a client certificate "
+            "whose CN is an account; needs tls_client_ca)", "Authentication", "token"),
+    Setting("metrics", OptionalChoice(EXPOSURES), None,
+            "GET /metrics: off, auth (for callers the listener authenticates) or open; default "
+            "open on a loopback address, else auth with authentication and off without",
+            "Metrics", "off"),
+    Setting("openapi", OptionalChoice(EXPOSURES), None,
+            "GET /openapi.json: off, auth or open; the same default as metrics", "OpenAPI",
+            "off"),
 )
 # The settings a listener's text form carries after its conversation, as name=value.
 LISTENER_EXTRAS = tuple(s for s in LISTENER_SETTINGS
@@ -430,15 +462,58 @@ def validate_listener(data):
     if unknown:
         errors["listener"] = f"unknown listener setting(s): {', '.join(sorted(unknown))}"
     if not errors:
-        errors.update(tls_problems(clean))
+        errors.update(listener_problems(clean))
     if errors:
         raise SettingError(errors)
     return clean
 
 
-def tls_problems(listener):
-    """What is missing from a listener's TLS settings, as {field: problem}."""
+def is_loopback_address(address):
+    """Whether a listener address ('ip:port') can only be reached from this machine."""
+    host = parse_address(address)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # '*', or a host name that may resolve to anything
+
+
+def listener_auth(listener):
+    """The listener's authentication, with the default filled in ("none")."""
+    return listener.get("auth") or "none"
+
+
+def listener_exposure(listener, what):
+    """How a listener serves GET /metrics or /openapi.json (`what`): off, auth or open."""
+    chosen = listener.get(what)
+    if chosen:
+        return chosen
+    if is_loopback_address(listener["address"]):
+        return "open"
+    return "off" if listener_auth(listener) == "none" else "auth"
+
+
+def listener_problems(listener):
+    """What is wrong with a listener's TLS and authentication settings, as {field: problem}."""
     problems = {}
+    name, address = listener["name"], listener["address"]
+    loopback = is_loopback_address(address)
+    if listener.get("auth") is None and not loopback:
+        problems["listener.auth"] = (
+            f"listener \"{name}\" on {address} can be reached from other machines and has no "
+            "authentication: set auth=token, basic or mtls (see `esrt mfds token create`), or "
+            "auth=none to let anyone who reaches it call every service")
+    if listener.get("auth") in ("token", "basic") and not loopback \
+            and not listener.get("tls_cert"):
+        problems["listener.tls_cert"] = (
+            f"listener \"{name}\" on {address} takes {listener['auth']} credentials from other "
+            "machines without TLS, so they would cross the network in clear text: give "
+            "tls_cert and tls_key")
+    if listener.get("auth") == "mtls" and not listener.get("tls_client_ca"):
+        problems["listener.tls_client_ca"] = (
+            f"listener \"{name}\" has auth=mtls but no tls_client_ca: give the CA file that "
+            "signs the client certificates")
     if listener.get("tls_cert") and not listener.get("tls_key"):
         problems["listener.tls_key"] = (f"listener \"{listener['name']}\" has tls_cert but no "
                                         "tls_key: give the certificate's private key file too")

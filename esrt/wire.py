@@ -25,6 +25,18 @@ Every integer is big-endian. Every frame is a 4-byte unsigned length N, then N b
       i32  RETURN-CODE of the program (0 unless status is 200)
       ...  the rest: the JSON output (200) or {"error": {"code": ..., "message": ...}}
 
+    credentials (client -> region, on a listener that authenticates its callers)
+      u8   magic 0xE5
+      u8   version 1
+      u8   kind 0x03 (credentials)
+      u64  request id, echoed in the reply
+      ...  the rest: what HTTP would send as the Authorization header's value, ASCII
+           ("Bearer TOKEN", or "Basic " and base64 of NAME:PASSWORD; at most 4096 bytes)
+
+A connection authenticates once: the credentials frame is answered with status 200 and
+{"user": ..., "role": ...}, or 401; its requests, sent before or after, run as that caller
+(401 each until it is known). A listener authenticating by client certificate needs none.
+
 Pipelining: a client may send any number of requests before reading replies; they run
 concurrently and replies come back as they finish, in any order, matched by request id.
 
@@ -48,6 +60,8 @@ MAGIC = 0xE5
 VERSION = 1
 KIND_REQUEST = 1
 KIND_REPLY = 2
+KIND_CREDENTIALS = 3
+MAX_CREDENTIALS = 4096
 
 LENGTH = struct.Struct(">I")
 # magic, version, kind, request id
@@ -134,6 +148,33 @@ def encode_request(request_id, service, params, key=b""):
                      bytes((len(service),)), service, bytes((len(key),)), key, params))
 
 
+def encode_credentials(request_id, authorization):
+    """Return the bytes of a credentials frame; `authorization` as an HTTP Authorization
+    header's value (str or bytes)."""
+    _check_id(request_id)
+    if isinstance(authorization, str):
+        authorization = authorization.encode("ascii")
+    if not 1 <= len(authorization) <= MAX_CREDENTIALS:
+        raise ValueError(f"credentials must be 1 to {MAX_CREDENTIALS} bytes long")
+    return b"".join((LENGTH.pack(FIXED.size + len(authorization)),
+                     FIXED.pack(MAGIC, VERSION, KIND_CREDENTIALS, request_id), authorization))
+
+
+def is_credentials(payload):
+    """Whether a frame's payload is a credentials frame (the rest go to request_fields)."""
+    return len(payload) > 2 and payload[2] == KIND_CREDENTIALS
+
+
+def credentials_fields(payload):
+    """(request_id, authorization bytes) of a credentials frame; FrameError when malformed."""
+    request_id = _check_fixed(payload, KIND_CREDENTIALS)
+    authorization = bytes(payload[FIXED.size:])
+    if not 1 <= len(authorization) <= MAX_CREDENTIALS:
+        raise bad_frame(f"credentials of {len(authorization)} bytes: send 1 to "
+                        f"{MAX_CREDENTIALS}", request_id)
+    return request_id, authorization
+
+
 def encode_reply(request_id, status, rc, body):
     """Return the bytes of one reply frame."""
     return wire_reply(request_id, status, rc, body) or encode_reply_python(request_id, status,
@@ -175,8 +216,9 @@ def _check_fixed(payload, kind):
         raise bad_frame(f"frame has version {version}; this server speaks version {VERSION}",
                         request_id)
     if got_kind != kind:
-        raise bad_frame(f"frame has kind {got_kind}, expected {kind} "
-                        f"({'request' if kind == KIND_REQUEST else 'reply'})", request_id)
+        names = {KIND_REQUEST: "request", KIND_REPLY: "reply", KIND_CREDENTIALS: "credentials"}
+        raise bad_frame(f"frame has kind {got_kind}, expected {kind} ({names[kind]})",
+                        request_id)
     return request_id
 
 

@@ -79,9 +79,12 @@ def make_certificates(directory, server_names=("IP:127.0.0.1", "DNS:localhost"),
     directory.mkdir(parents=True, exist_ok=True)
     files = {"ca": directory / f"{prefix}ca.crt"}
     ca_key = directory / f"{prefix}ca.key"
+    # The extensions Python 3.13 checks strictly (VERIFY_X509_STRICT): a CA says what its key
+    # may do, a certificate names the key it was signed with.
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-keyout", ca_key, "-out", files["ca"], "-days", "2", "-subj",
-            f"/CN={prefix}esrt test CA", cwd=directory)
+            f"/CN={prefix}esrt test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
 
     def issue(name, subject, extensions):
         key, request, certificate = (directory / f"{prefix}{name}.{kind}"
@@ -89,7 +92,10 @@ def make_certificates(directory, server_names=("IP:127.0.0.1", "DNS:localhost"),
         openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                 "-keyout", key, "-out", request, "-subj", subject, cwd=directory)
         extension_file = directory / f"{prefix}{name}.ext"
-        extension_file.write_text(extensions)
+        extension_file.write_text(extensions + "basicConstraints=critical,CA:FALSE\n"
+                                  "keyUsage=critical,digitalSignature\n"
+                                  "subjectKeyIdentifier=hash\n"
+                                  "authorityKeyIdentifier=keyid,issuer\n")
         openssl("x509", "-req", "-in", request, "-CA", files["ca"], "-CAkey", ca_key,
                 "-CAcreateserial", "-out", certificate, "-days", "2", "-extfile",
                 extension_file, cwd=directory)

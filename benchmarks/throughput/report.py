@@ -1,10 +1,12 @@
 """Reporting for bench_throughput.py: the table, the ratios, and the PNG plot (matplotlib, Agg)."""
 
-SYSTEM_ORDER = ("esrt_binary", "esrt_http", "twisted_echo", "gunicorn", "call_loop", "bdb_limit",
-                "bdb_flush")
+SYSTEM_ORDER = ("esrt_binary", "esrt_http", "esrt_https", "esrt_https_basic", "twisted_echo",
+                "gunicorn", "call_loop", "bdb_limit", "bdb_flush")
 LABELS = {
     "esrt_binary": "(a) esrt binary",
     "esrt_http": "(b) esrt HTTP",
+    "esrt_https": "(b') esrt HTTPS",
+    "esrt_https_basic": "(b'') esrt HTTPS Basic",
     "twisted_echo": "(c) Twisted echo",
     "gunicorn": "(d) gunicorn+ctypes",
     "call_loop": "(e) call loop",
@@ -75,6 +77,10 @@ def ratios(runs, conns):
                                        _rps(runs, "bdb_limit", "cblapp01", conns)),
         "durable_vs_bdb_flush": _ratio(_rps(runs, "esrt_binary", "cblapp01", conns),
                                        _rps(runs, "bdb_flush", "cblapp01", conns)),
+        "https_basic_vs_https": _ratio(_rps(runs, "esrt_https_basic", "null", conns),
+                                       _rps(runs, "esrt_https", "null", conns)),
+        "https_vs_http": _ratio(_rps(runs, "esrt_https", "null", conns),
+                                _rps(runs, "esrt_http", "null", conns)),
     }
 
 
@@ -91,7 +97,9 @@ def ratio_lines(values):
              "durable_vs_null": "esrt binary CBLAPP01 / esrt binary null",
              "durable_vs_bdb_limit": "esrt binary CBLAPP01 / BDB alone, sync commits",
              "durable_vs_bdb_flush": "esrt binary CBLAPP01 / BDB alone, lock released "
-                                     "before the sync"}
+                                     "before the sync",
+             "https_basic_vs_https": "esrt HTTPS null with Basic on every call / without",
+             "https_vs_http": "esrt HTTPS null / esrt HTTP null"}
     for name, note in notes.items():
         value = values[name]
         shown = "n/a" if value is None else f"{value:.3f}"

@@ -102,15 +102,19 @@ def run_binary(loadgen, address, service, params, connections, seconds, work, co
     return _run(command, seconds, f"loadgen ({service} at {address})")
 
 
-def run_wrk(address, service, params, connections, seconds, core):
-    """Drive `service` at the HTTP listener `address` with wrk (one thread)."""
+def run_wrk(address, service, params, connections, seconds, core, scheme="http", headers=()):
+    """Drive `service` at the HTTP listener `address` with wrk (one thread); `scheme` https
+    for a TLS listener, `headers` ("Name: value", ...) sent with every request."""
     if shutil.which("wrk") is None:
         raise RunError("wrk is not installed: run `apt-get install wrk`")
     package, _, program = service.partition(".")
-    url = f"http://{address}/services/{package}/{program}"
+    url = f"{scheme}://{address}/services/{package}/{program}"
     # wrk takes whole seconds only.
     command = pin_prefix(core) + ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-                                  "--timeout", "30s", "-s", str(HERE / "wrk_report.lua"), url]
+                                  "--timeout", "30s", "-s", str(HERE / "wrk_report.lua")]
+    for header in headers:
+        command += ["-H", header]
+    command.append(url)
     result = _run(command, seconds, f"wrk ({url})",
                   env=dict(os.environ, WRK_BODY=json.dumps(params)))
     # wrk counts every response in requests, non-2xx ones too; only 2xx are successful calls.

@@ -34,6 +34,8 @@ HERE = Path(__file__).resolve().parent
 CBLAPP01_DIR = ROOT / "examples" / "cblapp01"
 NULL_DIR = ROOT / "examples" / "null"
 REGION_NAME = "BENCHTP"
+# The account whose password the HTTPS Basic listener checks.
+BENCH_USER, BENCH_PASSWORD = "bench", "bench password 1"
 NULL_SERVICE = "null.NULLSVC"
 CBLAPP01_SERVICE = "srv01.CBLAPP01"
 # The inputs every benchmark call of the null service sends, and what it must answer.
@@ -79,27 +81,33 @@ def mapping_parameters(mapping_file):
 
 @contextlib.contextmanager
 def esrt_region(work, seps, cars):
-    """Yield {"http": "HOST:PORT", "binary": "HOST:PORT"} of a running region; stop it after.
+    """Yield {"http", "binary", "https", "https_basic": "HOST:PORT"} of a running region (the
+    last two with TLS, the last one with auth=basic for BENCH_USER); stop it after.
 
     Runs mfds and a region with `seps` SEPs in a throwaway home under `work`, deploys `cars`
     (build_null_car, build_cblapp01_car) and creates APPFILE01 (counter 0) with INITFILE1.
     """
     home = Home(work / "home").ensure()
+    cert, key = make_certificate(work / "tls")
+    tls = f"tls_cert={cert},tls_key={key}"
     daemon.start_daemon(home, "127.0.0.1:0")
     try:
+        _esrt(home.root, "mfds", "user", "add", BENCH_USER, "--password", BENCH_PASSWORD,
+              "--role", "operator")
         _esrt(home.root, "server", "create", REGION_NAME, "--seps", str(seps),
               "--listener", "Web Services=127.0.0.1:*",
-              "--listener", "Binary=127.0.0.1:*,esrt", "--env", "DD_APPFILE01=APPFILE01")
+              "--listener", "Binary=127.0.0.1:*,esrt",
+              "--listener", f"HTTPS=127.0.0.1:*,web-services,{tls}",
+              "--listener", f"HTTPS Basic=127.0.0.1:*,web-services,{tls},auth=basic",
+              "--env", "DD_APPFILE01=APPFILE01")
         status = start_region(REGION_NAME, home=home, timeout=START_TIMEOUT_S)
         for car in cars:
             _esrt(home.root, "deploy", str(car), "--server", REGION_NAME)
         _esrt(home.root, "batch", "run", str(CBLAPP01_DIR / "initfile1.cbl"),
               "--server", REGION_NAME)
-        addresses = {}
-        for listener in status["listeners"]:
-            kind = "binary" if listener["conversation"] == "esrt" else "http"
-            addresses[kind] = listener["address"]
-        yield addresses
+        kinds = {"Web Services": "http", "Binary": "binary", "HTTPS": "https",
+                 "HTTPS Basic": "https_basic"}
+        yield {kinds[listener["CN"]]: listener["address"] for listener in status["listeners"]}
     finally:
         try:
             stop_region(REGION_NAME, home=home, force=True)
@@ -107,6 +115,17 @@ def esrt_region(work, seps, cars):
             print(f"warning: stopping region {REGION_NAME} failed: {exc}", file=sys.stderr)
         finally:
             daemon.stop_daemon(home)
+
+
+def make_certificate(directory):
+    """A self-signed certificate and key for 127.0.0.1 made with openssl; (cert, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=esrt bench", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
 
 
 def _stop(process):

@@ -4,6 +4,8 @@ It has a module of its own so that each command module can raise it without impo
 parser (esrt.cli.main), which imports the command modules.
 """
 
+import os
+
 from esrt.states import ExitCode
 
 
@@ -24,10 +26,17 @@ def add_tls_client_options(parser):
                         help="client certificate (PEM) for a listener that asks for one")
     parser.add_argument("--key", metavar="FILE",
                         help="private key of --cert, when it is not in the same file")
+    parser.add_argument("--token", default=os.environ.get("ESRT_TOKEN"),
+                        help="API token for a listener with auth=token (default $ESRT_TOKEN)")
+    parser.add_argument("--user", help="account name for a listener with auth=basic")
+    parser.add_argument("--password", default=os.environ.get("ESRT_PASSWORD"),
+                        help="the account's password (default $ESRT_PASSWORD)")
 
 
 def tls_client_files(args):
-    """The TLS file arguments of Client (esrt.client) from the options above; none for a URL
-    without TLS, which refuses them with a message saying so."""
-    files = {"ca_file": args.cacert, "cert_file": args.cert, "key_file": args.key}
+    """The TLS files and credentials of Client (esrt.client) from the options above; none for
+    a URL without TLS, which refuses files with a message saying so."""
+    files = {"ca_file": args.cacert, "cert_file": args.cert, "key_file": args.key,
+             "token": args.token, "user": args.user,
+             "password": args.password if args.user else None}
     return {name: value for name, value in files.items() if value}

@@ -1,4 +1,6 @@
-"""`esrt mfds user add|list|delete`: manage the accounts of the node's mfds.
+"""`esrt mfds user add|list|delete`, `esrt mfds token create|list|revoke` and `esrt mfds rule
+add|list|remove`: the accounts of the node's mfds, their API tokens and the rules saying who
+may call which service (esrt.node.callers).
 
 The commands write the repository ($ESRT_HOME/repository.db) directly, so they work whether
 mfds runs or not -- the first admin must be created before mfds may listen on a non-loopback
@@ -96,4 +98,133 @@ def add_user_commands(parent):
     delete = actions.add_parser("delete", help="delete an account")
     delete.add_argument("name")
     delete.set_defaults(func=cmd_user_delete)
+    _add_token_commands(subparsers)
+    _add_rule_commands(subparsers)
     return user
+
+
+def _callers(args):
+    from esrt.mfds.callers import CallerStore
+    home = Home(getattr(args, "home", None)).ensure()
+    return home, CallerStore(home.repository)
+
+
+def cmd_token_create(args):
+    """Create an API token for an account; the token is the last line printed."""
+    from esrt.mfds.users import audit
+    home, store = _callers(args)
+    try:
+        made = store.create_token(args.user, args.note)
+    finally:
+        store.close()
+    audit(home, _actor(), "create token", args.user, "ok", f"token {made['id']}")
+    print(f"token {made['id']} created for {args.user}; it is shown only now, keep it secret "
+          "and send it as `Authorization: Bearer TOKEN`:", flush=True)
+    print(made["token"], flush=True)
+    return ExitCode.OK
+
+
+def cmd_token_list(args):
+    """List the API tokens (never the tokens themselves)."""
+    home, store = _callers(args)
+    try:
+        tokens = store.list_tokens()
+    finally:
+        store.close()
+    if not tokens:
+        print("no tokens: create one with `esrt mfds token create USER`", flush=True)
+    for token in tokens:
+        print(f"{token['id']}  {token['user']:<20} created {token['created']}"
+              + (f"  {token['note']}" if token["note"] else ""), flush=True)
+    return ExitCode.OK
+
+
+def cmd_token_revoke(args):
+    """Revoke an API token by its id."""
+    from esrt.mfds.users import audit
+    home, store = _callers(args)
+    try:
+        owner = store.revoke_token(args.id)
+    finally:
+        store.close()
+    audit(home, _actor(), "revoke token", owner, "ok", f"token {args.id}")
+    print(f"token {args.id} of {owner} revoked; regions refuse it within seconds", flush=True)
+    return ExitCode.OK
+
+
+def _add_token_commands(subparsers):
+    token = subparsers.add_parser("token", help="API tokens for calling services")
+    actions = token.add_subparsers(dest="token_command", metavar="ACTION")
+    actions.required = True
+    create = actions.add_parser("create", help="create a token for an account (printed once)")
+    create.add_argument("user")
+    create.add_argument("--note", default="", help="what the token is for")
+    create.set_defaults(func=cmd_token_create)
+    actions.add_parser("list", help="list the tokens").set_defaults(func=cmd_token_list)
+    revoke = actions.add_parser("revoke", help="revoke a token")
+    revoke.add_argument("id", help="the token's id (its first 8 hex digits after esrt_)")
+    revoke.set_defaults(func=cmd_token_revoke)
+
+
+def cmd_rule_add(args):
+    """Let an account or a role call the services matching a pattern."""
+    from esrt.mfds.users import audit
+    home, store = _callers(args)
+    try:
+        had_rules = bool(store.list_rules())
+        rule = store.add_rule(args.subject, args.pattern)
+    finally:
+        store.close()
+    audit(home, _actor(), "add rule", rule["subject"], "ok", rule["pattern"])
+    print(f"{rule['subject']} may call {rule['pattern']}", flush=True)
+    if not had_rules:
+        print("this is the first rule: from now on, a call that no rule allows is refused "
+              "(403) on listeners that authenticate their callers", flush=True)
+    return ExitCode.OK
+
+
+def cmd_rule_list(args):
+    """List the call rules."""
+    home, store = _callers(args)
+    try:
+        rules = store.list_rules()
+    finally:
+        store.close()
+    if not rules:
+        print("no rules: every caller a listener authenticates may call every service; add "
+              "one with `esrt mfds rule add USER_OR_ROLE PATTERN` to allow only what it says",
+              flush=True)
+    for rule in rules:
+        print(f"{rule['subject']:<24} {rule['pattern']}", flush=True)
+    return ExitCode.OK
+
+
+def cmd_rule_remove(args):
+    """Remove a call rule."""
+    from esrt.mfds.users import audit
+    home, store = _callers(args)
+    try:
+        rule = store.remove_rule(args.subject, args.pattern)
+    finally:
+        store.close()
+    audit(home, _actor(), "remove rule", rule["subject"], "ok", rule["pattern"])
+    print(f"{rule['subject']} may no longer call {rule['pattern']}", flush=True)
+    return ExitCode.OK
+
+
+def _add_rule_commands(subparsers):
+    rule = subparsers.add_parser("rule", help="who may call which services")
+    actions = rule.add_subparsers(dest="rule_command", metavar="ACTION")
+    actions.required = True
+    add = actions.add_parser("add", help="let an account or role call services matching a "
+                             "pattern (srv01.*, *.CBLAPP01)")
+    add.add_argument("subject", metavar="USER_OR_ROLE",
+                     help="an account, a role (readonly, operator, admin), or user:NAME, "
+                          "role:NAME")
+    add.add_argument("pattern", help="PACKAGE.PROGRAM with * and ? wildcards")
+    add.set_defaults(func=cmd_rule_add)
+    actions.add_parser("list", help="list the rules").set_defaults(func=cmd_rule_list)
+    remove = actions.add_parser("remove", help="remove a rule")
+    remove.add_argument("subject", metavar="USER_OR_ROLE")
+    remove.add_argument("pattern")
+    remove.set_defaults(func=cmd_rule_remove)

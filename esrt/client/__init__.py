@@ -15,8 +15,8 @@ import urllib.parse
 
 # Users import these from here too (`from esrt.client import ServiceError`); they live in
 # common so that wire shares them without importing this module.
-from esrt.client.common import (ConnectionFailed, Reply, ServiceError, connection_problem,
-                                retry_call, service_path, tls_context)
+from esrt.client.common import (ConnectionFailed, Reply, ServiceError, authorization,
+                                connection_problem, retry_call, service_path, tls_context)
 from esrt.client.wire import WireClient
 from esrt.mapping import jsonio
 
@@ -32,9 +32,12 @@ class Client:
             return WireClient(url, None, *args, **kwargs)
         return super().__new__(cls)
 
-    def __init__(self, url, timeout=60.0, ca_file=None, cert_file=None, key_file=None):
+    def __init__(self, url, timeout=60.0, ca_file=None, cert_file=None, key_file=None,
+                 token=None, user=None, password=None):
         """`url` is http://HOST:PORT or https://HOST:PORT; the files are for TLS (see
-        esrt.client.common.tls_context)."""
+        esrt.client.common.tls_context); `token` (an API token) or `user` and `password` (an
+        account) for a listener that authenticates its callers."""
+        self.authorization = authorization(token, user, password)
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"URL {url!r} must look like http://HOST:PORT, https://HOST:PORT, "
@@ -81,6 +84,8 @@ class Client:
     def request(self, method, path, body=b"", headers=None):
         """Send one request; return (status, headers, body bytes)."""
         all_headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        if self.authorization:
+            all_headers["Authorization"] = self.authorization
         all_headers.update(headers or {})
         for attempt in (1, 2):
             connection = self._connect()
@@ -96,7 +101,7 @@ class Client:
                 if attempt == 1 and was_reused:
                     continue
                 raise ConnectionFailed(connection_problem(f"{self.url}: connection lost",
-                                                          exc)) from None
+                                                          exc, self.tls is not None)) from None
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 raise ConnectionFailed(connection_problem(self.url, exc)) from None
@@ -140,6 +145,6 @@ class Client:
 def call(url, service, params=None, timeout=60.0, idempotency_key=None, retry_for=None,
          **tls_files):
     """Call one service on a fresh connection (see Client.call for the retry options and
-    Client for the TLS files)."""
+    Client for the TLS files and credentials)."""
     with Client(url, timeout=timeout, **tls_files) as client:
         return client.call(service, params, idempotency_key, retry_for)

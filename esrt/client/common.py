@@ -82,9 +82,15 @@ def tls_context(ca_file=None, cert_file=None, key_file=None):
     return context
 
 
-def connection_problem(url, exc):
-    """What went wrong reaching `url`, with what to do for the TLS cases."""
+def connection_problem(url, exc, tls=False):
+    """What went wrong reaching `url`, with what to do for the TLS cases (`tls`: the
+    connection was a TLS one)."""
     text = f"{url}: {exc}"
+    if tls and isinstance(exc, ConnectionError):
+        # With TLS 1.3 a server refuses a missing client certificate after the client's side
+        # of the handshake is done, so the client often sees only the connection closing.
+        return (text + "; the listener closed the TLS connection: when it asks for client "
+                "certificates, give one (cert_file=..., --cert FILE) signed by a CA it trusts")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (text + "; the server's certificate is not trusted here: give the CA that "
                 "signed it (ca_file=..., --cacert FILE), and use the name or address the "
@@ -94,3 +100,17 @@ def connection_problem(url, exc):
                 "(https://, esrts://) and, when it asks for client certificates, give one "
                 "(cert_file=..., --cert FILE)")
     return text
+
+
+def authorization(token=None, user=None, password=None):
+    """The Authorization header value for an API token or an account's name and password
+    (None without either)."""
+    if token and user:
+        raise ValueError("give a token or a user name and password, not both")
+    if token:
+        return f"Bearer {token}"
+    if user:
+        import base64
+        pair = f"{user}:{password or ''}".encode("utf-8")
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+    return None

@@ -10,8 +10,8 @@ import socket
 import urllib.parse
 
 from esrt import wire
-from esrt.client.common import (ConnectionFailed, Reply, ServiceError, connection_problem,
-                                retry_call, service_path, tls_context)
+from esrt.client.common import (ConnectionFailed, Reply, ServiceError, authorization,
+                                connection_problem, retry_call, service_path, tls_context)
 from esrt.mapping import jsonio
 
 # Error codes after which the region closes the connection (see esrt.wire).
@@ -59,10 +59,12 @@ class WireClient:
     window = 128
 
     def __init__(self, host, port=None, timeout=60.0, ca_file=None, cert_file=None,
-                 key_file=None, tls=False):
+                 key_file=None, tls=False, token=None, user=None, password=None):
         """`WireClient(host, port)`, or `WireClient("esrt://host:port")`; TLS with
         "esrts://host:port" or `tls=True`, the files as esrt.client.common.tls_context takes
-        them."""
+        them; `token`, or `user` and `password`, sent once per connection to a listener that
+        authenticates its callers."""
+        self.authorization = authorization(token, user, password)
         if port is None:
             host, port, tls = parse_url(host)
         if not tls and (ca_file or cert_file or key_file):
@@ -98,7 +100,23 @@ class WireClient:
             self._decoder = wire.FrameDecoder(wire.DEFAULT_MAX_REPLY)
             self._reused = False
             self._early = {}
+            if self.authorization:
+                self._authenticate()
         return self._socket
+
+    def _authenticate(self):
+        request_id = self._next_id
+        self._next_id = request_id + 1 if request_id < wire.MAX_REQUEST_ID else 1
+        try:
+            self._socket.sendall(wire.encode_credentials(request_id, self.authorization))
+        except OSError as exc:
+            self.close()
+            raise ConnectionFailed(connection_problem(
+                f"{self.url}: connection lost while sending", exc, self.tls is not None)) from None
+        answer = to_reply(self._receive(request_id))
+        if isinstance(answer, ServiceError):
+            self.close()
+            raise answer
 
     @property
     def connected(self):
@@ -123,7 +141,7 @@ class WireClient:
         except OSError as exc:
             self.close()
             raise ConnectionFailed(connection_problem(
-                f"{self.url}: connection lost while sending", exc)) from None
+                f"{self.url}: connection lost while sending", exc, self.tls is not None)) from None
 
     def _receive(self, wanted):
         """Read until the reply to request id `wanted` arrives; return its frame."""
@@ -132,11 +150,14 @@ class WireClient:
                 data = self._socket.recv(262144)
             except OSError as exc:
                 self.close()
-                raise ConnectionFailed(connection_problem(f"{self.url}: connection lost",
-                                                              exc)) from None
+                raise ConnectionFailed(connection_problem(
+                    f"{self.url}: connection lost", exc, self.tls is not None)) from None
             if not data:
                 self.close()
-                raise ConnectionFailed(f"{self.url}: the listener closed the connection")
+                raise ConnectionFailed(connection_problem(
+                    self.url, ConnectionResetError("the listener closed the connection"),
+                    self.tls is not None) if self.tls is not None
+                    else f"{self.url}: the listener closed the connection")
             try:
                 for payload in self._decoder.feed(data):
                     frame = wire.parse_reply(payload)

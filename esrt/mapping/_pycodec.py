@@ -119,8 +119,9 @@ def _decimal_scaled(value, item, path):
 
 def _too_big(value, item, path):
     holds = item["digits"] - item["scale"]
-    integer_part = abs(Decimal(value)).to_integral_value(decimal.ROUND_DOWN, _EXACT)
-    count = integer_part.adjusted() + 1 if integer_part else 0
+    # Counted from the exponent: building the integer part of 2E46913509 overflows Decimal.
+    number = Decimal(value)
+    count = number.adjusted() + 1 if number and number.adjusted() >= 0 else 0
     if holds > 0 and count > holds:
         text = "%s has %d integer digits, the field holds %d" % (value, count, holds)
     else:

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -25,6 +26,15 @@ MANIFEST = "manifest.json"
 MAX_CAR_BYTES = 64 * 1024 * 1024
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
 MAX_MEMBERS = 256
+# What all members may unpack to together: each member's own limit alone would let a 64 MB
+# package ask for 256 times 256 MB of memory.
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+# The service (package) name becomes a directory of the deploy folder: the name imtk accepts,
+# and short enough for any file system.
+SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Members are written as files of that directory: plain names only (no paths, links or dots
+# first), as `esrt imtk generate` writes them.
+MEMBER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 class CarError(ValueError):
@@ -80,12 +90,17 @@ def read_car(data):
         infos = archive.infolist()
         if len(infos) > MAX_MEMBERS:
             raise CarError(f"package holds {len(infos)} files, more than {MAX_MEMBERS}")
+        unpacked = sum(info.file_size for info in infos)
+        if unpacked > MAX_UNPACKED_BYTES:
+            raise CarError(f"package would unpack to {unpacked} bytes, more than the "
+                           f"{MAX_UNPACKED_BYTES} allowed")
         members = {}
         for info in infos:
             name = info.filename
-            if (not name or "/" in name or "\\" in name or name in (".", "..")
-                    or name.startswith(".") or "\x00" in name):
-                raise CarError(f"package member {name!r} is not a plain file name; refusing it")
+            if not MEMBER_NAME.fullmatch(name):
+                raise CarError(f"package member {name[:80]!r} is not a plain file name (1 to "
+                               "128 letters, digits, '_', '-' or '.', not starting with '.'); "
+                               "refusing it")
             if info.file_size > MAX_MEMBER_BYTES:
                 raise CarError(f"package member {name} is too large ({info.file_size} bytes)")
             if name in members:
@@ -109,8 +124,10 @@ def _check_manifest(members):
         raise CarError(f"manifest.json is not an {CAR_FORMAT} manifest; rebuild the package "
                        "with this version of esrt")
     service = manifest.get("service")
-    if not isinstance(service, str) or not service or "/" in service or service.startswith("."):
-        raise CarError(f"manifest names an invalid service {service!r}")
+    if not isinstance(service, str) or not SERVICE_NAME.fullmatch(service):
+        raise CarError(f"manifest names an invalid service {str(service)[:80]!r}: a service "
+                       "name is 1 to 64 letters, digits, '_', '-' or '.', starting with a "
+                       "letter or digit")
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise CarError("manifest.json has no file list")

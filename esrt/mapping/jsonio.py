@@ -15,7 +15,15 @@ def _reject_constant(name):
     raise ValueError("%s is not valid JSON; send numbers as plain digits" % name)
 
 
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+def _decimal(text):
+    try:
+        return Decimal(text)
+    except ArithmeticError:  # an exponent beyond any Decimal: 91E8888888888888888888
+        raise ValueError("the number %s... is out of any range; send numbers the field can "
+                         "hold" % text[:40]) from None
+
+
+_DECODER = json.JSONDecoder(parse_float=_decimal, parse_constant=_reject_constant)
 
 
 def loads(body):

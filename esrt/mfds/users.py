@@ -22,7 +22,6 @@ The audit log ($ESRT_HOME/audit.log) gets one JSON line per administrative actio
 """
 
 import hmac
-import json
 import os
 import re
 import secrets
@@ -34,13 +33,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from esrt.mfds.repository import Transaction
+# The audit log is written by regions too (denied service calls); users of it import it here.
+from esrt.node.audit import AUDIT_FILE, audit  # noqa: F401 - re-exported
 # The node token's file is shared with the client side, which reads it to authenticate.
 from esrt.node.mfds_client import TOKEN_FILE, read_node_token
 
 ROLES = ("readonly", "operator", "admin")
 USER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
-AUDIT_FILE = "audit.log"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -266,21 +266,6 @@ def ensure_node_token(home):
 def token_matches(expected, given):
     """Constant-time comparison of a presented token with the node's."""
     return bool(expected and given) and hmac.compare_digest(str(expected), str(given))
-
-
-# -- audit ---------------------------------------------------------------------------------------
-
-def audit(home, user, action, target, outcome, detail=None):
-    """Append one JSON line to $ESRT_HOME/audit.log; return the record."""
-    record = {"time": _now(), "user": user, "action": action, "target": target,
-              "outcome": outcome}
-    if detail:
-        record["detail"] = str(detail)
-    path = Path(home.root) / AUDIT_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as out:
-        out.write(json.dumps(record, sort_keys=True) + "\n")
-    return record
 
 
 class Principal:

@@ -12,9 +12,13 @@ bytes. It decides in one place, in this order, whether the call may run:
 
 and then sends it to the dispatcher. A call that passes 2 to 4 plainly (an ASCII name, a
 good key or none) is admitted in one step by esrt.region.frontdoor.admit, in C when it is
-built; the checks above decide the rest and word every refusal. Who is calling, and whether
-they may call this service, is decided here too once services have callers (between 4 and
-the submission, and before the one-step path), so that no listener can let a call past it.
+built; the checks above decide the rest and word every refusal.
+
+On a listener that authenticates its callers (its `auth` setting), the listener says who is
+calling (an esrt.node.callers.Caller) and the checks begin with them: an unknown caller is
+refused with 401 `unauthenticated` before anything else (not even which services exist is
+told), and a known one that no rule lets call the service with 403 `forbidden`, after step 2.
+Each denial is reported (`on_denied`: the console log, the audit log) and counted.
 A refusal is a Reply like any other, carrying the one JSON error body (esrt.region.replies),
 and counted in the metrics by conversation and code.
 """
@@ -30,30 +34,41 @@ IDEMPOTENCY_KEY = re.compile(rb"[\x21-\x7e]{1,200}")
 class Admission:
     """Admits or refuses the service calls of every listener of one region."""
 
-    def __init__(self, server_name, services, dispatcher, max_body, metrics=None):
+    def __init__(self, server_name, services, dispatcher, max_body, metrics=None,
+                 callers=None, on_denied=None):
         """`services` is the region's ServiceTable; `metrics` (a RegionMetrics, default the
-        dispatcher's) counts refusals."""
+        dispatcher's) counts refusals; `callers` (esrt.region.callers.CallerDirectory) holds
+        the rules; `on_denied(conversation, caller, service, status, reason)` reports each
+        denial."""
         self.server_name = server_name
         self.services = services
         self.dispatcher = dispatcher
         self.max_body = max_body
         self.metrics = metrics if metrics is not None else getattr(dispatcher, "metrics", None)
+        self.callers = callers
+        self.on_denied = on_denied
 
-    def admit(self, conversation, service, params, key, reply_to, token):
+    def admit(self, conversation, service, params, key, reply_to, token, caller=None):
         """Run the call of `service` (bytes, "package.PROGRAM") with JSON `params` bytes
         under idempotency `key` (bytes, None without one) if it may run.
 
         `reply_to(reply, token, ticket)` is called once with the Reply: the service's, or at
         once the refusal. Returns the call's ticket (Dispatcher.send), whose withdraw() drops
         or rolls back the call when the client goes away; None when it was answered at once.
-        `conversation` ("http", "esrt") labels refusals in the metrics.
+        `conversation` ("http", "esrt") labels refusals in the metrics. `caller` is who
+        calls on a listener that authenticates (None on one that does not).
         """
+        if caller is not None and not caller.known:
+            return self._deny(conversation, caller, service, 401, "unauthenticated",
+                              f"who is calling is not known: {caller.problem}", reply_to, token)
         if not self.dispatcher.inactive_reason:
             # The common case (deployed, not too large, a good key or none) is decided in one
             # step, in C when it is built; whatever it declines, the checks below decide.
             common = frontdoor.admit(self.services.by_name, service, params, key,
                                      self.max_body)
             if common is not None:
+                if caller is not None and not self.callers.policy.allows(caller, common[0]):
+                    return self._forbidden(conversation, caller, common[0], reply_to, token)
                 return self.dispatcher.send(common[0], params, common[1], reply_to, token)
         try:
             name = service.decode("utf-8")
@@ -69,6 +84,8 @@ class Admission:
             return self.refuse(conversation, 404, "unknown_service",
                                f"no service {name or repr(service)} on {self.server_name}; "
                                f"deployed: {deployed}", reply_to, token)
+        if caller is not None and not self.callers.policy.allows(caller, found.name):
+            return self._forbidden(conversation, caller, found.name, reply_to, token)
         if len(params) > self.max_body:
             return self.refuse(conversation, 413, "too_large",
                                f"request parameters of {len(params)} bytes are larger than "
@@ -82,6 +99,23 @@ class Admission:
         return self.dispatcher.send(found.name, params,
                                     key.decode("ascii") if key is not None else None,
                                     reply_to, token)
+
+    def _forbidden(self, conversation, caller, name, reply_to, token):
+        return self._deny(conversation, caller, name, 403, "forbidden",
+                          f"{caller.name} (role {caller.role}) may not call {name}: no call "
+                          f"rule allows it; an admin can add one with `esrt mfds rule add "
+                          f"{caller.name} {name}`", reply_to, token)
+
+    def _deny(self, conversation, caller, service, status, code, message, reply_to, token):
+        if isinstance(service, bytes):
+            service = service.decode("utf-8", "replace")
+        self.report_denied(conversation, caller, service, status, message)
+        return self.refuse(conversation, status, code, message, reply_to, token)
+
+    def report_denied(self, conversation, caller, service, status, message):
+        """Report a denial (console, audit log) through `on_denied`."""
+        if self.on_denied is not None:
+            self.on_denied(conversation, caller, service, status, message)
 
     def refuse(self, conversation, status, code, message, reply_to, token):
         """Answer with an error Reply at once, counted as refused by `conversation`; None (no

@@ -75,22 +75,66 @@ class ServicesResource:
         if request.path in (b"/openapi.json", b"/health", b"/metrics"):
             if method not in (b"GET", b"HEAD"):
                 return self._method_not_allowed(request, b"GET, HEAD")
-            if request.path == b"/metrics":
-                return self._metrics(request)
             if request.path == b"/health":
                 ok, detail = self.health()
                 request.setResponseCode(200 if ok else 503)
                 request.setHeader(b"content-type", JSON)
                 return json.dumps({"status": "ok" if ok else "unavailable",
                                    "detail": detail}).encode()
-            self.services.scan()
-            from esrt.region.services import openapi_document
-            request.setHeader(b"content-type", JSON)
-            return json.dumps(openapi_document(self.server_name, list(self.services))).encode()
+            serve = self._metrics if request.path == b"/metrics" else self._openapi
+            return self._exposed(request, request.path[1:].split(b".")[0].decode(), serve)
         return self._error(request, 404, "not_found",
                            f"no such path {request.path.decode('latin-1')} on {self.server_name}; "
                            "services are at POST /services/<package>/<PROGRAM>, their "
                            "description at GET /openapi.json, metrics at GET /metrics")
+
+    def _exposed(self, request, what, serve):
+        """/metrics or /openapi.json as the listener's `what` setting says: off, behind its
+        authentication, or open."""
+        guard = _guard(request)
+        exposure = "open" if guard is None else getattr(guard, what)
+        if exposure == "off":
+            return self._error(request, 404, "not_found",
+                               f"{request.path.decode()} is not served on this listener "
+                               f"({what}=off); an admin can set {what}=auth or {what}=open")
+        if exposure == "open":
+            return serve(request)
+        caller = guard.identify(request.getHeader(b"authorization"), request.channel.transport)
+        if caller is None:
+            return self._error(request, 401, "unauthenticated",
+                               f"{request.path.decode()} is for authenticated callers "
+                               f"({what}=auth) and this listener authenticates nobody (auth="
+                               f"none); an admin can set {what}=open")
+
+        def answer(caller):
+            if not caller.known:
+                return self._error(request, 401, "unauthenticated",
+                                   f"who is calling is not known: {caller.problem}")
+            return serve(request)
+
+        if not isinstance(caller, defer.Deferred):
+            return answer(caller)
+
+        def later(caller):
+            if request.channel is not None:
+                request.write(answer(caller))
+                request.finish()
+
+        caller.addCallback(later).addErrback(lambda failure: self._failed_later(request,
+                                                                                failure))
+        return NOT_DONE_YET
+
+    def _failed_later(self, request, failure):
+        if request.channel is not None and not request.finished:
+            request.write(self._internal(request, failure.value))
+            request.finish()
+
+    def _openapi(self, request):
+        self.services.scan()
+        from esrt.region.services import openapi_document
+        request.setHeader(b"content-type", JSON)
+        return json.dumps(openapi_document(self.server_name, list(self.services))).encode()
+
 
     def _metrics(self, request):
         if self.metrics is None:
@@ -108,13 +152,29 @@ class ServicesResource:
 
     def _call(self, request, package, program):
         body = request.content.read() if request.content is not None else b""
-        ticket = self.admission.admit("http", package + b"." + program, body,
+        guard = _guard(request)
+        if guard is None or not guard.checks:
+            self._admit(request, package + b"." + program, body, None)
+            return NOT_DONE_YET
+        caller = guard.identify(request.getHeader(b"authorization"), request.channel.transport)
+        if isinstance(caller, defer.Deferred):
+            # A password being verified (once per account and password, in a thread).
+            caller.addCallback(lambda known: self._admit(request, package + b"." + program,
+                                                         body, known))
+            caller.addErrback(lambda failure: self._failed_later(request, failure))
+        else:
+            self._admit(request, package + b"." + program, body, caller)
+        return NOT_DONE_YET
+
+    def _admit(self, request, service, body, caller):
+        if request.channel is None:
+            return  # the client went away while its password was being checked
+        ticket = self.admission.admit("http", service, body,
                                       request.getHeader(b"idempotency-key"), self._relay,
-                                      request)
+                                      request, caller)
         if ticket is not None:
             # The client went away: a call not started is dropped, a running one rolled back.
             request.on_lost = ticket.withdraw
-        return NOT_DONE_YET
 
     def _relay(self, reply, request, ticket):
         if request.channel is None:  # the client has gone
@@ -128,6 +188,11 @@ class ServicesResource:
                 request.finish_json(500, json_error(
                     "internal", f"internal error in the {self.server_name} region while "
                                 f"answering {what}: {exc}; see the console log"))
+
+
+def _guard(request):
+    """The authentication and exposure of the listener a request came in on (None: none)."""
+    return getattr(getattr(request.channel, "factory", None), "guard", None)
 
 
 def bind_problem(exc):

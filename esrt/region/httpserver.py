@@ -490,11 +490,14 @@ class ServicesFactory(protocol.Factory):
     # Seconds open connections get at shutdown to flush their last response and close.
     close_grace = 5.0
 
-    def __init__(self, root, max_body, reactor):
-        """`root` routes requests: root.render(request) returns the body or NOT_DONE_YET."""
+    def __init__(self, root, max_body, reactor, guard=None):
+        """`root` routes requests: root.render(request) returns the body or NOT_DONE_YET;
+        `guard` (esrt.region.callers.ListenerGuard) is the listener's authentication and what
+        it exposes (None: no authentication, everything open)."""
         self.root = root
         self.max_body = max_body
         self.reactor = reactor
+        self.guard = guard
         self.connections = set()
         self._date = (0, b"")
 

@@ -15,6 +15,7 @@ import time
 from twisted.internet import defer
 
 from esrt.home import Home, write_json_atomic
+from esrt.node.audit import audit
 from esrt.node.definitions import RegionFileError, read_region_file, server_definition
 from esrt.node.mfds_client import MfdsError, MfdsUnavailable, read_node_token
 from esrt.paths import RegionPaths, program_environment
@@ -22,6 +23,7 @@ from esrt.procs import process_alive, process_start_time
 from esrt.region.console import ConsoleLog
 from esrt.region.dispatcher import Dispatcher
 from esrt.region.admission import Admission
+from esrt.region.callers import CallerDirectory, ListenerGuard
 from esrt.region.http import Listener, ServicesResource
 from esrt.region.observer import Observers, SupervisorObserver
 from esrt.region.httpserver import ServicesFactory
@@ -107,7 +109,7 @@ class Region(SupervisorObserver):
     grace = 10.0
 
     def __init__(self, reactor, definition, paths, console, sep_command=None, mfds_url=None,
-                 environ=None, store=None, mfds_token=None, mfds_cert=None):
+                 environ=None, store=None, mfds_token=None, mfds_cert=None, home=None):
         self.reactor = reactor
         self.definition = definition
         self.name = definition["name"]
@@ -149,18 +151,42 @@ class Region(SupervisorObserver):
         def report_error(what, problem):
             console.log("ESCS5007E", what=what, problem=problem)
 
+        # Who may call: the node's accounts, tokens and rules, kept up to date from mfds.
+        self.home = home
+        self.callers = CallerDirectory(reactor, paths.run, mfds_url, mfds_token, mfds_cert)
         # Every listener's calls come in through this one door.
         self.admission = Admission(self.name, self.services, self.dispatcher,
-                                   definition["max_body"], metrics=self.metrics)
+                                   definition["max_body"], metrics=self.metrics,
+                                   callers=self.callers, on_denied=self._denied)
         root = ServicesResource(self.admission, self.health, report_error)
-        self.site = ServicesFactory(root, definition["max_body"], reactor)
-        self.wire = WireFactory(self.admission, reactor, report_error)
-        factories = {"web-services": self.site, "esrt": self.wire}
-        self.listeners = [Listener(reactor, config, factories[config["conversation"]], self.name,
-                                   console, self._changed)
-                          for config in definition["listeners"]]
+        # A factory per listener: each has its own authentication and exposure settings.
+        self.factories = []
+        self.listeners = []
+        for config in definition["listeners"]:
+            guard = ListenerGuard(config, self.callers)
+            if config["conversation"] == "esrt":
+                factory = WireFactory(self.admission, reactor, report_error, guard)
+            else:
+                factory = ServicesFactory(root, definition["max_body"], reactor, guard)
+            self.factories.append(factory)
+            self.listeners.append(Listener(reactor, config, factory, self.name, console,
+                                           self._changed))
         self.reporter = StatusReporter(reactor, paths.status_file, self.name, self.status_document,
                                        mfds_url, token=mfds_token, mfds_cert=mfds_cert)
+
+    def _denied(self, conversation, caller, service, status, reason):
+        """A call refused for who made it: console log, audit log (the metric is counted by
+        Admission)."""
+        who = caller.name if caller.known else "an unknown caller"
+        self.console.log("ESCS5020W", conversation=conversation, service=service, caller=who,
+                         status=status, reason=reason)
+        if self.home is not None:
+            try:
+                audit(self.home, caller.name or "unknown", "call", f"{self.name}/{service}",
+                      "denied", f"{status}: {reason}")
+            except OSError as exc:
+                self.console.log("ESCS5007E", what="the audit log",
+                                 problem=f"cannot be written: {exc}")
 
     # -- start -----------------------------------------------------------------------------
 
@@ -175,6 +201,7 @@ class Region(SupervisorObserver):
         self.console.log("ESCD0102I", pid=self.pid)
         self.write_processes()
         self.reporter.start()
+        self.callers.start()
         if self.active:
             self._start_serving()
         else:
@@ -414,8 +441,9 @@ class Region(SupervisorObserver):
         self.reporter.changed()
         await defer.DeferredList([lst.stop() for lst in self.listeners], consumeErrors=True)
         await self._drain()
-        await defer.DeferredList([self.site.close_connections(), self.wire.close_connections()],
+        await defer.DeferredList([factory.close_connections() for factory in self.factories],
                                  consumeErrors=True)
+        self.callers.stop()
         await self.supervisor.stop()
         if not failed:
             self._explicit = ServerStatus.STOPPED
@@ -510,7 +538,7 @@ def run(argv=None):
         paths.data, definition["durability"], max_procs=definition["seps"] + 8, console=console)
     region = Region(reactor, definition, paths, console, sep_command=sep_command,
                     mfds_url=info.get("url"), store=store, mfds_token=read_node_token(home),
-                    mfds_cert=info.get("tls_cert"))
+                    mfds_cert=info.get("tls_cert"), home=home)
     atexit.register(region.kill_children)
     # The handler only schedules: the rescan runs on the reactor thread, between requests.
     signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(region.rescan))

@@ -7,6 +7,8 @@ and ends the connection once the requests already accepted are answered; nothing
 can stop the region.
 """
 
+import json
+
 from twisted.internet import defer, protocol, task, tcp
 
 from esrt import wire
@@ -24,6 +26,8 @@ class WireProtocol(protocol.Protocol):
 
     def __init__(self):
         self.decoder = None
+        self.caller = None  # who calls, on a listener that authenticates (esrt.region.callers)
+        self._held = None  # requests waiting for credentials being checked
         self.calls = set()  # the tickets of the calls still queued or running
         self.broken = False  # a fatal frame error was answered; only draining now
         self.paused = False
@@ -35,6 +39,12 @@ class WireProtocol(protocol.Protocol):
         # Replies go out one frame at a time as calls finish; without this, Nagle's algorithm
         # holds a reply back until the client acknowledges the previous one.
         self.transport.setTcpNoDelay(True)
+        guard = self.factory.guard
+        if guard is not None and guard.checks:
+            from esrt.region.callers import NO_CREDENTIALS, Caller
+            self.caller = Caller(problem=NO_CREDENTIALS[guard.mode] + (
+                "; a binary client sends them once, in a credentials frame"
+                if guard.mode != "mtls" else ""))
 
     def dataReceived(self, data):
         while not self.broken:
@@ -48,12 +58,18 @@ class WireProtocol(protocol.Protocol):
             data = b""
             for payload in payloads:
                 try:
+                    if wire.is_credentials(payload):
+                        self._credentials(*wire.credentials_fields(payload))
+                        continue
                     request_id, service, key, params = wire.request_fields(payload)
                 except wire.FrameError as exc:
                     self._fatal(exc)
                     return
                 try:
-                    self._serve(request_id, service, key, params)
+                    if self._held is not None:
+                        self._held.append((request_id, service, key, params))
+                    else:
+                        self._serve(request_id, service, key, params)
                 except Exception as exc:  # noqa: BLE001 - our bug costs one request, not the region
                     self._internal(request_id, repr(service), exc)
             if not self.decoder.buffered:
@@ -66,10 +82,55 @@ class WireProtocol(protocol.Protocol):
             self.transport.pauseProducing()
 
     def _serve(self, request_id, service, key, params):
+        caller = self.caller
+        if caller is not None and not caller.known and self.factory.guard.mode == "mtls":
+            # The handshake is over once a frame arrives: the certificate can be read.
+            caller = self.caller = self.factory.guard.identify(None, self.transport)
         ticket = self.factory.admission.admit("esrt", service, params, key or None,
-                                              self._relay, request_id)
+                                              self._relay, request_id, caller)
         if ticket is not None:
             self.calls.add(ticket)
+
+    def _credentials(self, request_id, authorization):
+        """A credentials frame: who this connection calls as, from now on."""
+        guard = self.factory.guard
+        if guard is None or not guard.checks:
+            self._answer_credentials(request_id, None)
+            return
+        caller = guard.identify(authorization, self.transport)
+        if not hasattr(caller, "addCallback"):
+            self._answer_credentials(request_id, caller)
+            return
+        # A password being verified: the requests behind it wait, in order.
+        self._held = []
+
+        def checked(caller):
+            held, self._held = self._held, None
+            self._answer_credentials(request_id, caller)
+            for request in held or ():
+                if self.transport is None or not self.transport.connected:
+                    return
+                self._serve(*request)
+
+        caller.addCallback(checked).addErrback(
+            lambda failure: self._internal(request_id, "credentials", failure.value))
+
+    def _answer_credentials(self, request_id, caller):
+        if caller is None:
+            body = json.dumps({"user": None, "role": None,
+                               "note": "this listener does not authenticate its callers"})
+            send_now(self.transport, wire.encode_reply(request_id, 200, 0, body.encode()))
+            return
+        if caller.known or self.caller is None or not self.caller.known:
+            self.caller = caller
+        if not caller.known:
+            self.factory.admission.report_denied("esrt", caller, "(credentials)", 401,
+                                                 caller.problem)
+            self._error(request_id, 401, "unauthenticated",
+                        f"who is calling is not known: {caller.problem}")
+            return
+        body = json.dumps({"user": caller.name, "role": caller.role}).encode()
+        send_now(self.transport, wire.encode_reply(request_id, 200, 0, body))
 
     def _relay(self, reply, request_id, ticket):
         if ticket is not None:
@@ -154,10 +215,12 @@ class WireFactory(protocol.Factory):
     # Seconds open connections get at shutdown to flush their last replies and close.
     close_grace = 5.0
 
-    def __init__(self, admission, reactor, report_error):
+    def __init__(self, admission, reactor, report_error, guard=None):
         """`admission` (esrt.region.admission) takes the calls; `report_error(what, problem)`
-        logs our own bugs (as ServicesResource does)."""
+        logs our own bugs (as ServicesResource does); `guard`
+        (esrt.region.callers.ListenerGuard) is the listener's authentication (None: none)."""
         self.admission = admission
+        self.guard = guard
         self.server_name = admission.server_name
         self.max_body = admission.max_body
         self.reactor = reactor

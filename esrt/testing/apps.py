@@ -96,7 +96,8 @@ def prepare_region(directory, ip, name="ESHA01", program="CBLAPP01", port=PORT, 
         # The same validation (and so the same file) as `esrt server export NAME`.
         definition = validate_server({
             "name": name, "seps": seps,
-            "listeners": [{"name": "Web Services", "address": f"{ip}:{port}"}],
+            # The lab network is the test's own: anyone on it may call (auth=none, said so).
+            "listeners": [{"name": "Web Services", "address": f"{ip}:{port}", "auth": "none"}],
             "env": {f"DD_{file_name}": file_name},
             "deploy_dir": str(base / "deploy"),
             "data_dir": str(base / "data"), "casroot": str(base / "logs"),

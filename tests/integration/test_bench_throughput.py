@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(
     reason="needs wrk, gcc, taskset and gunicorn in the venv")
 
 SYSTEMS = {("esrt_binary", "null"), ("esrt_binary", "cblapp01"), ("esrt_http", "null"),
-           ("esrt_http", "cblapp01"), ("twisted_echo", "null"), ("gunicorn", "null"),
+           ("esrt_http", "cblapp01"), ("esrt_https", "null"), ("esrt_https_basic", "null"),
+           ("twisted_echo", "null"), ("gunicorn", "null"),
            ("gunicorn", "cblapp01"), ("call_loop", "null"), ("call_loop", "cblapp01"),
            ("bdb_limit", "cblapp01"), ("bdb_flush", "cblapp01")}
 # Measured without a load generator.
@@ -101,6 +102,8 @@ def test_ratios_are_computed_from_the_runs(tiny_run):
         rps["esrt_binary", "cblapp01"] / rps["bdb_limit", "cblapp01"], abs=1e-4)
     assert ratios["durable_vs_bdb_flush"] == pytest.approx(
         rps["esrt_binary", "cblapp01"] / rps["bdb_flush", "cblapp01"], abs=1e-4)
+    assert ratios["https_basic_vs_https"] == pytest.approx(
+        rps["esrt_https_basic", "null"] / rps["esrt_https", "null"], abs=1e-4)
 
 
 def test_cblapp01_counter_matches_the_successful_calls(tiny_run):

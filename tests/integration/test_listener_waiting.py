@@ -51,7 +51,8 @@ def test_listener_waits_for_its_address_then_binds(namespace, tmp_path):
     port = random.randint(20000, 60000)
     home = tmp_path / "home"
     definition = {"name": "STANDBY", "seps": 1,
-                  "listeners": [{"name": "Web Services", "address": f"{ADDRESS}:{port}"}]}
+                  "listeners": [{"name": "Web Services", "address": f"{ADDRESS}:{port}",
+                                 "auth": "none"}]}
     definition_file = tmp_path / "standby.json"
     definition_file.write_text(json.dumps(definition))
     status_file = home / "servers" / "STANDBY" / "run" / "status.json"

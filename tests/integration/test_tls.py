@@ -227,7 +227,10 @@ def make_renewed(certificates, directory):
     key, request, cert = (directory / f"server.{kind}" for kind in ("key", "csr", "crt"))
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
             key, "-out", request, "-subj", "/CN=esrt renewed server", cwd=directory)
-    (directory / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (directory / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                   "basicConstraints=critical,CA:FALSE\n"
+                                   "keyUsage=critical,digitalSignature\n"
+                                   "authorityKeyIdentifier=keyid,issuer\n")
     openssl("x509", "-req", "-in", request, "-CA", certificates["ca"], "-CAkey", ca_key,
             "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", directory / "ext",
             cwd=directory)

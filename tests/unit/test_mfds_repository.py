@@ -22,7 +22,8 @@ def test_create_fills_defaults_and_normalises(repo):
     assert clean["seps"] == 2
     assert clean["listeners"] == [{"name": "Web Services", "address": "127.0.0.1:9003",
                                    "conversation": "web-services", "tls_cert": None,
-                                   "tls_key": None, "tls_client_ca": None}]
+                                   "tls_key": None, "tls_client_ca": None, "auth": None,
+                                   "metrics": None, "openapi": None}]
     assert repo.get_server("ESSRV01") == clean
     assert [d["name"] for d in repo.list_servers()] == ["ESSRV01"]
 

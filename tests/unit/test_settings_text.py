@@ -17,7 +17,8 @@ def test_set_pairs_become_clean_changes():
                                  "listeners=Web Services=127.0.0.1:9003",
                                  "listeners=Binary=127.0.0.1:9004,esrt",
                                  "env=DD_APPFILE01=APPFILE01", "max-body=65536", "root="])
-    no_tls = {"tls_cert": None, "tls_key": None, "tls_client_ca": None}
+    no_tls = {"tls_cert": None, "tls_key": None, "tls_client_ca": None, "auth": None,
+              "metrics": None, "openapi": None}
     assert changes == {
         "seps": 4, "durability": "write-nosync", "standby": True, "max_body": 65536,
         "listeners": [{"name": "Web Services", "address": "127.0.0.1:9003",
@@ -30,14 +31,15 @@ def test_set_pairs_become_clean_changes():
 def test_a_listener_carries_its_tls_files_as_name_value_pairs():
     (listener,) = parse_assignments([
         "listeners=Secure=*:9443,web-services,tls_cert=/etc/esrt/srv.crt,"
-        "tls-key=/etc/esrt/srv.key,tls_client_ca=/etc/esrt/ca.crt"])["listeners"]
+        "tls-key=/etc/esrt/srv.key,tls_client_ca=/etc/esrt/ca.crt,auth=mtls"])["listeners"]
     assert listener == {"name": "Secure", "address": "*:9443", "conversation": "web-services",
                         "tls_cert": "/etc/esrt/srv.crt", "tls_key": "/etc/esrt/srv.key",
-                        "tls_client_ca": "/etc/esrt/ca.crt"}
+                        "tls_client_ca": "/etc/esrt/ca.crt", "auth": "mtls", "metrics": None,
+                        "openapi": None}
     # Shown as typed (the form's line, `server set` output), and read back the same.
     (text,) = server_setting("listeners").to_texts([listener])
     assert text == ("Secure=*:9443,web-services,tls_cert=/etc/esrt/srv.crt,"
-                    "tls_key=/etc/esrt/srv.key,tls_client_ca=/etc/esrt/ca.crt")
+                    "tls_key=/etc/esrt/srv.key,tls_client_ca=/etc/esrt/ca.crt,auth=mtls")
     assert server_setting("listeners").from_texts([text]) == [listener]
     # Without TLS the text is the one it always was.
     assert server_setting("listeners").to_texts(
@@ -50,11 +52,16 @@ def test_a_listener_carries_its_tls_files_as_name_value_pairs():
 
 
 @pytest.mark.parametrize("text, says", [
-    ("S=*:1,tls_cert=/a.crt", "has tls_cert but no tls_key"),
-    ("S=*:1,tls_key=/a.key", "has tls_key but no tls_cert"),
-    ("S=*:1,tls_client_ca=/ca.crt", "has tls_client_ca but no tls_cert"),
-    ("S=*:1,esrt,tls_cert=server.crt,tls_key=/a.key", "must be a full path"),
-    ("S=*:1,esrt,colour=blue", "is not one of the listener settings tls_cert"),
+    ("S=10.0.0.5:9003", "can be reached from other machines and has no authentication"),
+    ("S=*:9003,auth=basic", "without TLS, so they would cross the network in clear text"),
+    ("S=127.0.0.1:1,auth=mtls", "has auth=mtls but no tls_client_ca"),
+    ("S=127.0.0.1:1,auth=maybe", "is not one of none, token, basic, mtls"),
+    ("S=127.0.0.1:1,metrics=public", "is not one of off, auth, open"),
+    ("S=127.0.0.1:1,tls_cert=/a.crt", "has tls_cert but no tls_key"),
+    ("S=127.0.0.1:1,tls_key=/a.key", "has tls_key but no tls_cert"),
+    ("S=127.0.0.1:1,tls_client_ca=/ca.crt", "has tls_client_ca but no tls_cert"),
+    ("S=127.0.0.1:1,esrt,tls_cert=server.crt,tls_key=/a.key", "must be a full path"),
+    ("S=127.0.0.1:1,esrt,colour=blue", "is not one of the listener settings tls_cert"),
 ])
 def test_listener_tls_mistakes_say_what_to_do(text, says):
     with pytest.raises(SettingError) as caught:
@@ -114,3 +121,18 @@ def test_form_errors_name_their_fields():
 
 def test_setting_lookup_takes_dashes():
     assert server_setting("request-timeout").name == "request_timeout"
+
+
+@pytest.mark.parametrize("text, metrics", [
+    ("W=127.0.0.1:9003", "open"),
+    ("W=10.0.0.5:9003,auth=none", "off"),
+    ("W=10.0.0.5:9003,tls_cert=/a.crt,tls_key=/a.key,auth=token", "auth"),
+    ("W=10.0.0.5:9003,auth=none,metrics=open", "open"),
+])
+def test_what_a_listener_exposes_by_default_depends_on_its_address(text, metrics):
+    from esrt.settings import listener_exposure, parse_listener_option
+    listener = parse_listener_option(text)
+    assert listener_exposure(listener, "metrics") == metrics
+    # Each is its own setting: openapi keeps the address's default when metrics is set.
+    assert listener_exposure(listener, "openapi") == (
+        "off" if "metrics=open" in text else metrics)

@@ -16,6 +16,7 @@ import esrt
 from esrt.home import Home
 from esrt.mfds.api.accounts import Accounts
 from esrt.mfds.api.authority import Authority
+from esrt.mfds.api.callers import Callers
 from esrt.mfds.api.console import Console
 from esrt.mfds.api.openapi import openapi_document
 from esrt.mfds.api.packages import Packages
@@ -24,7 +25,8 @@ from esrt.mfds.api.servers import Servers
 from esrt.mfds.users import OPEN
 
 PATH_PARAMETERS = {"name": "server (region) name, e.g. ESSRV01",
-                   "user": "account name, e.g. alice"}
+                   "user": "account name, e.g. alice",
+                   "id": "API token id: the 8 hex digits after esrt_"}
 
 
 class MfdsApi:
@@ -39,14 +41,15 @@ class MfdsApi:
         self.packages = Packages(repository, self.home, self.authority, self.servers)
         self.console = Console(repository, self.home)
         self.accounts = Accounts(users, self.authority)
+        self.callers = Callers(self.home, self.authority)
         own = [Route("GET", "/api/health", lambda call: Response(200, self.health()),
                      "Is mfds up", None, {200: ("mfds is up", {"type": "object"})}),
                Route("GET", "/api/openapi.json", lambda call: Response(
                    200, openapi_document(self.table)), "This document", "readonly",
                    {200: ("OpenAPI 3.0 document", {"type": "object"})})]
         self.table = RouteTable(own + self.servers.routes() + self.packages.routes()
-                                + self.console.routes() + self.accounts.routes(),
-                                PATH_PARAMETERS)
+                                + self.console.routes() + self.accounts.routes()
+                                + self.callers.routes(), PATH_PARAMETERS)
 
     def handle(self, method, path, query=None, body=b"", who=None):
         """Answer one request with a Response or a Later; never raises ApiError & co."""

@@ -8,6 +8,7 @@ happened, so a reload never repeats it.
 
 import email.parser
 import email.policy
+import json
 from urllib.parse import unquote, urlencode, urlsplit
 
 from twisted.internet.threads import deferToThread
@@ -190,7 +191,51 @@ class Pages:
             # Account names may hold "@", which the page's links send percent-encoded.
             return self.user_action(request, page, session, principal, unquote(parts[1]),
                                     parts[2])
+        if parts and parts[0] == "callers":
+            return self.callers(request, page, session, principal, method, parts[1:])
         return self.not_found(request, page, method, path)
+
+    # -- callers: tokens and rules ------------------------------------------------------------
+
+    def callers(self, request, page, session, principal, method, parts):
+        """The Callers page and its forms (admin only, as the API)."""
+        self.api.authority.require(principal, "admin", "manage the callers", "callers")
+        callers = self.api.callers
+        if method == "GET" and not parts:
+            return self.callers_page(request, page, 200)
+        if method != "POST":
+            return self.not_found(request, page, method, "/callers/" + "/".join(parts))
+        try:
+            if parts == ["tokens", "new"]:
+                made = callers.create_token(_form_call(request, principal, {
+                    "user": _text(request, "user"), "note": _text(request, "note")})).body
+                return self.callers_page(request, page, 201, new_token=made)
+            if len(parts) == 3 and parts[0] == "tokens" and parts[2] == "revoke":
+                callers.revoke_token(_form_call(request, principal, {}, {"id": parts[1]}))
+                session.flash(f"token {parts[1]} revoked; regions refuse it within seconds")
+            elif parts == ["rules", "new"]:
+                rule = callers.add_rule(_form_call(request, principal, {
+                    "subject": _text(request, "subject"),
+                    "pattern": _text(request, "pattern")})).body
+                session.flash(f"{rule['subject']} may call {rule['pattern']}")
+            elif parts == ["rules", "remove"]:
+                subject, pattern = _text(request, "subject"), _text(request, "pattern")
+                callers.remove_rule(_form_call(request, principal, {}, query={
+                    "subject": subject, "pattern": pattern}))
+                session.flash(f"{subject} may no longer call {pattern}")
+            else:
+                return self.not_found(request, page, method, "/callers/" + "/".join(parts))
+        except ApiError as exc:
+            if exc.status == 403:
+                raise
+            return self.callers_page(request, page, exc.status, error=exc.message)
+        return self.redirect(request, "/callers")
+
+    def callers_page(self, request, page, status, new_token=None, error=None):
+        store = self.api.callers.store()
+        users = self.api.users.list() if self.api.users else []
+        return self.html(request, status, templates.callers_page(
+            page, users, store.list_tokens(), store.list_rules(), new_token, error))
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -431,6 +476,12 @@ class Pages:
         if parts.path.startswith("/") and parts.netloc == (request.getHeader("Host") or ""):
             return _safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
         return f"/servers/{templates.q(name)}"
+
+
+def _form_call(request, principal, document, params=None, query=None):
+    """A form's fields as the API's Call, so that the page and the API share every check."""
+    from esrt.mfds.api.routes import Call
+    return Call(params or {}, query or {}, json.dumps(document).encode(), principal)
 
 
 def _anonymous(name, role="readonly"):

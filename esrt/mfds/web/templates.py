@@ -71,6 +71,7 @@ def layout(page, title, body):
     flashes = "".join(f'<p class="flash {e(kind)}">{e(text)}</p>'
                       for kind, text in page.flashes)
     users_link = ('<a href="/users" id="nav-users">Users</a>'
+                  '<a href="/callers" id="nav-callers">Callers</a>'
                   if page.role and page.can("admin") else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -422,3 +423,61 @@ def users_page(page, users, values=None, errors=None):
                 f'<p class="muted">readonly: looks; operator: also starts, stops and deploys; '
                 f'admin: everything, including this page.</p>')
     return layout(page, "Users", listing + add_form)
+
+
+def callers_page(page, users, tokens, rules, new_token=None, error=None):
+    """API tokens (revoke, create for an account) and call rules (remove, add). `new_token` is
+    a token just created, shown this once; `error` what went wrong with the last form."""
+    shown = ""
+    if new_token:
+        shown = (f'<div class="flash ok" id="new-token"><p>Token {e(new_token["id"])} for '
+                 f'{e(new_token["user"])}: copy it now, it is not shown again. Callers send it '
+                 f'as <code>Authorization: Bearer TOKEN</code>.</p>'
+                 f'<input readonly id="new-token-value" value="{e(new_token["token"])}" '
+                 f'size="70" onfocus="this.select()"></div>')
+    problem = f'<p class="flash error" id="callers-error">{e(error)}</p>' if error else ""
+    rows = []
+    for token in tokens:
+        ident = e(token["id"])
+        question = f"Revoke token {token['id']} of {token['user']}? Its callers are refused."
+        rows.append(f'<tr id="token-{ident}"><td><code>{ident}</code></td>'
+                    f'<td>{e(token["user"])}</td><td>{e(token["note"])}</td>'
+                    f'<td>{e(token["created"])}</td><td><form method="post" '
+                    f'action="/callers/tokens/{q(token["id"])}/revoke" class="inline" '
+                    f'onsubmit="return confirm({e(repr(question))})">{csrf_field(page)}'
+                    f'<button class="delete" id="revoke-{ident}">Revoke</button></form></td></tr>')
+    token_table = ('<table id="tokens"><thead><tr><th>Token</th><th>User</th><th>Note</th>'
+                   '<th>Created</th><th></th></tr></thead><tbody>' + "".join(rows)
+                   + '</tbody></table>') if rows else '<p class="muted" id="no-tokens">No ' \
+        'tokens.</p>'
+    options = "".join(f'<option value="{e(user["name"])}">{e(user["name"])} '
+                      f'({e(user["role"])})</option>' for user in users)
+    token_form = (f'<form method="post" action="/callers/tokens/new" class="user-form">'
+                  f'{csrf_field(page)}<div class="field"><label for="token-user">Account'
+                  f'</label><select name="user" id="token-user">{options}</select></div>'
+                  f'<div class="field"><label for="token-note">Note</label><input '
+                  f'name="note" id="token-note" type="text"></div>'
+                  f'<button id="create-token">Create token</button></form>') if users else (
+        '<p class="muted">Tokens belong to accounts: add one on the Users page first.</p>')
+    rule_rows = []
+    for index, rule in enumerate(rules):
+        rule_rows.append(
+            f'<tr id="rule-{index}"><td>{e(rule["subject"])}</td><td><code>'
+            f'{e(rule["pattern"])}</code></td><td><form method="post" '
+            f'action="/callers/rules/remove" class="inline">{csrf_field(page)}'
+            f'<input type="hidden" name="subject" value="{e(rule["subject"])}">'
+            f'<input type="hidden" name="pattern" value="{e(rule["pattern"])}">'
+            f'<button class="delete" id="remove-rule-{index}">Remove</button></form></td></tr>')
+    rule_table = ('<table id="rules"><thead><tr><th>Who</th><th>May call</th><th></th></tr>'
+                  '</thead><tbody>' + "".join(rule_rows) + '</tbody></table>') if rule_rows \
+        else ('<p class="muted" id="no-rules">No rules: every caller a listener authenticates '
+              'may call every service. The first rule turns that into deny by default.</p>')
+    rule_form = (f'<form method="post" action="/callers/rules/new" class="user-form">'
+                 f'{csrf_field(page)}<div class="field"><label for="rule-subject">Account or '
+                 f'role</label><input name="subject" id="rule-subject" type="text" '
+                 f'placeholder="alice, operator, role:admin"></div><div class="field"><label '
+                 f'for="rule-pattern">Services</label><input name="pattern" id="rule-pattern" '
+                 f'type="text" placeholder="srv01.*"></div>'
+                 f'<button id="add-rule">Add rule</button></form>')
+    return layout(page, "Callers", shown + problem + "<h2>API tokens</h2>" + token_table
+                  + token_form + "<h2>Call rules</h2>" + rule_table + rule_form)
