@@ -79,6 +79,11 @@ MESSAGES = {
     "ESCS5012I": "listener \"{listener}\" reloaded its certificate from {file} ({certificate}); "
                  "new connections use it",
     "ESCS5020W": "{conversation} call of {service} by {caller} refused ({status}): {reason}",
+    "ESCS5021W": "{count} more call(s) refused for who made them in the last second, not "
+                 "logged one by one (at most {limit} a second); see esrt_refused_total",
+    "ESCS5022W": "cannot get the accounts, tokens and call rules from mfds ({problem}); calls "
+                 "are checked with the last copy until it answers again",
+    "ESCS5023I": "the accounts, tokens and call rules come from mfds again",
     "ESCS5013E": "listener \"{listener}\": the changed TLS files cannot be used: {problem}; "
                  "the previous certificate stays in use",
     # deployment

@@ -34,8 +34,9 @@ Every integer is big-endian. Every frame is a 4-byte unsigned length N, then N b
            ("Bearer TOKEN", or "Basic " and base64 of NAME:PASSWORD; at most 4096 bytes)
 
 A connection authenticates once: the credentials frame is answered with status 200 and
-{"user": ..., "role": ...}, or 401; its requests, sent before or after, run as that caller
-(401 each until it is known). A listener authenticating by client certificate needs none.
+{"user": ..., "role": ...}, or 401; the requests sent after it run as that caller, those sent
+before it get 401, and so do all of them once the token is revoked, the account deleted or its
+password changed. A listener authenticating by client certificate needs no credentials frame.
 
 Pipelining: a client may send any number of requests before reading replies; they run
 concurrently and replies come back as they finish, in any order, matched by request id.

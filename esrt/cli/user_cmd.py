@@ -7,6 +7,7 @@ mfds runs or not -- the first admin must be created before mfds may listen on a 
 address. A running mfds sees changes at once (it reads accounts on every request).
 """
 
+import contextlib
 import getpass
 
 from esrt.home import Home
@@ -103,20 +104,23 @@ def add_user_commands(parent):
     return user
 
 
+@contextlib.contextmanager
 def _callers(args):
+    """(home, the CallerStore of its repository), closed after the block."""
     from esrt.mfds.callers import CallerStore
     home = Home(getattr(args, "home", None)).ensure()
-    return home, CallerStore(home.repository)
+    store = CallerStore(home.repository)
+    try:
+        yield home, store
+    finally:
+        store.close()
 
 
 def cmd_token_create(args):
     """Create an API token for an account; the token is the last line printed."""
     from esrt.mfds.users import audit
-    home, store = _callers(args)
-    try:
+    with _callers(args) as (home, store):
         made = store.create_token(args.user, args.note)
-    finally:
-        store.close()
     audit(home, _actor(), "create token", args.user, "ok", f"token {made['id']}")
     print(f"token {made['id']} created for {args.user}; it is shown only now, keep it secret "
           "and send it as `Authorization: Bearer TOKEN`:", flush=True)
@@ -126,11 +130,8 @@ def cmd_token_create(args):
 
 def cmd_token_list(args):
     """List the API tokens (never the tokens themselves)."""
-    home, store = _callers(args)
-    try:
+    with _callers(args) as (_, store):
         tokens = store.list_tokens()
-    finally:
-        store.close()
     if not tokens:
         print("no tokens: create one with `esrt mfds token create USER`", flush=True)
     for token in tokens:
@@ -142,11 +143,8 @@ def cmd_token_list(args):
 def cmd_token_revoke(args):
     """Revoke an API token by its id."""
     from esrt.mfds.users import audit
-    home, store = _callers(args)
-    try:
+    with _callers(args) as (home, store):
         owner = store.revoke_token(args.id)
-    finally:
-        store.close()
     audit(home, _actor(), "revoke token", owner, "ok", f"token {args.id}")
     print(f"token {args.id} of {owner} revoked; regions refuse it within seconds", flush=True)
     return ExitCode.OK
@@ -169,12 +167,9 @@ def _add_token_commands(subparsers):
 def cmd_rule_add(args):
     """Let an account or a role call the services matching a pattern."""
     from esrt.mfds.users import audit
-    home, store = _callers(args)
-    try:
+    with _callers(args) as (home, store):
         had_rules = bool(store.list_rules())
         rule = store.add_rule(args.subject, args.pattern)
-    finally:
-        store.close()
     audit(home, _actor(), "add rule", rule["subject"], "ok", rule["pattern"])
     print(f"{rule['subject']} may call {rule['pattern']}", flush=True)
     if not had_rules:
@@ -185,11 +180,8 @@ def cmd_rule_add(args):
 
 def cmd_rule_list(args):
     """List the call rules."""
-    home, store = _callers(args)
-    try:
+    with _callers(args) as (_, store):
         rules = store.list_rules()
-    finally:
-        store.close()
     if not rules:
         print("no rules: every caller a listener authenticates may call every service; add "
               "one with `esrt mfds rule add USER_OR_ROLE PATTERN` to allow only what it says",
@@ -202,11 +194,8 @@ def cmd_rule_list(args):
 def cmd_rule_remove(args):
     """Remove a call rule."""
     from esrt.mfds.users import audit
-    home, store = _callers(args)
-    try:
+    with _callers(args) as (home, store):
         rule = store.remove_rule(args.subject, args.pattern)
-    finally:
-        store.close()
     audit(home, _actor(), "remove rule", rule["subject"], "ok", rule["pattern"])
     print(f"{rule['subject']} may no longer call {rule['pattern']}", flush=True)
     return ExitCode.OK

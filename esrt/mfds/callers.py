@@ -9,9 +9,9 @@ through GET /api/callers (`snapshot`), the format and the decisions being esrt.n
 import hashlib
 import json
 import sqlite3
-from datetime import datetime, timezone
 from pathlib import Path
 
+from esrt.mfds.repository import connect_store, now_iso
 from esrt.mfds.users import UserStore
 from esrt.node.callers import check_pattern, new_token, parse_subject, token_hash
 
@@ -36,19 +36,12 @@ class CallerError(ValueError):
     """A bad token or rule request; the message says what to do."""
 
 
-def _now():
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 class CallerStore:
     """The tokens and rules tables of one repository file."""
 
     def __init__(self, path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), isolation_level=None,
-                                   check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = connect_store(self.path)
         # Tokens belong to accounts: the accounts table (and its later columns) first.
         UserStore(self.path).close()
         self._db.executescript(_SCHEMA)
@@ -65,7 +58,7 @@ class CallerStore:
             raise CallerError(f"no user {user}: tokens belong to an account; add it with "
                               f"`esrt mfds user add {user} --role ROLE` first")
         ident, token = new_token()
-        created = _now()
+        created = now_iso()
         self._db.execute("INSERT INTO api_tokens (id, user, hash, note, created) "
                          "VALUES (?, ?, ?, ?, ?)", (ident, user, token_hash(token),
                                                     str(note or "")[:200], created))
@@ -99,7 +92,7 @@ class CallerStore:
             raise CallerError(str(exc)) from None
         try:
             self._db.execute("INSERT INTO call_rules (subject, pattern, created) "
-                             "VALUES (?, ?, ?)", (subject, pattern, _now()))
+                             "VALUES (?, ?, ?)", (subject, pattern, now_iso()))
         except sqlite3.IntegrityError:
             raise CallerError(f"{subject} may already call {pattern}") from None
         return {"subject": subject, "pattern": pattern}

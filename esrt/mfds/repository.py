@@ -68,6 +68,16 @@ def now_iso():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def connect_store(path):
+    """A connection to the repository file for a store of tables of its own (accounts,
+    tokens, rules): autocommit, usable from mfds's worker threads, waiting out the short
+    moments another process (the CLI, mfds) writes."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA busy_timeout=5000")
+    return connection
+
+
 class Repository:
     """Server definitions, their last reported status and their installed packages."""
 

@@ -216,14 +216,12 @@ def add_tls_arguments(parser):
     parser.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (and chain) for "
                         "https://; reloaded when the file changes")
     parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
-    parser.add_argument("--tls-client-ca", metavar="FILE", help="PEM CA certificates: every "
-                        "client must then present a certificate signed by one of them")
 
 
 def tls_arguments(args):
     """The TLS options of `args` again as arguments, with full paths (for the daemon)."""
     argv = []
-    for option in ("tls_cert", "tls_key", "tls_client_ca"):
+    for option in ("tls_cert", "tls_key"):
         value = getattr(args, option, None)
         if value:
             argv += ["--" + option.replace("_", "-"), os.path.abspath(value)]
@@ -233,8 +231,6 @@ def tls_arguments(args):
 def _tls_problem(args):
     if bool(args.tls_cert) != bool(args.tls_key):
         return "--tls-cert and --tls-key go together: give the certificate and its key"
-    if args.tls_client_ca and not args.tls_cert:
-        return "--tls-client-ca needs --tls-cert and --tls-key as well"
     return None
 
 
@@ -326,8 +322,9 @@ def _serve(args, home, lock, interface, port, reactor):
     if args.tls_cert:
         from esrt.node.tls import ServerTLS, TLSFilesError, describe, http_refusal
         try:
+            # No client CA here: mfds knows its callers by account, session and node token,
+            # and its own regions and commands hold no client certificate.
             tls = ServerTLS(os.path.abspath(args.tls_cert), os.path.abspath(args.tls_key),
-                            args.tls_client_ca and os.path.abspath(args.tls_client_ca),
                             protocols=(b"http/1.1",))
         except TLSFilesError as exc:
             repository.close()

@@ -26,13 +26,12 @@ import os
 import re
 import secrets
 import sqlite3
-from datetime import datetime, timezone
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from esrt.mfds.repository import Transaction
+from esrt.mfds.repository import Transaction, connect_store, now_iso
 # The audit log is written by regions too (denied service calls); users of it import it here.
 from esrt.node.audit import AUDIT_FILE, audit  # noqa: F401 - re-exported
 # The node token's file is shared with the client side, which reads it to authenticate.
@@ -111,19 +110,12 @@ def role_allows(role, needed):
         return False
 
 
-def _now():
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 class UserStore:
     """The accounts table of one repository file."""
 
     def __init__(self, path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), isolation_level=None,
-                                   check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = connect_store(self.path)
         self._db.executescript(_SCHEMA)
         columns = [row[1] for row in self._db.execute("PRAGMA table_info(users)")]
         if "last_login" not in columns:
@@ -148,7 +140,7 @@ class UserStore:
                 raise UserError(message, field)
         try:
             self._db.execute("INSERT INTO users (name, hash, role, created) VALUES (?, ?, ?, ?)",
-                             (name, _hasher.hash(password), role, _now()))
+                             (name, _hasher.hash(password), role, now_iso()))
         except sqlite3.IntegrityError:
             raise UserExists(f"user {name} already exists: delete it first with "
                              f"`esrt mfds user delete {name}`", "name") from None
@@ -161,6 +153,14 @@ class UserStore:
                 self._refuse_last_admin(name, "delete")
             if self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
                 raise NoSuchUser(f"no user {name}: list them with `esrt mfds user list`")
+            # Its API tokens and call rules go with it: a new account of the same name must
+            # not inherit them (esrt.mfds.callers keeps them in these tables).
+            tables = {row[0] for row in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "api_tokens" in tables:
+                self._db.execute("DELETE FROM api_tokens WHERE user = ?", (name,))
+            if "call_rules" in tables:
+                self._db.execute("DELETE FROM call_rules WHERE subject = ?", (f"user:{name}",))
 
     def set_role(self, name, role, keep_admin=True):
         """Give account `name` the role `role`; LastAdmin when that demotes the only admin."""
@@ -185,7 +185,7 @@ class UserStore:
 
     def touch_login(self, name):
         """Record that `name` just logged in."""
-        self._db.execute("UPDATE users SET last_login = ? WHERE name = ?", (_now(), name))
+        self._db.execute("UPDATE users SET last_login = ? WHERE name = ?", (now_iso(), name))
 
     def get(self, name):
         """{"name", "role", "created", "last_login"} of account `name`; NoSuchUser if none."""

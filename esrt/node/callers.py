@@ -69,12 +69,16 @@ def check_pattern(pattern):
 
 class Caller:
     """Who sent a call: an account (`name`, `role`, `via`: token, basic or mtls), or nobody
-    known, with `problem` saying why (no credentials, a revoked token, ...)."""
+    known, with `problem` saying why (no credentials, a revoked token, ...). `proof` is what
+    they proved it with (the token's hash, the password hash it was checked against, the
+    certificate's CN), so that a connection that stays open can be checked again when the
+    accounts, tokens or rules change (CallerPolicy.recheck)."""
 
-    __slots__ = ("name", "role", "via", "problem")
+    __slots__ = ("name", "role", "via", "problem", "proof")
 
-    def __init__(self, name=None, role=None, via=None, problem=None):
+    def __init__(self, name=None, role=None, via=None, problem=None, proof=None):
         self.name, self.role, self.via, self.problem = name, role, via, problem
+        self.proof = proof
 
     @property
     def known(self):
@@ -97,13 +101,16 @@ class CallerPolicy:
 
     def by_token(self, token):
         """The Caller a token stands for."""
-        entry = self.tokens.get(token_hash(token)) if token_id(token) else None
+        return self._by_token_hash(token_hash(token) if token_id(token) else None)
+
+    def _by_token_hash(self, digest):
+        entry = self.tokens.get(digest) if digest else None
         user = self.users.get(entry["user"]) if entry else None
         if user is None:
             return Caller(problem="the token is not known here (revoked, mistyped, or made on "
                                   "another node): create one with `esrt mfds token create "
                                   "USER` and send it as Authorization: Bearer TOKEN")
-        return Caller(user["name"], user["role"], "token")
+        return Caller(user["name"], user["role"], "token", proof=digest)
 
     def by_certificate(self, common_name):
         """The Caller of a client certificate whose subject CN is an account name."""
@@ -112,7 +119,27 @@ class CallerPolicy:
             return Caller(problem=f"the client certificate's name (CN={common_name}) is not an "
                                   "account of this node: add the account with `esrt mfds user "
                                   "add NAME` or issue the certificate to an existing one")
-        return Caller(user["name"], user["role"], "mtls")
+        return Caller(user["name"], user["role"], "mtls", proof=user["name"])
+
+    def by_verified_password(self, name, checked_hash):
+        """The Caller of account `name` whose password was found to match `checked_hash`:
+        unknown when the account is gone or its password changed since."""
+        user = self.users.get(name)
+        if user is None or user["hash"] != checked_hash:
+            return Caller(problem=f"the account {name} was deleted or its password changed: "
+                                  "send the current credentials")
+        return Caller(user["name"], user["role"], "basic", proof=checked_hash)
+
+    def recheck(self, caller):
+        """`caller` as these accounts, tokens and rules see them: the same account with its
+        current role, or unknown when what it proved no longer holds."""
+        if not caller.known:
+            return caller
+        if caller.via == "token":
+            return self._by_token_hash(caller.proof)
+        if caller.via == "mtls":
+            return self.by_certificate(caller.proof)
+        return self.by_verified_password(caller.name, caller.proof)
 
     def allows(self, caller, service):
         """Whether `caller` (known) may call `service` (PACKAGE.PROGRAM)."""

@@ -138,8 +138,9 @@ class ServerTLS:
         self.files = tuple(f for f in (cert_file, key_file, client_ca_file) if f)
         self.cert_file, self.key_file, self.client_ca_file = cert_file, key_file, client_ca_file
         self.protocols = tuple(protocols)
-        self._options, self.certificate = self._load()
+        # Stamped before reading: a file changed while it is read is read again later.
         self._stamp = self._stamps()
+        self._options, self.certificate = self._load()
         self._refused_stamp = None
         self._watch = None
 
@@ -344,12 +345,30 @@ def pinned_client_context(cert_file):
     return context
 
 
+def mfds_agent(reactor, url, cert_file, timeout):
+    """A Twisted web client for the node's mfds at `url` (None without one): over https://,
+    trusting only mfds's certificate file."""
+    if not url:
+        return None
+    from twisted.web.client import Agent
+    policy = {}
+    if cert_file and url.startswith("https:"):
+        policy["contextFactory"] = PinnedPolicy(cert_file)
+    return Agent(reactor, connectTimeout=timeout, **policy)
+
+
 @implementer(IPolicyForHTTPS, IOpenSSLClientConnectionCreator)
 class PinnedPolicy:
-    """The same pin for Twisted's web client (twisted.web.client.Agent's contextFactory)."""
+    """The same pin for Twisted's web client (twisted.web.client.Agent's contextFactory).
+
+    mfds reloads a renewed certificate without a restart; the pin follows its file, read
+    again whenever the file changes, so regions keep reaching it."""
 
     def __init__(self, cert_file):
-        self.pinned = pinned_certificate(cert_file).public_bytes(serialization.Encoding.DER)
+        self.cert_file = cert_file
+        self._stamp = None
+        self.pinned = None
+        self._load_pin()
         context = SSL.Context(SSL.TLS_CLIENT_METHOD)
         context.set_min_proto_version(SSL.TLS1_2_VERSION)
         context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
@@ -363,8 +382,26 @@ class PinnedPolicy:
         return certificate.to_cryptography().public_bytes(
             serialization.Encoding.DER) == self.pinned
 
+    def _load_pin(self):
+        try:
+            status = os.stat(self.cert_file)
+        except OSError:
+            return
+        stamp = (status.st_ino, status.st_size, status.st_mtime_ns)
+        if stamp == self._stamp:
+            return
+        try:
+            self.pinned = pinned_certificate(self.cert_file).public_bytes(
+                serialization.Encoding.DER)
+        except TLSFilesError:
+            if self.pinned is None:
+                raise
+            return  # half written: keep the previous pin and look again next time
+        self._stamp = stamp
+
     def creatorForNetloc(self, hostname, port):  # noqa: N802 - Twisted's interface
         return self
 
     def clientConnectionForTLS(self, tls_protocol):  # noqa: N802 - Twisted's interface
+        self._load_pin()
         return SSL.Connection(self._context, None)

@@ -80,6 +80,11 @@ class Admission:
                                reply_to, token)
         found = self.services.lookup(name) if name else None
         if found is None:
+            if caller is not None:
+                # Rules may hide services from this caller: the list would show them.
+                return self.refuse(conversation, 404, "unknown_service",
+                                   f"no service {name or repr(service)} on "
+                                   f"{self.server_name}", reply_to, token)
             deployed = ", ".join(self.services.names()) or "none (deploy a package first)"
             return self.refuse(conversation, 404, "unknown_service",
                                f"no service {name or repr(service)} on {self.server_name}; "

@@ -17,11 +17,13 @@ import hashlib
 import json
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
-from twisted.internet import task, threads
+from twisted.internet import defer, task, threads
 
 from esrt.node.callers import Caller, CallerPolicy
+from esrt.node.tls import mfds_agent
 
 CACHE_FILE = "callers.json"
 NO_CREDENTIALS = {
@@ -40,28 +42,31 @@ class CallerDirectory:
     fetch_timeout = 5.0
     # Verified Basic credentials remembered at most this many (the oldest go first).
     max_remembered = 10000
+    # Argon2 checks at once (each takes a core for about 0.1 s and 64 MiB), and waiting for
+    # their turn: beyond that a Basic request is refused rather than queued without end.
+    concurrent_checks = 2
+    max_checks_waiting = 64
 
     def __init__(self, reactor, run_dir, mfds_url=None, token=None, mfds_cert=None,
-                 on_change=lambda policy: None):
+                 on_change=lambda policy: None, on_reach=lambda ok, problem: None):
+        """`on_change(policy)` hears of each new copy, `on_reach(ok, problem)` of mfds
+        becoming unreachable (ok False) and reachable again."""
+        self.on_reach = on_reach
         self.reactor = reactor
         self.cache_path = Path(run_dir) / CACHE_FILE
         self.mfds_url = mfds_url.rstrip("/") if mfds_url else None
         self.token = token
         self.on_change = on_change
         self.policy = CallerPolicy(self._read_cache())
-        self._agent = None
-        if self.mfds_url:
-            from twisted.web.client import Agent
-            policy = {}
-            if mfds_cert and self.mfds_url.startswith("https:"):
-                from esrt.node.tls import PinnedPolicy
-                policy["contextFactory"] = PinnedPolicy(mfds_cert)
-            self._agent = Agent(reactor, connectTimeout=self.fetch_timeout, **policy)
+        self._agent = mfds_agent(reactor, self.mfds_url, mfds_cert, self.fetch_timeout)
         self._loop = None
         self._fetching = None
         # sha256(salt + name + password) -> the stored hash it was verified against
         self._verified = {}
         self._salt = secrets.token_bytes(16)
+        self._checks = defer.DeferredSemaphore(self.concurrent_checks)
+        self._checks_waiting = 0
+        self._failing = False
 
     def _read_cache(self):
         try:
@@ -102,15 +107,25 @@ class CallerDirectory:
             return readBody(response).addCallback(self._received)
 
         fetching.addCallback(answered)
-        fetching.addErrback(lambda failure: None)  # mfds away: keep the copy we have
+        fetching.addCallbacks(lambda _: self._reached(True), self._unreachable)
+        self._fetching = fetching
 
         def done(result):
             self._fetching = None
             return result
 
         fetching.addBoth(done)
-        self._fetching = fetching
         return fetching
+
+    def _unreachable(self, failure):
+        # mfds away: keep the copy we have, and say so once (not every 2 s).
+        self._reached(False, failure.getErrorMessage())
+
+    def _reached(self, ok, problem=None):
+        if ok == (not self._failing):
+            return
+        self._failing = not ok
+        self.on_reach(ok, problem)
 
     def _received(self, body):
         snapshot = json.loads(body)
@@ -118,8 +133,8 @@ class CallerDirectory:
             return
         self.policy = CallerPolicy(snapshot)
         self._verified.clear()
-        tmp = self.cache_path.with_name(f".{CACHE_FILE}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # mkstemp: a new file, readable by this user only, whatever was left behind before.
+        fd, tmp = tempfile.mkstemp(prefix=f".{CACHE_FILE}.", dir=self.cache_path.parent)
         with os.fdopen(fd, "w") as out:
             json.dump(snapshot, out)
         os.replace(tmp, self.cache_path)
@@ -154,19 +169,34 @@ class CallerDirectory:
         digest = hashlib.sha256(self._salt + name.encode() + b"\0" + password.encode()
                                 ).digest()
         if user is not None and self._verified.get(digest) == user["hash"]:
-            return Caller(user["name"], user["role"], "basic")
-        return threads.deferToThreadPool(
-            self.reactor, self.reactor.getThreadPool(), _verify, user, password).addCallback(
-            self._verified_password, name, digest)
+            return Caller(user["name"], user["role"], "basic", proof=user["hash"])
+        if self._checks_waiting >= self.max_checks_waiting:
+            return Caller(problem="too many password checks are waiting; try again in a "
+                                  "moment (or use an API token, which costs no check)")
+        checked_hash = user["hash"] if user else None
+        self._checks_waiting += 1
+        checking = self._checks.run(threads.deferToThreadPool, self.reactor,
+                                    self.reactor.getThreadPool(), _verify, checked_hash,
+                                    password)
 
-    def _verified_password(self, ok, name, digest):
-        user = self.policy.users.get(name)
-        if not ok or user is None:
+        def done(result):
+            self._checks_waiting -= 1
+            return result
+
+        checking.addBoth(done)
+        return checking.addCallback(self._verified_password, name, digest, checked_hash)
+
+    def _verified_password(self, ok, name, digest, checked_hash):
+        if not ok or checked_hash is None:
             return Caller(problem=f"wrong name or password for {name!r}")
-        if len(self._verified) >= self.max_remembered:
-            self._verified.pop(next(iter(self._verified)))
-        self._verified[digest] = user["hash"]
-        return Caller(user["name"], user["role"], "basic")
+        # The policy may have changed while the hash was computed: only the hash that was
+        # checked counts, and only while it is still the account's.
+        caller = self.policy.by_verified_password(name, checked_hash)
+        if caller.known:
+            if len(self._verified) >= self.max_remembered:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[digest] = checked_hash
+        return caller
 
     def by_certificate(self, transport):
         """The Caller of a TLS connection's client certificate (mode "mtls")."""
@@ -177,14 +207,14 @@ class CallerDirectory:
         return self.policy.by_certificate(certificate.get_subject().CN)
 
 
-def _verify(user, password):
+def _verify(stored_hash, password):
     from argon2 import PasswordHasher
     from argon2.exceptions import InvalidHashError, VerificationError
     hasher = PasswordHasher()
     try:
         # An unknown account costs the same as a wrong password: timing tells no names.
-        return hasher.verify(user["hash"] if user else _dummy_hash(hasher), password) \
-            and user is not None
+        return hasher.verify(stored_hash or _dummy_hash(hasher), password) \
+            and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

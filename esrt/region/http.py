@@ -20,6 +20,9 @@ from esrt.settings import format_address
 from esrt.states import ListenerStatus
 
 JSON = b"application/json"
+# What a 401 asks for, by the listener's `auth`.
+CHALLENGES = {"token": b"Bearer", "basic": b'Basic realm="esrt", charset="UTF-8"',
+              "mtls": b"Bearer"}
 
 
 class ServicesResource:
@@ -180,6 +183,17 @@ class ServicesResource:
         if request.channel is None:  # the client has gone
             return
         try:
+            if reply.status == 401:
+                # RFC 9110: a 401 names the scheme it wants (HTTP clients send Basic only
+                # when asked).
+                guard = _guard(request)
+                request.setResponseCode(401)
+                request.setHeader(b"content-type", JSON)
+                request.setHeader(b"www-authenticate", CHALLENGES.get(
+                    guard.mode if guard is not None else "", b"Bearer"))
+                request.write(reply.body)
+                request.finish()
+                return
             request.finish_json(reply.status, reply.body, reply.rc if reply.ok else None)
         except Exception as exc:  # noqa: BLE001 - a failure to answer costs this call only
             what = request.path.decode("latin-1")

@@ -153,7 +153,11 @@ class Region(SupervisorObserver):
 
         # Who may call: the node's accounts, tokens and rules, kept up to date from mfds.
         self.home = home
-        self.callers = CallerDirectory(reactor, paths.run, mfds_url, mfds_token, mfds_cert)
+        self.callers = CallerDirectory(
+            reactor, paths.run, mfds_url, mfds_token, mfds_cert,
+            on_reach=lambda ok, problem: console.log("ESCS5023I") if ok else console.log(
+                "ESCS5022W", problem=problem))
+        self._denial_second, self._denials_written, self._denials_dropped = 0, 0, 0
         # Every listener's calls come in through this one door.
         self.admission = Admission(self.name, self.services, self.dispatcher,
                                    definition["max_body"], metrics=self.metrics,
@@ -174,9 +178,23 @@ class Region(SupervisorObserver):
         self.reporter = StatusReporter(reactor, paths.status_file, self.name, self.status_document,
                                        mfds_url, token=mfds_token, mfds_cert=mfds_cert)
 
+    # Denials written to the console and audit logs per second at most; a flood beyond that
+    # is counted (and still in the metrics) but not written line by line.
+    denials_per_second = 20
+
     def _denied(self, conversation, caller, service, status, reason):
         """A call refused for who made it: console log, audit log (the metric is counted by
         Admission)."""
+        second = int(time.monotonic())
+        if second != self._denial_second:
+            if self._denials_dropped:
+                self.console.log("ESCS5021W", count=self._denials_dropped,
+                                 limit=self.denials_per_second)
+            self._denial_second, self._denials_written, self._denials_dropped = second, 0, 0
+        if self._denials_written >= self.denials_per_second:
+            self._denials_dropped += 1
+            return
+        self._denials_written += 1
         who = caller.name if caller.known else "an unknown caller"
         self.console.log("ESCS5020W", conversation=conversation, service=service, caller=who,
                          status=status, reason=reason)
@@ -201,7 +219,9 @@ class Region(SupervisorObserver):
         self.console.log("ESCD0102I", pid=self.pid)
         self.write_processes()
         self.reporter.start()
-        self.callers.start()
+        if any(factory.guard.checks for factory in self.factories):
+            # Only a region that checks its callers fetches (and keeps) the accounts.
+            self.callers.start()
         if self.active:
             self._start_serving()
         else:

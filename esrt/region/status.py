@@ -11,11 +11,12 @@ import json
 import time
 
 from twisted.internet import defer, task
-from twisted.web.client import Agent, FileBodyProducer, readBody
+from twisted.web.client import FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
 from esrt.home import write_json_atomic
 from esrt.node.mfds_client import TOKEN_HEADER
+from esrt.node.tls import mfds_agent
 from esrt.states import ServerStatus
 
 
@@ -38,13 +39,7 @@ class StatusReporter:
         self.server = server
         self.collect = collect
         self.mfds_url = mfds_url.rstrip("/") if mfds_url else None
-        self._agent = None
-        if self.mfds_url:
-            policy = {}
-            if mfds_cert and self.mfds_url.startswith("https:"):
-                from esrt.node.tls import PinnedPolicy
-                policy["contextFactory"] = PinnedPolicy(mfds_cert)
-            self._agent = Agent(reactor, connectTimeout=self.put_timeout, **policy)
+        self._agent = mfds_agent(reactor, self.mfds_url, mfds_cert, self.put_timeout)
         self._pending = None
         self._loop = None
         self._put_in_flight = None

@@ -27,7 +27,8 @@ class WireProtocol(protocol.Protocol):
     def __init__(self):
         self.decoder = None
         self.caller = None  # who calls, on a listener that authenticates (esrt.region.callers)
-        self._held = None  # requests waiting for credentials being checked
+        self._held = None  # frames waiting behind credentials being checked
+        self._policy = None  # the accounts, tokens and rules self.caller was checked with
         self.calls = set()  # the tickets of the calls still queued or running
         self.broken = False  # a fatal frame error was answered; only draining now
         self.paused = False
@@ -59,33 +60,53 @@ class WireProtocol(protocol.Protocol):
             for payload in payloads:
                 try:
                     if wire.is_credentials(payload):
-                        self._credentials(*wire.credentials_fields(payload))
-                        continue
-                    request_id, service, key, params = wire.request_fields(payload)
+                        item = (self._credentials, *wire.credentials_fields(payload))
+                    else:
+                        item = (self._serve, *wire.request_fields(payload))
                 except wire.FrameError as exc:
                     self._fatal(exc)
                     return
-                try:
-                    if self._held is not None:
-                        self._held.append((request_id, service, key, params))
-                    else:
-                        self._serve(request_id, service, key, params)
-                except Exception as exc:  # noqa: BLE001 - our bug costs one request, not the region
-                    self._internal(request_id, repr(service), exc)
+                if self._held is not None:
+                    self._held.append(item)  # behind credentials being checked, in order
+                else:
+                    self._handle(item)
             if not self.decoder.buffered:
                 break  # nothing left that another feed could return or refuse
         if self.broken:
             return
-        if len(self.calls) >= self.factory.max_in_flight and not self.paused:
+        waiting = len(self.calls) + len(self._held or ())
+        if waiting >= self.factory.max_in_flight and not self.paused:
             # Backpressure: a client pipelining faster than the SEPs answer waits in TCP.
             self.paused = True
             self.transport.pauseProducing()
 
-    def _serve(self, request_id, service, key, params):
+    def _handle(self, item):
+        """Serve a request, or take credentials; our bug costs that one frame only."""
+        handler, request_id, *fields = item
+        try:
+            handler(request_id, *fields)
+        except Exception as exc:  # noqa: BLE001 - our bug costs one request, not the region
+            self._internal(request_id, repr(fields[0]), exc)
+
+    def _current_caller(self):
+        """Who this connection calls as, as the region's accounts, tokens and rules say now:
+        a token revoked, an account deleted or a password changed since the connection
+        authenticated ends its calls (401) from the next one on."""
         caller = self.caller
-        if caller is not None and not caller.known and self.factory.guard.mode == "mtls":
+        if caller is None:
+            return None
+        guard = self.factory.guard
+        policy = guard.directory.policy
+        if not caller.known and guard.mode == "mtls":
             # The handshake is over once a frame arrives: the certificate can be read.
-            caller = self.caller = self.factory.guard.identify(None, self.transport)
+            caller = guard.identify(None, self.transport)
+        elif caller.known and policy is not self._policy:
+            caller = policy.recheck(caller)
+        self.caller, self._policy = caller, policy
+        return caller
+
+    def _serve(self, request_id, service, key, params):
+        caller = self._current_caller()
         ticket = self.factory.admission.admit("esrt", service, params, key or None,
                                               self._relay, request_id, caller)
         if ticket is not None:
@@ -98,22 +119,32 @@ class WireProtocol(protocol.Protocol):
             self._answer_credentials(request_id, None)
             return
         caller = guard.identify(authorization, self.transport)
-        if not hasattr(caller, "addCallback"):
+        if not isinstance(caller, defer.Deferred):
             self._answer_credentials(request_id, caller)
             return
-        # A password being verified: the requests behind it wait, in order.
+        # A password being verified: the frames behind it wait, in order.
         self._held = []
 
-        def checked(caller):
-            held, self._held = self._held, None
-            self._answer_credentials(request_id, caller)
-            for request in held or ():
-                if self.transport is None or not self.transport.connected:
-                    return
-                self._serve(*request)
+        def failed(failure):
+            self.factory.report_error("credentials", failure.getErrorMessage())
+            from esrt.region.callers import Caller
+            return Caller(problem="the credentials could not be checked (an internal error, "
+                                  "see the region's console log)")
 
-        caller.addCallback(checked).addErrback(
-            lambda failure: self._internal(request_id, "credentials", failure.value))
+        caller.addErrback(failed).addCallback(self._checked, request_id)
+
+    def _checked(self, caller, request_id):
+        held, self._held = self._held, None
+        self._answer_credentials(request_id, caller)
+        while held:
+            if self.broken or self.transport is None or not self.transport.connected:
+                return
+            self._handle(held.pop(0))
+            if self._held is not None:
+                # Another password check began: the rest waits for that one.
+                self._held.extend(held)
+                return
+        self._after_reply()
 
     def _answer_credentials(self, request_id, caller):
         if caller is None:
@@ -122,7 +153,7 @@ class WireProtocol(protocol.Protocol):
             send_now(self.transport, wire.encode_reply(request_id, 200, 0, body.encode()))
             return
         if caller.known or self.caller is None or not self.caller.known:
-            self.caller = caller
+            self.caller, self._policy = caller, self.factory.guard.directory.policy
         if not caller.known:
             self.factory.admission.report_denied("esrt", caller, "(credentials)", 401,
                                                  caller.problem)
@@ -147,7 +178,7 @@ class WireProtocol(protocol.Protocol):
         if self.broken:
             if not self.calls:
                 self._close_write()
-        elif (self.paused and self.transport.connected
+        elif (self.paused and self.transport.connected and self._held is None
               and len(self.calls) < self.factory.max_in_flight // 2):
             self.paused = False
             self.transport.resumeProducing()

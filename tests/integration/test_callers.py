@@ -2,14 +2,17 @@
 of a real region, accounts, tokens and rules made with `esrt mfds ...` as an admin would, and
 the region's copy of them while mfds is down."""
 
+import base64
 import json
 import os
+import socket
 import stat
 import subprocess
 import urllib.request
 
 import pytest
 
+from esrt import wire
 from esrt.client import Client, ServiceError, WireClient
 from esrt.mfds import daemon
 
@@ -42,6 +45,7 @@ def secured(node, srv01_car, tmp_path):
         "--listener", "Token=127.0.0.1:*,web-services,auth=token,metrics=auth",
         "--listener", "Basic=127.0.0.1:*,web-services,auth=basic,openapi=off",
         "--listener", "BinToken=127.0.0.1:*,esrt,auth=token",
+        "--listener", "BinBasic=127.0.0.1:*,esrt,auth=basic",
         "--listener", f"Mutual=127.0.0.1:*,web-services,{tls},"
                       f"tls_client_ca={certificates['ca']},auth=mtls"))
     region.token = token
@@ -50,6 +54,7 @@ def secured(node, srv01_car, tmp_path):
     region.urls = {"token": listener_url(region, "Token", "http"),
                    "basic": listener_url(region, "Basic", "http"),
                    "binary": listener_url(region, "BinToken", "esrt"),
+                   "binary_basic": listener_url(region, "BinBasic", "esrt"),
                    "mtls": listener_url(region, "Mutual", "https")}
     return region
 
@@ -194,3 +199,62 @@ def test_esrt_call_sends_a_token(secured):
     failed = secured.node.esrt("call", "srv01.CBLAPP01", "--url", secured.urls["token"],
                                check=False)
     assert failed.returncode != 0 and "unauthenticated" in failed.stderr
+
+
+def test_an_open_binary_connection_loses_a_revoked_token(secured):
+    with WireClient(secured.urls["binary"], token=secured.token) as client:
+        assert client.call("srv01.CBLAPP01")
+        secured.node.esrt("mfds", "token", "revoke", secured.token_id)
+        gone = wait_for(lambda: _refusal(client), "the revocation to reach the connection",
+                        limit=30)
+        assert gone.status == 401 and "revoked" in gone.message
+
+
+def test_frames_behind_a_password_check_are_answered_in_order(secured):
+    host, port = secured.urls["binary_basic"][len("esrt://"):].rsplit(":", 1)
+    good = "Basic " + base64.b64encode(f"bob:{PASSWORD}".encode()).decode()
+    frames = (wire.encode_request(1, "srv01.CBLAPP01", b"{}")  # before: not yet known
+              + wire.encode_credentials(2, good)
+              + b"".join(wire.encode_request(n, "srv01.CBLAPP01", b"{}") for n in (3, 4, 5)))
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(frames)
+        decoder = wire.FrameDecoder(wire.DEFAULT_MAX_REPLY)
+        replies = []
+        while len(replies) < 5:
+            data = sock.recv(65536)
+            assert data, f"closed after {replies}"
+            replies += [wire.parse_reply(p) for p in decoder.feed(data)]
+    status = {reply.request_id: reply.status for reply in replies}
+    assert status == {1: 401, 2: 200, 3: 200, 4: 200, 5: 200}
+    counters = [json.loads(r.body)["LK-COUNTER"] for r in replies if r.request_id > 2]
+    assert counters == sorted(counters)  # run in the order they were sent
+
+
+def test_a_401_names_the_scheme_and_a_known_caller_sees_no_service_list(secured):
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(urllib.request.Request(
+            secured.urls["basic"] + "/services/srv01/CBLAPP01", data=b"{}"), timeout=30)
+    assert caught.value.code == 401
+    assert caught.value.headers["WWW-Authenticate"].startswith("Basic realm=")
+    unknown = refused(lambda: Client(secured.urls["token"], token=secured.token).call(
+        "srv01.NOSUCH"))
+    assert unknown.status == 404 and "deployed" not in unknown.message
+    assert "deployed: srv01" in refused(lambda: Client(secured.url).call("srv01.NOSUCH")).message
+
+
+def test_only_the_node_reads_the_accounts_hashes(secured):
+    request = urllib.request.Request(secured.node.mfds_url + "/api/callers", headers={
+        "Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 403
+
+
+def test_deleting_an_account_takes_its_tokens_and_rules(secured):
+    secured.node.esrt("mfds", "rule", "add", "alice", "srv01.*")
+    secured.node.esrt("mfds", "user", "delete", "alice")
+    assert secured.token_id not in secured.node.esrt("mfds", "token", "list").stdout
+    assert "user:alice" not in secured.node.esrt("mfds", "rule", "list").stdout
+    secured.node.esrt("mfds", "user", "add", "alice", "--password", PASSWORD, "--role", "admin")
+    client = Client(secured.urls["token"], token=secured.token)
+    wait_for(lambda: _refusal(client), "the old token to stay refused", limit=30)

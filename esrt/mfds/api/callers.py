@@ -7,6 +7,7 @@ few seconds costs a few SQLite reads and no transfer.
 
 from esrt.mfds.api.routes import ApiError, Response, Route
 from esrt.mfds.callers import CallerError, CallerStore
+from esrt.mfds.users import NODE
 
 OBJECT = {"type": "object"}
 
@@ -29,7 +30,7 @@ class Callers:
         return [
             Route("GET", "/api/callers", self._snapshot_route,
                   "Accounts (with password hashes), token hashes and call rules, as regions "
-                  "check service calls with them", "admin",
+                  "check service calls with them (the node token only)", "admin",
                   {200: ("the snapshot and its version", OBJECT),
                    304: ("unchanged since `version`", None)},
                   (401, 403), query=(("version", {"type": "string"},
@@ -54,7 +55,14 @@ class Callers:
         ]
 
     def _snapshot_route(self, call):
-        self.authority.require(call.who, "admin", "read the callers", "callers")
+        # It holds the accounts' password hashes: for the node's own regions (the node
+        # token) only, not for every admin who can log in from elsewhere.
+        if call.who is not NODE:
+            self.authority.record(call.who, "read the callers", "callers", "denied",
+                                  "only the node token may")
+            raise ApiError(403, "forbidden", "GET /api/callers is for the node's regions "
+                           "(the node token); admins see tokens and rules at /api/tokens and "
+                           "/api/rules")
         snapshot = self.store().snapshot()
         if call.query.get("version") == snapshot["version"]:
             return Response(304)
