@@ -433,6 +433,21 @@ LISTENER_SETTINGS = (
     Setting("openapi", OptionalChoice(EXPOSURES), None,
             "GET /openapi.json: off, auth or open; the same default as metrics", "OpenAPI",
             "off"),
+    Setting("max_connections", Whole(1, 1000000), 10000,
+            "connections open at once; one more is answered 503 and closed",
+            "Max connections", 500),
+    Setting("head_timeout", Whole(1, 3600), 10,
+            "seconds a request head (HTTP) or frame (esrt), and a TLS handshake, may take from "
+            "its first byte; then 408 and the connection is closed", "Head timeout", 30),
+    Setting("idle_timeout", Whole(1, 86400), 120,
+            "seconds a connection may stay open with no request under way", "Idle timeout",
+            600),
+    Setting("max_pipelined", Whole(1, 100000), 32,
+            "requests one connection may have unanswered before the region stops reading "
+            "from it until some are answered", "Max pipelined", 256),
+    Setting("max_queue", Whole(1, 1000000), 1000,
+            "calls of this listener queued or running at once; more are answered 503 with "
+            "Retry-After", "Max queue", 100),
 )
 # The settings a listener's text form carries after its conversation, as name=value.
 LISTENER_EXTRAS = tuple(s for s in LISTENER_SETTINGS

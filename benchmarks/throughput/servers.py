@@ -107,7 +107,9 @@ def esrt_region(work, seps, cars):
               "--server", REGION_NAME)
         kinds = {"Web Services": "http", "Binary": "binary", "HTTPS": "https",
                  "HTTPS Basic": "https_basic"}
-        yield {kinds[listener["CN"]]: listener["address"] for listener in status["listeners"]}
+        addresses = {kinds[listener["CN"]]: listener["address"]
+                     for listener in status["listeners"]}
+        yield dict(addresses, tls_cert=str(cert))
     finally:
         try:
             stop_region(REGION_NAME, home=home, force=True)

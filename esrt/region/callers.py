@@ -66,6 +66,8 @@ class CallerDirectory:
         self._salt = secrets.token_bytes(16)
         self._checks = defer.DeferredSemaphore(self.concurrent_checks)
         self._checks_waiting = 0
+        # digest -> (hash being checked, Deferreds of other requests waiting for that check)
+        self._checking = {}
         self._failing = False
 
     def _read_cache(self):
@@ -170,21 +172,39 @@ class CallerDirectory:
                                 ).digest()
         if user is not None and self._verified.get(digest) == user["hash"]:
             return Caller(user["name"], user["role"], "basic", proof=user["hash"])
+        checked_hash = user["hash"] if user else None
+        running = self._checking.get(digest)
+        if running is not None and running[0] == checked_hash:
+            # The same credentials are being checked for another request (a client opening
+            # several connections at once): wait for that one check.
+            waiter = defer.Deferred()
+            running[1].append(waiter)
+            return waiter
         if self._checks_waiting >= self.max_checks_waiting:
             return Caller(problem="too many password checks are waiting; try again in a "
                                   "moment (or use an API token, which costs no check)")
-        checked_hash = user["hash"] if user else None
         self._checks_waiting += 1
+        waiters = []
+        self._checking[digest] = (checked_hash, waiters)
         checking = self._checks.run(threads.deferToThreadPool, self.reactor,
                                     self.reactor.getThreadPool(), _verify, checked_hash,
                                     password)
 
         def done(result):
             self._checks_waiting -= 1
+            if self._checking.get(digest, (None, None))[1] is waiters:
+                del self._checking[digest]
             return result
 
         checking.addBoth(done)
-        return checking.addCallback(self._verified_password, name, digest, checked_hash)
+        checking.addCallback(self._verified_password, name, digest, checked_hash)
+
+        def share(result):
+            for waiter in waiters:
+                waiter.callback(result)
+            return result
+
+        return checking.addBoth(share)
 
     def _verified_password(self, ok, name, digest, checked_hash):
         if not ok or checked_hash is None:

@@ -20,6 +20,7 @@ from esrt.settings import format_address
 from esrt.states import ListenerStatus
 
 JSON = b"application/json"
+LISTEN_BACKLOG = 4096
 # What a 401 asks for, by the listener's `auth`.
 CHALLENGES = {"token": b"Bearer", "basic": b'Basic realm="esrt", charset="UTF-8"',
               "mtls": b"Bearer"}
@@ -172,14 +173,35 @@ class ServicesResource:
     def _admit(self, request, service, body, caller):
         if request.channel is None:
             return  # the client went away while its password was being checked
+        factory = getattr(request.channel, "factory", None)
+        limit = getattr(factory, "max_queue", None)
+        if limit is not None and factory.in_flight >= limit:
+            self.refused("busy")
+            request.setResponseCode(503)
+            request.setHeader(b"content-type", JSON)
+            request.setHeader(b"retry-after", b"1")
+            request.write(json_error("busy", f"this listener has {limit} calls queued or "
+                                             "running (its max_queue); send this one again "
+                                             "after the Retry-After seconds"))
+            request.finish()
+            return
         ticket = self.admission.admit("http", service, body,
                                       request.getHeader(b"idempotency-key"), self._relay,
                                       request, caller)
         if ticket is not None:
+            if limit is not None:
+                factory.in_flight += 1
+                request.counted_in = factory
             # The client went away: a call not started is dropped, a running one rolled back.
-            request.on_lost = ticket.withdraw
+            request.on_lost = lambda: self._lost(request, ticket)
+
+    @staticmethod
+    def _lost(request, ticket):
+        _uncount(request)
+        ticket.withdraw()
 
     def _relay(self, reply, request, ticket):
+        _uncount(request)
         if request.channel is None:  # the client has gone
             return
         try:
@@ -202,6 +224,14 @@ class ServicesResource:
                 request.finish_json(500, json_error(
                     "internal", f"internal error in the {self.server_name} region while "
                                 f"answering {what}: {exc}; see the console log"))
+
+
+def _uncount(request):
+    """The call of `request` no longer counts towards its listener's max_queue."""
+    factory = getattr(request, "counted_in", None)
+    if factory is not None:
+        request.counted_in = None
+        factory.in_flight -= 1
 
 
 def _guard(request):
@@ -244,6 +274,7 @@ class Listener:
         self.conversation = config["conversation"]
         self.tls_files = (config.get("tls_cert"), config.get("tls_key"),
                           config.get("tls_client_ca"))
+        self.head_timeout = config.get("head_timeout")
         self.tls = None
         self.factory = factory
         self.server_name = server_name
@@ -281,6 +312,8 @@ class Listener:
             self.problem = self.console.log("ESCS5009E", server=self.server_name,
                                             listener=self.name, problem=exc)
             return False
+        if self.head_timeout:
+            self.tls.handshake_timeout = self.head_timeout
         scheme = "https" if self.conversation == "web-services" else "esrts"
         self.serving = self.tls.wrap(
             self.factory, self.reactor, plain_text_answer=plain_text_refusal(
@@ -304,7 +337,9 @@ class Listener:
         self._retry = None
         host, port = parse_address(self.requested)
         try:
-            self._port = self.reactor.listenTCP(port, self.serving,
+            # Twisted's default backlog of 50 makes the 51st client of a burst wait for a SYN
+            # retry (a second or more); the kernel caps this at net.core.somaxconn.
+            self._port = self.reactor.listenTCP(port, self.serving, backlog=LISTEN_BACKLOG,
                                                 interface="" if host == "*" else host)
         except error.CannotListenError as exc:
             socket_error = getattr(exc, "socketError", None)

@@ -27,18 +27,47 @@ from twisted.internet import defer, error, protocol, task
 from twisted.python import failure, log
 
 from esrt.region import frontdoor
+from esrt.region.deadlines import ConnectionClock
 from esrt.region.sendnow import send_now
 
 NOT_DONE_YET = 1  # render() returns this when it finishes the request later
 FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
 CHUNK_SIZE = re.compile(rb"^[0-9A-Fa-f]{1,16}$")
 MAX_HEADER_BYTES = 64 * 1024
-# Requests a client may pipeline before the region stops reading from it until some are
-# answered (each one may be a call waiting for a SEP).
-MAX_PIPELINED = 32
 # After answering 413 early, how long the rest of an oversized body is read and dropped before
 # the connection is closed; reading it lets the client see the 413 instead of a reset.
 DISCARD_SECONDS = 10.0
+
+
+def apply_limits(factory, limits):
+    """Set a listener factory's bounds from its settings (`limits`, a listener dict); the
+    defaults are esrt.settings's."""
+    from esrt.settings import LISTENER_SETTINGS
+    for setting in LISTENER_SETTINGS:
+        if setting.name in ("max_connections", "head_timeout", "idle_timeout",
+                            "max_pipelined", "max_queue"):
+            value = (limits or {}).get(setting.name)
+            setattr(factory, setting.name, setting.default if value is None else value)
+
+
+def http_answer(status, code, message, headers=()):
+    """A whole HTTP/1.1 response carrying the JSON error, closing the connection."""
+    body = _error_body(code, message)
+    lines = [b"HTTP/1.1 %d %s" % (status, _reason(status)), b"content-type: application/json",
+             b"content-length: %d" % len(body), b"connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+class Refusal(protocol.Protocol):
+    """A connection the listener has no room for: it gets `answer` and is closed."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def connectionMade(self):
+        self.transport.write(self.answer)
+        self.transport.loseConnection()
 
 
 def _reason(code):
@@ -76,6 +105,7 @@ class HttpRequest:
         self._finish_waiters = []
         # Called when the client goes away before the answer is sent (cancels its call).
         self.on_lost = None
+        self.counted_in = None  # the listener factory whose max_queue counts this call
 
     def getHeader(self, name):  # the name twisted.web's Request uses
         """The value of request header `name` (bytes, any case), or None."""
@@ -172,10 +202,13 @@ class HttpChannel(protocol.Protocol):
         self._discarding = 0  # bytes of a refused body still to drop
         self._paused = False  # too many pipelined requests unanswered
         self._write_blocked = False  # the transport asked us to pause (unread answers)
+        self._clock = None  # the head and idle time limits (from connectionMade on)
 
     def connectionMade(self):
         self.factory.connections.add(self)
         self.transport.setTcpNoDelay(True)
+        self._clock = ConnectionClock(self.factory.reactor, self._time_is_up)
+        self._arm()
         # The transport pauses us when answers pile up unread (a client that pipelines but
         # does not read): reading stops until they drain, so nothing grows without bound.
         self.transport.registerProducer(self, True)
@@ -199,6 +232,8 @@ class HttpChannel(protocol.Protocol):
 
     def connectionLost(self, reason=None):
         self.factory.connections.discard(self)
+        if self._clock is not None:
+            self._clock.stop()
         reason = reason or failure.Failure(error.ConnectionDone())
         pending, self._pending = self._pending, collections.deque()
         for request in pending:
@@ -227,6 +262,33 @@ class HttpChannel(protocol.Protocol):
             self._parse()
         except HttpError as exc:
             self._refuse(exc)
+        self._arm()
+
+    # -- time limits ----------------------------------------------------------------------
+
+    def _arm(self):
+        """The time limit that fits the connection's state: the head's while part of a
+        request has arrived (counted from its first byte), the idle one while nothing is
+        under way, none while the region owes answers."""
+        if self._clock is None:
+            return
+        if self._closing or self.transport is None:
+            self._clock.clear()
+        else:
+            self._clock.follow(self._buffer or self._body_request is not None,
+                               self._pending, self.factory)
+
+    def _time_is_up(self, kind):
+        if self.transport is None or not self.transport.connected:
+            return
+        if kind == "idle":
+            self.factory.refused("idle_timeout")
+            self.transport.loseConnection()
+            return
+        self._refuse(HttpError(408, "head_timeout",
+                               f"the request was not complete within "
+                               f"{self.factory.head_timeout} s of its first byte; send whole "
+                               "requests (this listener's head_timeout)"))
 
     def _parse(self):
         while not self._closing and not self._paused:
@@ -270,7 +332,7 @@ class HttpChannel(protocol.Protocol):
 
     def _queue_request(self, request):
         self._pending.append(request)
-        if len(self._pending) >= MAX_PIPELINED:
+        if len(self._pending) >= self.factory.max_pipelined:
             self._paused = True
             self.transport.pauseProducing()
 
@@ -465,9 +527,10 @@ class HttpChannel(protocol.Protocol):
                 return
         if self._closing and not pending and not self._discarding:
             self.transport.loseConnection()
-        elif self._paused and len(pending) < MAX_PIPELINED // 2:
+        elif self._paused and len(pending) < self.factory.max_pipelined // 2:
             self._paused = False
             self._resume_reading()
+        self._arm()
 
     def _resume_parsing(self):
         if self.transport is not None and self.transport.connected:
@@ -490,19 +553,31 @@ class ServicesFactory(protocol.Factory):
     # Seconds open connections get at shutdown to flush their last response and close.
     close_grace = 5.0
 
-    def __init__(self, root, max_body, reactor, guard=None):
+    def __init__(self, root, max_body, reactor, guard=None, limits=None):
         """`root` routes requests: root.render(request) returns the body or NOT_DONE_YET;
         `guard` (esrt.region.callers.ListenerGuard) is the listener's authentication and what
-        it exposes (None: no authentication, everything open)."""
+        it exposes (None: no authentication, everything open); `limits` the listener's
+        settings that bound its connections (max_connections, head_timeout, idle_timeout,
+        max_pipelined, max_queue; esrt.settings gives the defaults)."""
         self.root = root
         self.max_body = max_body
         self.reactor = reactor
         self.guard = guard
+        apply_limits(self, limits)
+        self.in_flight = 0  # calls of this listener queued or running
         self.connections = set()
         self._date = (0, b"")
 
     def render(self, request):
         return self.root.render(request)
+
+    def buildProtocol(self, addr):
+        if len(self.connections) >= self.max_connections:
+            self.refused("too_many_connections")
+            return Refusal(http_answer(503, "too_many_connections", (
+                f"this listener has its {self.max_connections} connections open (its "
+                "max_connections); try again in a moment"), ((b"retry-after", b"1"),)))
+        return super().buildProtocol(addr)
 
     def refused(self, code):
         """Count a request the server refused before routing it (root.refused, if it counts)."""

@@ -8,6 +8,7 @@ and keeps run/status.json and mfds informed until SIGTERM/SIGINT stops it in ord
 import argparse
 import atexit
 import os
+import resource
 import signal
 import sys
 import time
@@ -169,9 +170,9 @@ class Region(SupervisorObserver):
         for config in definition["listeners"]:
             guard = ListenerGuard(config, self.callers)
             if config["conversation"] == "esrt":
-                factory = WireFactory(self.admission, reactor, report_error, guard)
+                factory = WireFactory(self.admission, reactor, report_error, guard, config)
             else:
-                factory = ServicesFactory(root, definition["max_body"], reactor, guard)
+                factory = ServicesFactory(root, definition["max_body"], reactor, guard, config)
             self.factories.append(factory)
             self.listeners.append(Listener(reactor, config, factory, self.name, console,
                                            self._changed))
@@ -543,6 +544,11 @@ def run(argv=None):
         console.log("ESCD0105I", path=paths.pid_file, pid=stale)
     console.log("ESCD0103I", source=source)
 
+    # Each client connection is a descriptor: use all the system lets this process have (a
+    # listener's max_connections bounds them), not the shell's default soft limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     from esrt.region.reactor import install
     reactor = install()
     from twisted.logger import globalLogBeginner, textFileLogObserver

@@ -12,6 +12,8 @@ import json
 from twisted.internet import defer, protocol, task, tcp
 
 from esrt import wire
+from esrt.region.deadlines import ConnectionClock
+from esrt.region.httpserver import Refusal, apply_limits
 from esrt.region.replies import json_error
 from esrt.region.sendnow import send_now
 
@@ -33,10 +35,13 @@ class WireProtocol(protocol.Protocol):
         self.broken = False  # a fatal frame error was answered; only draining now
         self.paused = False
         self._discard = None
+        self._clock = None  # the head and idle time limits (from connectionMade on)
 
     def connectionMade(self):
         self.decoder = wire.FrameDecoder(self.factory.max_body + wire.REQUEST_OVERHEAD)
         self.factory.connections.add(self)
+        self._clock = ConnectionClock(self.factory.reactor, self._time_is_up)
+        self._arm()
         # Replies go out one frame at a time as calls finish; without this, Nagle's algorithm
         # holds a reply back until the client acknowledges the previous one.
         self.transport.setTcpNoDelay(True)
@@ -72,6 +77,7 @@ class WireProtocol(protocol.Protocol):
                     self._handle(item)
             if not self.decoder.buffered:
                 break  # nothing left that another feed could return or refuse
+        self._arm()
         if self.broken:
             return
         waiting = len(self.calls) + len(self._held or ())
@@ -79,6 +85,28 @@ class WireProtocol(protocol.Protocol):
             # Backpressure: a client pipelining faster than the SEPs answer waits in TCP.
             self.paused = True
             self.transport.pauseProducing()
+
+    def _arm(self):
+        """The head time limit while part of a frame has arrived, the idle one while no call
+        is under way, none while the region owes answers (see esrt.region.deadlines)."""
+        if self._clock is None:
+            return
+        if self.broken:
+            self._clock.clear()
+        else:
+            self._clock.follow(self.decoder.buffered, self.calls or self._held is not None,
+                               self.factory)
+
+    def _time_is_up(self, kind):
+        if self.transport is None or not self.transport.connected:
+            return
+        if kind == "idle":
+            self.factory.admission.count_refused("esrt", "idle_timeout")
+            self.transport.loseConnection()
+            return
+        self._fatal(wire.FrameError(408, "head_timeout", (
+            f"the frame was not complete within {self.factory.head_timeout} s of its first "
+            "byte; send whole frames (this listener's head_timeout)")))
 
     def _handle(self, item):
         """Serve a request, or take credentials; our bug costs that one frame only."""
@@ -106,11 +134,20 @@ class WireProtocol(protocol.Protocol):
         return caller
 
     def _serve(self, request_id, service, key, params):
-        caller = self._current_caller()
-        ticket = self.factory.admission.admit("esrt", service, params, key or None,
-                                              self._relay, request_id, caller)
+        caller = self.caller
+        if caller is not None:
+            caller = self._current_caller()
+        factory = self.factory
+        if factory.in_flight >= factory.max_queue:
+            self._error(request_id, 503, "busy", (
+                f"this listener has {factory.max_queue} calls queued or running (its "
+                "max_queue); send this one again in a second"))
+            return
+        ticket = factory.admission.admit("esrt", service, params, key or None, self._relay,
+                                         request_id, caller)
         if ticket is not None:
             self.calls.add(ticket)
+            factory.in_flight += 1
 
     def _credentials(self, request_id, authorization):
         """A credentials frame: who this connection calls as, from now on."""
@@ -164,8 +201,9 @@ class WireProtocol(protocol.Protocol):
         send_now(self.transport, wire.encode_reply(request_id, 200, 0, body))
 
     def _relay(self, reply, request_id, ticket):
-        if ticket is not None:
+        if ticket is not None and ticket in self.calls:
             self.calls.discard(ticket)
+            self.factory.in_flight -= 1
         try:
             if self.transport is not None and self.transport.connected:
                 send_now(self.transport, wire.encode_reply(
@@ -175,6 +213,8 @@ class WireProtocol(protocol.Protocol):
         self._after_reply()
 
     def _after_reply(self):
+        if not self.calls:
+            self._arm()  # nothing owed any more: the idle limit runs again
         if self.broken:
             if not self.calls:
                 self._close_write()
@@ -230,8 +270,11 @@ class WireProtocol(protocol.Protocol):
         if self._discard is not None and self._discard.active():
             self._discard.cancel()
         self._discard = None
+        if self._clock is not None:
+            self._clock.stop()
         # The client went away: calls not started are dropped, running ones rolled back.
         calls, self.calls = self.calls, set()
+        self.factory.in_flight -= len(calls)
         for ticket in calls:
             ticket.withdraw()
 
@@ -241,22 +284,33 @@ class WireFactory(protocol.Factory):
 
     protocol = WireProtocol
     noisy = False
-    # Calls one connection may have queued or running before its input is paused.
-    max_in_flight = 256
     # Seconds open connections get at shutdown to flush their last replies and close.
     close_grace = 5.0
 
-    def __init__(self, admission, reactor, report_error, guard=None):
+    def __init__(self, admission, reactor, report_error, guard=None, limits=None):
         """`admission` (esrt.region.admission) takes the calls; `report_error(what, problem)`
         logs our own bugs (as ServicesResource does); `guard`
-        (esrt.region.callers.ListenerGuard) is the listener's authentication (None: none)."""
+        (esrt.region.callers.ListenerGuard) is the listener's authentication (None: none);
+        `limits` its bounds, as for esrt.region.httpserver.ServicesFactory (a binary client
+        may pipeline max_pipelined calls before its input is paused)."""
         self.admission = admission
         self.guard = guard
+        apply_limits(self, limits)
+        self.max_in_flight = self.max_pipelined
+        self.in_flight = 0  # calls of this listener queued or running
         self.server_name = admission.server_name
         self.max_body = admission.max_body
         self.reactor = reactor
         self.report_error = report_error
         self.connections = set()
+
+    def buildProtocol(self, addr):
+        if len(self.connections) >= self.max_connections:
+            self.admission.count_refused("esrt", "too_many_connections")
+            return Refusal(wire.encode_reply(0, 503, 0, json_error("too_many_connections", (
+                f"this listener has its {self.max_connections} connections open (its "
+                "max_connections); try again in a moment"))))
+        return super().buildProtocol(addr)
 
     def close_connections(self):
         """Close every connection once its buffered replies are sent; fires when all are gone."""

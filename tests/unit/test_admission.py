@@ -4,6 +4,7 @@ import io
 import json
 
 import pytest
+from twisted.internet.task import Clock
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -198,7 +199,7 @@ def test_a_binary_reply_that_cannot_be_sent_is_a_500_for_that_request_only():
     queue = Queue()
     factory = WireFactory(Admission("ESSRV01", Deployed("srv01.CBLAPP01"), queue, max_body=64,
                                     metrics=Counts()),
-                          None, lambda *problem: problems.append(problem))
+                          Clock(), lambda *problem: problems.append(problem))
     connection = factory.buildProtocol(None)
     transport = TcpTransport()
     connection.makeConnection(transport)

@@ -154,7 +154,17 @@ def test_a_password_changed_while_it_was_checked_is_not_remembered(directory):
 def test_password_checks_waiting_are_bounded(directory):
     directory.policy = CallerPolicy(snapshot([("bob", "readonly", HASHER.hash("x" * 10))]))
     directory.max_checks_waiting = 3
-    for _ in range(3):
-        directory.by_authorization("basic", basic("bob", "guess"))
+    for guess in range(3):
+        directory.by_authorization("basic", basic("bob", f"guess {guess}"))
     refused = directory.by_authorization("basic", basic("bob", "another guess"))
     assert "too many password checks" in refused.problem
+
+
+def test_the_same_credentials_arriving_at_once_are_checked_once(directory):
+    directory.policy = CallerPolicy(snapshot([("bob", "readonly", HASHER.hash("right one"))]))
+    waiting = [directory.by_authorization("basic", basic("bob", "right one"))
+               for _ in range(16)]
+    assert len(directory.pool.pending) == 1
+    directory.pool.finish()
+    assert {result_of(check).name for check in waiting} == {"bob"}
+    assert not directory._checking

@@ -114,6 +114,8 @@ class _Transport:
 
 
 class _Factory:
+    max_pipelined = 32
+
     def __init__(self, max_body):
         self.max_body = max_body
         self.rendered, self.refusals = [], []

@@ -23,7 +23,10 @@ def test_create_fills_defaults_and_normalises(repo):
     assert clean["listeners"] == [{"name": "Web Services", "address": "127.0.0.1:9003",
                                    "conversation": "web-services", "tls_cert": None,
                                    "tls_key": None, "tls_client_ca": None, "auth": None,
-                                   "metrics": None, "openapi": None}]
+                                   "metrics": None, "openapi": None,
+                                   "max_connections": 10000, "head_timeout": 10,
+                                   "idle_timeout": 120, "max_pipelined": 32,
+                                   "max_queue": 1000}]
     assert repo.get_server("ESSRV01") == clean
     assert [d["name"] for d in repo.list_servers()] == ["ESSRV01"]
 

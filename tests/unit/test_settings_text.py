@@ -12,13 +12,18 @@ def message(exc_info, field):
     return exc_info.value.fields[field]
 
 
+# A listener's bounds at their defaults.
+LIMITS = {"max_connections": 10000, "head_timeout": 10, "idle_timeout": 120,
+          "max_pipelined": 32, "max_queue": 1000}
+
+
 def test_set_pairs_become_clean_changes():
     changes = parse_assignments(["seps=4", "durability=write-nosync", "standby=yes",
                                  "listeners=Web Services=127.0.0.1:9003",
                                  "listeners=Binary=127.0.0.1:9004,esrt",
                                  "env=DD_APPFILE01=APPFILE01", "max-body=65536", "root="])
     no_tls = {"tls_cert": None, "tls_key": None, "tls_client_ca": None, "auth": None,
-              "metrics": None, "openapi": None}
+              "metrics": None, "openapi": None, **LIMITS}
     assert changes == {
         "seps": 4, "durability": "write-nosync", "standby": True, "max_body": 65536,
         "listeners": [{"name": "Web Services", "address": "127.0.0.1:9003",
@@ -35,7 +40,7 @@ def test_a_listener_carries_its_tls_files_as_name_value_pairs():
     assert listener == {"name": "Secure", "address": "*:9443", "conversation": "web-services",
                         "tls_cert": "/etc/esrt/srv.crt", "tls_key": "/etc/esrt/srv.key",
                         "tls_client_ca": "/etc/esrt/ca.crt", "auth": "mtls", "metrics": None,
-                        "openapi": None}
+                        "openapi": None, **LIMITS}
     # Shown as typed (the form's line, `server set` output), and read back the same.
     (text,) = server_setting("listeners").to_texts([listener])
     assert text == ("Secure=*:9443,web-services,tls_cert=/etc/esrt/srv.crt,"
