@@ -223,6 +223,24 @@ class OptionalPath(Kind):
         return {"type": "string", "nullable": True}
 
 
+class OptionalWhole(Whole):
+    """A whole number, or nothing (None): the default then depends on other settings."""
+
+    def check(self, value):
+        if value in (None, ""):
+            return None
+        return super().check(value)
+
+    def to_texts(self, value):
+        return [] if value is None else [str(value)]
+
+    def from_texts(self, texts):
+        return super().from_texts(texts) or None
+
+    def schema(self):
+        return dict(super().schema(), nullable=True)
+
+
 class OptionalChoice(Choice):
     """One of a few words, or nothing (None): the default then depends on other settings."""
 
@@ -437,14 +455,16 @@ LISTENER_SETTINGS = (
             "connections open at once; one more is answered 503 and closed",
             "Max connections", 500),
     Setting("head_timeout", Whole(1, 3600), 10,
-            "seconds a request head (HTTP) or frame (esrt), and a TLS handshake, may take from "
-            "its first byte; then 408 and the connection is closed", "Head timeout", 30),
+            "seconds a request (HTTP: its head and body) or a frame (esrt), and a TLS "
+            "handshake, may take from its first byte; then 408 and the connection is closed",
+            "Head timeout", 30),
     Setting("idle_timeout", Whole(1, 86400), 120,
             "seconds a connection may stay open with no request under way", "Idle timeout",
             600),
-    Setting("max_pipelined", Whole(1, 100000), 32,
+    Setting("max_pipelined", OptionalWhole(1, 100000), None,
             "requests one connection may have unanswered before the region stops reading "
-            "from it until some are answered", "Max pipelined", 256),
+            "from it until some are answered; default 32 for HTTP, 256 for esrt (whose "
+            "clients pipeline)", "Max pipelined", 64),
     Setting("max_queue", Whole(1, 1000000), 1000,
             "calls of this listener queued or running at once; more are answered 503 with "
             "Retry-After", "Max queue", 100),

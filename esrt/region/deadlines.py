@@ -20,15 +20,16 @@ class ConnectionClock:
         self.deadline = None
         self._call = None
         self._at = None
+        self._stopped = False
 
     def follow(self, partial, owed, limits):
-        """Run the limit that fits a connection's state: the head's (`limits.head_timeout`)
-        while `partial`ly sent, none while the region `owed` answers, the idle one
-        (`limits.idle_timeout`) otherwise."""
-        if partial:
-            self.head(limits.head_timeout)
-        elif owed:
+        """Run the limit that fits a connection's state: none while the region `owed`
+        answers (or stopped reading), the head's (`limits.head_timeout`) while a request is
+        `partial`ly sent, the idle one (`limits.idle_timeout`) otherwise."""
+        if owed:
             self.clear()
+        elif partial:
+            self.head(limits.head_timeout)
         else:
             self.idle(limits.idle_timeout)
 
@@ -47,12 +48,16 @@ class ConnectionClock:
         self.kind = None
 
     def stop(self):
+        """The connection is gone: no limit any more, whatever is asked later."""
+        self._stopped = True
         self.kind = None
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
 
     def _set(self, kind, seconds):
+        if self._stopped:
+            return
         now = self.reactor.seconds()
         self.kind, self.deadline = kind, now + seconds
         if self._call is None or self._at > self.deadline:

@@ -23,7 +23,7 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 
-from twisted.internet import defer, error, protocol, task
+from twisted.internet import defer, error, protocol, task, tcp
 from twisted.python import failure, log
 
 from esrt.region import frontdoor
@@ -39,15 +39,18 @@ MAX_HEADER_BYTES = 64 * 1024
 DISCARD_SECONDS = 10.0
 
 
-def apply_limits(factory, limits):
+def apply_limits(factory, limits, pipelined):
     """Set a listener factory's bounds from its settings (`limits`, a listener dict); the
-    defaults are esrt.settings's."""
+    defaults are esrt.settings's, and `pipelined` that of max_pipelined for the
+    conversation."""
     from esrt.settings import LISTENER_SETTINGS
     for setting in LISTENER_SETTINGS:
         if setting.name in ("max_connections", "head_timeout", "idle_timeout",
                             "max_pipelined", "max_queue"):
             value = (limits or {}).get(setting.name)
             setattr(factory, setting.name, setting.default if value is None else value)
+    if factory.max_pipelined is None:
+        factory.max_pipelined = pipelined
 
 
 def http_answer(status, code, message, headers=()):
@@ -60,14 +63,34 @@ def http_answer(status, code, message, headers=()):
 
 
 class Refusal(protocol.Protocol):
-    """A connection the listener has no room for: it gets `answer` and is closed."""
+    """A connection the listener has no room for: it gets `answer` and is closed.
 
-    def __init__(self, answer):
+    Closing a socket with the client's request unread makes the kernel send a reset, which can
+    destroy the answer before the client reads it: the answer goes out with a half-close, what
+    the client sends is read and dropped, and the connection is cut after `linger` seconds
+    unless the client closes first."""
+
+    linger = 2.0
+
+    def __init__(self, answer, reactor):
         self.answer = answer
+        self.reactor = reactor
+        self._cut = None
 
     def connectionMade(self):
         self.transport.write(self.answer)
-        self.transport.loseConnection()
+        if isinstance(self.transport, tcp.Connection):
+            self.transport.loseWriteConnection()
+            self._cut = self.reactor.callLater(self.linger, self.transport.abortConnection)
+        else:
+            self.transport.loseConnection()  # TLS: its own close, after the answer
+
+    def dataReceived(self, data):
+        pass
+
+    def connectionLost(self, reason=None):
+        if self._cut is not None and self._cut.active():
+            self._cut.cancel()
 
 
 def _reason(code):
@@ -275,8 +298,11 @@ class HttpChannel(protocol.Protocol):
         if self._closing or self.transport is None:
             self._clock.clear()
         else:
+            # While the region itself stops reading (too many pipelined, answers unread), what
+            # is buffered waits on us, not on the client.
             self._clock.follow(self._buffer or self._body_request is not None,
-                               self._pending, self.factory)
+                               self._pending or self._paused or self._write_blocked,
+                               self.factory)
 
     def _time_is_up(self, kind):
         if self.transport is None or not self.transport.connected:
@@ -332,6 +358,8 @@ class HttpChannel(protocol.Protocol):
 
     def _queue_request(self, request):
         self._pending.append(request)
+        if self._clock is not None:
+            self._clock.clear()  # a request is whole: the next one has its own head limit
         if len(self._pending) >= self.factory.max_pipelined:
             self._paused = True
             self.transport.pauseProducing()
@@ -527,7 +555,7 @@ class HttpChannel(protocol.Protocol):
                 return
         if self._closing and not pending and not self._discarding:
             self.transport.loseConnection()
-        elif self._paused and len(pending) < self.factory.max_pipelined // 2:
+        elif self._paused and len(pending) < max(1, self.factory.max_pipelined // 2):
             self._paused = False
             self._resume_reading()
         self._arm()
@@ -538,6 +566,7 @@ class HttpChannel(protocol.Protocol):
                 self._parse()
             except HttpError as exc:
                 self._refuse(exc)
+            self._arm()
 
 
 def _error_body(code, message):
@@ -563,7 +592,7 @@ class ServicesFactory(protocol.Factory):
         self.max_body = max_body
         self.reactor = reactor
         self.guard = guard
-        apply_limits(self, limits)
+        apply_limits(self, limits, pipelined=32)
         self.in_flight = 0  # calls of this listener queued or running
         self.connections = set()
         self._date = (0, b"")
@@ -576,7 +605,8 @@ class ServicesFactory(protocol.Factory):
             self.refused("too_many_connections")
             return Refusal(http_answer(503, "too_many_connections", (
                 f"this listener has its {self.max_connections} connections open (its "
-                "max_connections); try again in a moment"), ((b"retry-after", b"1"),)))
+                "max_connections); try again in a moment"), ((b"retry-after", b"1"),)),
+                self.reactor)
         return super().buildProtocol(addr)
 
     def refused(self, code):

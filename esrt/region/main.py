@@ -193,6 +193,9 @@ class Region(SupervisorObserver):
                                  limit=self.denials_per_second)
             self._denial_second, self._denials_written, self._denials_dropped = second, 0, 0
         if self._denials_written >= self.denials_per_second:
+            if not self._denials_dropped:
+                # Said when the next second's first denial comes, or in a second anyway.
+                self.reactor.callLater(1.0, self._denied_flush, second)
             self._denials_dropped += 1
             return
         self._denials_written += 1
@@ -206,6 +209,12 @@ class Region(SupervisorObserver):
             except OSError as exc:
                 self.console.log("ESCS5007E", what="the audit log",
                                  problem=f"cannot be written: {exc}")
+
+    def _denied_flush(self, second):
+        if self._denial_second == second and self._denials_dropped:
+            self.console.log("ESCS5021W", count=self._denials_dropped,
+                             limit=self.denials_per_second)
+            self._denials_dropped = 0
 
     # -- start -----------------------------------------------------------------------------
 

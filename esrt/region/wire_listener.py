@@ -62,6 +62,8 @@ class WireProtocol(protocol.Protocol):
             if not payloads:
                 break
             data = b""
+            if self._clock is not None:
+                self._clock.clear()  # whole frames: the next one has its own head limit
             for payload in payloads:
                 try:
                     if wire.is_credentials(payload):
@@ -94,11 +96,14 @@ class WireProtocol(protocol.Protocol):
         if self.broken:
             self._clock.clear()
         else:
-            self._clock.follow(self.decoder.buffered, self.calls or self._held is not None,
+            # Paused by the region (too many calls unanswered), the rest of a frame waits on
+            # us, not on the client.
+            self._clock.follow(self.decoder.buffered,
+                               self.calls or self._held is not None or self.paused,
                                self.factory)
 
     def _time_is_up(self, kind):
-        if self.transport is None or not self.transport.connected:
+        if self.broken or self.transport is None or not self.transport.connected:
             return
         if kind == "idle":
             self.factory.admission.count_refused("esrt", "idle_timeout")
@@ -172,16 +177,21 @@ class WireProtocol(protocol.Protocol):
 
     def _checked(self, caller, request_id):
         held, self._held = self._held, None
-        self._answer_credentials(request_id, caller)
-        while held:
-            if self.broken or self.transport is None or not self.transport.connected:
-                return
-            self._handle(held.pop(0))
-            if self._held is not None:
-                # Another password check began: the rest waits for that one.
-                self._held.extend(held)
-                return
-        self._after_reply()
+        if self.transport is None or not self.transport.connected:
+            return  # the client went away while its password was checked
+        try:
+            self._handle((self._answer_credentials, request_id, caller))
+            while held:
+                if self.broken or not self.transport.connected:
+                    return
+                self._handle(held.pop(0))
+                if self._held is not None:
+                    # Another password check began: the rest waits for that one.
+                    self._held.extend(held)
+                    return
+        finally:
+            if self._held is None:
+                self._after_reply()
 
     def _answer_credentials(self, request_id, caller):
         if caller is None:
@@ -219,7 +229,7 @@ class WireProtocol(protocol.Protocol):
             if not self.calls:
                 self._close_write()
         elif (self.paused and self.transport.connected and self._held is None
-              and len(self.calls) < self.factory.max_in_flight // 2):
+              and len(self.calls) < max(1, self.factory.max_in_flight // 2)):
             self.paused = False
             self.transport.resumeProducing()
 
@@ -238,6 +248,8 @@ class WireProtocol(protocol.Protocol):
     def _fatal(self, exc):
         """Answer a frame error, finish the calls accepted before it, then close."""
         self.broken = True
+        if self._clock is not None:
+            self._clock.clear()
         self._error(exc.request_id, exc.status, exc.code, exc.message)
         if self.paused:
             # Keep reading (and dropping) so the client's unread bytes cause no reset.
@@ -295,7 +307,7 @@ class WireFactory(protocol.Factory):
         may pipeline max_pipelined calls before its input is paused)."""
         self.admission = admission
         self.guard = guard
-        apply_limits(self, limits)
+        apply_limits(self, limits, pipelined=256)
         self.max_in_flight = self.max_pipelined
         self.in_flight = 0  # calls of this listener queued or running
         self.server_name = admission.server_name
@@ -309,7 +321,7 @@ class WireFactory(protocol.Factory):
             self.admission.count_refused("esrt", "too_many_connections")
             return Refusal(wire.encode_reply(0, 503, 0, json_error("too_many_connections", (
                 f"this listener has its {self.max_connections} connections open (its "
-                "max_connections); try again in a moment"))))
+                "max_connections); try again in a moment"))), self.reactor)
         return super().buildProtocol(addr)
 
     def close_connections(self):

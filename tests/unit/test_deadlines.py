@@ -51,3 +51,85 @@ def test_stop_leaves_no_timer():
     assert reactor.getDelayedCalls() == []
     reactor.advance(100)
     assert expired == []
+
+
+class Transport:
+    """Enough of a TCP transport for a listener's connection, in memory."""
+
+    def __init__(self):
+        from twisted.internet.testing import StringTransport
+        self.inner = StringTransport()
+        self.reading = True
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def setTcpNoDelay(self, enabled):
+        pass
+
+    def pauseProducing(self):
+        self.reading = False
+
+    def resumeProducing(self):
+        self.reading = True
+
+
+class Slow:
+    """Answers nothing by itself: the test finishes the requests one by one."""
+
+    def __init__(self):
+        self.requests = []
+
+    def render(self, request):
+        from esrt.region.httpserver import NOT_DONE_YET
+        self.requests.append(request)
+        return NOT_DONE_YET
+
+    def refused(self, code):
+        pass
+
+
+def http_connection(**limits):
+    from esrt.region.httpserver import ServicesFactory
+    reactor, root = Clock(), Slow()
+    factory = ServicesFactory(root, 1024, reactor, limits=limits)
+    channel = factory.buildProtocol(None)
+    transport = Transport()
+    channel.makeConnection(transport)
+    return reactor, root, channel, transport
+
+
+REQUEST = b"POST /services/a/B HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def test_pipelined_requests_waiting_on_the_region_are_not_timed_out():
+    reactor, root, channel, transport = http_connection(max_pipelined=2, head_timeout=5)
+    channel.dataReceived(REQUEST * 12)
+    answered = 0
+    while answered < 12:
+        reactor.advance(3)  # slower than head_timeout per pair of requests
+        assert root.requests, "a whole request was left unread"
+        root.requests.pop(0).finish_json(200, b"{}")
+        answered += 1
+        reactor.advance(0)  # the channel parses again on the next turn
+    assert transport.value().count(b"HTTP/1.1 200 ") == 12
+    assert b" 408 " not in transport.value()
+
+
+def test_max_pipelined_1_still_reads_the_next_request():
+    reactor, root, channel, transport = http_connection(max_pipelined=1)
+    channel.dataReceived(REQUEST * 3)
+    for _ in range(3):
+        reactor.advance(0)
+        root.requests.pop(0).finish_json(200, b"{}")
+    reactor.advance(0)
+    assert transport.value().count(b"HTTP/1.1 200 ") == 3
+
+
+def test_a_head_sent_slowly_gets_408():
+    reactor, root, channel, transport = http_connection(head_timeout=5)
+    for byte in REQUEST[:30]:
+        channel.dataReceived(bytes([byte]))
+        reactor.advance(0.2)  # 6 s for 30 bytes
+    assert transport.value().startswith(b"HTTP/1.1 408 ")
+    assert b"head_timeout" in transport.value()

@@ -25,7 +25,7 @@ def test_create_fills_defaults_and_normalises(repo):
                                    "tls_key": None, "tls_client_ca": None, "auth": None,
                                    "metrics": None, "openapi": None,
                                    "max_connections": 10000, "head_timeout": 10,
-                                   "idle_timeout": 120, "max_pipelined": 32,
+                                   "idle_timeout": 120, "max_pipelined": None,
                                    "max_queue": 1000}]
     assert repo.get_server("ESSRV01") == clean
     assert [d["name"] for d in repo.list_servers()] == ["ESSRV01"]

@@ -14,7 +14,7 @@ def message(exc_info, field):
 
 # A listener's bounds at their defaults.
 LIMITS = {"max_connections": 10000, "head_timeout": 10, "idle_timeout": 120,
-          "max_pipelined": 32, "max_queue": 1000}
+          "max_pipelined": None, "max_queue": 1000}
 
 
 def test_set_pairs_become_clean_changes():
