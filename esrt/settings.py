@@ -223,8 +223,9 @@ class OptionalPath(Kind):
         return {"type": "string", "nullable": True}
 
 
-class OptionalWhole(Whole):
-    """A whole number, or nothing (None): the default then depends on other settings."""
+class Unset:
+    """A kind that may also be left empty (None): its default then depends on other
+    settings. Put before the kind it makes optional: `class OptionalWhole(Unset, Whole)`."""
 
     def check(self, value):
         if value in (None, ""):
@@ -232,31 +233,21 @@ class OptionalWhole(Whole):
         return super().check(value)
 
     def to_texts(self, value):
-        return [] if value is None else [str(value)]
-
-    def from_texts(self, texts):
-        return super().from_texts(texts) or None
-
-    def schema(self):
-        return dict(super().schema(), nullable=True)
-
-
-class OptionalChoice(Choice):
-    """One of a few words, or nothing (None): the default then depends on other settings."""
-
-    def check(self, value):
-        if value in (None, ""):
-            return None
-        return super().check(value)
-
-    def to_texts(self, value):
-        return [] if value is None else [value]
+        return [] if value is None else super().to_texts(value)
 
     def from_texts(self, texts):
         return super().from_texts(texts).strip() or None
 
     def schema(self):
-        return {"type": "string", "enum": list(self.choices), "nullable": True}
+        return dict(super().schema(), nullable=True)
+
+
+class OptionalWhole(Unset, Whole):
+    """A whole number, or nothing."""
+
+
+class OptionalChoice(Unset, Choice):
+    """One of a few words, or nothing."""
 
 
 class FileName(Kind):

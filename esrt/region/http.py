@@ -177,13 +177,11 @@ class ServicesResource:
         limit = getattr(factory, "max_queue", None)
         if limit is not None and factory.in_flight >= limit:
             self.refused("busy")
-            request.setResponseCode(503)
-            request.setHeader(b"content-type", JSON)
-            request.setHeader(b"retry-after", b"1")
-            request.write(json_error("busy", f"this listener has {limit} calls queued or "
-                                             "running (its max_queue); send this one again "
-                                             "after the Retry-After seconds"))
-            request.finish()
+            request.finish_json(503, json_error("busy", f"this listener has {limit} calls "
+                                                        "queued or running (its max_queue); "
+                                                        "send this one again after the "
+                                                        "Retry-After seconds"),
+                                headers=((b"retry-after", b"1"),))
             return
         ticket = self.admission.admit("http", service, body,
                                       request.getHeader(b"idempotency-key"), self._relay,
@@ -205,18 +203,13 @@ class ServicesResource:
         if request.channel is None:  # the client has gone
             return
         try:
-            if reply.status == 401:
-                # RFC 9110: a 401 names the scheme it wants (HTTP clients send Basic only
-                # when asked).
-                guard = _guard(request)
-                request.setResponseCode(401)
-                request.setHeader(b"content-type", JSON)
-                request.setHeader(b"www-authenticate", CHALLENGES.get(
-                    guard.mode if guard is not None else "", b"Bearer"))
-                request.write(reply.body)
-                request.finish()
-                return
-            request.finish_json(reply.status, reply.body, reply.rc if reply.ok else None)
+            # RFC 9110: a 401 names the scheme it wants (HTTP clients send Basic only when
+            # asked).
+            guard = _guard(request) if reply.status == 401 else None
+            challenge = ((b"www-authenticate", CHALLENGES.get(guard.mode, b"Bearer")),) \
+                if guard is not None else ()
+            request.finish_json(reply.status, reply.body, reply.rc if reply.ok else None,
+                                challenge)
         except Exception as exc:  # noqa: BLE001 - a failure to answer costs this call only
             what = request.path.decode("latin-1")
             self.report_error(what, f"{type(exc).__name__}: {exc}")

@@ -143,11 +143,21 @@ class HttpRequest:
     def write(self, data):
         self.body.append(data)
 
-    def finish_json(self, status, body, rc=None):
+    def finish_json(self, status, body, rc=None, headers=()):
         """Answer with JSON `body` and, when `rc` is not None, the esrt-return-code header:
-        what setResponseCode, setHeader, write and finish would send, built in one step."""
+        what setResponseCode, setHeader, write and finish would send, built in one step.
+        `headers` ((name, value), ...) are added to it (the answer is then built header by
+        header, as the common case's builder knows none)."""
         self.code = status
-        self._json = (body, rc)
+        if headers:
+            for name, value in headers:
+                self.setHeader(name, value)
+            self.setHeader(b"content-type", b"application/json")
+            if rc is not None:
+                self.setHeader(b"esrt-return-code", str(rc).encode())
+            self.write(body)
+        else:
+            self._json = (body, rc)
         self.finish()
 
     def finish(self):
