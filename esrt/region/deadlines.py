@@ -41,7 +41,13 @@ class ConnectionClock:
 
     def idle(self, seconds):
         """Nothing under way: the connection may stay so for `seconds` from now."""
-        self._set("idle", seconds)
+        # After every answered call: _set's work, without its call.
+        if self._stopped:
+            return
+        now = self.reactor.seconds()
+        self.kind, self.deadline = "idle", now + seconds
+        if self._call is None or self._at > self.deadline:
+            self._schedule(now)
 
     def clear(self):
         """The region owes answers: no limit meanwhile."""

@@ -13,6 +13,7 @@ A lone caller still goes straight to an idle SEP, alone.
 import collections
 import itertools
 import math
+import os
 import time
 import uuid
 
@@ -78,9 +79,12 @@ class Dispatcher(SupervisorObserver):
     # Most calls one SEP gets in one batch.
     max_batch = 8
 
-    def __init__(self, reactor, supervisor, idempotency_ttl=86400, metrics=None):
-        """`metrics` is the region's RegionMetrics (default: a new one of its own)."""
+    def __init__(self, reactor, supervisor, idempotency_ttl=86400, metrics=None, cores=None):
+        """`metrics` is the region's RegionMetrics (default: a new one of its own); `cores`
+        how many SEPs can run at the same time (default: the CPUs this process may use, which
+        its SEPs inherit)."""
         self.reactor = reactor
+        self.cores = cores or len(os.sched_getaffinity(0))
         self.supervisor = supervisor
         self.metrics = metrics if metrics is not None else RegionMetrics(supervisor.server)
         self.idempotency_ttl = idempotency_ttl
@@ -157,8 +161,12 @@ class Dispatcher(SupervisorObserver):
 
     def _take_batch(self):
         """The oldest queued calls for one SEP: its share of the queue among the SEPs that
-        are running, at most max_batch; a call that must run alone goes alone."""
-        share = math.ceil(len(self._queue) / max(1, self.supervisor.running_seps()))
+        are running, at most max_batch; a call that must run alone goes alone.
+
+        Shared among no more SEPs than there are cores to run them: beyond that, a share left
+        to a busy SEP buys no parallelism, only one more wake-up, write and log sync."""
+        sharing = min(self.supervisor.running_seps(), self.cores)
+        share = math.ceil(len(self._queue) / max(1, sharing))
         size = max(1, min(self.max_batch, share))
         batch = []
         while self._queue and len(batch) < size:

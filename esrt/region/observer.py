@@ -55,6 +55,12 @@ class Observers(SupervisorObserver):
             method = getattr(observer, report)
             if getattr(method, "__func__", None) is not getattr(SupervisorObserver, report):
                 acting.append(method)
+            # A report only one observer acts on goes straight to it (the instance attribute
+            # hides the class's pass_on): some reports come once per call.
+            if len(acting) == 1:
+                setattr(self, report, acting[0])
+            else:
+                self.__dict__.pop(report, None)
 
 
 def _passing_on(report):

@@ -53,6 +53,7 @@ class WireProtocol(protocol.Protocol):
                 if guard.mode != "mtls" else ""))
 
     def dataReceived(self, data):
+        whole = False  # whole frames arrived: a partial one left now has a head limit of its own
         while not self.broken:
             try:
                 payloads = self.decoder.feed(data)
@@ -62,9 +63,15 @@ class WireProtocol(protocol.Protocol):
             if not payloads:
                 break
             data = b""
-            if self._clock is not None:
-                self._clock.clear()  # whole frames: the next one has its own head limit
+            whole = True
             for payload in payloads:
+                fields = wire.parse_request_fields(payload)  # a plain request, the common case
+                if fields is not None and self._held is None:
+                    try:
+                        self._serve(*fields)
+                    except Exception as exc:  # noqa: BLE001 - our bug costs one request
+                        self._internal(fields[0], repr(fields[1]), exc)
+                    continue
                 try:
                     if wire.is_credentials(payload):
                         item = (self._credentials, *wire.credentials_fields(payload))
@@ -79,9 +86,15 @@ class WireProtocol(protocol.Protocol):
                     self._handle(item)
             if not self.decoder.buffered:
                 break  # nothing left that another feed could return or refuse
-        self._arm()
         if self.broken:
+            self._arm()
             return
+        if self.calls or self._held is not None or self.paused:
+            self._clock.clear()  # answers owed: no limit on the client meanwhile
+        else:
+            if whole:
+                self._clock.clear()  # whole frames: the next one has its own head limit
+            self._arm()
         waiting = len(self.calls) + len(self._held or ())
         if waiting >= self.factory.max_in_flight and not self.paused:
             # Backpressure: a client pipelining faster than the SEPs answer waits in TCP.
@@ -217,7 +230,7 @@ class WireProtocol(protocol.Protocol):
         try:
             if self.transport is not None and self.transport.connected:
                 send_now(self.transport, wire.encode_reply(
-                    request_id, reply.status, reply.rc if reply.ok else 0, reply.body))
+                    request_id, reply.status, reply.rc if reply.status == 200 else 0, reply.body))
         except Exception as exc:  # noqa: BLE001 - our bug costs this call, not the connection
             self._internal(request_id, f"the reply to request {request_id}", exc)
         self._after_reply()

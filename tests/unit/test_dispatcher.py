@@ -15,14 +15,15 @@ from test_supervisor import FakeReactor
 
 
 @pytest.fixture
-def region(tmp_path):
+def region(tmp_path, request):
     reactor = FakeReactor()
     paths = RegionPaths({"name": "ESSRV01", "root": str(tmp_path)}).create()
     console = ConsoleLog(paths.console_log, paths.console_bak, "ESSRV01").open()
     reports = Observers()
     sup = Supervisor(reactor, {"name": "ESSRV01", "seps": 2, "request_timeout": 60}, paths,
                      console, {}, sep_command=["python3", "-m", "esrt.sep"], observer=reports)
-    dispatcher = Dispatcher(reactor, sup)
+    # Two cores for two SEPs, whatever the machine running the tests has.
+    dispatcher = Dispatcher(reactor, sup, cores=getattr(request, "param", 2))
     reports.add(dispatcher)
     sup.start()
     return reactor, sup, dispatcher
@@ -64,6 +65,20 @@ def test_calls_queue_until_a_sep_is_free_and_run_oldest_first(region):
     answer_all(first)
     assert sorted(json.loads(r.body)["n"] for r in results) == [0, 1, 2]
     assert dispatcher.active == 0 and dispatcher.queued == 0
+
+
+@pytest.mark.parametrize("region", [1], indirect=True)
+def test_on_one_core_a_sep_that_frees_up_takes_the_backlog_not_its_share(region):
+    reactor, sup, dispatcher = region
+    first, second = reactor.processes
+    first.answered = second.answered = 0
+    first.ready()
+    second.ready()
+    for n in range(2 + 5):
+        dispatcher.submit("srv01.A", json.dumps({"n": n}).encode())
+    answer_all(first)
+    # Two SEPs but one core to run them: leaving calls for the busy SEP gains nothing.
+    assert numbers(first) == [0, 2, 3, 4, 5, 6] and dispatcher.queued == 0
 
 
 def test_a_lone_caller_goes_straight_to_an_idle_sep_and_a_backlog_goes_in_batches(region):

@@ -3,8 +3,8 @@
 unless the environment itself is broken."""
 
 from esrt.isam import DB_RUNRECOVERY, EsfhError
-from esrt.sep.worker import (CHECKPOINT_KBYTES, PURGE_BATCH, PURGE_BUDGET, PURGE_INTERVAL,
-                              Transactions)
+from esrt.sep.worker import (CHECKPOINT_KBYTES, LOG_CHECK_INTERVAL, PURGE_BATCH, PURGE_BUDGET,
+                              PURGE_INTERVAL, Transactions)
 
 
 class Clock:
@@ -46,6 +46,18 @@ def test_checkpoints_come_every_interval_or_log_file_and_purges_every_few_second
     assert esfh.log.count("checkpoint remove_logs=True") == 4
     # One purge per between_batches here: each came more than PURGE_INTERVAL after the last.
     assert esfh.log.count("purge") == 4 and PURGE_INTERVAL < 30
+
+
+def test_the_log_is_measured_at_most_every_log_check_interval_however_many_batches_come():
+    clock, esfh = Clock(), RecordingEsfh()
+    transactions = Transactions(esfh, checkpoint_interval=30, monotonic=clock)
+    for _ in range(5):  # five batches in the same instant: one look at the log
+        transactions.between_batches()
+    assert esfh.log == [f"checkpoint if {CHECKPOINT_KBYTES} KB"]
+    clock.now += LOG_CHECK_INTERVAL
+    transactions.between_batches()
+    transactions.between_batches()
+    assert esfh.log == [f"checkpoint if {CHECKPOINT_KBYTES} KB"] * 2
 
 
 class BacklogEsfh(RecordingEsfh):
