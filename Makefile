@@ -52,7 +52,19 @@ $(VENV)/.stamp: setup.py $(wildcard native/*)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-setup: $(VENV)/.stamp
+# promtool checks examples/monitoring's Prometheus rules in `make test`. It is taken from
+# Debian's prometheus package without installing the package, whose scripts would start a
+# Prometheus server on this machine.
+$(BIN)/promtool: | $(VENV)/.stamp
+	rm -rf build/prometheus-deb && mkdir -p build/prometheus-deb
+	cd build/prometheus-deb && { apt-get download prometheus 2>/dev/null || \
+	  { DEBIAN_FRONTEND=noninteractive apt-get update -q && apt-get download prometheus; }; }
+	dpkg-deb --fsys-tarfile build/prometheus-deb/prometheus_*.deb | \
+	  tar -x -O ./usr/bin/promtool > $@.part
+	chmod 755 $@.part && mv $@.part $@
+	rm -rf build/prometheus-deb
+
+setup: $(VENV)/.stamp $(BIN)/promtool
 
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/cblapp01/demo.sh

@@ -141,6 +141,7 @@ class Region(SupervisorObserver):
         # Prometheus metrics (GET /metrics) and the per-service statistics of the status.
         self.metrics = RegionMetrics(self.name)
         self.metrics.watch(self.supervisor)
+        self.metrics.watch_region(lambda: self.active and not self._standing_down)
         self.dispatcher = Dispatcher(reactor, self.supervisor,
                                      idempotency_ttl=definition["idempotency_ttl"],
                                      metrics=self.metrics)
@@ -285,6 +286,7 @@ class Region(SupervisorObserver):
             return
         self.store = self.supervisor.store = store
         self.active = True
+        self.metrics.activated()
         self._standing_by(False)
         self.console.log("ESCD0111I", server=self.name, path=self.paths.data,
                          seps=len(self.supervisor.seps))

@@ -201,6 +201,22 @@ class RegionMetrics(SupervisorObserver):
         """The data environment went through a full recovery (`ok`: it worked)."""
         self._recoveries.labels(result="ok" if ok else "failed").inc()
 
+    def watch_region(self, serving):
+        """Report whether the region serves its data (`serving()`: False while a standby
+        stands by), when it started, and count its takeovers (see activated)."""
+        Gauge("esrt_region_active", "1 while the region serves its data, 0 while it is a "
+              "standby standing by", registry=self.registry).set_function(
+            lambda: 1 if serving() else 0)
+        Gauge("esrt_region_start_time_seconds", "When the region process started (Unix time)",
+              registry=self.registry).set(self.created)
+        self._activations = Counter("esrt_activations", "Takeovers: a standby region "
+                                    "activated (esrt server activate, the cluster's agent)",
+                                    registry=self.registry)
+
+    def activated(self):
+        """A standby region took over (it serves its data from now on)."""
+        self._activations.inc()
+
     def watch(self, supervisor):
         """Report the SEP states of `supervisor` (its restarts, transactions and recoveries come
         as its observer)."""

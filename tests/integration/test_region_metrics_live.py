@@ -3,6 +3,7 @@
 import http.client
 import os
 import signal
+import time
 
 import pytest
 
@@ -34,6 +35,9 @@ def test_calls_show_in_metrics_and_in_the_status(node, srv01_car):
     assert values[("esrt_transactions_total", (("outcome", "committed"),))] == CALLS
     assert values[("esrt_seps", (("state", "Idle"),))] == 2
     assert values[("esrt_region_info", (("server", region.name),))] == 1
+    assert values[("esrt_region_active", ())] == 1
+    assert values[("esrt_activations_total", ())] == 0
+    assert 0 < time.time() - values[("esrt_region_start_time_seconds", ())] < 600
 
     def stats():
         return (node.region_status(region.name).get("services_stats") or {}).get(service)

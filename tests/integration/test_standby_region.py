@@ -13,7 +13,7 @@ import pytest
 
 from esrt.client import Client, ServiceError
 
-from conftest import EXAMPLES, Region, wait_for
+from conftest import EXAMPLES, Region, scrape_metrics, wait_for
 
 NAME = "ESSTB01"
 
@@ -60,6 +60,9 @@ def test_a_standby_serves_only_while_active(node, srv01_car, standby):
         with pytest.raises(ServiceError) as refused:
             client.call("srv01.CBLAPP01")
         assert refused.value.status == 503 and "standby" in refused.value.message
+        _, metrics = scrape_metrics(standby.url)
+        assert metrics[("esrt_region_active", ())] == 0
+        assert metrics[("esrt_activations_total", ())] == 0
 
         node.esrt("deploy", str(srv01_car), "--server", NAME)
         node.esrt("batch", "run", str(EXAMPLES / "initfile1.cbl"), "--server", NAME)
@@ -67,6 +70,11 @@ def test_a_standby_serves_only_while_active(node, srv01_car, standby):
         assert [client.call("srv01.CBLAPP01")["LK-COUNTER"] for _ in range(3)] == [0, 1, 2]
         assert len(sep_pids(node.region_status(NAME))) == 2
         assert not environment_is_free(data_dir)
+
+        # A takeover, as Prometheus sees it (the EsrtFailover alert of examples/monitoring).
+        _, metrics = scrape_metrics(standby.url)
+        assert metrics[("esrt_region_active", ())] == 1
+        assert metrics[("esrt_activations_total", ())] == 1
 
         assert "standing by" in node.esrt("server", "deactivate", NAME).stdout
         status = node.region_status(NAME)
@@ -78,8 +86,10 @@ def test_a_standby_serves_only_while_active(node, srv01_car, standby):
         assert refused.value.status == 503
 
         # Taking over again continues from the committed data.
+        assert scrape_metrics(standby.url)[1][("esrt_region_active", ())] == 0
         node.esrt("server", "activate", NAME)
         assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == 3
+        assert scrape_metrics(standby.url)[1][("esrt_activations_total", ())] == 2
     console = (node.home / "servers" / NAME / "logs" / "console.log").read_text()
     for message in ("ESCD0110I", "ESCD0111I", "ESCD0112I"):
         assert message in console
