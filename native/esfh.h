@@ -54,6 +54,8 @@ int esfh_reply_put(const void *key, int keylen, const void *data, int datalen, l
 int esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outlen,
                    long long now);
 int esfh_reply_purge(long long now, int limit);
+/* The libcob release ESFH was compiled for: major * 100 + minor (302 for 3.2). */
+int esfh_built_for_libcob(void);
 /* END cffi */
 
 /* Internal, shared between the source files. */

@@ -473,6 +473,13 @@ void esfh_doom(void)
         g_doomed = 1;
 }
 
+int esfh_built_for_libcob(void)
+{
+    /* Status codes depend on the libcob release ESFH is compiled for (esfh_internal.h):
+     * `esrt doctor` compares this with the libcob that runs. */
+    return __LIBCOB_VERSION * 100 + __LIBCOB_VERSION_MINOR;
+}
+
 int esfh_request_writes(void)
 {
     return g_request_writes;

@@ -298,6 +298,8 @@ def build_parser():
     add_file_commands(commands)
     from esrt.cli.bench_cmd import add_bench_command
     add_bench_command(commands)
+    from esrt.cli.doctor_cmd import add_doctor_command
+    add_doctor_command(commands)
 
     call = commands.add_parser("call", help="call a service")
     call.add_argument("service", help="PACKAGE.PROGRAM, e.g. srv01.CBLAPP01")

@@ -6,6 +6,7 @@ clean. Standard library only: mfds wraps it, tests use it directly.
 """
 
 import json
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,11 +69,20 @@ def now_iso():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def create_private(path):
+    """Create the repository file `path`, if it is not there, readable by its owner only: it
+    holds password and token hashes. SQLite gives its -wal and -shm files the same mode."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def connect_store(path):
     """A connection to the repository file for a store of tables of its own (accounts,
     tokens, rules): autocommit, usable from mfds's worker threads, waiting out the short
     moments another process (the CLI, mfds) writes."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA busy_timeout=5000")
     return connection
@@ -83,7 +93,7 @@ class Repository:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         self._db = sqlite3.connect(str(self.path), isolation_level=None)
         # WAL lets `sqlite3` or a backup read the file while mfds writes; busy_timeout covers
         # the short moments another connection (a test, an admin) holds the write lock.
