@@ -9,12 +9,13 @@ BIN := $(VENV)/bin
 # The JDK is for the Java client of examples/java and its test (OpenJDK 17 on 12, 21 on 13).
 # fuse3 and libfuse3-dev (through pkg-config) build and mount esrt-faultfs, the failing disk of
 # the I/O fault tests (esrt.testing.faultfs). openssl and curl: the TLS tests make their
-# certificates and call the listeners as users do.
+# certificates and call the listeners as users do. systemd: systemd-analyze checks the units
+# of `esrt ... install-service`.
 APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-venv python3-dev \
                 gcc make procps iproute2 chromium chromium-driver libxml2-utils \
                 resource-agents,resource-agents-base \
                 pacemaker pacemaker-cli-utils corosync kmod e2fsprogs util-linux psmisc wrk \
-                default-jdk-headless fuse3 libfuse3-dev pkg-config openssl curl
+                default-jdk-headless fuse3 libfuse3-dev pkg-config openssl curl systemd
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 

@@ -122,6 +122,9 @@ def cmd_casstart(args):
         definition = region_file_definition(args.config, args.region)
         origin = f" from {args.config}"
     name = definition["name"] if definition else args.region
+    if args.foreground:
+        from esrt.node.control import run_region_here
+        run_region_here(name, home=_home(args), definition=definition)
     status = start_region(name, home=_home(args), definition=definition, wait=args.wait,
                           timeout=args.timeout, progress=say if args.wait else None)
     if args.wait:
@@ -230,8 +233,9 @@ def build_parser():
     from esrt.mfds.server import add_tls_arguments
     add_tls_arguments(mfds)
     mfds.set_defaults(func=cmd_mfds)
+    mfds_actions = mfds.add_subparsers(dest="mfds_command", metavar="ACTION")
     from esrt.cli.user_cmd import add_user_commands
-    add_user_commands(mfds)
+    add_user_commands(mfds_actions)
 
     server = commands.add_parser("server", help="define and inspect servers (regions)")
     server_commands = server.add_subparsers(dest="server_command", metavar="ACTION")
@@ -239,6 +243,8 @@ def build_parser():
     from esrt.cli.server_cmd import add_definition_commands
     add_definition_commands(server_commands)
     server_commands.add_parser("list", help="list servers").set_defaults(func=cmd_server_list)
+    from esrt.cli.service_cmd import add_service_commands
+    add_service_commands(mfds_actions, server_commands)
     for name, func, text in (("show", cmd_server_show, "show a server as JSON"),
                              ("delete", cmd_server_delete, "delete a stopped server"),
                              ("status", cmd_server_status,
@@ -268,6 +274,9 @@ def build_parser():
     casstart.add_argument("-w", "--wait", action="store_true",
                           help="return once every listener started")
     casstart.add_argument("--timeout", type=float, default=60.0)
+    casstart.add_argument("--foreground", action="store_true",
+                          help="become the region process instead of starting it in the "
+                          "background (for systemd: see `esrt server install-service`)")
     casstart.set_defaults(func=cmd_casstart)
     from esrt.cli.ha_cmd import add_ha_commands
     add_ha_commands(commands, server_commands, casstart)

@@ -367,6 +367,11 @@ def _serve(args, home, lock, interface, port, reactor):
         info["tls_cert"] = tls.cert_file
     write_json_atomic(home.mfds_info, info)
     _stderr_log(f"listening on {listen} ({url}), ESRT_HOME={home.root}")
+    # Under systemd (Type=notify, esrt.node.units): started once the reactor serves, so that
+    # the servers ordered after mfds find it answering.
+    from esrt.node.sdnotify import notify
+    reactor.callWhenRunning(notify, "READY=1", f"STATUS=listening on {listen} ({url})")
+    reactor.addSystemEventTrigger("before", "shutdown", notify, "STOPPING=1")
 
     try:
         reactor.run()

@@ -36,13 +36,9 @@ def _tail(path, count=8):
     return "\n".join(lines)
 
 
-def start_region(name, home=None, definition=None, wait=True, timeout=60.0, progress=None):
-    """Start region `name` detached; with wait, return its status once every listener started.
-
-    `definition` (a validated dict) is passed to the region in a file when given; otherwise the
-    region fetches its definition from the node's mfds.
-    """
-    home = home if isinstance(home, Home) else Home(home)
+def _region_command(name, home, definition):
+    """Prepare region `name`'s directories and run files; (paths, command, environment) of
+    the region process to start."""
     if definition is None:
         definition = server_definition(name, home)
     paths = RegionPaths(definition, home).create(standby=definition.get("standby", False))
@@ -60,6 +56,27 @@ def start_region(name, home=None, definition=None, wait=True, timeout=60.0, prog
         command += ["--definition", str(definition_file)]
     environ = dict(os.environ)
     environ["ESRT_HOME"] = str(home.root)
+    return paths, command, environ
+
+
+def run_region_here(name, home=None, definition=None):
+    """Become region `name`'s process (exec, never returns): what a service manager runs, so
+    that it watches the region itself (`esrt casstart --foreground`, esrt.node.units)."""
+    home = home if isinstance(home, Home) else Home(home)
+    _, command, environ = _region_command(name, home, definition)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, environ)
+
+
+def start_region(name, home=None, definition=None, wait=True, timeout=60.0, progress=None):
+    """Start region `name` detached; with wait, return its status once every listener started.
+
+    `definition` (a validated dict) is passed to the region in a file when given; otherwise the
+    region fetches its definition from the node's mfds.
+    """
+    home = home if isinstance(home, Home) else Home(home)
+    paths, command, environ = _region_command(name, home, definition)
     boot_log = paths.run / "region.out"
     with open(boot_log, "ab") as out, open(os.devnull, "rb") as devnull:
         process = subprocess.Popen(command, stdin=devnull, stdout=out, stderr=out,

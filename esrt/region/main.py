@@ -19,6 +19,7 @@ from esrt.home import Home, write_json_atomic
 from esrt.node.audit import audit
 from esrt.node.definitions import RegionFileError, read_region_file, server_definition
 from esrt.node.mfds_client import MfdsError, MfdsUnavailable, read_node_token
+from esrt.node.sdnotify import notify, stderr_is_journal
 from esrt.paths import RegionPaths, program_environment
 from esrt.procs import process_alive, process_start_time
 from esrt.region.console import ConsoleLog
@@ -359,17 +360,25 @@ class Region(SupervisorObserver):
             self.reactor.stop()
 
     def _changed(self):
+        started = False
         if self._explicit == ServerStatus.STARTING and self._now_status() == ServerStatus.STARTED:
             self._explicit = ServerStatus.STARTED
             self.message = self._serving_message()
             self.console.log("ESCD0106I", server=self.name, listeners=self.message)
+            started = True
         if self.active and not self._standing_down \
                 and self._explicit in (ServerStatus.STARTING, ServerStatus.STARTED) \
                 and not self.supervisor.can_serve():
             causes = "; ".join(f"SEP {sep.number:04d}: {sep.cause}" for sep in self.supervisor.seps
                                if sep.cause)
             self.fail(f"no SEP can run: {causes or 'all SEPs failed'}")
-        self.reporter.changed()
+        if started:
+            # Under systemd (esrt.node.units) the unit counts as started now, not at exec;
+            # what it then runs finds the status saying so.
+            self.reporter.publish()
+            notify("READY=1", f"STATUS={self.message}")
+        else:
+            self.reporter.changed()
 
     # -- reports of the supervisor (SupervisorObserver) -------------------------------------
 
@@ -469,6 +478,7 @@ class Region(SupervisorObserver):
         if not failed:
             self._explicit = ServerStatus.STOPPING
             self.message = f"stopping ({reason})"
+        notify("STOPPING=1", f"STATUS={self.message}")
         self.console.log("ESST0005I", reason=reason if not failed else self.message)
         self.reporter.changed()
         await defer.DeferredList([lst.stop() for lst in self.listeners], consumeErrors=True)
@@ -545,7 +555,10 @@ def run(argv=None):
         print(exc, file=sys.stderr)
         return exc.exit_code
 
-    console = ConsoleLog(paths.console_log, paths.console_bak, args.name).open()
+    # Started by systemd (esrt.node.units), the console's lines go to the journal as well.
+    echo = (lambda line: print(line, file=sys.stderr, flush=True)) if stderr_is_journal() \
+        else None
+    console = ConsoleLog(paths.console_log, paths.console_bak, args.name, echo=echo).open()
     try:
         import setproctitle
         setproctitle.setproctitle(f"{args.name} region")
