@@ -645,6 +645,10 @@ SERVER_SETTINGS = (
             "1 MB log file too): each bounds the work of recovery after a crash and removes "
             "the log files recovery no longer needs",
             "Checkpoint interval (s)", 60),
+    Setting("history_interval", Whole(1, 60), 5,
+            "seconds per point of the graphs of Monitor & Control (calls, errors, latency, "
+            "queue, busy SEPs); the region keeps the last hour's points",
+            "Graph point interval (s)", 10),
     Setting("keep_logs", Flag(), False,
             "keep the log files that recovery no longer needs (to archive them yourself); "
             "they are removed at each checkpoint otherwise", "Keep log files", True),

@@ -93,3 +93,26 @@ def effective_status(document):
             return ServerStatus.STOPPED.value
         return ServerStatus.FAILED.value
     return reported
+
+
+# A region's graph points (esrt.region.history), one JSON object per line, in its run dir.
+HISTORY_FILE = "history.jsonl"
+
+
+def read_history(run_dir, since=None, limit=None):
+    """The graph points a region wrote in `run_dir` (oldest first), those after time `since`
+    only, at most `limit` of the newest; [] when there are none (the region never ran)."""
+    try:
+        with open(Path(run_dir, HISTORY_FILE), encoding="utf-8") as source:
+            lines = source.readlines()
+    except FileNotFoundError:
+        return []
+    points = []
+    for line in lines:
+        try:
+            point = json.loads(line)
+        except ValueError:
+            continue  # the line being written
+        if isinstance(point, dict) and (since is None or point.get("t", 0) > since):
+            points.append(point)
+    return points[-limit:] if limit else points

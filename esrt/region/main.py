@@ -19,6 +19,7 @@ from esrt.home import Home, write_json_atomic
 from esrt.node.audit import audit
 from esrt.node.definitions import RegionFileError, read_region_file, server_definition
 from esrt.node.mfds_client import MfdsError, MfdsUnavailable, read_node_token
+from esrt.node.runs import HISTORY_FILE
 from esrt.node.sdnotify import notify, stderr_is_journal
 from esrt.paths import RegionPaths, program_environment
 from esrt.procs import process_alive, process_start_time
@@ -26,6 +27,7 @@ from esrt.region.console import ConsoleLog
 from esrt.region.dispatcher import Dispatcher
 from esrt.region.admission import Admission
 from esrt.region.callers import CallerDirectory, ListenerGuard
+from esrt.region.history import History
 from esrt.region.http import Listener, ServicesResource
 from esrt.region.observer import Observers, SupervisorObserver
 from esrt.region.httpserver import ServicesFactory
@@ -150,6 +152,10 @@ class Region(SupervisorObserver):
         # metrics (restarts, transactions, recoveries), this region (status, process record).
         for observer in (self.dispatcher, self.metrics, self):
             supervisor_reports.add(observer)
+        # The graphs of Monitor & Control: the last hour's figures, read by mfds from run/.
+        self.history = History(reactor, self.metrics, self.dispatcher, self.supervisor,
+                               paths.run / HISTORY_FILE,
+                               interval=definition.get("history_interval", 5))
         self._standing_by(not self.active)
         def report_error(what, problem):
             console.log("ESCS5007E", what=what, problem=problem)
@@ -231,6 +237,7 @@ class Region(SupervisorObserver):
         self.console.log("ESCD0102I", pid=self.pid)
         self.write_processes()
         self.reporter.start()
+        self.history.start()
         if any(factory.guard.checks for factory in self.factories):
             # Only a region that checks its callers fetches (and keeps) the accounts.
             self.callers.start()
@@ -486,6 +493,7 @@ class Region(SupervisorObserver):
         await defer.DeferredList([factory.close_connections() for factory in self.factories],
                                  consumeErrors=True)
         self.callers.stop()
+        self.history.stop()
         await self.supervisor.stop()
         if not failed:
             self._explicit = ServerStatus.STOPPED

@@ -18,6 +18,7 @@ from esrt.mfds.api.accounts import Accounts
 from esrt.mfds.api.authority import Authority
 from esrt.mfds.api.callers import Callers
 from esrt.mfds.api.console import Console
+from esrt.mfds.api.history import History
 from esrt.mfds.api.openapi import openapi_document
 from esrt.mfds.api.packages import Packages
 from esrt.mfds.api.routes import Call, Response, Route, RouteTable, guarded
@@ -40,6 +41,7 @@ class MfdsApi:
         self.servers = Servers(repository, self.home, self.authority)
         self.packages = Packages(repository, self.home, self.authority, self.servers)
         self.console = Console(repository, self.home)
+        self.history = History(repository, self.home)
         self.accounts = Accounts(users, self.authority)
         self.callers = Callers(self.home, self.authority)
         own = [Route("GET", "/api/health", lambda call: Response(200, self.health()),
@@ -48,7 +50,8 @@ class MfdsApi:
                    200, openapi_document(self.table)), "This document", "readonly",
                    {200: ("OpenAPI 3.0 document", {"type": "object"})})]
         self.table = RouteTable(own + self.servers.routes() + self.packages.routes()
-                                + self.console.routes() + self.accounts.routes()
+                                + self.console.routes() + self.history.routes()
+                                + self.accounts.routes()
                                 + self.callers.routes(), PATH_PARAMETERS)
 
     def handle(self, method, path, query=None, body=b"", who=None):

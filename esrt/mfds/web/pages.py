@@ -20,6 +20,7 @@ from esrt.mfds.repository import ServerExists, ServerNotFound
 from esrt.mfds.users import OPEN, NoSuchUser
 from esrt.mfds.web import templates
 from esrt.mfds.web.auth import set_cookie
+from esrt.mfds.web.graphs import GRAPHS_JS
 from esrt.mfds.web.static import STYLE_CSS
 from esrt.settings import SERVER_SETTING_NAMES, SERVER_SETTINGS, SettingError
 
@@ -125,6 +126,9 @@ class Pages:
         if path == "/static/style.css":
             request.setHeader(b"Content-Type", b"text/css; charset=utf-8")
             return STYLE_CSS.encode("utf-8")
+        if path == "/static/graphs.js":
+            request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
+            return GRAPHS_JS.encode("utf-8")
         session = self.gate.session_of(request)
         if session is None:
             session = self.gate.sessions.new()

@@ -38,6 +38,9 @@ button.stop, button.force-stop { border-color: #b33; }
 pre#console { background: #111; color: #ddd; padding: .8em; overflow: auto; max-height: 60vh; }
 .counters { display: grid; grid-template-columns: max-content auto; gap: .2em 1.5em; }
 .counters dt { font-weight: bold; }
+.graphs { display: flex; flex-wrap: wrap; gap: .5em 1.5em; }
+.graphs figure { margin: .5em 0; }
+.graphs figcaption { font-weight: bold; font-size: 90%; margin-bottom: .2em; }
 .field { margin: .4em 0; }
 .field label { display: inline-block; min-width: 14em; vertical-align: top; }
 .field-error { color: #b00; margin-left: .5em; }

@@ -258,12 +258,26 @@ def _parse_started(text):
     return stamp.timestamp()
 
 
+def graphs_section(server):
+    """The live graphs of Monitor & Control (drawn by /static/graphs.js from the region's
+    history: esrt.region.history)."""
+    interval = (server.get("definition") or {}).get("history_interval", 5)
+    return (f'<h2>Over the last hour</h2>'
+            f'<label>Show <select id="graph-service"><option value="">the whole server'
+            f'</option></select></label> <span class="muted" id="graph-status">loading'
+            f'</span><div id="graphs" class="graphs" data-server="{e(server["name"])}" '
+            f'data-interval="{e(interval)}"></div>'
+            f'<script src="/static/graphs.js" defer></script>')
+
+
 def monitor_tab(server, now=None):
-    """Monitor & Control: the region's counters, computed per hour / per second."""
+    """Monitor & Control: the region's counters, computed per hour / per second, and graphs
+    of the last hour."""
     status = server.get("status") or {}
     stats = status.get("stats") or {}
     if server["mfServerStatus"] == "Stopped" or not stats:
-        return '<p class="muted">The server is not running: no statistics.</p>'
+        return ('<p class="muted">The server is not running: no statistics. The graphs show '
+                f'its last run.</p>{graphs_section(server)}')
     now = time.time() if now is None else now
     started = _parse_started(stats.get("started") or status.get("started"))
     elapsed = max(0.0, now - started) if started else 0.0
@@ -292,7 +306,7 @@ def monitor_tab(server, now=None):
                      "service-stats", "no per-service statistics reported yet")
     return (f'<dl class="counters">{counters}</dl>'
             f'<p class="muted">as reported at {e(server.get("received"))}</p>'
-            f"<h2>Services</h2>{services}")
+            f"{graphs_section(server)}<h2>Services</h2>{services}")
 
 
 def console_tab(name, console, which, lines, search):
