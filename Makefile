@@ -59,13 +59,15 @@ $(VENV)/.stamp: setup.py $(wildcard native/*)
 $(BIN)/promtool: | $(VENV)/.stamp
 	rm -rf build/prometheus-deb && mkdir -p build/prometheus-deb
 	cd build/prometheus-deb && { apt-get download prometheus 2>/dev/null || \
-	  { DEBIAN_FRONTEND=noninteractive apt-get update -q && apt-get download prometheus; }; }
-	dpkg-deb --fsys-tarfile build/prometheus-deb/prometheus_*.deb | \
+	  { [ "$$(id -u)" = 0 ] || { echo "promtool: run as root (apt-get update), or put" \
+	    "promtool from Debian's prometheus package in $(BIN)"; exit 1; }; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && apt-get download prometheus; }; }
+	set -o pipefail; dpkg-deb --fsys-tarfile build/prometheus-deb/prometheus_*.deb | \
 	  tar -x -O ./usr/bin/promtool > $@.part
 	chmod 755 $@.part && mv $@.part $@
 	rm -rf build/prometheus-deb
 
-setup: $(VENV)/.stamp $(BIN)/promtool
+setup: $(VENV)/.stamp
 
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/cblapp01/demo.sh
@@ -77,7 +79,7 @@ LINTED := esrt tests benchmarks examples setup.py
 # The suite runs twice: with the C speed-ups, then with their pure-Python twins forced, so
 # both must give the same behaviour (STYLE.md: one import site, ESRT_PUREPYTHON=1). The
 # Pacemaker lab and failover tests exercise the cluster, not the speed-ups: they run once.
-test: setup
+test: setup $(BIN)/promtool
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests

@@ -60,3 +60,6 @@ class ExitCode(enum.IntEnum):
     # A SEP whose commits could not be made durable: it gave up the data environment, which
     # its region must recover from the disk before any SEP uses it again.
     ENVIRONMENT_LOST = 10
+    # `esrt casstart --foreground` of a server that already runs (started otherwise): its
+    # systemd unit must not restart it again and again (RestartPreventExitStatus).
+    ALREADY_RUNNING = 11

@@ -22,14 +22,8 @@ def node_definitions(home, names=(), region_files=()):
         held = [server.get("definition", server)
                 for server in MfdsClient.from_home(home, timeout=5.0).list_servers()]
     except (MfdsUnavailable, MfdsError, OSError):
-        held = []
-        if home.repository.exists():
-            from esrt.mfds.repository import Repository
-            repository = Repository(home.repository)
-            try:
-                held = repository.list_servers()
-            finally:
-                repository.close()
+        from esrt.mfds.repository import read_definitions
+        held = read_definitions(home.repository) if home.repository.exists() else []
     if names:
         unknown = set(names) - {d["name"] for d in held} - {d["name"] for d in definitions}
         if unknown:

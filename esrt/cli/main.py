@@ -113,6 +113,23 @@ def cmd_imtk_generate(args):
 
 # --- regions ---------------------------------------------------------------------------------
 
+def _run_here(name, home, definition):
+    """casstart --foreground: what cannot get better by trying again exits with a code that
+    the server's systemd unit does not restart on (esrt.node.units)."""
+    from esrt.node.control import RegionControlError, run_region_here
+    from esrt.node.mfds_client import MfdsError
+    try:
+        run_region_here(name, home=home, definition=definition)
+    except RegionControlError as exc:
+        raise CommandError(f"{exc}; a server with a systemd unit is started and stopped with "
+                           f"systemctl (esrt-server@{name})", ExitCode.ALREADY_RUNNING) from None
+    except MfdsError as exc:
+        if exc.status != 404:
+            raise
+        raise CommandError(f"{name}: {exc}; define it (`esrt server create {name} ...`)",
+                           ExitCode.NOT_CONFIGURED) from None
+
+
 def cmd_casstart(args):
     from esrt.node.control import start_region
     from esrt.node.definitions import region_file_definition
@@ -123,8 +140,7 @@ def cmd_casstart(args):
         origin = f" from {args.config}"
     name = definition["name"] if definition else args.region
     if args.foreground:
-        from esrt.node.control import run_region_here
-        run_region_here(name, home=_home(args), definition=definition)
+        _run_here(name, _home(args), definition)
     status = start_region(name, home=_home(args), definition=definition, wait=args.wait,
                           timeout=args.timeout, progress=say if args.wait else None)
     if args.wait:

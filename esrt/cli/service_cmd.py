@@ -3,6 +3,7 @@ mfds and the node's servers running across reboots (esrt.node.units)."""
 
 import getpass
 import os
+import pwd
 
 from esrt.home import Home
 from esrt.states import ExitCode
@@ -36,8 +37,17 @@ def _install(args, units, instance):
     return ExitCode.OK
 
 
-def _user(args):
-    return args.run_as or (None if os.geteuid() == 0 else getpass.getuser())
+def _user(args, home):
+    """Who the unit runs as: --user, else the owner of ESRT_HOME (a root shell installing the
+    unit of someone's node must not make root own its files), else whoever installs it. None:
+    root (no User= line)."""
+    if args.run_as:
+        return None if args.run_as == "root" else args.run_as
+    try:
+        owner = pwd.getpwuid(home.root.stat().st_uid).pw_name
+    except (OSError, KeyError):
+        owner = os.environ.get("SUDO_USER") or getpass.getuser()
+    return None if owner == "root" else owner
 
 
 def cmd_mfds_install_service(args):
@@ -47,7 +57,7 @@ def cmd_mfds_install_service(args):
         raise CommandError("give --tls-cert and --tls-key together (a certificate and its key)")
     home = Home()
     text = systemd.mfds_unit(home, args.service_listen, args.tls_cert, args.tls_key,
-                             user=_user(args), unit_dir=args.unit_dir,
+                             user=_user(args, home), unit_dir=args.unit_dir,
                              version=systemd.systemd_version())
     return _install(args, {systemd.MFDS_UNIT: text}, systemd.MFDS_UNIT)
 
@@ -71,7 +81,7 @@ def cmd_server_install_service(args):
     except MfdsUnavailable:
         _say(f"note: mfds does not answer, so whether {name} is defined was not checked; its "
              "unit starts it from the definition mfds holds")
-    text = systemd.server_unit(home, user=_user(args), unit_dir=args.unit_dir,
+    text = systemd.server_unit(home, user=_user(args, home), unit_dir=args.unit_dir,
                                version=systemd.systemd_version())
     return _install(args, {systemd.SERVER_TEMPLATE: text}, f"esrt-server@{name}.service")
 
@@ -80,9 +90,10 @@ def _common_options(parser):
     from esrt.node.units import SYSTEM_UNIT_DIR
     parser.add_argument("--unit-dir", default=str(SYSTEM_UNIT_DIR),
                         help=f"where to write the unit (default {SYSTEM_UNIT_DIR}; "
-                        "~/.config/systemd/user for a user's own systemd)")
+                        "~/.config/systemd/user for a user's own systemd, which starts it "
+                        "at boot only with `loginctl enable-linger USER`)")
     parser.add_argument("--user", dest="run_as", metavar="USER",
-                        help="run as this user (default: the one installing, root included)")
+                        help="run as this user (default: the owner of ESRT_HOME)")
     parser.add_argument("--enable", action="store_true",
                         help="also run systemctl daemon-reload and enable --now")
 

@@ -70,12 +70,37 @@ def now_iso():
 
 
 def create_private(path):
-    """Create the repository file `path`, if it is not there, readable by its owner only: it
-    holds password and token hashes. SQLite gives its -wal and -shm files the same mode."""
+    """Create the repository file `path` readable by its owner only (it holds password and
+    token hashes), or make it so if its owner opens it and it is not: an older esrt created
+    it readable by everyone. SQLite gives its -wal and -shm files the same mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        return
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = file.stat()
+            if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                file.chmod(0o600)
+        except OSError:
+            pass  # not there (-wal, -shm), or not ours: left as it is
+
+
+def read_definitions(path):
+    """Every server definition in repository `path`, read without writing anything (for
+    checks while mfds is down); [] when there is no repository."""
+    try:
+        connection = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        rows = connection.execute("SELECT definition FROM servers ORDER BY name").fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        connection.close()
+    return [json.loads(row[0]) for row in rows]
 
 
 def connect_store(path):

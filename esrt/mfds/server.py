@@ -369,7 +369,8 @@ def _serve(args, home, lock, interface, port, reactor):
     _stderr_log(f"listening on {listen} ({url}), ESRT_HOME={home.root}")
     # Under systemd (Type=notify, esrt.node.units): started once the reactor serves, so that
     # the servers ordered after mfds find it answering.
-    from esrt.node.sdnotify import notify
+    from esrt.node.sdnotify import notify, take_socket
+    take_socket()
     reactor.callWhenRunning(notify, "READY=1", f"STATUS=listening on {listen} ({url})")
     reactor.addSystemEventTrigger("before", "shutdown", notify, "STOPPING=1")
 

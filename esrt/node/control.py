@@ -59,6 +59,12 @@ def _region_command(name, home, definition):
     return paths, command, environ
 
 
+def _detached(environ):
+    # A region started from mfds (which systemd may run) is not mfds's unit's main process.
+    return {key: value for key, value in environ.items()
+            if key not in ("NOTIFY_SOCKET", "JOURNAL_STREAM")}
+
+
 def run_region_here(name, home=None, definition=None):
     """Become region `name`'s process (exec, never returns): what a service manager runs, so
     that it watches the region itself (`esrt casstart --foreground`, esrt.node.units)."""
@@ -77,6 +83,7 @@ def start_region(name, home=None, definition=None, wait=True, timeout=60.0, prog
     """
     home = home if isinstance(home, Home) else Home(home)
     paths, command, environ = _region_command(name, home, definition)
+    environ = _detached(environ)
     boot_log = paths.run / "region.out"
     with open(boot_log, "ab") as out, open(os.devnull, "rb") as devnull:
         process = subprocess.Popen(command, stdin=devnull, stdout=out, stderr=out,

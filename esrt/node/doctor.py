@@ -27,7 +27,8 @@ from esrt.procs import process_alive
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 # Debian packages a node runs servers with: "a,b" is the first of these this release has.
-PACKAGES = ("gnucobol3,gnucobol", "libcob4-dev", "libdb5.3", "db5.3-util", "openssl")
+PACKAGES = ("gnucobol3,gnucobol", "libcob4-dev", "libdb5.3t64,libdb5.3", "db5.3-util",
+            "openssl")
 # Free space below which a data or log disk is a warning, and a failure.
 DISK_WARN_FRACTION, DISK_WARN_BYTES = 0.10, 1 << 30
 DISK_FAIL_FRACTION, DISK_FAIL_BYTES = 0.02, 200 << 20
@@ -125,10 +126,13 @@ def check_esfh():
                         "apt-get install libcob4-dev")]
     try:
         handle = ctypes.CDLL(str(library))
-        built_for = handle.esfh_built_for_libcob()
-    except (OSError, AttributeError) as exc:
+    except OSError as exc:
         return [Finding("esfh", FAIL, f"{library} cannot be loaded: {exc}",
                         "build it again: `make setup` in the esrt checkout")]
+    if not hasattr(handle, "esfh_built_for_libcob"):
+        return [Finding("esfh", FAIL, f"{library} was built by an older esrt than this one",
+                        "build it again: `make setup` in the esrt checkout")]
+    built_for = handle.esfh_built_for_libcob()
     built = (built_for // 100, built_for % 100)
     if built != running[:2]:
         return [Finding("esfh", FAIL, f"{library} was built for libcob {built[0]}.{built[1]}, "
@@ -197,7 +201,7 @@ def check_ports(home, definitions):
             if port in ("*", "0") or not port.isdigit():
                 continue  # any free port: nothing to collide with
             port = int(port)
-            host = "0.0.0.0" if host in ("*", "") else host
+            host = "0.0.0.0" if host in ("*", "") else host.strip("[]")
             wildcard = {"0.0.0.0", "::"}
             taken = any(p == port and (ip == host or ip in wildcard or host in wildcard)
                         for ip, p in listening)

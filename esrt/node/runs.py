@@ -102,17 +102,40 @@ HISTORY_FILE = "history.jsonl"
 def read_history(run_dir, since=None, limit=None):
     """The graph points a region wrote in `run_dir` (oldest first), those after time `since`
     only, at most `limit` of the newest; [] when there are none (the region never ran)."""
+    points = []
     try:
-        with open(Path(run_dir, HISTORY_FILE), encoding="utf-8") as source:
-            lines = source.readlines()
+        # Newest first, from the end of the file: a page polling for the points after its
+        # last one reads a line or two, not the hour.
+        for line in _lines_from_the_end(Path(run_dir, HISTORY_FILE)):
+            try:
+                point = json.loads(line)
+            except ValueError:
+                continue  # the line being written
+            if not isinstance(point, dict):
+                continue
+            if since is not None and point.get("t", 0) <= since:
+                break
+            points.append(point)
+            if limit and len(points) >= limit:
+                break
     except FileNotFoundError:
         return []
-    points = []
-    for line in lines:
-        try:
-            point = json.loads(line)
-        except ValueError:
-            continue  # the line being written
-        if isinstance(point, dict) and (since is None or point.get("t", 0) > since):
-            points.append(point)
-    return points[-limit:] if limit else points
+    points.reverse()
+    return points
+
+
+def _lines_from_the_end(path, block=65536):
+    with open(path, "rb") as source:
+        position = source.seek(0, 2)
+        rest = b""
+        while position > 0:
+            step = min(block, position)
+            position -= step
+            source.seek(position)
+            lines = (source.read(step) + rest).split(b"\n")
+            rest = lines.pop(0)  # perhaps the end of a line that starts in the block before
+            for line in reversed(lines):
+                if line.strip():
+                    yield line.decode("utf-8", "replace")
+        if rest.strip():
+            yield rest.decode("utf-8", "replace")

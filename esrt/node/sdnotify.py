@@ -14,9 +14,22 @@ import socket
 import sys
 
 
+# The socket taken from the environment by take_socket().
+_taken = None
+
+
+def take_socket(environ=os.environ):
+    """Keep $NOTIFY_SOCKET for notify() and remove it (and $JOURNAL_STREAM) from `environ`,
+    as sd_notify's unset_environment does: the processes this one starts (SEPs, programs,
+    regions started from mfds's admin UI) must not talk to systemd in its name."""
+    global _taken
+    _taken = environ.pop("NOTIFY_SOCKET", None) or _taken
+    environ.pop("JOURNAL_STREAM", None)
+
+
 def notify(*assignments, environ=os.environ):
     """Send "KEY=VALUE" `assignments` to systemd; False when not run by it (or it is gone)."""
-    address = environ.get("NOTIFY_SOCKET")
+    address = environ.get("NOTIFY_SOCKET") or _taken
     if not address or not assignments:
         return False
     if address.startswith("@"):

@@ -12,8 +12,11 @@ writes esrt-server@.service, whose instance esrt-server@NAME.service runs server
   and restarted on failure, with a back-off (systemd 254 and later lengthen the delay at each
   restart; older ones wait RestartSec each time and give up after StartLimitBurst failures in
   StartLimitIntervalSec);
+- a region that cannot start for a reason a retry will not mend (not defined, already running
+  outside systemd, a definition it cannot use) is not restarted (RestartPreventExitStatus);
 - stop: `esrt casstop` first (listeners stop, calls in flight finish, SEPs stop in order),
-  then, past TimeoutStopSec, SIGKILL to whatever of the region is left (KillMode=mixed);
+  then SIGTERM to the region if it still runs, SIGKILL to whatever of it is left once it
+  exits or TimeoutStopSec passes (KillMode=mixed);
 - output goes to the journal; a region also writes each console line there, beside
   console.log.
 """
@@ -25,6 +28,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from esrt.states import ExitCode
+
 
 MFDS_UNIT = "esrt-mfds.service"
 SERVER_TEMPLATE = "esrt-server@.service"
@@ -34,6 +39,8 @@ STEPPED_RESTARTS = 254
 # Open files for a region: its listeners' connections (max_connections, 10000 by default).
 LIMIT_NOFILE = 65536
 STOP_TIMEOUT = 90  # seconds: casstop's own limit (60) and a margin before SIGKILL
+# The exit codes of a region that trying again will not start.
+NOT_RESTARTED = (ExitCode.BOOT_FAILED, ExitCode.NOT_CONFIGURED, ExitCode.ALREADY_RUNNING)
 
 
 def systemd_version():
@@ -88,6 +95,13 @@ def _common_service(home, user, unit_dir):
     return lines
 
 
+def _network(unit_dir):
+    # network-online.target is the system manager's: a user manager has none.
+    if is_user_unit_dir(unit_dir):
+        return []
+    return ["After=network-online.target", "Wants=network-online.target"]
+
+
 def _wanted_by(unit_dir):
     return [f"WantedBy={'default.target' if is_user_unit_dir(unit_dir) else 'multi-user.target'}"]
 
@@ -99,8 +113,7 @@ def mfds_unit(home, listen, tls_cert=None, tls_key=None, user=None, unit_dir=SYS
     if tls_cert:
         start += ["--tls-cert", os.path.abspath(tls_cert), "--tls-key", os.path.abspath(tls_key)]
     unit = [f"Description=esrt directory server (mfds) of ESRT_HOME={home.root}",
-            "After=network-online.target", "Wants=network-online.target",
-            *_start_limit_lines(version)]
+            *_network(unit_dir), *_start_limit_lines(version)]
     service = ["Type=notify", "NotifyAccess=main", *_common_service(home, user, unit_dir),
                f"ExecStart={_command(python, *start)}",
                # Servers started from the admin UI run in this unit's cgroup: stopping mfds
@@ -112,13 +125,17 @@ def mfds_unit(home, listen, tls_cert=None, tls_key=None, user=None, unit_dir=SYS
 
 def server_unit(home, user=None, unit_dir=SYSTEM_UNIT_DIR, python=sys.executable, version=None):
     """The text of esrt-server@.service (instance: the server name) for node `home`."""
-    unit = ["Description=esrt server %i", f"After={MFDS_UNIT} network-online.target",
-            f"Wants={MFDS_UNIT} network-online.target", *_start_limit_lines(version)]
+    unit = ["Description=esrt server %i", f"After={MFDS_UNIT}", f"Wants={MFDS_UNIT}",
+            *_network(unit_dir), *_start_limit_lines(version)]
     service = ["Type=notify", "NotifyAccess=main", *_common_service(home, user, unit_dir),
                f"ExecStart={_command(python, '-m', 'esrt', 'casstart', '-r')} %i --foreground",
                f"ExecStop={_command(python, '-m', 'esrt', 'casstop', '-r')} %i --timeout 60",
-               "KillMode=mixed", "TimeoutStartSec=120", f"TimeoutStopSec={STOP_TIMEOUT}",
-               *_restart_lines(version)]
+               # READY=1 comes once every SEP is ready, which after a crash waits for the
+               # recovery of the data environment, however long: a limit would kill it and
+               # start the recovery over.
+               "KillMode=mixed", "TimeoutStartSec=infinity", f"TimeoutStopSec={STOP_TIMEOUT}",
+               *_restart_lines(version), "RestartPreventExitStatus="
+               + " ".join(str(int(code)) for code in NOT_RESTARTED)]
     return _render(unit, service, _wanted_by(unit_dir))
 
 

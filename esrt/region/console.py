@@ -62,7 +62,7 @@ class ConsoleLog:
                 self._write_failed(exc)
         if self._broken is not None:
             print(line, file=sys.stderr, flush=True)
-        if self._echo is not None:
+        elif self._echo is not None:  # (stderr may be the echo's stream: the line once)
             self._echo(line)
 
     def _write_failed(self, exc):

@@ -13,12 +13,12 @@ A lone caller still goes straight to an idle SEP, alone.
 import collections
 import itertools
 import math
-import os
 import time
 import uuid
 
 from twisted.internet import defer
 
+from esrt.procs import usable_cores
 from esrt.region.metrics import RegionMetrics
 from esrt.region.observer import SupervisorObserver
 from esrt.region.replies import Rerun, error_reply
@@ -82,9 +82,9 @@ class Dispatcher(SupervisorObserver):
     def __init__(self, reactor, supervisor, idempotency_ttl=86400, metrics=None, cores=None):
         """`metrics` is the region's RegionMetrics (default: a new one of its own); `cores`
         how many SEPs can run at the same time (default: the CPUs this process may use, which
-        its SEPs inherit)."""
+        its SEPs inherit, within its cgroup's CPU quota)."""
         self.reactor = reactor
-        self.cores = cores or len(os.sched_getaffinity(0))
+        self.cores = cores or usable_cores()
         self.supervisor = supervisor
         self.metrics = metrics if metrics is not None else RegionMetrics(supervisor.server)
         self.idempotency_ttl = idempotency_ttl
@@ -164,7 +164,10 @@ class Dispatcher(SupervisorObserver):
         are running, at most max_batch; a call that must run alone goes alone.
 
         Shared among no more SEPs than there are cores to run them: beyond that, a share left
-        to a busy SEP buys no parallelism, only one more wake-up, write and log sync."""
+        to a busy SEP buys no parallelism, only one more wake-up, write and log sync. (A
+        bigger batch answers its calls together, so with fewer cores than SEPs a call may
+        wait a little longer for the others of its batch: throughput over latency, where the
+        cores are what limits both.)"""
         sharing = min(self.supervisor.running_seps(), self.cores)
         share = math.ceil(len(self._queue) / max(1, sharing))
         size = max(1, min(self.max_batch, share))

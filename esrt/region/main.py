@@ -20,7 +20,7 @@ from esrt.node.audit import audit
 from esrt.node.definitions import RegionFileError, read_region_file, server_definition
 from esrt.node.mfds_client import MfdsError, MfdsUnavailable, read_node_token
 from esrt.node.runs import HISTORY_FILE
-from esrt.node.sdnotify import notify, stderr_is_journal
+from esrt.node.sdnotify import notify, stderr_is_journal, take_socket
 from esrt.paths import RegionPaths, program_environment
 from esrt.procs import process_alive, process_start_time
 from esrt.region.console import ConsoleLog
@@ -155,7 +155,9 @@ class Region(SupervisorObserver):
         # The graphs of Monitor & Control: the last hour's figures, read by mfds from run/.
         self.history = History(reactor, self.metrics, self.dispatcher, self.supervisor,
                                paths.run / HISTORY_FILE,
-                               interval=definition.get("history_interval", 5))
+                               interval=definition.get("history_interval", 5),
+                               on_problem=lambda problem: console.log(
+                                   "ESCS5007E", what="the graphs' history", problem=problem))
         self._standing_by(not self.active)
         def report_error(what, problem):
             console.log("ESCS5007E", what=what, problem=problem)
@@ -379,7 +381,7 @@ class Region(SupervisorObserver):
             causes = "; ".join(f"SEP {sep.number:04d}: {sep.cause}" for sep in self.supervisor.seps
                                if sep.cause)
             self.fail(f"no SEP can run: {causes or 'all SEPs failed'}")
-        if started:
+        if started and self._explicit == ServerStatus.STARTED:
             # Under systemd (esrt.node.units) the unit counts as started now, not at exec;
             # what it then runs finds the status saying so.
             self.reporter.publish()
@@ -541,6 +543,14 @@ def preload_failchk_fix(argv):
     os.execve(sys.executable, [sys.executable, "-m", "esrt.region", *argv], environ)
 
 
+def _echo_to_journal(line):
+    # The journal going away must not fail whatever logged the line.
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def run(argv=None):
     """Run a region until it is stopped; return the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -564,8 +574,8 @@ def run(argv=None):
         return exc.exit_code
 
     # Started by systemd (esrt.node.units), the console's lines go to the journal as well.
-    echo = (lambda line: print(line, file=sys.stderr, flush=True)) if stderr_is_journal() \
-        else None
+    echo = _echo_to_journal if stderr_is_journal() else None
+    take_socket()
     console = ConsoleLog(paths.console_log, paths.console_bak, args.name, echo=echo).open()
     try:
         import setproctitle

@@ -140,6 +140,16 @@ def test_the_units_commands_start_report_and_stop_as_systemd_expects(tmp_path):
         address = status["listeners"][0]["address"]
         with urllib.request.urlopen(f"http://{address}/health", timeout=10) as answer:
             assert json.loads(answer.read())["status"] == "ok"
+        # Only the region talks to systemd: its SEPs do not inherit the socket.
+        for sep in status["seps"]:
+            environ = open(f"/proc/{sep['pid']}/environ", "rb").read().split(b"\0")
+            assert not [v for v in environ if v.startswith((b"NOTIFY_SOCKET=", b"JOURNAL_"))]
+        # Started again while it runs: an exit code the unit does not restart on.
+        again = subprocess.run(shlex.split(server["ExecStart"][0]),
+                               env=dict(os.environ, ESRT_HOME=str(home)),
+                               capture_output=True, text=True, timeout=120)
+        assert again.returncode == 11 and "already running" in again.stderr
+        assert "11" in server["RestartPreventExitStatus"][0].split()
 
         stop_command = shlex.split(server["ExecStop"][0])
         result = subprocess.run(stop_command, env=dict(os.environ, ESRT_HOME=str(home)),

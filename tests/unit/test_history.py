@@ -30,7 +30,7 @@ def history(tmp_path, interval=5.0):
     reactor = Clock()
     metrics, dispatcher, supervisor = RegionMetrics("ESHIS01"), Dispatcher(), Supervisor()
     recorder = History(reactor, metrics, dispatcher, supervisor, tmp_path / "history.jsonl",
-                       interval=interval, clock=reactor.seconds)
+                       interval=interval, clock=reactor.seconds, monotonic=reactor.seconds)
     return reactor, metrics, dispatcher, supervisor, recorder
 
 
@@ -96,3 +96,38 @@ def test_a_torn_last_line_is_skipped_by_readers(tmp_path):
     assert len(read_history(tmp_path)) == 2
     assert read_history(tmp_path, limit=1) == [json.loads(
         (tmp_path / "history.jsonl").read_text().splitlines()[1])]
+
+
+class Failing(Dispatcher):
+    fail = True
+
+    @property
+    def queued(self):
+        if Failing.fail:
+            raise RuntimeError("a bug")
+        return 0
+
+
+def test_a_failing_sample_is_told_once_and_the_next_points_still_come(tmp_path):
+    reactor = Clock()
+    told = []
+    recorder = History(reactor, RegionMetrics("ESHIS01"), Failing(), Supervisor(),
+                       tmp_path / "history.jsonl", interval=1, clock=reactor.seconds,
+                       monotonic=reactor.seconds, on_problem=told.append)
+    recorder.start()
+    reactor.pump([1, 1, 1])
+    assert told == ["RuntimeError: a bug"] and not recorder.points
+    Failing.fail = False
+    reactor.pump([1, 1])
+    assert len(recorder.points) == 2
+
+
+def test_reading_from_the_end_gives_every_line_whatever_the_block(tmp_path):
+    from esrt.node.runs import _lines_from_the_end
+    path = tmp_path / "history.jsonl"
+    lines = [json.dumps({"t": n, "pad": "x" * (n % 13)}) for n in range(200)]
+    path.write_text("\n".join(lines) + "\n")
+    for block in (1, 7, 64, 65536):
+        assert list(_lines_from_the_end(path, block)) == lines[::-1]
+    assert [p["t"] for p in read_history(tmp_path, since=195)] == [196, 197, 198, 199]
+    assert [p["t"] for p in read_history(tmp_path, limit=2)] == [198, 199]
