@@ -85,6 +85,9 @@ def _reply_header(header):
     flags = 0
     rc = header.get("rc")
     if rc is not None:
+        # A RETURN-CODE is a whole number: `rc or 0` below would pass 0.0 where C refuses.
+        if not isinstance(rc, int):
+            raise TypeError(f"a reply's rc must be a whole number, not {rc!r}")
         flags |= HAS_RC
     if "attempts" in header or "committed" in header:
         flags |= HAS_TRANSACTION

@@ -9,7 +9,7 @@ import resource
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from esrt import native, wire
@@ -175,6 +175,7 @@ def reply_headers():
 @needs_c
 @settings(max_examples=2000, deadline=None)
 @given(reply_headers(), st.binary(max_size=20))
+@example({"id": 0, "rc": 0.0, "attempts": 0, "status": 0}, b"")  # a float zero RETURN-CODE
 def test_reply_frame_twins_agree_and_match_encode_frame(header, body):
     expected = frames.reply_frame_python(header, body)
     assert _frames.reply_frame(header, body) == expected
