@@ -419,7 +419,8 @@ reply_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         /* Whole milliseconds, however many: the twin multiplies exactly, then caps. */
         int overflow;
         long long value = PyLong_AsLongLongAndOverflow(ms, &overflow);
-        if (overflow < 0 || value < 0 || (value == -1 && PyErr_Occurred()))
+        /* On overflow the value is -1 with no error set: too big is capped, not declined. */
+        if (overflow < 0 || (overflow == 0 && (value < 0 || (value == -1 && PyErr_Occurred()))))
             goto decline;
         micros = overflow > 0 || value > 4294967 ? 4294967295.0 : (double)value * 1000;
     } else if (ms != NULL) {

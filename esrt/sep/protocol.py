@@ -82,12 +82,15 @@ def _reply_header(header):
     unknown = set(header) - REPLY_FIELDS
     if unknown:
         raise ValueError(f"reply header fields {sorted(unknown)} have no place in a frame")
+    # Whole numbers only (as the C encoder takes them): `rc or 0` and min() below would
+    # pass a float such as 0.0 or 65536.0.
+    for name in ("id", "status", "rc", "attempts"):
+        value = header.get(name)
+        if value is not None and not isinstance(value, int):
+            raise TypeError(f"a reply's {name} must be a whole number, not {value!r}")
     flags = 0
     rc = header.get("rc")
     if rc is not None:
-        # A RETURN-CODE is a whole number: `rc or 0` below would pass 0.0 where C refuses.
-        if not isinstance(rc, int):
-            raise TypeError(f"a reply's rc must be a whole number, not {rc!r}")
         flags |= HAS_RC
     if "attempts" in header or "committed" in header:
         flags |= HAS_TRANSACTION

@@ -175,7 +175,9 @@ def reply_headers():
 @needs_c
 @settings(max_examples=2000, deadline=None)
 @given(reply_headers(), st.binary(max_size=20))
-@example({"id": 0, "rc": 0.0, "attempts": 0, "status": 0}, b"")  # a float zero RETURN-CODE
+@example({"id": 0, "rc": 0.0, "attempts": 0, "status": 0}, b"")  # whole numbers as floats
+@example({"attempts": 65536.0, "committed": None, "id": 0, "ms": 0, "status": 0}, b"")
+@example({"attempts": 0, "id": 0, "ms": 10**400, "status": 0}, b"")  # capped, in C too
 def test_reply_frame_twins_agree_and_match_encode_frame(header, body):
     expected = frames.reply_frame_python(header, body)
     assert _frames.reply_frame(header, body) == expected
