@@ -54,15 +54,16 @@ $(VENV)/.stamp: setup.py $(wildcard native/*)
 	touch $@
 
 # promtool checks examples/monitoring's Prometheus rules in `make test`. It is taken from
-# Debian's prometheus package without installing the package, whose scripts would start a
-# Prometheus server on this machine.
+# Debian's package without installing it: Debian 13 has a package of its own (promtool),
+# Debian 12 ships it in prometheus, whose scripts would start a Prometheus server here.
+PROMTOOL_DEB = apt-get download promtool 2>/dev/null || apt-get download prometheus
 $(BIN)/promtool: | $(VENV)/.stamp
 	rm -rf build/prometheus-deb && mkdir -p build/prometheus-deb
-	cd build/prometheus-deb && { apt-get download prometheus 2>/dev/null || \
+	cd build/prometheus-deb && { $(PROMTOOL_DEB) 2>/dev/null || \
 	  { [ "$$(id -u)" = 0 ] || { echo "promtool: run as root (apt-get update), or put" \
-	    "promtool from Debian's prometheus package in $(BIN)"; exit 1; }; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -q && apt-get download prometheus; }; }
-	set -o pipefail; dpkg-deb --fsys-tarfile build/prometheus-deb/prometheus_*.deb | \
+	    "promtool from Debian's promtool or prometheus package in $(BIN)"; exit 1; }; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && { $(PROMTOOL_DEB); }; }; }
+	set -o pipefail; dpkg-deb --fsys-tarfile build/prometheus-deb/*.deb | \
 	  tar -x -O ./usr/bin/promtool > $@.part
 	chmod 755 $@.part && mv $@.part $@
 	rm -rf build/prometheus-deb

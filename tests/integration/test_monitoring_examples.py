@@ -23,11 +23,11 @@ GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$instance": ".*", "$service": ".
 
 
 def promtool():
-    """Debian's promtool, which `make setup` puts beside the virtualenv's Python."""
+    """Debian's promtool, which `make test` puts beside the virtualenv's Python."""
     beside = Path(sys.executable).parent / "promtool"
     found = str(beside) if beside.exists() else shutil.which("promtool")
-    assert found, ("promtool is missing: `make setup` extracts it from Debian's prometheus "
-                   "package into .venv/bin")
+    assert found, ("promtool is missing: `make test` extracts it into .venv/bin from Debian's "
+                   "promtool package (13) or prometheus package (12)")
     return found
 
 
