@@ -220,10 +220,7 @@ def check_ports(home, definitions):
 
 
 def _mount_point(path):
-    path = Path(path)
-    while not path.exists():
-        path = path.parent
-    path = path.resolve()
+    path = _existing(path).resolve()
     while not os.path.ismount(path):
         path = path.parent
     return path
@@ -244,6 +241,7 @@ def _disk_finding(what, path):
 
 
 def _existing(path):
+    # A directory not made yet (a server never started) is judged by where it will be.
     path = Path(path)
     while not path.exists():
         path = path.parent
