@@ -63,9 +63,17 @@ class Home:
             return None
 
 
-def write_json_atomic(path, data):
-    """Write JSON so that a reader never sees a half-written file."""
+def write_text_atomic(path, text, mode=None):
+    """Write `text` so that a reader never sees a half-written file (with `mode`, the file
+    gets those permissions before it appears)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text)
+    if mode is not None:
+        tmp.chmod(mode)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path, data):
+    """Write JSON so that a reader never sees a half-written file."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

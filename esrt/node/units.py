@@ -28,6 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from esrt.home import write_text_atomic
 from esrt.states import ExitCode
 
 
@@ -143,12 +144,8 @@ def write_unit(unit_dir, name, text):
     """Write unit `name` into `unit_dir` (atomically, mode 0644); its path."""
     unit_dir = Path(unit_dir)
     unit_dir.mkdir(parents=True, exist_ok=True)
-    path = unit_dir / name
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text)
-    partial.chmod(0o644)
-    os.replace(partial, path)
-    return path
+    write_text_atomic(unit_dir / name, text, mode=0o644)
+    return unit_dir / name
 
 
 def enable(unit, user_manager=False):

@@ -14,11 +14,11 @@ import collections
 import itertools
 import json
 import math
-import os
 import time
 
 from twisted.internet import task
 
+from esrt.home import write_text_atomic
 from esrt.region.metrics import percentile
 from esrt.states import SEPState
 
@@ -138,9 +138,7 @@ class History:
         self._lines_in_file += 1
 
     def _write_all(self, points):
-        partial = f"{self.path}.part"
-        with open(partial, "w", encoding="utf-8") as out:
-            out.writelines(json.dumps(p, separators=(",", ":")) + "\n" for p in points)
-        os.replace(partial, self.path)
+        write_text_atomic(self.path, "".join(json.dumps(p, separators=(",", ":")) + "\n"
+                                             for p in points))
         self._lines_in_file = len(points)
 
