@@ -10,12 +10,14 @@ BIN := $(VENV)/bin
 # fuse3 and libfuse3-dev (through pkg-config) build and mount esrt-faultfs, the failing disk of
 # the I/O fault tests (esrt.testing.faultfs). openssl and curl: the TLS tests make their
 # certificates and call the listeners as users do. systemd: systemd-analyze checks the units
-# of `esrt ... install-service`.
+# of `esrt ... install-service`. libpq-dev: ESFH's PostgreSQL store (libpq); postgresql: the
+# database clusters the tests make for it (esrt.testing.postgres).
 APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-venv python3-dev \
                 gcc make procps iproute2 chromium chromium-driver libxml2-utils \
                 resource-agents,resource-agents-base \
                 pacemaker pacemaker-cli-utils corosync kmod e2fsprogs util-linux psmisc wrk \
-                default-jdk-headless fuse3 libfuse3-dev pkg-config openssl curl systemd
+                default-jdk-headless fuse3 libfuse3-dev pkg-config openssl curl systemd \
+                libpq-dev postgresql
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 

@@ -107,6 +107,10 @@ setup(
         # gives correct exposition (escaping, histogram buckets, content type) and per-region
         # registries, so we do not write our own.
         "prometheus_client>=0.16",
+        # `esrt file` on a PostgreSQL store (list, load, copy, verify its tables): psycopg is
+        # the maintained PostgreSQL driver, on the same libpq as ESFH, so we do not write a
+        # protocol client of our own.
+        "psycopg>=3.1",
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6", "selenium>=4.10", "ruff>=0.5",
                              # lint-imports: the layers of pyproject.toml; its grimp finds

@@ -85,6 +85,11 @@ def program_environment(definition, paths, base=None):
     # durability here, in SEPs and batch programs alike.
     environ["ESFH_DURABILITY"] = definition.get("durability") or "sync"
     environ["ESRT_DATA_DIR"] = str(paths.data)
+    # ... or its PostgreSQL store, when the server has one (the store setting).
+    if definition.get("store"):
+        environ["ESFH_STORE"] = definition["store"]
+    else:
+        environ.pop("ESFH_STORE", None)
     return environ
 
 

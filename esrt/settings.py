@@ -274,6 +274,40 @@ class FileName(Kind):
         return {"type": "string", "nullable": True}
 
 
+class Store(Kind):
+    """Where a server's files are kept: nothing for the Berkeley DB environment in its data
+    directory, or a PostgreSQL database named by a libpq connection string."""
+
+    metavar = "CONNINFO"
+    syntax = "host=HOST dbname=DB [user=U port=P ...] or postgresql://HOST[:PORT]/DB"
+    PAIR = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)\s*")
+
+    def check(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        if text.startswith(("postgresql://", "postgres://")):
+            keys = re.findall(r"[?&]([A-Za-z_]+)=", text)
+            if re.match(r"postgres(?:ql)?://[^/@]*:[^/@]*@", text):
+                keys.append("password")
+        else:
+            keys, at = [], 0
+            while at < len(text):
+                pair = self.PAIR.match(text, at)
+                if pair is None or pair.end() == at:
+                    raise ValueError(
+                        f"{text!r} is not a PostgreSQL connection string: write key=value "
+                        "pairs separated by spaces (host=db1 dbname=esrt) or a URL "
+                        "(postgresql://db1/esrt)")
+                keys.append(pair.group(1))
+                at = pair.end()
+        if "password" in keys:
+            raise ValueError("keep the password out of the server definition, which the admin "
+                             "UI shows: put it in the PostgreSQL password file of the account "
+                             "the region runs as (~/.pgpass, or passfile=FILE in the string)")
+        return text
+
+
 class Address(Kind):
     """ip:port to listen on, '*' for any address or an ephemeral port."""
 
@@ -652,6 +686,11 @@ SERVER_SETTINGS = (
     Setting("keep_logs", Flag(), False,
             "keep the log files that recovery no longer needs (to archive them yourself); "
             "they are removed at each checkpoint otherwise", "Keep log files", True),
+    Setting("store", Store(), None,
+            "where the server's INDEXED and RELATIVE files are kept: empty for the embedded "
+            "Berkeley DB environment in the data directory, or a PostgreSQL database (a libpq "
+            "connection string) that regions on several nodes can serve at once",
+            "File store (PostgreSQL)", "host=db1 dbname=esrt user=esrt"),
     Setting("standby", Flag(), False,
             "start as a standby: listeners wait for their address, but the data environment "
             "is opened and SEPs started only by `esrt server activate` (for a region "

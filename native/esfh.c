@@ -76,6 +76,54 @@ static void resolve_name(FCD3 *fcd, char *out, size_t cap)
     snprintf(out, cap, "%s", name);
 }
 
+static struct dbset *cached_dbset(const char *path, int ndb)
+{
+    struct dbset *s;
+    for (s = g_dbsets; s; s = s->next)
+        if (strcmp(s->path, path) == 0 && s->ndb == ndb)
+            return s;
+    return NULL;
+}
+
+static struct dbset *new_dbset(const char *path, int ndb)
+{
+    struct dbset *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        esfh_set_error("ESFH: no memory to open %s", path);
+        return NULL;
+    }
+    snprintf(s->path, sizeof s->path, "%s", path);
+    s->ndb = ndb;
+    return s;
+}
+
+/* The file's table in a PostgreSQL store, made when `create`; *exists: whether it was there
+ * before (*out NULL: it is not, and was not to be made). */
+static int get_pg_dbset(const char *path, int ndb, int create, int *exists, struct dbset **out)
+{
+    struct dbset *s = cached_dbset(path, ndb);
+    int ret;
+    *out = NULL;
+    *exists = 0;
+    if (s != NULL) {
+        *exists = 1;
+        *out = s;
+        return 0;
+    }
+    s = new_dbset(path, ndb);
+    if (s == NULL)
+        return ENOMEM;
+    ret = esfh_pg_open_table(s, path, create, exists);
+    if (ret != 0 || s->pg == NULL) {
+        free(s);
+        return ret;
+    }
+    s->next = g_dbsets;
+    g_dbsets = s;
+    *out = s;
+    return 0;
+}
+
 static int get_dbset(const char *path, int ndb, struct dbset **out)
 {
     struct dbset *s;
@@ -85,18 +133,14 @@ static int get_dbset(const char *path, int ndb, struct dbset **out)
     *out = NULL;
     if (env == NULL)
         return EINVAL;
-    for (s = g_dbsets; s; s = s->next)
-        if (strcmp(s->path, path) == 0 && s->ndb == ndb) {
-            *out = s;
-            return 0;
-        }
-    s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        esfh_set_error("ESFH: no memory to open %s", path);
-        return ENOMEM;
+    s = cached_dbset(path, ndb);
+    if (s != NULL) {
+        *out = s;
+        return 0;
     }
-    snprintf(s->path, sizeof s->path, "%s", path);
-    s->ndb = ndb;
+    s = new_dbset(path, ndb);
+    if (s == NULL)
+        return ENOMEM;
     for (i = 0; i < ndb; i++) {
         if (i == 0)
             snprintf(name, sizeof name, "%s", path);
@@ -129,8 +173,11 @@ void esfh_close_all_dbs(void)
     int i;
     for (s = g_dbsets; s; s = next) {
         next = s->next;
-        for (i = s->ndb - 1; i >= 0; i--)
-            s->db[i]->close(s->db[i], 0);
+        if (s->pg != NULL)
+            esfh_pg_close_table(s);
+        else
+            for (i = s->ndb - 1; i >= 0; i--)
+                s->db[i]->close(s->db[i], 0);
         free(s);
     }
     g_dbsets = NULL;
@@ -256,11 +303,24 @@ static int do_open(FCD3 *fcd, int mode, DB_TXN *txn)
     struct efile *f = fcd->fileHandle;
     char path[PATH_MAX];
     struct stat st;
-    int exists, optional = (fcd->otherFlags & OTH_OPTIONAL) != 0, ret, i;
-    u_int32_t count;
+    int exists, optional = (fcd->otherFlags & OTH_OPTIONAL) != 0, ret;
 
     resolve_name(fcd, path, sizeof path);
-    exists = stat(path, &st) == 0;
+    if (esfh_pg_store()) {
+        /* The table is made by an OPEN that would create the file, as Berkeley DB's databases
+         * are (get_dbset below). */
+        ret = get_pg_dbset(path, f->nkeys,
+                           mode == OPEN_OUTPUT || (optional && mode != OPEN_INPUT), &exists,
+                           &f->dbs);
+        if (ret != 0) {
+            fprintf(stderr, "%s\n", esfh_last_error());
+            /* 39: the table's alternate keys are not the program's. */
+            esfh_set_status(fcd, ESFH_DEADLOCK(ret) ? "61" : ret == EINVAL ? "39" : "30");
+            return ESFH_DEADLOCK(ret) ? ret : 0;
+        }
+    } else {
+        exists = stat(path, &st) == 0;
+    }
     if (!exists && mode != OPEN_OUTPUT && !optional) {
         esfh_set_status(fcd, "35");
         return 0;
@@ -274,20 +334,21 @@ static int do_open(FCD3 *fcd, int mode, DB_TXN *txn)
         esfh_set_status(fcd, "05");
         return 0;
     }
-    ret = get_dbset(path, f->nkeys, &f->dbs);
-    if (ret != 0) {
-        esfh_set_status(fcd, ret == EACCES ? "37" : "30");
-        return 0;
+    if (f->dbs == NULL) {
+        ret = get_dbset(path, f->nkeys, &f->dbs);
+        if (ret != 0) {
+            esfh_set_status(fcd, ret == EACCES ? "37" : "30");
+            return 0;
+        }
     }
     if (mode == OPEN_OUTPUT) {
-        for (i = 0; i < f->dbs->ndb; i++) {
-            ret = f->dbs->db[i]->truncate(f->dbs->db[i], txn, &count, 0);
-            if (ret != 0) {
+        ret = esfh_tbl_truncate(f, txn);
+        if (ret != 0) {
+            if (ret != EIO)
                 esfh_set_error("ESFH: cannot empty %s for OPEN OUTPUT: %s", path,
                                db_strerror(ret));
-                esfh_set_status(fcd, ESFH_DEADLOCK(ret) ? "61" : "30");
-                return ret;
-            }
+            esfh_set_status(fcd, ESFH_DEADLOCK(ret) ? "61" : "30");
+            return ret;
         }
     }
     esfh_set_status(fcd, !exists && optional && mode != OPEN_OUTPUT ? "05" : "00");
@@ -389,7 +450,7 @@ static int handle(FCD3 *fcd, int opcd)
             esfh_set_status(fcd, "41");
             return 0;
         }
-        if (esfh_env() == NULL) {
+        if (!esfh_store_ready()) {
             esfh_set_status(fcd, "30");
             return 0;
         }

@@ -54,6 +54,13 @@ int esfh_reply_put(const void *key, int keylen, const void *data, int datalen, l
 int esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outlen,
                    long long now);
 int esfh_reply_purge(long long now, int limit);
+/* Use the PostgreSQL store named by `conninfo` (a libpq connection string) instead of a
+ * Berkeley DB environment, from now on in this process (sets ESFH_STORE, which the programs it
+ * runs inherit), and connect to it. */
+int esfh_store_open(const char *conninfo, char *err, int errlen);
+/* In a PostgreSQL store: end the session of process `pid` of this host (a SEP that died) and
+ * wait up to timeout_ms for it to be gone; EBUSY when it is not. */
+int esfh_pg_end_session(long pid, int timeout_ms);
 /* The libcob release ESFH was compiled for: major * 100 + minor (302 for 3.2). */
 int esfh_built_for_libcob(void);
 /* END cffi */
@@ -71,6 +78,14 @@ void esfh_close_all_dbs(void);          /* close cached DB handles (before closi
 DB_TXN *esfh_request_txn(void);         /* the request transaction (begun on first use), or NULL outside one */
 void esfh_doom(void);                   /* mark the request transaction as a deadlock victim */
 void esfh_close_replies(void);          /* close the reply store (before closing the env) */
+
+/* esfh_pg.c: the reply store in a PostgreSQL store (see esfh_replies.c). */
+int esfh_pg_store(void);
+int esfh_pg_reply_put(const void *key, int keylen, const void *data, int datalen,
+                      long long expires);
+int esfh_pg_reply_get(const void *key, int keylen, void *buf, int buflen, int *outlen,
+                      long long now, int in_request);
+int esfh_pg_reply_purge(long long now, int limit);
 
 #define ESFH_DEADLOCK(r) ((r) == DB_LOCK_DEADLOCK || (r) == DB_LOCK_NOTGRANTED)
 

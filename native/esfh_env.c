@@ -208,6 +208,19 @@ static int open_env(DB_ENV **out, const char *home, int durability, int max_proc
     return 0;
 }
 
+/* Roll back a request's transaction that was not finished (in PostgreSQL: on its connection;
+ * g_req_txn only stands for it there). */
+static void abort_request_txn(void)
+{
+    if (g_req_txn == NULL)
+        return;
+    if (esfh_pg_store())
+        esfh_pg_end(0);
+    else
+        g_req_txn->abort(g_req_txn);
+    g_req_txn = NULL;
+}
+
 static void at_exit(int status, void *unused)
 {
     /* Exit of a batch program (STOP RUN calls exit): interval work is kept; in single mode the
@@ -225,10 +238,7 @@ static void at_exit(int status, void *unused)
         g_interval_txn = NULL;
     }
     g_in_request = 0;
-    if (g_req_txn != NULL) {
-        g_req_txn->abort(g_req_txn);
-        g_req_txn = NULL;
-    }
+    abort_request_txn();
     esfh_env_close();
 }
 
@@ -355,8 +365,22 @@ DB_ENV *esfh_env(void)
     return g_env;
 }
 
+/* Whether files can be opened: the PostgreSQL store reachable, or the environment open. */
+int esfh_store_ready(void)
+{
+    if (esfh_pg_store()) {
+        if (esfh_pg_connected())
+            return 1;
+        fprintf(stderr, "%s\n", esfh_last_error());
+        return 0;
+    }
+    return esfh_env() != NULL;
+}
+
 static int interval(void)
 {
+    if (esfh_pg_store())
+        return 0;   /* each operation outside a call commits at once: see esfh_op_txn */
     if (g_interval < 0) {
         const char *value = getenv("ESFH_COMMIT_INTERVAL");
         g_single = value != NULL && strcmp(value, "single") == 0;
@@ -375,6 +399,8 @@ static DB_TXN *request_txn(void)
     int ret;
     if (!g_in_request || g_req_txn != NULL)
         return g_req_txn;
+    if (esfh_pg_store())
+        return g_req_txn = esfh_pg_begin();
     ret = g_env->txn_begin(g_env, NULL, &g_req_txn, 0);
     if (ret != 0) {
         esfh_set_error("ESFH: cannot begin a transaction: %s", db_strerror(ret));
@@ -390,6 +416,11 @@ DB_TXN *esfh_op_txn(int *own)
     *own = 0;
     if (g_in_request)
         return request_txn();
+    if (esfh_pg_store()) {
+        txn = esfh_pg_begin();
+        *own = txn != NULL;
+        return txn;
+    }
     if (interval() > 0) {
         if (g_interval_txn == NULL) {
             ret = g_env->txn_begin(g_env, NULL, &g_interval_txn, 0);
@@ -414,6 +445,14 @@ int esfh_op_end(DB_TXN *txn, int own, int ret)
     int cret;
     if (txn == NULL)
         return ret;
+    if (esfh_pg_store()) {
+        /* A request's transaction ends with the request (a failed statement has doomed it
+         * or marked it failed already, see esfh_pg.c); an operation's own ends here. */
+        if (!own)
+            return ret;
+        cret = esfh_pg_end(ret == 0);
+        return ret != 0 ? ret : cret;
+    }
     if (ret != 0 && (ESFH_DEADLOCK(ret) || ret == DB_RUNRECOVERY)) {
         if (own) {
             txn->abort(txn);
@@ -488,7 +527,7 @@ int esfh_request_writes(void)
 int esfh_begin(void)
 {
     int ret;
-    if (esfh_env() == NULL)
+    if (!esfh_store_ready())
         return EINVAL;
     if (g_in_request) {
         esfh_set_error("ESFH: esfh_begin called while a transaction is active; "
@@ -511,6 +550,16 @@ int esfh_commit(void)
     if (txn == NULL)
         return 0;
     g_req_txn = NULL;
+    if (esfh_pg_store()) {
+        ret = esfh_pg_end(!g_doomed);
+        if (g_doomed) {
+            g_doomed = 0;
+            esfh_set_error("ESFH: the transaction hit a deadlock and was rolled back; "
+                           "re-run it");
+            return DB_LOCK_DEADLOCK;
+        }
+        return ret;
+    }
     if (g_doomed) {
         txn->abort(txn);
         g_doomed = 0;
@@ -564,6 +613,10 @@ int esfh_abort(void)
     if (txn == NULL)
         return 0;
     g_req_txn = NULL;
+    if (esfh_pg_store()) {
+        esfh_pg_end(0);
+        return 0;
+    }
     ret = txn->abort(txn);
     if (ret != 0)
         esfh_set_error("ESFH: abort failed: %s", db_strerror(ret));
@@ -755,15 +808,18 @@ void esfh_env_abandon(void)
 
 void esfh_env_close(void)
 {
+    if (esfh_pg_store()) {
+        g_in_request = 0;
+        abort_request_txn();
+        esfh_close_all_dbs();
+        esfh_pg_close();
+    }
     if (g_env == NULL) {
         release_lock();
         return;
     }
     g_in_request = 0;
-    if (g_req_txn != NULL) {
-        g_req_txn->abort(g_req_txn);
-        g_req_txn = NULL;
-    }
+    abort_request_txn();
     esfh_interval_commit();
     esfh_close_replies();
     esfh_close_all_dbs();

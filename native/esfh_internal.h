@@ -44,11 +44,24 @@ struct keydef {
     unsigned char sparse_ch;
 };
 
+struct esfh_pgtable;      /* esfh_pg.c: a file's table in a PostgreSQL store */
+
 struct dbset {
     struct dbset *next;
     char path[PATH_MAX];
     int ndb;
-    DB *db[MAXKEYS];
+    DB *db[MAXKEYS];            /* Berkeley DB: the primary database, then one per alternate key */
+    struct esfh_pgtable *pg;    /* PostgreSQL: the file's one table (db[] unused) */
+};
+
+/* A cursor on one of a file's indexes (k: 0 the prime key, 1.. the alternate keys), for the
+ * length of one operation: a Berkeley DB cursor, or a position in esfh_pg.c's rows. */
+struct esfh_cursor {
+    struct efile *f;
+    int k;
+    DBC *dbc;
+    int row;                    /* PostgreSQL: the current row of the index's fetched rows */
+    int positioned;
 };
 
 struct efile {
@@ -111,6 +124,39 @@ static inline void esfh_put_be32(unsigned char *p, u_int32_t v)
     p[2] = (unsigned char)(v >> 8);
     p[3] = (unsigned char)v;
 }
+
+/* esfh_store.c: the tables of a file, on either store. Berkeley DB's DBTs, flags and errors
+ * are the interface (DB_NOTFOUND, DB_BUFFER_SMALL, DB_LOCK_DEADLOCK, DB_RMW, DB_DBT_PARTIAL
+ * with dlen 0: no data wanted); PostgreSQL answers in the same terms. Writes to an alternate
+ * index k > 0 are what the primary put implies (PostgreSQL keeps them as columns of the
+ * record's row): callers make them all the same, in the order Berkeley DB needs. */
+int esfh_tbl_get(struct efile *f, int k, DB_TXN *txn, DBT *key, DBT *data, u_int32_t flags);
+int esfh_tbl_put(struct efile *f, int k, DB_TXN *txn, DBT *key, DBT *data, int isnew);
+int esfh_tbl_del(struct efile *f, int k, DB_TXN *txn, DBT *key);
+int esfh_tbl_truncate(struct efile *f, DB_TXN *txn);
+int esfh_cur_open(struct efile *f, int k, DB_TXN *txn, struct esfh_cursor *cur);
+int esfh_cur_get(struct esfh_cursor *cur, DBT *key, DBT *data, u_int32_t flags);
+void esfh_cur_close(struct esfh_cursor *cur);
+
+int esfh_store_ready(void);              /* esfh_env.c: files can be opened */
+
+/* esfh_pg.c: the PostgreSQL store (ESFH_STORE, a libpq connection string). */
+int esfh_pg_connected(void);             /* connected now (connecting on first use) */
+DB_TXN *esfh_pg_begin(void);             /* BEGIN; a marker standing for the transaction */
+int esfh_pg_end(int commit);             /* COMMIT or ROLLBACK: 0 or a Berkeley DB error */
+int esfh_pg_open_table(struct dbset *s, const char *path, int create, int *exists);
+void esfh_pg_close_table(struct dbset *s);
+int esfh_pg_get(struct efile *f, int k, DBT *key, DBT *data, u_int32_t flags);
+int esfh_pg_put(struct efile *f, DBT *key, DBT *data, int isnew);
+int esfh_pg_del(struct efile *f, DBT *key);
+int esfh_pg_truncate(struct efile *f);
+int esfh_pg_cur_get(struct esfh_cursor *cur, DBT *key, DBT *data, u_int32_t flags);
+void esfh_pg_close(void);
+
+/* esfh_write.c: alternate key k's index entry for a stored value (record + sequence
+ * trailer of vlen bytes): its length, or -1 for a SPARSE key that is not indexed. */
+int esfh_alt_entry(struct efile *f, int k, const unsigned char *val, u_int32_t vlen,
+                   unsigned char *out);
 
 /* esfh.c */
 int esfh_key_bytes(struct efile *f, int k, const unsigned char *rec, unsigned char *out);

@@ -27,7 +27,7 @@ int esfh_get_primary(struct efile *f, DB_TXN *txn, const void *pk, u_int32_t pkl
     int ret;
     esfh_dbt_in(&key, pk, pklen);
     esfh_dbt_out(&data, f->buf, f->bufsize);
-    ret = f->dbs->db[0]->get(f->dbs->db[0], txn, &key, &data, flags);
+    ret = esfh_tbl_get(f, 0, txn, &key, &data, flags);
     /* buf holds the longest value the file can have: a longer one is damaged. */
     if (ret == DB_BUFFER_SMALL)
         return esfh_damaged(f, "a record", data.size, f->bufsize);
@@ -145,8 +145,7 @@ u_int32_t esfh_rmw(struct efile *f, DB_TXN *txn)
 
 int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
 {
-    DB *db = f->dbs ? f->dbs->db[f->curkey] : NULL;
-    DBC *cur;
+    struct esfh_cursor cur;
     DBT key, data;
     unsigned char kbuf[KEYBUF + SEQLEN], vbuf[KEYBUF];
     int ret, exact, op;
@@ -166,7 +165,7 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
         esfh_set_status(fcd, "10");
         return 0;
     }
-    ret = db->cursor(db, txn, &cur, 0);
+    ret = esfh_cur_open(f, f->curkey, txn, &cur);
     if (ret != 0)
         return ret;
     /* Position with write locks when a REWRITE may follow (see esfh_rmw): a read lock taken here
@@ -181,25 +180,25 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
         data.dlen = 0;
     }
     if (!prev && (f->bof || f->state == POS_FIRST)) {
-        ret = cur->get(cur, &key, &data, (DB_FIRST) | lk);
+        ret = esfh_cur_get(&cur, &key, &data, (DB_FIRST) | lk);
     } else if (prev && f->eof) {
-        ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
+        ret = esfh_cur_get(&cur, &key, &data, (DB_LAST) | lk);
     } else {
         memcpy(kbuf, f->pos, f->poslen);
         key.size = f->poslen;
-        ret = cur->get(cur, &key, &data, (DB_SET_RANGE) | lk);
+        ret = esfh_cur_get(&cur, &key, &data, (DB_SET_RANGE) | lk);
         exact = ret == 0 && key.size == f->poslen && memcmp(kbuf, f->pos, f->poslen) == 0;
         if (!prev) {
             if (ret == 0 && exact && f->state == POS_AFTER)
-                ret = cur->get(cur, &key, &data, (DB_NEXT) | lk);
+                ret = esfh_cur_get(&cur, &key, &data, (DB_NEXT) | lk);
         } else if (ret == DB_NOTFOUND) {
-            ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
+            ret = esfh_cur_get(&cur, &key, &data, (DB_LAST) | lk);
         } else if (ret == 0 && !(exact && f->state == POS_AT)) {
-            ret = cur->get(cur, &key, &data, (DB_PREV) | lk);
+            ret = esfh_cur_get(&cur, &key, &data, (DB_PREV) | lk);
         }
     }
     op = ret;
-    cur->close(cur);
+    esfh_cur_close(&cur);
     if (op == 0)
         op = check_entry(f, f->curkey, key.size, data.size);
     if (op == DB_NOTFOUND) {
@@ -247,8 +246,7 @@ static int key_index(struct efile *f, FCD3 *fcd)
 static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int partlen,
                   unsigned char *ik, u_int32_t *iklen, unsigned char *pk, u_int32_t *pklen)
 {
-    DB *db = f->dbs->db[k];
-    DBC *cur;
+    struct esfh_cursor cur;
     DBT key, data;
     unsigned char want[KEYBUF];
     int wantlen, ret;
@@ -263,7 +261,7 @@ static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int 
         if (partlen <= 0 || partlen > wantlen)
             partlen = wantlen;
     }
-    ret = db->cursor(db, txn, &cur, 0);
+    ret = esfh_cur_open(f, k, txn, &cur);
     if (ret != 0)
         return ret;
     lk = esfh_rmw(f, txn);
@@ -277,7 +275,7 @@ static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int 
         data.dlen = 0;
     }
 #define CMP() memcmp(ik, want, (size_t)partlen)
-    ret = cur->get(cur, &key, &data, (DB_SET_RANGE) | lk);
+    ret = esfh_cur_get(&cur, &key, &data, (DB_SET_RANGE) | lk);
     switch (cond) {
     case OP_START_EQ:
         if (ret == 0 && CMP() != 0)
@@ -285,37 +283,37 @@ static int search(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, int cond, int 
         break;
     case OP_START_GT:
         while (ret == 0 && CMP() == 0)
-            ret = cur->get(cur, &key, &data, (DB_NEXT) | lk);
+            ret = esfh_cur_get(&cur, &key, &data, (DB_NEXT) | lk);
         break;
     case OP_START_LT:
-        ret = cur->get(cur, &key, &data, (ret == DB_NOTFOUND ? DB_LAST : DB_PREV) | lk);
+        ret = esfh_cur_get(&cur, &key, &data, (ret == DB_NOTFOUND ? DB_LAST : DB_PREV) | lk);
         break;
     case OP_START_LE:
         if (ret == DB_NOTFOUND) {
-            ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
+            ret = esfh_cur_get(&cur, &key, &data, (DB_LAST) | lk);
         } else if (ret == 0 && CMP() != 0) {
-            ret = cur->get(cur, &key, &data, (DB_PREV) | lk);
+            ret = esfh_cur_get(&cur, &key, &data, (DB_PREV) | lk);
         } else if (ret == 0 && f->key[k].dups) {
             /* Like GnuCOBOL: the last of the duplicates of the found key value. */
             unsigned char same[KEYBUF];
             int len = f->key[k].keylen;
             memcpy(same, ik, (size_t)len);
             while (ret == 0 && memcmp(ik, same, (size_t)len) == 0)
-                ret = cur->get(cur, &key, &data, (DB_NEXT) | lk);
-            ret = cur->get(cur, &key, &data, (ret == DB_NOTFOUND ? DB_LAST : DB_PREV) | lk);
+                ret = esfh_cur_get(&cur, &key, &data, (DB_NEXT) | lk);
+            ret = esfh_cur_get(&cur, &key, &data, (ret == DB_NOTFOUND ? DB_LAST : DB_PREV) | lk);
         }
         break;
     case OP_START_FI:
-        ret = cur->get(cur, &key, &data, (DB_FIRST) | lk);
+        ret = esfh_cur_get(&cur, &key, &data, (DB_FIRST) | lk);
         break;
     case OP_START_LA:
-        ret = cur->get(cur, &key, &data, (DB_LAST) | lk);
+        ret = esfh_cur_get(&cur, &key, &data, (DB_LAST) | lk);
         break;
     default: /* GE */
         break;
     }
 #undef CMP
-    cur->close(cur);
+    esfh_cur_close(&cur);
     if (ret == 0)
         ret = check_entry(f, k, key.size, data.size);
     if (ret == 0) {

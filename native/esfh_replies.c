@@ -83,6 +83,9 @@ int esfh_reply_put(const void *key, int keylen, const void *data, int datalen, l
         esfh_set_error("ESFH: esfh_reply_put needs the request transaction (esfh_begin)");
         return EINVAL;
     }
+    if (esfh_pg_store())
+        return keylen < 0 || datalen < 0 ? EINVAL
+                                         : esfh_pg_reply_put(key, keylen, data, datalen, expires);
     /* A negative length would size the buffer below by wrapping around. */
     if (keylen < 0 || datalen < 0 || datalen > INT32_MAX - 8) {
         esfh_set_error("ESFH: esfh_reply_put: a key of %d bytes and a reply of %d bytes "
@@ -125,10 +128,13 @@ int esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outl
 {
     DB *db;
     DB_TXN *txn = esfh_request_txn(), *own = NULL;
-    DB_ENV *env = esfh_env();
+    DB_ENV *env;
     DBT k, v;
     int ret;
     *outlen = 0;
+    if (esfh_pg_store())
+        return esfh_pg_reply_get(key, keylen, buf, buflen, outlen, now, txn != NULL);
+    env = esfh_env();
     if ((ret = replies_db(&db)) != 0)
         return ret;
     if (txn == NULL) {
@@ -186,12 +192,14 @@ static void purge_resume_at(const DBT *key)
 int esfh_reply_purge(long long now, int limit)
 {
     DB *db;
-    DB_ENV *env = esfh_env();
+    DB_ENV *env = esfh_pg_store() ? NULL : esfh_env();
     DB_TXN *txn = NULL;
     DBC *cursor = NULL;
     DBT k, v;
     int ret, deleted = 0, seen = 0;
     u_int32_t step = DB_FIRST;
+    if (esfh_pg_store())
+        return esfh_pg_reply_purge(now, limit);
     if (env == NULL || replies_db(&db) != 0)
         return -1;
     if ((ret = env->txn_begin(env, NULL, &txn, 0)) != 0)

@@ -23,13 +23,12 @@ static int suppressed(struct efile *f, int k, const unsigned char *keyb)
 static int next_seq(struct efile *f, DB_TXN *txn, int k, const unsigned char *kb,
                     u_int32_t *seq, int *had)
 {
-    DB *db = f->dbs->db[k];
-    DBC *cur;
+    struct esfh_cursor cur;
     DBT key, data;
     unsigned char ik[KEYBUF + SEQLEN], pk[KEYBUF];
     int len = f->key[k].keylen, ret;
 
-    ret = db->cursor(db, txn, &cur, 0);
+    ret = esfh_cur_open(f, k, txn, &cur);
     if (ret != 0)
         return ret;
     memcpy(ik, kb, (size_t)len);
@@ -37,9 +36,9 @@ static int next_seq(struct efile *f, DB_TXN *txn, int k, const unsigned char *kb
     esfh_dbt_out(&key, ik, sizeof ik);
     key.size = (u_int32_t)(len + SEQLEN);
     esfh_dbt_out(&data, pk, sizeof pk);
-    ret = cur->get(cur, &key, &data, DB_SET_RANGE);
-    ret = cur->get(cur, &key, &data, ret == DB_NOTFOUND ? DB_LAST : DB_PREV);
-    cur->close(cur);
+    ret = esfh_cur_get(&cur, &key, &data, DB_SET_RANGE);
+    ret = esfh_cur_get(&cur, &key, &data, ret == DB_NOTFOUND ? DB_LAST : DB_PREV);
+    esfh_cur_close(&cur);
     *had = 0;
     *seq = 1;
     if (ret == 0 && memcmp(ik, kb, (size_t)len) == 0) {
@@ -64,6 +63,16 @@ static u_int32_t sec_key(struct efile *f, int k, const unsigned char *val, u_int
     return (u_int32_t)n;
 }
 
+int esfh_alt_entry(struct efile *f, int k, const unsigned char *val, u_int32_t vlen,
+                   unsigned char *out)
+{
+    unsigned char kb[KEYBUF];
+    esfh_key_bytes(f, k, val, kb);
+    if (suppressed(f, k, kb))
+        return -1;
+    return (int)sec_key(f, k, val, vlen, out);
+}
+
 /* Is alternate key value kb (no duplicates) taken by a record other than prime key pk? */
 static int alt_taken(struct efile *f, DB_TXN *txn, int k, const unsigned char *kb,
                      const unsigned char *pk, u_int32_t pklen, int *taken)
@@ -73,7 +82,7 @@ static int alt_taken(struct efile *f, DB_TXN *txn, int k, const unsigned char *k
     int ret;
     esfh_dbt_in(&key, kb, (u_int32_t)f->key[k].keylen);
     esfh_dbt_out(&data, other, sizeof other);
-    ret = f->dbs->db[k]->get(f->dbs->db[k], txn, &key, &data, 0);
+    ret = esfh_tbl_get(f, k, txn, &key, &data, 0);
     *taken = ret == 0 && !(pk && data.size == pklen && memcmp(other, pk, pklen) == 0);
     return ret == DB_NOTFOUND ? 0 : ret;
 }
@@ -160,7 +169,7 @@ static int store(struct efile *f, FCD3 *fcd, DB_TXN *txn, const unsigned char *p
             if (changed && !suppressed(f, k, oldkb)) {
                 iklen = sec_key(f, k, f->buf, oldlen + (u_int32_t)(f->ndups * SEQLEN), oldik);
                 esfh_dbt_in(&key, oldik, iklen);
-                ret = f->dbs->db[k]->del(f->dbs->db[k], txn, &key, 0);
+                ret = esfh_tbl_del(f, k, txn, &key);
                 if (ret != 0 && ret != DB_NOTFOUND)
                     goto fail;
             }
@@ -181,13 +190,13 @@ static int store(struct efile *f, FCD3 *fcd, DB_TXN *txn, const unsigned char *p
         iklen = sec_key(f, k, val, vlen, ik);
         esfh_dbt_in(&key, ik, iklen);
         esfh_dbt_in(&data, pk, pklen);
-        ret = f->dbs->db[k]->put(f->dbs->db[k], txn, &key, &data, 0);
+        ret = esfh_tbl_put(f, k, txn, &key, &data, isnew);
         if (ret != 0)
             goto fail;
     }
     esfh_dbt_in(&key, pk, pklen);
     esfh_dbt_in(&data, val, vlen);
-    ret = f->dbs->db[0]->put(f->dbs->db[0], txn, &key, &data, 0);
+    ret = esfh_tbl_put(f, 0, txn, &key, &data, isnew);
 fail:
     free(val);
     return ret;
@@ -220,18 +229,18 @@ int esfh_do_write(struct efile *f, FCD3 *fcd, DB_TXN *txn)
     if (f->org == ORG_RELATIVE) {
         if (f->access == ACCESS_SEQ) {
             /* Sequential WRITE appends after the highest record number. */
-            DBC *cur;
+            struct esfh_cursor cur;
             DBT key, data;
             unsigned char vbuf[8];
             u_int32_t hi = 0, lo = 0;
-            ret = f->dbs->db[0]->cursor(f->dbs->db[0], txn, &cur, 0);
+            ret = esfh_cur_open(f, 0, txn, &cur);
             if (ret != 0)
                 return ret;
             esfh_dbt_out(&key, pk, sizeof pk);
             esfh_dbt_out(&data, vbuf, 0);
             data.flags |= DB_DBT_PARTIAL;
-            ret = cur->get(cur, &key, &data, DB_LAST);
-            cur->close(cur);
+            ret = esfh_cur_get(&cur, &key, &data, DB_LAST);
+            esfh_cur_close(&cur);
             if (ret == 0) {
                 hi = esfh_get_be32(pk);
                 lo = esfh_get_be32(pk + 4);
@@ -387,12 +396,12 @@ int esfh_do_delete(struct efile *f, FCD3 *fcd, DB_TXN *txn)
             continue;
         iklen = sec_key(f, k, f->buf, oldlen + (u_int32_t)(f->ndups * SEQLEN), ik);
         esfh_dbt_in(&key, ik, iklen);
-        ret = f->dbs->db[k]->del(f->dbs->db[k], txn, &key, 0);
+        ret = esfh_tbl_del(f, k, txn, &key);
         if (ret != 0 && ret != DB_NOTFOUND)
             return ret;
     }
     esfh_dbt_in(&key, pk, pklen);
-    ret = f->dbs->db[0]->del(f->dbs->db[0], txn, &key, 0);
+    ret = esfh_tbl_del(f, 0, txn, &key);
     if (ret == 0) {
         esfh_set_status(fcd, "00");
         esfh_note_write();

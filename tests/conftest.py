@@ -39,6 +39,24 @@ def program_environ(**variables):
     return environ
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL cluster for the whole run (esrt.testing.postgres), stopped at its end."""
+    from esrt.testing.postgres import PostgresCluster
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def pg_store(postgres):
+    """A fresh database of the session's cluster: the libpq connection string of a new,
+    empty PostgreSQL store."""
+    return postgres.create_database(f"store{next(_databases)}")
+
+
 def wait_for(predicate, what, limit=60.0):
     """Return predicate()'s first true value, polling; fail naming `what` after `limit` seconds.
 

@@ -1,9 +1,11 @@
-"""`esrt file ...`: create, load, unload, dump, count and verify ESFH indexed files, checkpoint
-and recover a region's data environment (the library is esrt.isam.files).
+"""`esrt file ...`: create, load, unload, dump, count and verify ESFH indexed files, copy files
+between stores, checkpoint and recover a region's data environment (the library is
+esrt.isam.files, esrt.isam.pgstore and esrt.isam.copy).
 
-Every command works on a running region's files: the tools join its environment and use
-transactions. The environment is the server's data directory (--server S, read from mfds) or
-a directory given with --data-dir (default: $ESRT_DATA_DIR).
+Every command works on a running region's files: the tools join its store and use
+transactions. The store is the server's (--server S, read from mfds: its data directory, or
+its PostgreSQL store), a data directory given with --data-dir, or a PostgreSQL store given
+with --store (default: $ESFH_STORE, else $ESRT_DATA_DIR).
 """
 
 import argparse
@@ -17,26 +19,61 @@ def _say(message):
     print(message, flush=True)
 
 
-def _data_dir(args):
-    """The environment home from --data-dir, --server (mfds) or $ESRT_DATA_DIR."""
+def _where(args, data_dir="data_dir", store="store", server="server"):
+    """("store", connection string) or ("data", directory) named by the options: --store,
+    --data-dir or --server (its store, else its data directory, from mfds), else
+    $ESFH_STORE or $ESRT_DATA_DIR."""
     from esrt.isam.files import IsamFileError
-    if args.data_dir:
-        return os.path.abspath(args.data_dir)
-    if args.server:
+    if getattr(args, store, None):
+        return "store", getattr(args, store)
+    if getattr(args, data_dir, None):
+        return "data", os.path.abspath(getattr(args, data_dir))
+    if getattr(args, server, None):
         from esrt.home import Home
         from esrt.node.definitions import server_definition
         from esrt.paths import RegionPaths
         home = Home(getattr(args, "home", None))
-        return str(RegionPaths(server_definition(args.server, home), home).data)
+        definition = server_definition(getattr(args, server), home)
+        if definition.get("store"):
+            return "store", definition["store"]
+        return "data", str(RegionPaths(definition, home).data)
+    if os.environ.get("ESFH_STORE"):
+        return "store", os.environ["ESFH_STORE"]
     if os.environ.get("ESRT_DATA_DIR"):
-        return os.environ["ESRT_DATA_DIR"]
-    raise IsamFileError("say which data environment to use: --server NAME (a defined server) "
-                        "or --data-dir DIRECTORY (or set ESRT_DATA_DIR)")
+        return "data", os.environ["ESRT_DATA_DIR"]
+    raise IsamFileError("say which files to use: --server NAME (a defined server), "
+                        "--data-dir DIRECTORY or --store CONNINFO (or set ESRT_DATA_DIR or "
+                        "ESFH_STORE)")
+
+
+def _open(where):
+    """The DataEnv or PgStore of a _where answer."""
+    kind, place = where
+    if kind == "store":
+        from esrt.isam.pgstore import PgStore
+        return PgStore(place)
+    from esrt.isam.files import DataEnv
+    return DataEnv(place)
+
+
+def _environment(args):
+    """The store the command works on (see _where)."""
+    return _open(_where(args))
+
+
+def _data_dir(args):
+    """The data directory of a command for Berkeley DB environments only."""
+    from esrt.isam.files import IsamFileError
+    kind, place = _where(args)
+    if kind == "store":
+        raise IsamFileError("the files are in a PostgreSQL store, which needs no checkpoint or "
+                            "recovery from esrt: the database server does both")
+    return place
 
 
 def _layout(args, env=None):
     """The file's description from the options, else from its sidecar (or None)."""
-    from esrt.isam.layout import FileLayout, layout_from_options
+    from esrt.isam.layout import layout_from_options
     layout = layout_from_options(
         layout=getattr(args, "layout", None), key=getattr(args, "key", None),
         alt_keys=getattr(args, "alt_key", None) or (),
@@ -46,7 +83,7 @@ def _layout(args, env=None):
         copy_dirs=getattr(args, "copy_dir", None) or (), record=getattr(args, "record", None))
     if layout is not None and not layout.keys and env is not None:
         # Only a copybook given: keep the keys of the stored description.
-        stored = FileLayout.load(env.path_of(args.file))
+        stored = env.description(args.file)
         if stored is not None:
             layout.keys = stored.keys
             layout._check()
@@ -54,8 +91,8 @@ def _layout(args, env=None):
 
 
 def cmd_create(args):
-    from esrt.isam.files import DataEnv, create_file
-    with DataEnv(_data_dir(args)) as env:
+    from esrt.isam.files import create_file
+    with _environment(args) as env:
         path = create_file(env, args.file, _layout(args), adopt=args.adopt)
         layout = env.open_file(args.file).layout
     keys = ", ".join("%s%s" % (k.name, " (duplicates)" if k.dups else "") for k in layout.keys)
@@ -65,8 +102,8 @@ def cmd_create(args):
 
 
 def cmd_load(args):
-    from esrt.isam.files import DataEnv, read_input
-    with DataEnv(_data_dir(args)) as env:
+    from esrt.isam.files import read_input
+    with _environment(args) as env:
         handle = env.open_file(args.file, _layout(args, env))
         count = handle.load(read_input(args.input, handle.layout, args.format),
                             batch_size=args.batch_size)
@@ -75,8 +112,8 @@ def cmd_load(args):
 
 
 def cmd_unload(args):
-    from esrt.isam.files import DataEnv, write_output
-    with DataEnv(_data_dir(args)) as env:
+    from esrt.isam.files import write_output
+    with _environment(args) as env:
         handle = env.open_file(args.file, _layout(args, env))
         temporary = "%s.tmp%d" % (args.output, os.getpid())
         try:
@@ -91,12 +128,12 @@ def cmd_unload(args):
 
 
 def cmd_dump(args):
-    from esrt.isam.files import DataEnv, hex_dump, record_json
-    with DataEnv(_data_dir(args)) as env:
+    from esrt.isam.files import hex_dump, record_json
+    with _environment(args) as env:
         handle = env.open_file(args.file, _layout(args, env))
         layout = handle.layout
         readable = layout is not None and layout.item is not None and not args.hex
-        if layout is None and handle.dbs[1:]:
+        if layout is None and handle.alternate_count:
             print("note: %s has alternate keys but no description; records may end with "
                   "4-byte sequence numbers (pass --key/--alt-key or --record-length)"
                   % handle.path, file=sys.stderr)
@@ -110,27 +147,25 @@ def cmd_dump(args):
 
 
 def cmd_count(args):
-    from esrt.isam.files import DataEnv
-    with DataEnv(_data_dir(args)) as env:
+    with _environment(args) as env:
         count = env.open_file(args.file, _layout(args, env)).count()
     _say(str(count))
     return ExitCode.OK
 
 
 def cmd_verify(args):
-    from esrt.isam.files import DataEnv
-    with DataEnv(_data_dir(args)) as env:
+    with _environment(args) as env:
         handle = env.open_file(args.file, _layout(args, env))
         problems = handle.verify()
         count = handle.count()
-        indexes = len(handle.dbs) - 1
+        indexes = handle.alternate_count
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
         print("%s: %d problem(s) found; rebuild the file (unload, create, load) or restore it"
               % (handle.path, len(problems)), file=sys.stderr)
         return ExitCode.ERROR
-    _say("%s: OK (%d records, %d alternate key databases consistent)"
+    _say("%s: OK (%d records, %d alternate key indexes consistent)"
          % (handle.path, count, indexes))
     return ExitCode.OK
 
@@ -151,10 +186,26 @@ def cmd_recover(args):
     return ExitCode.OK
 
 
+def cmd_copy(args):
+    from esrt.isam.copy import copy_store
+    from esrt.isam.files import IsamFileError
+    source_where = _where(args)
+    target_where = _where(args, data_dir="to_data_dir", store="to_store", server="to_server")
+    if source_where == target_where:
+        raise IsamFileError("the copy would go to where the files are; give another "
+                            "--to-store, --to-data-dir or --to-server")
+    with _open(source_where) as source, _open(target_where) as target:
+        copy_store(source, target, args.files, replace=args.replace, report=_say)
+    return ExitCode.OK
+
+
 def _env_options(parser):
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--server", help="use this server's data directory (needs mfds)")
+    group.add_argument("--server", help="use this server's files (its data directory or its "
+                                        "PostgreSQL store; needs mfds)")
     group.add_argument("--data-dir", help="use this data directory (no mfds needed)")
+    group.add_argument("--store", metavar="CONNINFO",
+                       help="use this PostgreSQL store (a libpq connection string)")
 
 
 def _layout_options(parser, keys=True):
@@ -176,7 +227,7 @@ def add_file_commands(subparsers):
     """Add `file` with its actions to an argparse subparsers object; each action sets
     ``func`` (taking the parsed args, returning an ExitCode)."""
     parser = subparsers.add_parser("file", help="indexed files: create, load, unload, dump, "
-                                                "count, verify; checkpoint, recover")
+                                                "count, verify, copy; checkpoint, recover")
     actions = parser.add_subparsers(dest="file_command", metavar="ACTION")
     actions.required = True
 
@@ -225,6 +276,21 @@ def add_file_commands(subparsers):
     _layout_options(verify)
     _env_options(verify)
     verify.set_defaults(func=cmd_verify)
+
+    copy = actions.add_parser("copy", help="copy files (default: all of them, with the stored "
+                                           "replies) to another store and check the copy")
+    copy.add_argument("files", nargs="*", metavar="FILE", help="files to copy (default: all)")
+    _env_options(copy)
+    target = copy.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-store", metavar="CONNINFO",
+                        help="copy into this PostgreSQL store")
+    target.add_argument("--to-data-dir", metavar="DIR",
+                        help="copy into the Berkeley DB environment of this directory")
+    target.add_argument("--to-server", metavar="NAME",
+                        help="copy into this server's store (needs mfds)")
+    copy.add_argument("--replace", action="store_true",
+                      help="overwrite files that already hold records there")
+    copy.set_defaults(func=cmd_copy)
 
     checkpoint = actions.add_parser("checkpoint", help="checkpoint the data environment")
     _env_options(checkpoint)

@@ -13,9 +13,12 @@ NATIVE = Path(__file__).resolve().parents[2] / "native"
 PACKAGE_LIB = Path(__file__).resolve().parents[1] / "lib"
 CACHE_LIB = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "esrt" / "lib"
 SOURCES = ("esfh.c", "esfh_read.c", "esfh_write.c", "esfh_env.c", "esfh_replies.c",
-           "esfh_calls.c", "esfh_logs.c")
+           "esfh_calls.c", "esfh_logs.c", "esfh_store.c", "esfh_pg.c")
 HEADER_NAME = "esfh.h"
 HEADERS = (HEADER_NAME, "esfh_internal.h")
+# libpq's header (the PostgreSQL store, native/esfh_pg.c, which loads libpq itself when a
+# store is used), where Debian's libpq-dev puts it.
+PG_INCLUDE = ("-I/usr/include/postgresql",)
 LIBRARY_NAME = "libesfh.so"
 PRELOAD_NAME = "libesfh_failchk.so"
 PRELOAD_SOURCE = "failchk_preload.c"
@@ -41,7 +44,8 @@ def build_esfh(out_dir, native_dir=NATIVE):
     # -z nodelete: ESFH registers an exit handler (commit or roll back at exit), so the library
     # must stay mapped even after cffi drops its handle during interpreter shutdown.
     library = _build_shared(Path(out_dir) / LIBRARY_NAME, Path(native_dir), SOURCES + HEADERS,
-                            SOURCES, ["-Wl,-z,nodelete"], ["-ldb-5.3", "-lcob"])
+                            SOURCES, ["-Wl,-z,nodelete", *PG_INCLUDE],
+                            ["-ldb-5.3", "-lcob", "-ldl"])
     source, copy = Path(native_dir) / HEADER_NAME, Path(out_dir) / HEADER_NAME
     if source.is_file() and (not copy.exists() or copy.read_bytes() != source.read_bytes()):
         shutil.copyfile(source, copy)
@@ -102,7 +106,7 @@ def _build_shared(out, native_dir, inputs, sources, flags, libraries):
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise EsfhBuildError(f"cannot build {out} (gcc exit status {result.returncode}); "
-                             f"install gcc, libcob4-dev and libdb5.3-dev.\n"
+                             f"install gcc, libcob4-dev, libdb5.3-dev and libpq-dev.\n"
                              f"{' '.join(command)}\n{result.stderr}")
     temporary.replace(out)
     flags_file.write_text(" ".join(flags))

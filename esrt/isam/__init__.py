@@ -1,8 +1,9 @@
 """esrt's indexed files: the Python side of ESFH, the EXTFH file handler in native/esfh.c.
 
 `Esfh` loads libesfh.so (cffi, ABI mode) and exposes the transaction API a SEP drives around
-each request: env_open once per process, then begin / commit or abort per request, doomed()
-after a deadlock, failchk() after a SEP died, recover() before a region starts its SEPs.
+each request: env_open once per process (store_open instead, for files in PostgreSQL), then
+begin / commit or abort per request, doomed() after a deadlock, failchk() after a SEP died,
+recover() before a region starts its SEPs.
 The library is loaded with RTLD_GLOBAL so that COBOL modules compiled with -fcallfh=ESFH find
 the ESFH symbol when they are loaded later.
 """
@@ -82,6 +83,21 @@ class Esfh:
                                       err, 1024)
         if code != 0:
             raise EsfhError(ffi.string(err).decode(errors="replace"), code)
+
+    def store_open(self, conninfo):
+        """Keep this process's files in the PostgreSQL store `conninfo` (a libpq connection
+        string) instead of a Berkeley DB environment, and connect to it now. The COBOL
+        programs it runs inherit the choice (ESFH_STORE)."""
+        err = ffi.new("char[]", 1024)
+        code = self.lib.esfh_store_open(conninfo.encode(), err, 1024)
+        if code != 0:
+            raise EsfhError(ffi.string(err).decode(errors="replace"), code)
+
+    def end_session(self, pid, timeout=5.0):
+        """In a PostgreSQL store: end the session of process `pid` of this host (a SEP that
+        died) and wait until it is gone, so that its last transaction is settled for good."""
+        self._check(self.lib.esfh_pg_end_session(int(pid), max(1, round(timeout * 1000))),
+                    "ending a dead process's session")
 
     def recover(self, home, fresh=False):
         """Run Berkeley DB recovery on `home`; only while no other process has it open. With

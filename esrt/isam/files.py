@@ -20,6 +20,7 @@ refuses while anybody holds it.
 """
 
 import fcntl
+import hashlib
 import os
 from pathlib import Path
 
@@ -38,6 +39,9 @@ LOCK_LIMITS = {"locks": CONSTANTS["ESFH_LK_MAX_LOCKS"],
                "objects": CONSTANTS["ESFH_LK_MAX_OBJECTS"],
                "lockers": CONSTANTS["ESFH_LK_MAX_LOCKERS"]}
 BATCH_SIZE = 1000
+BTREE_MAGIC = 0x053162
+# The reply store's database (native/esfh_replies.c).
+REPLIES_DB = "__esrt_replies"
 DEADLOCK_RETRIES = 20
 _DEADLOCKS = (db.DBLockDeadlockError, db.DBLockNotGrantedError)
 
@@ -166,6 +170,38 @@ class DataEnv:
         path = Path(name)
         return path if path.is_absolute() else self.home / path
 
+    def exists(self, name):
+        """Whether file ``name`` exists."""
+        return self.path_of(name).exists()
+
+    def description(self, name):
+        """The stored description of file ``name`` (its sidecar), or None."""
+        return FileLayout.load(self.path_of(name))
+
+    def save_description(self, name, layout):
+        """Store ``layout`` as the description of file ``name``."""
+        path = self.path_of(name)
+        try:
+            layout.save(path)
+        except OSError as exc:
+            raise IsamFileError("cannot write the description %s: %s" % (
+                sidecar_path(path), exc.strerror)) from None
+
+    def file_names(self):
+        """The names of the ESFH files here (INDEXED and RELATIVE), in name order: the
+        Berkeley DB databases of the directory but the alternate indexes (NAME.1 ...), the
+        reply store and Berkeley DB's own files."""
+        names = []
+        for path in sorted(self.home.iterdir()):
+            if (not path.is_file() or path.name.startswith(("__db.", "log.", "__esrt"))
+                    or not _is_btree(path)):
+                continue
+            base, dot, number = path.name.rpartition(".")
+            if dot and number.isdigit() and (self.home / base).is_file():
+                continue
+            names.append(path.name)
+        return names
+
     def open_file(self, name, layout=None, create=False):
         """An IsamFile for ``name``; ``layout`` defaults to the file's sidecar."""
         path = self.path_of(name)
@@ -202,6 +238,54 @@ class DataEnv:
         """Flush the cache and write a checkpoint (bounds the work of a later recovery)."""
         self.env.txn_checkpoint(0, 0, db.DB_FORCE)
 
+    def replies(self):
+        """The stored replies (esfh_replies.c): (key, expiry in epoch seconds, reply bytes)."""
+        if not (self.home / REPLIES_DB).exists():
+            return []
+        database = db.DB(self.env)
+        database.open(REPLIES_DB, None, db.DB_BTREE, db.DB_THREAD | db.DB_AUTO_COMMIT, 0o660)
+        try:
+            def work(txn):
+                cursor = database.cursor(txn=txn)
+                try:
+                    found, out = cursor.first(), []
+                    while found is not None:
+                        key, value = found
+                        out.append((key, int.from_bytes(value[:8], "big"), value[8:]))
+                        found = cursor.next()
+                    return out
+                finally:
+                    cursor.close()
+            return self.transaction(work)
+        finally:
+            database.close()
+
+    def replace_replies(self, replies):
+        """Empty the reply store and store ``replies`` (as replies() gives them)."""
+        database = db.DB(self.env)
+        database.open(REPLIES_DB, None, db.DB_BTREE,
+                      db.DB_THREAD | db.DB_AUTO_COMMIT | db.DB_CREATE, 0o660)
+        try:
+            def work(txn):
+                database.truncate(txn=txn)
+                for key, expires, data in replies:
+                    database.put(key, expires.to_bytes(8, "big") + data, txn=txn)
+            self.transaction(work)
+        finally:
+            database.close()
+
+
+def _is_btree(path):
+    """Whether ``path`` is a Berkeley DB btree database (its magic number, on its first
+    page, in either byte order)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return False
+    return len(head) == 16 and head[12:16] in (BTREE_MAGIC.to_bytes(4, "little"),
+                                               BTREE_MAGIC.to_bytes(4, "big"))
+
 
 def checkpoint_environment(home):
     """Checkpoint the data environment in ``home`` (safe while the region runs)."""
@@ -237,7 +321,101 @@ def _shown(data):
     return "x'%s'" % text.hex()
 
 
-class IsamFile:
+class StoredFile:
+    """What the file tools do with one ESFH file on either store: the parts that need no
+    store of their own (reading records, loading them in batches, the content digest). A
+    store's file class gives count, items, index_entries, alternate_count, _store, verify
+    and close."""
+
+    def _need_keys(self):
+        if self.layout is None or not self.layout.keys:
+            raise IsamFileError("the keys of %s are not known; pass --key and --alt-key (or "
+                                "--layout with field names), or describe the file once with "
+                                "'esrt file create %s --adopt ...'" % (self.path,
+                                                                        Path(self.path).name))
+        return self.layout
+
+    def records(self, limit=None):
+        """Yield (prime key, record bytes) in prime key order."""
+        layout = self.layout or FileLayout()
+        for key, value in self.items(limit):
+            yield key, layout.record_of(value)
+
+    def digest(self):
+        """(records, SHA-256 of the stored content): every record's prime key and stored
+        value, then every alternate index entry, each in key order. Both stores order keys
+        alike (bytes compared unsigned), so a file and its copy in the other store have the
+        same digest."""
+        sha = hashlib.sha256()
+        count = 0
+        for key, value in self.items():
+            count += 1
+            _feed(sha, key, value)
+        for index in range(1, self.alternate_count + 1):
+            sha.update(b"index %d" % index)
+            for entry, prime in self.index_entries(index):
+                _feed(sha, entry, prime)
+        return count, sha.hexdigest()
+
+    def load(self, records, batch_size=BATCH_SIZE):
+        """Write new records, keeping every alternate key index as ESFH does.
+
+        ``records`` yields (where, record bytes); ``where`` names the input position for
+        errors ("line 12"). Records are committed in transactions of ``batch_size``; a bad
+        record raises IsamFileError and rolls back its whole batch (earlier batches stay).
+        Returns the number of records written.
+        """
+        layout = self._need_keys()
+        if layout.organization != "indexed":
+            raise IsamFileError("loading is supported for INDEXED files only; %s is %s"
+                                % (self.path, layout.organization.upper()))
+        written = 0
+        batch = []
+        for where, record in records:
+            self._check_record(where, record)
+            batch.append((where, record))
+            if len(batch) >= batch_size:
+                written += self._load_batch(batch, written)
+                batch = []
+        if batch:
+            written += self._load_batch(batch, written)
+        return written
+
+    def _check_record(self, where, record):
+        layout = self.layout
+        name = Path(self.path).name
+        if layout.record_length is not None and len(record) != layout.record_length:
+            raise IsamFileError("%s: %s: record is %d bytes, the file's records are %d; "
+                                "nothing of this batch was loaded" % (
+                                    name, where, len(record), layout.record_length))
+        shortest = max(key.offset + key.length for key in layout.keys)
+        if len(record) < shortest:
+            raise IsamFileError("%s: %s: record is %d bytes, too short for its keys (%d); "
+                                "nothing of this batch was loaded"
+                                % (name, where, len(record), shortest))
+
+    def _load_batch(self, batch, done):
+        def work(txn):
+            for where, record in batch:
+                problem = self._store(txn, record)
+                if problem:
+                    raise IsamFileError(
+                        "%s: %s: %s; this batch (from %s) was rolled back, the %d records "
+                        "before it are loaded: fix the input and load again from %s"
+                        % (Path(self.path).name, where, problem, batch[0][0], done,
+                           batch[0][0]))
+            return len(batch)
+        return self.env.transaction(work)
+
+
+def _feed(sha, first, second):
+    sha.update(len(first).to_bytes(4, "big"))
+    sha.update(first)
+    sha.update(len(second).to_bytes(4, "big"))
+    sha.update(second)
+
+
+class IsamFile(StoredFile):
     """One ESFH file: the primary database PATH and PATH.1 ... per alternate key."""
 
     def __init__(self, env, path, layout, create=False):
@@ -281,13 +459,6 @@ class IsamFile:
             handle.close()
         self.dbs = []
 
-    def _need_keys(self):
-        if self.layout is None or not self.layout.keys:
-            raise IsamFileError("the keys of %s are not known; pass --key and --alt-key (or "
-                                "--layout with field names), or describe the file once with "
-                                "'esrt file create %s --adopt ...'" % (self.path, self.path.name))
-        return self.layout
-
     # --- reading ------------------------------------------------------------------------------
 
     def count(self):
@@ -299,20 +470,11 @@ class IsamFile:
         """Yield (prime key, stored value) in prime key order, reading in transactions of
         BATCH_SIZE records so that a long unload never blocks the region for long. Each
         batch is consistent; records changed while the scan runs may or may not be seen."""
-        last = None
-        produced = 0
-        while limit is None or produced < limit:
-            want = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - produced)
-            batch = self.env.transaction(
-                lambda txn, last=last, want=want: self._read_batch(txn, last, want))
+        for batch in self._batches(self.dbs[0], limit):
             yield from batch
-            produced += len(batch)
-            if len(batch) < want:
-                return
-            last = batch[-1][0]
 
-    def _read_batch(self, txn, after, want):
-        cursor = self.dbs[0].cursor(txn=txn)
+    def _read_batch(self, txn, after, want, database):
+        cursor = database.cursor(txn=txn)
         try:
             found = cursor.first() if after is None else cursor.set_range(after)
             if found is not None and after is not None and found[0] == after:
@@ -326,61 +488,30 @@ class IsamFile:
         finally:
             cursor.close()
 
-    def records(self, limit=None):
-        """Yield (prime key, record bytes) in prime key order."""
-        layout = self.layout or FileLayout()
-        for key, value in self.items(limit):
-            yield key, layout.record_of(value)
+    @property
+    def alternate_count(self):
+        """How many alternate key indexes the file has."""
+        return len(self.dbs) - 1
+
+    def index_entries(self, index):
+        """Yield (entry, prime key) of alternate index ``index`` in entry order."""
+        for batch in self._batches(self.dbs[index]):
+            yield from batch
+
+    def _batches(self, database, limit=None):
+        """Lists of (key, value) of `database` in key order, one transaction each."""
+        last, produced = None, 0
+        while limit is None or produced < limit:
+            want = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - produced)
+            batch = self.env.transaction(
+                lambda txn, last=last, want=want: self._read_batch(txn, last, want, database))
+            yield batch
+            produced += len(batch)
+            if len(batch) < want:
+                return
+            last = batch[-1][0]
 
     # --- writing ------------------------------------------------------------------------------
-
-    def load(self, records, batch_size=BATCH_SIZE):
-        """Write new records, keeping every alternate key database as ESFH does.
-
-        ``records`` yields (where, record bytes); ``where`` names the input position for
-        errors ("line 12"). Records are committed in transactions of ``batch_size``; a bad
-        record raises IsamFileError and rolls back its whole batch (earlier batches stay).
-        Returns the number of records written.
-        """
-        layout = self._need_keys()
-        if layout.organization != "indexed":
-            raise IsamFileError("loading is supported for INDEXED files only; %s is %s"
-                                % (self.path, layout.organization.upper()))
-        written = 0
-        batch = []
-        for where, record in records:
-            self._check_record(where, record)
-            batch.append((where, record))
-            if len(batch) >= batch_size:
-                written += self._load_batch(batch, written)
-                batch = []
-        if batch:
-            written += self._load_batch(batch, written)
-        return written
-
-    def _check_record(self, where, record):
-        layout = self.layout
-        if layout.record_length is not None and len(record) != layout.record_length:
-            raise IsamFileError("%s: %s: record is %d bytes, the file's records are %d; "
-                                "nothing of this batch was loaded" % (
-                                    self.path.name, where, len(record), layout.record_length))
-        shortest = max(key.offset + key.length for key in layout.keys)
-        if len(record) < shortest:
-            raise IsamFileError("%s: %s: record is %d bytes, too short for its keys (%d); "
-                                "nothing of this batch was loaded"
-                                % (self.path.name, where, len(record), shortest))
-
-    def _load_batch(self, batch, done):
-        def work(txn):
-            for where, record in batch:
-                problem = self._store(txn, record)
-                if problem:
-                    raise IsamFileError(
-                        "%s: %s: %s; this batch (from %s) was rolled back, the %d records "
-                        "before it are loaded: fix the input and load again from %s"
-                        % (self.path.name, where, problem, batch[0][0], done, batch[0][0]))
-            return len(batch)
-        return self.env.transaction(work)
 
     def _store(self, txn, record):
         """Write one new record like ESFH's WRITE; return a problem text or None."""
@@ -405,6 +536,32 @@ class IsamFile:
             self.dbs[index].put(value, prime, txn=txn)
         primary.put(prime, bytes(record) + trailer, txn=txn)
         return None
+
+    def replace_content(self, items, entries):
+        """Empty the file, then store ``items`` ((prime key, stored value) pairs) and the
+        alternate index entries ``entries`` (one list of (entry, prime key) per alternate
+        key) as they are: a copy from another store. Written in transactions of BATCH_SIZE
+        (a whole file in one would outgrow the environment's lock table), so a copy that
+        fails half way leaves half a file: the copy's digest check then says so."""
+        def empty(txn):
+            for database in self.dbs:
+                database.truncate(txn=txn)
+        self.env.transaction(empty)
+        for database, pairs in zip(self.dbs, [items, *entries]):
+            batch = []
+            for pair in pairs:
+                batch.append(pair)
+                if len(batch) >= BATCH_SIZE:
+                    self._put_all(database, batch)
+                    batch = []
+            self._put_all(database, batch)
+
+    def _put_all(self, database, pairs):
+        def work(txn):
+            for key, value in pairs:
+                database.put(key, value, txn=txn)
+        if pairs:
+            self.env.transaction(work)
 
     def _next_seq(self, txn, index, value):
         """One more than the highest sequence number stored for ``value`` (1 for the first),
@@ -495,7 +652,7 @@ def create_file(env, name, layout, adopt=False):
                             "--record-length N" % path)
     if layout.organization != "indexed":
         raise IsamFileError("esrt file create makes INDEXED files only")
-    exists = path.exists()
+    exists = env.exists(name)
     if adopt and not exists:
         raise IsamFileError("file %s does not exist, so there is nothing to adopt; drop "
                             "--adopt to create it" % path)
@@ -504,11 +661,7 @@ def create_file(env, name, layout, adopt=False):
                             "description, or choose another name" % path)
     handle = env.open_file(name, layout, create=True)
     handle.close()
-    try:
-        layout.save(path)
-    except OSError as exc:
-        raise IsamFileError("cannot write the description %s: %s" % (
-            sidecar_path(path), exc.strerror)) from None
+    env.save_description(name, layout)
     return path
 
 

@@ -28,7 +28,7 @@ from esrt.procs import process_alive
 OK, WARN, FAIL = "ok", "warn", "fail"
 # Debian packages a node runs servers with: "a,b" is the first of these this release has.
 PACKAGES = ("gnucobol3,gnucobol", "libcob4-dev", "libdb5.3t64,libdb5.3", "db5.3-util",
-            "openssl")
+            "libpq5", "openssl")
 # Free space below which a data or log disk is a warning, and a failure.
 DISK_WARN_FRACTION, DISK_WARN_BYTES = 0.10, 1 << 30
 DISK_FAIL_FRACTION, DISK_FAIL_BYTES = 0.02, 200 << 20

@@ -286,7 +286,8 @@ class Region(SupervisorObserver):
                              problem=f"{exc}; is the shared disk mounted here?")
             return
         store = ReplyStore.load(self.paths.data, self.definition["durability"],
-                                max_procs=self.definition["seps"] + 8, console=self.console)
+                                max_procs=self.definition["seps"] + 8, console=self.console,
+                                store=self.definition.get("store"))
         if store is None:
             # Serving without transactions could lose or repeat committed work. (An environment
             # that cannot be recovered yet is no reason: the supervisor keeps trying.)
@@ -603,7 +604,8 @@ def run(argv=None):
     # The data environment's handle: the supervisor recovers it before any SEP runs, and it
     # cleans up after SEPs that die.
     store = None if definition.get("standby") else ReplyStore.load(
-        paths.data, definition["durability"], max_procs=definition["seps"] + 8, console=console)
+        paths.data, definition["durability"], max_procs=definition["seps"] + 8, console=console,
+        store=definition.get("store"))
     region = Region(reactor, definition, paths, console, sep_command=sep_command,
                     mfds_url=info.get("url"), store=store, mfds_token=read_node_token(home),
                     mfds_cert=info.get("tls_cert"), home=home)

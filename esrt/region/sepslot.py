@@ -482,7 +482,8 @@ class SEP:
         old_pid, self.pid, self.transport = self.pid, None, None
         # While a recovery is under way, recovery frees what this process held: a failchk
         # would only wait for the orphaned mutex that made the recovery necessary.
-        if store is not None and not self.supervisor.recovering and not store.after_death():
+        if (store is not None and not self.supervisor.recovering
+                and not store.after_death(old_pid)):
             self.supervisor.begin_recovery()
         if self._kill_call is not None and self._kill_call.active():
             self._kill_call.cancel()

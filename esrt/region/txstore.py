@@ -8,6 +8,10 @@ rolled back, its locks released; in a child process given a time limit, see afte
 asks whether the request the SEP was running had committed: the SEP stores each updating
 request's reply inside the request's own transaction, so a stored reply means "committed,
 return this", and none means "rolled back, safe to run again".
+
+A server whose files are in PostgreSQL (its store setting) has a PostgresReplyStore instead:
+nothing to recover (the database server does that), a dead SEP's transaction and row locks go
+with its session, which the region ends before it looks the reply up.
 """
 
 import os
@@ -95,15 +99,18 @@ class ReplyStore:
         self._recovery_process = None
 
     @classmethod
-    def load(cls, data_dir, durability, max_procs, console):
-        """The store of `data_dir`, not open yet: the supervisor recovers and opens it (recover)
-        before any SEP starts. None when ESFH itself cannot be loaded."""
+    def load(cls, data_dir, durability, max_procs, console, store=None):
+        """The store of `data_dir`, or the PostgreSQL store `store` (a libpq connection
+        string), not open yet: the supervisor recovers and opens it (recover) before any SEP
+        starts. None when ESFH itself cannot be loaded."""
         from esrt.cobol.esfh_build import esfh_library
         try:
             esfh = Esfh(esfh_library())
         except Exception as exc:  # noqa: BLE001 - no gcc/libdb: the region cannot serve safely
-            console.log("ESDB0004E", path=data_dir, problem=str(exc))
+            console.log("ESDB0004E", path=store or data_dir, problem=str(exc))
             return None
+        if store:
+            return PostgresReplyStore(esfh, store, console)
         return cls(esfh, data_dir, console, durability, max_procs)
 
     @property
@@ -166,7 +173,7 @@ class ReplyStore:
         self.console.log("ESDB0003I", path=self.path, durability=self.durability)
         return True
 
-    def after_death(self):
+    def after_death(self, pid=None):
         """Roll back what a dead process left (its transaction, its locks).
 
         Returns False when that is impossible (the process died holding one of Berkeley DB's
@@ -236,6 +243,57 @@ class ReplyStore:
                     os.close(descriptor)
         except OSError as exc:
             self.console.log("ESDB0005W", problem=f"syncing the log of {self.path}: {exc}")
+
+    def close(self):
+        self.esfh.env_close()
+
+
+class PostgresReplyStore(ReplyStore):
+    """The region's handle on a PostgreSQL store (the server's store setting): the committed
+    replies are in the database, beside the files; the database server recovers itself."""
+
+    # How long a dead SEP's session may take to go before the region gives up on it.
+    session_timeout = 5.0
+
+    def __init__(self, esfh, conninfo, console, clock=time.time):
+        super().__init__(esfh, f"PostgreSQL store {conninfo}", console, clock=clock)
+        self.conninfo = conninfo
+
+    def recover(self, reactor, started=lambda pid: None):
+        """Connect (at start, and again after a failure): the Deferred fires True once the
+        database answers, False with `problem` saying why it does not."""
+        self.problem = "connecting"
+        try:
+            self.esfh.store_open(self.conninfo)
+        except EsfhError as exc:
+            self.problem = f"the PostgreSQL store cannot be reached: {exc}"
+            return defer.succeed(False)
+        self.problem = None
+        self.console.log("ESDB0003I", path=self.path, durability="synchronous")
+        return defer.succeed(True)
+
+    @property
+    def recovery_pid(self):
+        return None
+
+    def kill_recovery(self):
+        pass
+
+    def after_death(self, pid=None):
+        """End the dead SEP's session: its transaction is then settled for good (committed or
+        rolled back) and its row locks released. False when the session does not go (the
+        database does not answer): the supervisor then stops the SEPs and connects again."""
+        if pid is None:
+            return True
+        try:
+            self.esfh.end_session(pid, self.session_timeout)
+        except EsfhError as exc:
+            self.console.log("ESDB0005W", problem=str(exc))
+            return False
+        return True
+
+    def _sync_log(self):
+        pass  # a commit is durable in the database when it returns
 
     def close(self):
         self.esfh.env_close()

@@ -69,11 +69,19 @@ def main(argv=None):
             from esrt.cobol.esfh_build import esfh_library
             from esrt.isam import Esfh
             esfh = Esfh(esfh_library())
-            esfh.env_open(data_dir, os.environ.get("ESFH_DURABILITY", "sync"), args.max_procs)
-            # The SEP answers a batch only after one log flush (esrt.sep.worker.serve).
-            esfh.set_group_commit(True)
-            transactions = Transactions(esfh, checkpoint_interval=args.checkpoint_interval,
-                                        remove_logs=not args.keep_logs)
+            store = os.environ.get("ESFH_STORE")
+            if store:
+                # Files in PostgreSQL: each commit is durable when it returns, and the
+                # server keeps its own log.
+                esfh.store_open(store)
+                transactions = Transactions(esfh)
+            else:
+                esfh.env_open(data_dir, os.environ.get("ESFH_DURABILITY", "sync"),
+                              args.max_procs)
+                # The SEP answers a batch only after one log flush (esrt.sep.worker.serve).
+                esfh.set_group_commit(True)
+                transactions = Transactions(esfh, checkpoint_interval=args.checkpoint_interval,
+                                            remove_logs=not args.keep_logs)
         runtime = CobolRuntime()
         runtime.init()
     except Exception as exc:  # noqa: BLE001 - whatever stops the boot is reported, with BOOT_FAILED

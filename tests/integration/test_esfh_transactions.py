@@ -1,5 +1,6 @@
 """ESFH transactions with real processes: COBOL module CNTAPP (tests/conformance/cntapp.cbl)
-called through cffi from worker processes, each request inside esfh_begin/esfh_commit.
+called through cffi from worker processes, each request inside esfh_begin/esfh_commit, on
+both stores (a Berkeley DB environment, a PostgreSQL database).
 
 Every worker is a child process talking line by line over pipes; the fixture kills and reaps
 all of them, even when a test fails.
@@ -24,19 +25,20 @@ KEY = "K00001"
 
 # The worker: commands on stdin, one reply line each on stdout.
 #   recover | open | begin | commit | abort | failchk | call OP | loop N OP | exit
+#   get KEY (the stored reply, or "none") | put KEY DATA
 # "call" replies "<counter> <file status> <doomed 0/1>"; "loop" runs N requests, re-running a
 # request whose transaction was doomed, and replies with the counters it saw.
 WORKER = textwrap.dedent('''
     import os, sys
     from esrt.isam import Esfh, EsfhError
     from esrt.cobol.runtime import CobolRuntime
-    lib, module, data = sys.argv[1:4]
+    lib, module, data, store = sys.argv[1:5]
     esfh = Esfh(lib)
     os.environ["ESRT_DATA_DIR"] = data
     os.environ["COB_FILE_PATH"] = data
     runtime = CobolRuntime()
     program = runtime.load(module, "CNTAPP", 4)
-    op, key, counter, status = (bytearray(b"A"), bytearray(b"%-6s" % sys.argv[4].encode()),
+    op, key, counter, status = (bytearray(b"A"), bytearray(b"%-6s" % sys.argv[5].encode()),
                                 bytearray(10), bytearray(2))
     call = program.bind([op, key, counter, status])
 
@@ -53,7 +55,10 @@ WORKER = textwrap.dedent('''
         words = line.split()
         try:
             if words[0] == "open":
-                esfh.env_open(data, max_procs=8)
+                if store:
+                    esfh.store_open(store)
+                else:
+                    esfh.env_open(data, max_procs=8)
                 reply("ok")
             elif words[0] == "begin":
                 esfh.begin(); reply("ok")
@@ -63,6 +68,11 @@ WORKER = textwrap.dedent('''
                 esfh.abort(); reply("ok")
             elif words[0] == "failchk":
                 esfh.failchk(); reply("ok")
+            elif words[0] == "get":
+                stored = esfh.reply_get(words[1].encode(), 1000)
+                reply(stored.decode() if stored is not None else "none")
+            elif words[0] == "put":
+                esfh.reply_put(words[1].encode(), words[2].encode(), 2000); reply("ok")
             elif words[0] == "call":
                 reply("%d %s %d" % run(words[1]))
             elif words[0] == "loop":
@@ -95,7 +105,7 @@ class Worker:
         environ = dict(os.environ, PYTHONPATH=str(ROOT))
         self.process = subprocess.Popen(
             [sys.executable, "-c", WORKER, str(setup["lib"]), str(setup["module"]),
-             str(setup["data"]), key],
+             str(setup["data"]), setup["store"], key],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=environ, cwd=str(setup["data"]))
         setup["workers"].append(self)
@@ -148,21 +158,23 @@ def built(tmp_path_factory):
     return lib, module
 
 
-@pytest.fixture
-def setup(built, tmp_path):
-    """A fresh data directory, recovered and initialised; workers stopped at the end."""
+@pytest.fixture(params=["berkeley-db", "postgresql"])
+def setup(built, tmp_path, request):
+    """A fresh data directory (recovered) or PostgreSQL database, initialised; workers stopped
+    at the end."""
     data = tmp_path / "data"
     data.mkdir()
-    state = {"lib": built[0], "module": built[1], "data": data, "workers": []}
+    store = request.getfixturevalue("pg_store") if request.param == "postgresql" else ""
+    state = {"lib": built[0], "module": built[1], "data": data, "workers": [], "store": store}
     try:
         init = Worker(state)
         init.ask("exit")  # nothing opened yet: recovery runs below in a process of its own
         init.stop()
-        recover = subprocess.run(
+        recover = store or subprocess.run(
             [sys.executable, "-c", "import sys; from esrt.isam import Esfh; "
              "Esfh(sys.argv[1]).recover(sys.argv[2])", str(built[0]), str(data)],
             env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
-        assert recover.returncode == 0, recover.stderr
+        assert store or recover.returncode == 0, recover.stderr
         init = Worker(state)
         init.ask("open")
         assert init.call("I") == (0, "00", 0)
@@ -214,6 +226,12 @@ def test_killed_worker_does_not_block_others_after_failchk(setup):
     while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
         select.select([], [], [], 0.01)
     other.send("loop 1 A")
+    if setup["store"]:
+        # PostgreSQL ends the dead process's session, its transaction and its row locks with
+        # its connection: nothing to run by hand.
+        assert other.read() == "0"  # the killed transaction's write was rolled back
+        assert other.call("A")[0] == 1
+        return
     assert not other.ready(0.5), "the dead worker's lock should block until failchk"
     assert doctor.ask("failchk") == "ok"
     assert other.read() == "0"  # the killed transaction's write was rolled back
@@ -229,7 +247,7 @@ def test_deadlock_victim_is_doomed(setup):
     assert second.call("B") == (0, "00", 0)
     first.send("call B")
     assert not first.ready(0.3)  # waits for second's lock on CNTFILEB
-    second.send("call A")       # closes the cycle: Berkeley DB picks a victim
+    second.send("call A")       # closes the cycle: the store picks a victim
     ready, _, _ = select.select([first.process.stdout, second.process.stdout], [], [], 60)
     assert ready, "no worker was chosen as deadlock victim"
     victim, survivor = (first, second) if first.process.stdout in ready else (second, first)
@@ -244,3 +262,19 @@ def test_deadlock_victim_is_doomed(setup):
     checker = Worker(setup)
     checker.ask("open")
     assert checker.call("A")[0] == 1 and checker.call("B")[0] == 1
+
+
+def test_a_call_with_the_key_of_a_running_call_waits_for_its_reply(setup):
+    """Two calls with one idempotency key, in two processes: the second looks its key up while
+    the first runs, waits until the first commits, and then finds the first's reply."""
+    first, second = Worker(setup), Worker(setup)
+    for worker in (first, second):
+        worker.ask("open")
+        worker.ask("begin")
+    assert first.ask("get K1") == "none"
+    second.send("get K1")
+    assert not second.ready(0.5), "the second call should wait for the first"
+    first.ask("put K1 first-reply")
+    first.ask("commit")
+    assert second.read() == "first-reply"
+    second.ask("commit")

@@ -3,7 +3,9 @@ tools, files loaded by the tools are read by COBOL (by prime key, by alternate k
 without duplicates, READ NEXT order), and the tools work while other processes have the
 environment open.
 
-The commands run as separate processes (python -m esrt.cli.file_cmd), like a user runs them.
+The commands run as separate processes (python -m esrt.cli.file_cmd), like a user runs them,
+on both stores: a Berkeley DB data environment (--data-dir) and a PostgreSQL store (--store),
+where they give the same results; `esrt file copy` moves files from one to the other.
 """
 
 import json
@@ -146,10 +148,22 @@ def programs(tmp_path_factory):
     return built
 
 
-def cobol(program, data):
+@pytest.fixture(params=["berkeley-db", "postgresql"])
+def store(request, tmp_path):
+    """Where the files are: the `esrt file` options naming the store, and the environment
+    variables that give COBOL programs the same store."""
+    data = tmp_path / "data"
+    data.mkdir()
+    if request.param == "berkeley-db":
+        return {"data": data, "where": ["--data-dir", data], "env": {}}
+    dsn = request.getfixturevalue("pg_store")
+    return {"data": data, "where": ["--store", dsn], "env": {"ESFH_STORE": dsn}}
+
+
+def cobol(program, data, store=None):
     result = subprocess.run([str(program)], capture_output=True, text=True, timeout=60,
                             env={"PATH": "/usr/bin:/bin", "COB_FILE_PATH": str(data),
-                                 "ESRT_DATA_DIR": str(data)})
+                                 "ESRT_DATA_DIR": str(data), **(store or {}).get("env", {})})
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.splitlines()
 
@@ -163,95 +177,90 @@ def esrt_file(*args, check=True):
     return result
 
 
-def describe(data, copybook):
-    return esrt_file("create", "CUSTF", "--adopt", "--data-dir", data, "--layout", copybook,
+def describe(where, copybook):
+    return esrt_file("create", "CUSTF", "--adopt", *where, "--layout", copybook,
                      "--key", "CUST-ID", "--alt-key", "CUST-CITY:dups", "--alt-key", "CUST-NAME")
 
 
-def test_cobol_written_file_is_read_by_the_tools(programs, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
+def test_cobol_written_file_is_read_by_the_tools(programs, tmp_path, store):
+    data, where = store["data"], store["where"]
     plain = tmp_path / "plain"
     plain.mkdir()
-    written = cobol(programs["custw"], data)
+    written = cobol(programs["custw"], data, store)
     # C00002 is a second ROME: GnuCOBOL 3.1 answers 02, 3.2 answers 00; ESFH as the one in use.
     assert written[2] in ("WRITE C00002 02", "WRITE C00002 00")
     assert written == cobol(programs["custw-plain"], plain)
     # Without a description the key count is unknown: a clear refusal, not garbage.
-    refused = esrt_file("unload", "CUSTF", tmp_path / "x.jsonl", "--data-dir", data,
+    refused = esrt_file("unload", "CUSTF", tmp_path / "x.jsonl", *where,
                         "--layout", programs["copybook"], "--key", "CUST-ID", check=False)
     assert refused.returncode == 1
-    assert "2 alternate key databases" in refused.stderr and "--alt-key" in refused.stderr
-    describe(data, programs["copybook"])
+    assert "2 alternate key" in refused.stderr and "--alt-key" in refused.stderr
+    describe(where, programs["copybook"])
     out = tmp_path / "custf.jsonl"
-    esrt_file("unload", "CUSTF", out, "--data-dir", data)
+    esrt_file("unload", "CUSTF", out, *where)
     assert out.read_text() == JSONL
-    assert esrt_file("count", "CUSTF", "--data-dir", data).stdout.strip() == "5"
-    assert "OK (5 records, 2 alternate key databases" in esrt_file(
-        "verify", "CUSTF", "--data-dir", data).stdout
-    dump = esrt_file("dump", "CUSTF", "--data-dir", data, "--limit", "2").stdout.splitlines()
+    assert esrt_file("count", "CUSTF", *where).stdout.strip() == "5"
+    assert "OK (5 records, 2 alternate key indexes" in esrt_file(
+        "verify", "CUSTF", *where).stdout
+    dump = esrt_file("dump", "CUSTF", *where, "--limit", "2").stdout.splitlines()
     assert [json.loads(line)["CUST-ID"] for line in dump] == ["C00001", "C00002"]
     fixed = tmp_path / "custf.dat"
-    esrt_file("unload", "CUSTF", fixed, "--data-dir", data, "--format", "fixed")
+    esrt_file("unload", "CUSTF", fixed, *where, "--format", "fixed")
     assert len(fixed.read_bytes()) == 5 * 41   # records only, no sequence numbers
     # Records loaded by the tool continue ESFH's duplicate sequence: COBOL reads them last.
     extra = tmp_path / "extra.jsonl"
     extra.write_text('{"CUST-ID":"C00000","CUST-NAME":"ZED","CUST-CITY":"ROME",'
                      '"CUST-BAL":-0.5}\n')
-    esrt_file("load", "CUSTF", extra, "--data-dir", data)
-    lines = cobol(programs["custr"], data)
+    esrt_file("load", "CUSTF", extra, *where)
+    lines = cobol(programs["custr"], data, store)
     assert lines[3:7] == [rec("C00003", "CAROL", "ROME", "30.50"),
                           rec("C00002", "BOB", "ROME", "1234567.89"),
                           rec("C00004", "DAN", "ROME", "0.01"),
                           rec("C00000", "ZED", "ROME", "-0.50")]
-    assert "OK (6 records" in esrt_file("verify", "CUSTF", "--data-dir", data).stdout
+    assert "OK (6 records" in esrt_file("verify", "CUSTF", *where).stdout
 
 
-def test_tool_loaded_file_is_read_by_cobol(programs, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
+def test_tool_loaded_file_is_read_by_cobol(programs, tmp_path, store):
+    data, where = store["data"], store["where"]
     source = tmp_path / "in.jsonl"
     source.write_text(JSONL)
     # This process keeps the environment open the whole time (as a region would).
     with DataEnv(data):
-        esrt_file("create", "CUSTF", "--data-dir", data, "--layout", programs["copybook"],
+        esrt_file("create", "CUSTF", *where, "--layout", programs["copybook"],
                   "--key", "CUST-ID", "--alt-key", "CUST-CITY:dups", "--alt-key", "CUST-NAME")
-        assert "loaded 5 records" in esrt_file("load", "CUSTF", source, "--data-dir",
-                                               data).stdout
-        lines = cobol(programs["custr"], data)
+        assert "loaded 5 records" in esrt_file("load", "CUSTF", source, *where).stdout
+        lines = cobol(programs["custr"], data, store)
     rome = [rec("C00002", "BOB", "ROME", "1234567.89"), rec("C00003", "CAROL", "ROME", "30.50"),
             rec("C00004", "DAN", "ROME", "0.01")]
     assert lines == ["OPEN 00"] + BY_KEYS + rome + ALL + ["END 10"]
 
 
-def test_bad_line_rolls_back_its_batch(programs, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    esrt_file("create", "CUSTF", "--data-dir", data, "--layout", programs["copybook"],
+def test_bad_line_rolls_back_its_batch(programs, tmp_path, store):
+    where = store["where"]
+    esrt_file("create", "CUSTF", *where, "--layout", programs["copybook"],
               "--key", "CUST-ID", "--alt-key", "CUST-CITY:dups", "--alt-key", "CUST-NAME")
     lines = JSONL.splitlines()
     bad = '{"CUST-ID":"C00009","CUST-BAL":"lots"}'
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines[:3] + [bad] + lines[3:]) + "\n")
-    failed = esrt_file("load", "CUSTF", source, "--data-dir", data, "--batch-size", "2",
-                       check=False)
+    failed = esrt_file("load", "CUSTF", source, *where, "--batch-size", "2", check=False)
     assert failed.returncode == 1
     assert "line 4" in failed.stderr and "CUST-BAL" in failed.stderr
     # Lines 1-2 were committed; line 3 was in the rolled-back batch with line 4.
-    assert esrt_file("count", "CUSTF", "--data-dir", data).stdout.strip() == "2"
+    assert esrt_file("count", "CUSTF", *where).stdout.strip() == "2"
     duplicate = tmp_path / "dup.jsonl"
     duplicate.write_text(lines[2] + "\n" + lines[0].replace("C00001", "C00007") + "\n")
-    failed = esrt_file("load", "CUSTF", duplicate, "--data-dir", data, check=False)
+    failed = esrt_file("load", "CUSTF", duplicate, *where, check=False)
     assert "line 2" in failed.stderr and "CUST-NAME 'ALICE" in failed.stderr
-    assert esrt_file("count", "CUSTF", "--data-dir", data).stdout.strip() == "2"
-    assert esrt_file("verify", "CUSTF", "--data-dir", data).returncode == 0
+    assert esrt_file("count", "CUSTF", *where).stdout.strip() == "2"
+    assert esrt_file("verify", "CUSTF", *where).returncode == 0
 
 
 def test_verify_finds_damaged_alternate_index(programs, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     cobol(programs["custw"], data)
-    describe(data, programs["copybook"])
+    describe(["--data-dir", data], programs["copybook"])
     with DataEnv(data) as env:
         handle = env.open_file("CUSTF")
         txn = env.env.txn_begin()
@@ -282,7 +291,7 @@ def test_tools_share_the_environment_with_esfh_and_recover_waits(programs, tmp_p
     data = tmp_path / "data"
     data.mkdir()
     cobol(programs["custw"], data)
-    describe(data, programs["copybook"])
+    describe(["--data-dir", data], programs["copybook"])
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(programs["lib"]), str(data)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -319,3 +328,31 @@ def test_missing_environment_choice_is_explained(tmp_path):
     assert "--server NAME" in result.stderr and "--data-dir" in result.stderr
     missing = esrt_file("count", "NOFILE", "--data-dir", tmp_path, check=False)
     assert "NOFILE does not exist" in missing.stderr and "esrt file create" in missing.stderr
+
+
+def test_files_copied_between_stores_read_the_same(programs, tmp_path, pg_store):
+    """Berkeley DB to PostgreSQL and back: every copy holds the same records in the same key
+    orders (duplicates in the order they were written), checked by its digest."""
+    data, back = tmp_path / "data", tmp_path / "back"
+    data.mkdir()
+    back.mkdir()
+    to_postgresql = {"env": {"ESFH_STORE": pg_store}}
+    cobol(programs["custw"], data)
+    describe(["--data-dir", data], programs["copybook"])
+    in_berkeley_db = cobol(programs["custr"], data)
+    copied = esrt_file("copy", "--data-dir", data, "--to-store", pg_store).stdout
+    assert "copied CUSTF: 5 records" in copied and "the same in both stores" in copied
+    assert cobol(programs["custr"], tmp_path, to_postgresql) == in_berkeley_db
+    # The description went along: the tools read the copy without options.
+    assert "OK (5 records" in esrt_file("verify", "CUSTF", "--store", pg_store).stdout
+    again = esrt_file("copy", "--data-dir", data, "--to-store", pg_store, check=False)
+    assert again.returncode == 1 and "--replace" in again.stderr
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text('{"CUST-ID":"C00000","CUST-NAME":"ZED","CUST-CITY":"ROME"}\n')
+    esrt_file("load", "CUSTF", extra, "--store", pg_store)
+    in_postgresql = cobol(programs["custr"], tmp_path, to_postgresql)
+    assert "copied CUSTF: 6 records" in esrt_file("copy", "CUSTF", "--store", pg_store,
+                                                  "--to-data-dir", back).stdout
+    assert cobol(programs["custr"], back) == in_postgresql
+    assert rec("C00000", "ZED", "ROME", "0.00") in in_postgresql
+    assert "OK (6 records" in esrt_file("verify", "CUSTF", "--data-dir", back).stdout

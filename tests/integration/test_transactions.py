@@ -1,4 +1,5 @@
-"""Each request is one atomic, isolated, durable transaction over its files, on any number of SEPs.
+"""Each request is one atomic, isolated, durable transaction over its files, on any number of SEPs,
+with the files in either store (the region's Berkeley DB environment, or a PostgreSQL database).
 
 CBLAPP01 reads a counter, returns it and rewrites it plus one: lost or doubled updates show up as
 repeated or missing counters.
@@ -12,6 +13,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+import pytest
 
 from esrt.client import Client
 from esrt.node.runs import read_json
@@ -52,18 +55,34 @@ def sep_pids(region):
     return [int(pid) for pid in (read_json(run_dir / "processes.json") or {})["seps"].values()]
 
 
-def test_concurrent_callers_on_four_seps_lose_no_update(node, srv01_car):
-    region = start_cblapp01_region(node, srv01_car, seps=4)
+@pytest.fixture(params=["berkeley-db", "postgresql"])
+def store(request):
+    """The `esrt server create` options that put the region's files in one store."""
+    if request.param == "berkeley-db":
+        return ()
+    return ("--store", request.getfixturevalue("pg_store"))
+
+
+def test_concurrent_callers_on_four_seps_lose_no_update(node, srv01_car, store):
+    region = start_cblapp01_region(node, srv01_car, seps=4, extra=store)
     errors = []
     counters = call_concurrently(region.url, CALLERS, CALLS_EACH, errors)
     assert errors == []
     assert sorted(counters) == list(range(CALLERS * CALLS_EACH))
     with Client(region.url) as client:
         assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == CALLERS * CALLS_EACH
+    data = node.home / "servers" / region.name / "data"
+    if store:
+        # The counter lives in the database: no Berkeley DB environment in the data directory.
+        assert not list(data.glob("log.*")) and not (data / "APPFILE01").exists()
+        console = (node.home / "servers" / region.name / "logs" / "console.log").read_text()
+        assert "PostgreSQL store" in console
+    else:
+        assert list(data.glob("log.*")) and (data / "APPFILE01").exists()
 
 
-def test_seps_killed_mid_load_cost_callers_nothing(node, srv01_car):
-    region = start_cblapp01_region(node, srv01_car, seps=4)
+def test_seps_killed_mid_load_cost_callers_nothing(node, srv01_car, store):
+    region = start_cblapp01_region(node, srv01_car, seps=4, extra=store)
     errors, kills, stop = [], [], threading.Event()
 
     def killer():
@@ -96,7 +115,8 @@ def test_seps_killed_mid_load_cost_callers_nothing(node, srv01_car):
     assert "ESSI1706W" in console or "ESSI1707I" in console
 
 
-def test_idempotency_key_returns_the_committed_reply(esrt_region):
+def test_idempotency_key_returns_the_committed_reply(node, srv01_car, store):
+    esrt_region = start_cblapp01_region(node, srv01_car, extra=store)
     key = str(uuid.uuid4())
     with Client(esrt_region.url) as client:
         first = client.request("POST", "/services/srv01/CBLAPP01", b"{}",

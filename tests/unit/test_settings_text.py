@@ -89,11 +89,28 @@ def test_an_empty_list_value_empties_the_list():
     (["standby=maybe"], "standby", "is not true or false"),
     (["listeners=Web=127.0.0.1:99999"], "listeners", "port must be 0..65535"),
     (["env=1BAD=x"], "env", "must look like NAME=value"),
+    (["store=db1"], "store", "is not a PostgreSQL connection string"),
+    (["store=host=db1 password=secret"], "store", "keep the password out"),
+    (["store=postgresql://esrt:secret@db1/esrt"], "store", "~/.pgpass"),
 ])
 def test_bad_set_pairs_say_what_is_wrong(pairs, field, says):
     with pytest.raises(SettingError) as caught:
         parse_assignments(pairs)
     assert says in message(caught, field)
+
+
+@pytest.mark.parametrize("text", [
+    "host=db1 dbname=esrt user=esrt",
+    "host=/run/postgresql port=5433 dbname=esrt application_name='two words'",
+    "postgresql://db1:5432/esrt?sslmode=require",
+    "postgresql://esrt@db1,db2/esrt?target_session_attrs=read-write",
+])
+def test_a_store_is_a_connection_string(text):
+    assert parse_assignments([f"store={text}"])["store"] == text
+
+
+def test_no_store_is_the_embedded_berkeley_db():
+    assert parse_assignments(["store="])["store"] is None
 
 
 def test_every_setting_survives_its_own_text():

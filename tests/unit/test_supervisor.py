@@ -342,7 +342,7 @@ class FakeStore:
     def needs_recovery(self):
         return self.problem is not None
 
-    def after_death(self):
+    def after_death(self, pid=None):
         self.cleanups += 1
         return True
 
@@ -395,7 +395,7 @@ class BrokenEnvironmentStore(FakeStore):
         super().__init__(committed)
         self.recoveries = 0
 
-    def after_death(self):
+    def after_death(self, pid=None):
         self.cleanups += 1
         return False
 

@@ -1,0 +1,1048 @@
+/*
+ * ESFH's PostgreSQL store: a file's records in a table of a PostgreSQL database, reached
+ * through libpq, so that regions on several nodes serve one set of files at once.
+ *
+ * Chosen by ESFH_STORE (a libpq connection string, "host=... dbname=..." or a postgresql://
+ * URL); without it ESFH keeps its files in Berkeley DB. The file operations (esfh_read.c,
+ * esfh_write.c) are the same for both stores: they work on a primary index and one index per
+ * alternate key through esfh_store.c, and this file answers those requests as Berkeley DB
+ * would (its DBTs, flags and error codes), so the two stores cannot differ in what a COBOL
+ * program sees.
+ *
+ * Layout: schema "esfh", one table per file, named by the file's path relative to the data
+ * directory (ESRT_DATA_DIR, COB_FILE_PATH or the working directory, as ESFH resolves names):
+ *     k bytea PRIMARY KEY     the prime key's bytes (RELATIVE: the 8-byte big-endian number)
+ *     v bytea NOT NULL        the value Berkeley DB stores: record + duplicate sequence numbers
+ *     a1 .. aN bytea UNIQUE   alternate key n's index entry (key bytes + sequence number for
+ *                             keys WITH DUPLICATES, so duplicates sort in the order they were
+ *                             written); NULL where a SPARSE key is not indexed
+ * bytea orders as Berkeley DB's btrees do (bytes compared unsigned, a prefix first), so
+ * "ORDER BY" walks an index in the order a cursor would.
+ *
+ * Transactions: a call is one database transaction (READ COMMITTED). A READ of a file opened
+ * I-O reads the row FOR UPDATE, so the row stays locked until the call commits, as Berkeley
+ * DB's write lock does; a lock held by a process that dies goes with its connection. Deadlocks
+ * (40P01), serialization failures (40001) and a unique key taken by a concurrent transaction
+ * (23505) come back as DB_LOCK_DEADLOCK: the call runs again, and then sees the other's row.
+ *
+ * Reading ahead: START and READ NEXT/PREVIOUS query a few rows of the index in key order and
+ * keep them (with their records) for the operations that follow; the rows are dropped when
+ * this process writes to the table and when the transaction ends.
+ */
+#include <ctype.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <libpq-fe.h>
+
+#include "esfh_internal.h"
+
+#define FIRST_ROWS 8            /* rows fetched when an index is positioned anew */
+#define MOST_ROWS 256           /* rows fetched at most, when a scan goes on */
+#define TABLE_NAME_MAX 63       /* PostgreSQL's identifiers (NAMEDATALEN - 1) */
+#define SQL_MAX 1024
+#define SCHEMA "esfh"
+/* PostgreSQL's type numbers (catalog/pg_type_d.h, not installed with libpq-dev). */
+#define BYTEAOID_ 17
+#define INT8OID_ 20
+
+/* Rows of one index fetched in one direction from a bound: [bound, last] in index order
+ * (descending: [last, bound]); complete when nothing lies past the last row. */
+struct rows {
+    PGresult *res;
+    int n, desc, complete, limit;
+    unsigned serial, writes;    /* the transaction and the table's writes they were read in */
+    int has_bound, inclusive;
+    unsigned char bound[KEYBUF + SEQLEN];
+    u_int32_t boundlen;
+};
+
+struct esfh_pgtable {
+    char name[TABLE_NAME_MAX + 1];
+    char ident[2 * TABLE_NAME_MAX + 16];   /* "esfh"."name", quoted */
+    int nalt;
+    unsigned writes;
+    struct rows rows[MAXKEYS];
+    int last_k, last_row;       /* the row a cursor gave last: its record serves the next get */
+};
+
+/* libpq, loaded when a PostgreSQL store is first used: a program whose files are in Berkeley
+ * DB (the default) then never loads it and the two dozen libraries it needs (Kerberos, LDAP,
+ * TLS), which every COBOL program would otherwise load at its start. */
+static struct {
+    void *handle;
+    __typeof__(PQclear) *PQclear;
+    __typeof__(PQcmdStatus) *PQcmdStatus;
+    __typeof__(PQcmdTuples) *PQcmdTuples;
+    __typeof__(PQconnectdb) *PQconnectdb;
+    __typeof__(PQerrorMessage) *PQerrorMessage;
+    __typeof__(PQexec) *PQexec;
+    __typeof__(PQexecParams) *PQexecParams;
+    __typeof__(PQfinish) *PQfinish;
+    __typeof__(PQgetlength) *PQgetlength;
+    __typeof__(PQgetvalue) *PQgetvalue;
+    __typeof__(PQntuples) *PQntuples;
+    __typeof__(PQreset) *PQreset;
+    __typeof__(PQresultErrorField) *PQresultErrorField;
+    __typeof__(PQresultErrorMessage) *PQresultErrorMessage;
+    __typeof__(PQresultStatus) *PQresultStatus;
+    __typeof__(PQsetNoticeProcessor) *PQsetNoticeProcessor;
+    __typeof__(PQstatus) *PQstatus;
+} libpq;
+
+static int load_libpq(void)
+{
+    void *handle;
+    if (libpq.handle != NULL)
+        return 0;
+    handle = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (handle == NULL) {
+        esfh_set_error("ESFH: the PostgreSQL store needs libpq, which cannot be loaded (%s); "
+                       "install Debian's libpq5 package", dlerror());
+        return -1;
+    }
+#define LOAD(name)                                                                            \
+    if ((*(void **)&libpq.name = dlsym(handle, #name)) == NULL)                               \
+        goto missing
+    LOAD(PQclear);
+    LOAD(PQcmdStatus);
+    LOAD(PQcmdTuples);
+    LOAD(PQconnectdb);
+    LOAD(PQerrorMessage);
+    LOAD(PQexec);
+    LOAD(PQexecParams);
+    LOAD(PQfinish);
+    LOAD(PQgetlength);
+    LOAD(PQgetvalue);
+    LOAD(PQntuples);
+    LOAD(PQreset);
+    LOAD(PQresultErrorField);
+    LOAD(PQresultErrorMessage);
+    LOAD(PQresultStatus);
+    LOAD(PQsetNoticeProcessor);
+    LOAD(PQstatus);
+#undef LOAD
+    libpq.handle = handle;
+    return 0;
+missing:
+    esfh_set_error("ESFH: the libpq loaded lacks %s; install Debian's libpq5 package",
+                   dlerror());
+    dlclose(handle);
+    return -1;
+}
+
+/* Below, every call of libpq goes through the functions loaded above. */
+#define PQclear (*libpq.PQclear)
+#define PQcmdStatus (*libpq.PQcmdStatus)
+#define PQcmdTuples (*libpq.PQcmdTuples)
+#define PQconnectdb (*libpq.PQconnectdb)
+#define PQerrorMessage (*libpq.PQerrorMessage)
+#define PQexec (*libpq.PQexec)
+#define PQexecParams (*libpq.PQexecParams)
+#define PQfinish (*libpq.PQfinish)
+#define PQgetlength (*libpq.PQgetlength)
+#define PQgetvalue (*libpq.PQgetvalue)
+#define PQntuples (*libpq.PQntuples)
+#define PQreset (*libpq.PQreset)
+#define PQresultErrorField (*libpq.PQresultErrorField)
+#define PQresultErrorMessage (*libpq.PQresultErrorMessage)
+#define PQresultStatus (*libpq.PQresultStatus)
+#define PQsetNoticeProcessor (*libpq.PQsetNoticeProcessor)
+#define PQstatus (*libpq.PQstatus)
+
+static PGconn *g_conn;
+static int g_in_txn;
+static int g_failed;            /* an error that is not a deadlock ended the transaction */
+static unsigned g_serial;       /* bumped at every BEGIN, COMMIT and ROLLBACK */
+/* Stands for the connection's open transaction where ESFH passes a DB_TXN around. */
+static DB_TXN g_marker;
+static int g_binary[MAXKEYS + 4];
+
+/* libpq writes the server's notices ("schema esfh already exists, skipping") on stderr, which
+ * is the console log of a region: they say nothing a user needs. */
+static void quiet(void *unused, const char *message)
+{
+    (void)unused;
+    (void)message;
+}
+
+static const char *conninfo(void)
+{
+    const char *value = getenv("ESFH_STORE");
+    return value != NULL && value[0] != '\0' ? value : NULL;
+}
+
+int esfh_pg_store(void)
+{
+    return conninfo() != NULL;
+}
+
+/* "esfh HOST PID": the session name of process `pid` of this host. */
+static void session_name(long pid, char *out, size_t cap)
+{
+    char host[64];
+    size_t i;
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0';
+    for (i = 0; host[i]; i++)
+        if (!(isalnum((unsigned char)host[i]) || host[i] == '.' || host[i] == '-'))
+            host[i] = '_';
+    snprintf(out, cap, "esfh %s %ld", host, pid);
+}
+
+/* Name this process's session: a region finds the session of a SEP that died by its name, and
+ * ends it before it asks whether the SEP's last call committed (esfh_pg_end_session). */
+static void name_session(void)
+{
+    char name[96], sql[160];
+    PGresult *res;
+    session_name((long)getpid(), name, sizeof name);
+    snprintf(sql, sizeof sql, "SET application_name = '%s'", name);
+    res = PQexec(g_conn, sql);
+    PQclear(res);
+}
+
+int esfh_pg_connected(void)
+{
+    int i;
+    if (g_conn != NULL && PQstatus(g_conn) == CONNECTION_OK)
+        return 1;
+    if (g_conn != NULL && !g_in_txn) {
+        /* The server went away between transactions (a restart, a failover): connect again. */
+        PQreset(g_conn);
+        if (PQstatus(g_conn) == CONNECTION_OK) {
+            name_session();
+            return 1;
+        }
+    }
+    if (g_conn != NULL) {
+        esfh_set_error("ESFH: the connection to the PostgreSQL store is lost: %s",
+                       PQerrorMessage(g_conn));
+        return 0;
+    }
+    if (load_libpq() != 0)
+        return 0;
+    for (i = 0; i < MAXKEYS + 4; i++)
+        g_binary[i] = 1;
+    g_conn = PQconnectdb(conninfo());
+    PQsetNoticeProcessor(g_conn, quiet, NULL);
+    if (PQstatus(g_conn) != CONNECTION_OK) {
+        esfh_set_error("ESFH: cannot connect to the PostgreSQL store named by ESFH_STORE: %s"
+                       "check that the server runs and the connection string is right",
+                       PQerrorMessage(g_conn));
+        PQfinish(g_conn);
+        g_conn = NULL;
+        return 0;
+    }
+    name_session();
+    return 1;
+}
+
+void esfh_pg_close(void)
+{
+    if (g_conn != NULL)
+        PQfinish(g_conn);
+    g_conn = NULL;
+    g_in_txn = 0;
+}
+
+/* What a failed statement means for ESFH: DB_LOCK_DEADLOCK when running the call again can
+ * succeed, EIO (with the reason in esfh_last_error) when it cannot. */
+static int failure(PGresult *res, const char *what)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (g_failed)
+        return g_failed;    /* "current transaction is aborted": the first error says why */
+    if (state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0 ||
+                          strcmp(state, "23505") == 0)) {
+        if (g_in_txn)
+            esfh_doom();
+        return DB_LOCK_DEADLOCK;
+    }
+    if (state != NULL && strcmp(state, "55P03") == 0) {
+        if (g_in_txn)
+            esfh_doom();
+        return DB_LOCK_NOTGRANTED;
+    }
+    esfh_set_error("ESFH: PostgreSQL store, %s: %s", what,
+                   res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(g_conn));
+    if (g_in_txn)
+        g_failed = EIO;
+    return EIO;
+}
+
+/* Run one statement: binary, with bytea parameters and results as raw bytes, or in text;
+ * the result, or NULL with *ret set. */
+static PGresult *run_as(const char *sql, int nparams, const Oid *types,
+                        const char *const *values, const int *lengths, int binary, int *ret,
+                        const char *what)
+{
+    PGresult *res;
+    ExecStatusType status;
+    if (g_failed) {
+        *ret = g_failed;
+        return NULL;
+    }
+    res = PQexecParams(g_conn, sql, nparams, types, values, lengths,
+                       binary ? g_binary : NULL, binary);
+    status = PQresultStatus(res);
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+        *ret = 0;
+        return res;
+    }
+    *ret = failure(res, what);
+    PQclear(res);
+    return NULL;
+}
+
+static PGresult *run(const char *sql, int nparams, const char *const *values,
+                     const int *lengths, int binary, int *ret, const char *what)
+{
+    return run_as(sql, nparams, NULL, values, lengths, binary, ret, what);
+}
+
+/* Binary parameters of the given types (bigint: 8 bytes big-endian), binary results. */
+static PGresult *run_typed(const char *sql, int nparams, const Oid *types,
+                           const char *const *values, const int *lengths, int *ret,
+                           const char *what)
+{
+    return run_as(sql, nparams, types, values, lengths, 1, ret, what);
+}
+
+DB_TXN *esfh_pg_begin(void)
+{
+    PGresult *res;
+    if (!esfh_pg_connected())
+        return NULL;
+    if (g_in_txn)
+        return &g_marker;
+    res = PQexec(g_conn, "BEGIN");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQstatus(g_conn) != CONNECTION_OK) {
+        /* The server went away since the last transaction (a restart, a failover to a
+         * standby): nothing of this one was done yet, so connect again and begin there. */
+        PQclear(res);
+        PQreset(g_conn);
+        if (PQstatus(g_conn) == CONNECTION_OK)
+            name_session();
+        res = PQexec(g_conn, "BEGIN");
+    }
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        esfh_set_error("ESFH: cannot begin a transaction in the PostgreSQL store: %s",
+                       PQresultErrorMessage(res));
+        PQclear(res);
+        return NULL;
+    }
+    PQclear(res);
+    g_in_txn = 1;
+    g_failed = 0;
+    g_serial++;
+    return &g_marker;
+}
+
+int esfh_pg_end(int commit)
+{
+    PGresult *res;
+    int ret = 0, failed = g_failed;
+    if (!g_in_txn)
+        return 0;
+    g_in_txn = 0;
+    g_failed = 0;
+    g_serial++;
+    if (failed)
+        commit = 0;
+    res = PQexec(g_conn, commit ? "COMMIT" : "ROLLBACK");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        if (commit) {
+            /* The connection broke while COMMIT was on its way: whether it committed is not
+             * known here. */
+            esfh_set_error("ESFH: COMMIT in the PostgreSQL store failed: %s",
+                           PQresultErrorMessage(res));
+            ret = EIO;
+        }
+    } else if (commit && strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
+        /* A statement of the transaction failed without ESFH seeing it: nothing committed. */
+        esfh_set_error("ESFH: the PostgreSQL store rolled the transaction back; re-run it");
+        ret = DB_LOCK_DEADLOCK;
+    }
+    PQclear(res);
+    return failed ? failed : ret;
+}
+
+/* ---------- tables ---------- */
+
+/* The file's table name: its path relative to the data directory. */
+static int table_name(const char *path, char *out, size_t cap)
+{
+    const char *home = getenv("ESRT_DATA_DIR"), *name = path;
+    char cwd[PATH_MAX];
+    size_t len;
+    if (home == NULL || home[0] == '\0')
+        home = getenv("COB_FILE_PATH");
+    if (home == NULL || home[0] == '\0')
+        home = getcwd(cwd, sizeof cwd);
+    if (home != NULL) {
+        len = strlen(home);
+        while (len > 1 && home[len - 1] == '/')
+            len--;
+        if (strncmp(path, home, len) == 0 && path[len] == '/')
+            name = path + len + 1;
+    }
+    if (strlen(name) > TABLE_NAME_MAX || strlen(name) >= cap) {
+        esfh_set_error("ESFH: file %s: its name in the data directory, %s, is longer than the "
+                       "%d bytes of a PostgreSQL table name; give it a shorter name", path,
+                       name, TABLE_NAME_MAX);
+        return -1;
+    }
+    snprintf(out, cap, "%s", name);
+    return 0;
+}
+
+static void quote_ident(const char *name, char *out, size_t cap)
+{
+    size_t n = 0;
+    n += (size_t)snprintf(out, cap, "\"" SCHEMA "\".\"");
+    for (; *name && n + 3 < cap; name++) {
+        if (*name == '"')
+            out[n++] = '"';
+        out[n++] = *name;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
+/* Whether the table exists; -1 on an error (in esfh_last_error). */
+static int table_exists(const char *ident)
+{
+    const char *values[1] = {ident};
+    int ret, exists;
+    PGresult *res = run("SELECT to_regclass($1) IS NOT NULL", 1, values, NULL, 0, &ret,
+                        "looking for a file's table");
+    if (res == NULL)
+        return -1;
+    exists = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return exists;
+}
+
+/* How many alternate-key columns the table has; -1 on an error. */
+static int alt_columns(const char *ident)
+{
+    const char *values[1] = {ident};
+    int ret, count;
+    PGresult *res = run("SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) "
+                        "AND attname ~ '^a[0-9]+$' AND NOT attisdropped", 1, values, NULL, 0,
+                        &ret, "reading a file's table");
+    if (res == NULL)
+        return -1;
+    count = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return count;
+}
+
+/* CREATE TABLE on a connection of its own, committed at once: a table made for a call that
+ * then rolls back stays, as Berkeley DB's databases do (they are created outside the call's
+ * transaction too). An advisory lock keeps two processes from racing to create it. */
+static int create_table(struct esfh_pgtable *t)
+{
+    char sql[SQL_MAX + MAXKEYS * 32];
+    size_t n;
+    int i, ok;
+    PGconn *ddl = PQconnectdb(conninfo());
+    PGresult *res;
+    PQsetNoticeProcessor(ddl, quiet, NULL);
+    if (PQstatus(ddl) != CONNECTION_OK) {
+        esfh_set_error("ESFH: cannot connect to the PostgreSQL store to create %s: %s",
+                       t->name, PQerrorMessage(ddl));
+        PQfinish(ddl);
+        return EIO;
+    }
+    n = (size_t)snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('esfh'));"
+                         " CREATE SCHEMA IF NOT EXISTS " SCHEMA ";"
+                         " CREATE TABLE IF NOT EXISTS %s (k bytea PRIMARY KEY,"
+                         " v bytea NOT NULL", t->ident);
+    for (i = 1; i <= t->nalt; i++)
+        n += (size_t)snprintf(sql + n, sizeof sql - n, ", a%d bytea UNIQUE", i);
+    snprintf(sql + n, sizeof sql - n, "); COMMIT");
+    res = PQexec(ddl, sql);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        esfh_set_error("ESFH: cannot create the table of %s in the PostgreSQL store: %s",
+                       t->name, PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(ddl);
+    return ok ? 0 : EIO;
+}
+
+/* Open the file's table into s->pg, making it when `create`; *exists: whether it was there
+ * before (not there and not made: 0 and s->pg NULL). */
+int esfh_pg_open_table(struct dbset *s, const char *path, int create, int *exists)
+{
+    struct esfh_pgtable *t;
+    int found, columns, ret;
+    if (!esfh_pg_connected())
+        return EIO;
+    t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        esfh_set_error("ESFH: no memory to open %s", path);
+        return ENOMEM;
+    }
+    if (table_name(path, t->name, sizeof t->name) != 0) {
+        free(t);
+        return ENAMETOOLONG;
+    }
+    quote_ident(t->name, t->ident, sizeof t->ident);
+    t->nalt = s->ndb - 1;
+    t->last_k = -1;
+    found = table_exists(t->ident);
+    if (found == 1) {
+        columns = alt_columns(t->ident);
+        if (columns != t->nalt) {
+            if (columns >= 0)
+                esfh_set_error("ESFH: file %s: its table in the PostgreSQL store has %d "
+                               "alternate keys, this program's description of the file %d; "
+                               "the file was written with another key layout", path, columns,
+                               t->nalt);
+            free(t);
+            return EINVAL;
+        }
+    }
+    if (found < 0 || (!found && !create)) {
+        free(t);
+        *exists = 0;
+        return found < 0 ? EIO : 0;
+    }
+    if (!found && (ret = create_table(t)) != 0) {
+        free(t);
+        return ret;
+    }
+    *exists = found;
+    s->pg = t;
+    return 0;
+}
+
+void esfh_pg_close_table(struct dbset *s)
+{
+    int k;
+    if (s->pg == NULL)
+        return;
+    for (k = 0; k < MAXKEYS; k++)
+        if (s->pg->rows[k].res != NULL)
+            PQclear(s->pg->rows[k].res);
+    free(s->pg);
+    s->pg = NULL;
+}
+
+/* ---------- reading and writing rows ---------- */
+
+static int keycmp(const unsigned char *a, u_int32_t alen, const unsigned char *b,
+                  u_int32_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c != 0)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+/* Give `value` to a DBT as Berkeley DB would: into the caller's buffer (DB_BUFFER_SMALL when
+ * it does not fit), or nothing for a partial get of 0 bytes. */
+static int give(DBT *dbt, const char *value, int length)
+{
+    if ((dbt->flags & DB_DBT_PARTIAL) && dbt->dlen == 0) {
+        dbt->size = 0;
+        return 0;
+    }
+    dbt->size = (u_int32_t)length;
+    if ((u_int32_t)length > dbt->ulen)
+        return DB_BUFFER_SMALL;
+    memcpy(dbt->data, value, (size_t)length);
+    return 0;
+}
+
+static void dropped(struct esfh_pgtable *t, int k)
+{
+    if (t->rows[k].res != NULL)
+        PQclear(t->rows[k].res);
+    t->rows[k].res = NULL;
+    t->rows[k].n = 0;
+    if (t->last_k == k)
+        t->last_k = -1;
+}
+
+static void written(struct esfh_pgtable *t)
+{
+    t->writes++;
+    t->last_k = -1;
+}
+
+int esfh_pg_get(struct efile *f, int k, DBT *key, DBT *data, u_int32_t flags)
+{
+    struct esfh_pgtable *t = f->dbs->pg;
+    struct rows *r;
+    char sql[SQL_MAX];
+    const char *values[1] = {key->data};
+    int lengths[1] = {(int)key->size}, ret;
+    PGresult *res;
+    if (k == 0 && !(flags & DB_RMW) && t->last_k >= 0) {
+        /* The record of the row a cursor just gave, read in this transaction. */
+        r = &t->rows[t->last_k];
+        if (r->serial == g_serial && r->writes == t->writes &&
+            keycmp((const unsigned char *)PQgetvalue(r->res, t->last_row, 1),
+                   (u_int32_t)PQgetlength(r->res, t->last_row, 1), key->data, key->size) == 0)
+            return give(data, PQgetvalue(r->res, t->last_row, 2),
+                        PQgetlength(r->res, t->last_row, 2));
+    }
+    if (k == 0)
+        snprintf(sql, sizeof sql, "SELECT v FROM %s WHERE k = $1%s", t->ident,
+                 flags & DB_RMW ? " FOR UPDATE" : "");
+    else
+        snprintf(sql, sizeof sql, "SELECT k FROM %s WHERE a%d = $1", t->ident, k);
+    res = run(sql, 1, values, lengths, 1, &ret, "reading a record");
+    if (res == NULL)
+        return ret;
+    ret = PQntuples(res) == 0 ? DB_NOTFOUND
+                              : give(data, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
+    PQclear(res);
+    return ret;
+}
+
+int esfh_pg_put(struct efile *f, DBT *key, DBT *data, int isnew)
+{
+    struct esfh_pgtable *t = f->dbs->pg;
+    char sql[SQL_MAX + MAXKEYS * 24];
+    unsigned char entries[MAXKEYS][KEYBUF + SEQLEN];
+    const char *values[MAXKEYS + 2];
+    int lengths[MAXKEYS + 2], i, ret, length;
+    size_t n;
+    PGresult *res;
+    values[0] = key->data;
+    lengths[0] = (int)key->size;
+    values[1] = data->data;
+    lengths[1] = (int)data->size;
+    for (i = 1; i <= t->nalt; i++) {
+        length = esfh_alt_entry(f, i, data->data, data->size, entries[i - 1]);
+        values[i + 1] = length < 0 ? NULL : (const char *)entries[i - 1];
+        lengths[i + 1] = length < 0 ? 0 : length;
+    }
+    if (isnew) {
+        n = (size_t)snprintf(sql, sizeof sql, "INSERT INTO %s (k, v", t->ident);
+        for (i = 1; i <= t->nalt; i++)
+            n += (size_t)snprintf(sql + n, sizeof sql - n, ", a%d", i);
+        n += (size_t)snprintf(sql + n, sizeof sql - n, ") VALUES ($1, $2");
+        for (i = 1; i <= t->nalt; i++)
+            n += (size_t)snprintf(sql + n, sizeof sql - n, ", $%d", i + 2);
+        snprintf(sql + n, sizeof sql - n, ")");
+    } else {
+        n = (size_t)snprintf(sql, sizeof sql, "UPDATE %s SET v = $2", t->ident);
+        for (i = 1; i <= t->nalt; i++)
+            n += (size_t)snprintf(sql + n, sizeof sql - n, ", a%d = $%d", i, i + 2);
+        snprintf(sql + n, sizeof sql - n, " WHERE k = $1");
+    }
+    written(t);
+    res = run(sql, t->nalt + 2, values, lengths, 1, &ret, "writing a record");
+    if (res == NULL)
+        return ret;
+    PQclear(res);
+    return 0;
+}
+
+int esfh_pg_del(struct efile *f, DBT *key)
+{
+    struct esfh_pgtable *t = f->dbs->pg;
+    char sql[SQL_MAX];
+    const char *values[1] = {key->data};
+    int lengths[1] = {(int)key->size}, ret;
+    PGresult *res;
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE k = $1", t->ident);
+    written(t);
+    res = run(sql, 1, values, lengths, 1, &ret, "deleting a record");
+    if (res == NULL)
+        return ret;
+    ret = strcmp(PQcmdTuples(res), "0") == 0 ? DB_NOTFOUND : 0;
+    PQclear(res);
+    return ret;
+}
+
+int esfh_pg_truncate(struct efile *f)
+{
+    struct esfh_pgtable *t = f->dbs->pg;
+    char sql[SQL_MAX];
+    int ret;
+    PGresult *res;
+    snprintf(sql, sizeof sql, "DELETE FROM %s", t->ident);
+    written(t);
+    res = run(sql, 0, NULL, NULL, 1, &ret, "emptying a file for OPEN OUTPUT");
+    if (res == NULL)
+        return ret;
+    PQclear(res);
+    return 0;
+}
+
+/* ---------- cursors ---------- */
+
+/* Fetch index k's rows from `bound` (none: from the first, or the last when descending). */
+static int fetch(struct esfh_pgtable *t, int k, int desc, const unsigned char *bound,
+                 u_int32_t boundlen, int inclusive, int limit)
+{
+    struct rows *r = &t->rows[k];
+    char sql[SQL_MAX], column[16];
+    const char *values[1] = {(const char *)bound};
+    int lengths[1] = {(int)boundlen}, ret;
+    PGresult *res;
+    if (k == 0)
+        snprintf(column, sizeof column, "k");
+    else
+        snprintf(column, sizeof column, "a%d", k);
+    if (bound != NULL)
+        snprintf(sql, sizeof sql, "SELECT %s, k, v FROM %s WHERE %s %s $1 ORDER BY %s%s "
+                 "LIMIT %d", column, t->ident, column,
+                 desc ? (inclusive ? "<=" : "<") : (inclusive ? ">=" : ">"), column,
+                 desc ? " DESC" : "", limit);
+    else
+        snprintf(sql, sizeof sql, "SELECT %s, k, v FROM %s WHERE %s IS NOT NULL ORDER BY %s%s "
+                 "LIMIT %d", column, t->ident, column, column, desc ? " DESC" : "", limit);
+    res = run(sql, bound != NULL, values, lengths, 1, &ret, "reading a file in key order");
+    if (res == NULL)
+        return ret;
+    dropped(t, k);
+    r->res = res;
+    r->n = PQntuples(res);
+    r->desc = desc;
+    r->limit = limit;
+    r->complete = r->n < limit;
+    r->serial = g_serial;
+    r->writes = t->writes;
+    r->has_bound = bound != NULL;
+    r->inclusive = inclusive;
+    if (bound != NULL)
+        memcpy(r->bound, bound, boundlen);
+    r->boundlen = boundlen;
+    return 0;
+}
+
+static const unsigned char *row_key(struct rows *r, int row, u_int32_t *length)
+{
+    *length = (u_int32_t)PQgetlength(r->res, row, 0);
+    return (const unsigned char *)PQgetvalue(r->res, row, 0);
+}
+
+/* The first row at or after `want` among rows already fetched ascending, when they are sure
+ * to hold it: they must start at or before `want` and reach past it (or to the end). */
+static int cached_from(struct esfh_pgtable *t, int k, const unsigned char *want,
+                       u_int32_t wantlen)
+{
+    struct rows *r = &t->rows[k];
+    const unsigned char *key;
+    u_int32_t length;
+    int row, c;
+    if (r->res == NULL || r->desc || r->serial != g_serial || r->writes != t->writes)
+        return -2;
+    if (r->has_bound) {
+        c = keycmp(want, wantlen, r->bound, r->boundlen);
+        if (c < 0 || (c == 0 && !r->inclusive))
+            return -2;
+    }
+    for (row = 0; row < r->n; row++) {
+        key = row_key(r, row, &length);
+        if (keycmp(key, length, want, wantlen) >= 0)
+            return row;
+    }
+    return r->complete ? -1 : -2;
+}
+
+/* The cursor's row, given to the caller's DBTs. */
+static int deliver_row(struct esfh_cursor *cur, DBT *key, DBT *data)
+{
+    struct esfh_pgtable *t = cur->f->dbs->pg;
+    struct rows *r = &t->rows[cur->k];
+    int ret;
+    ret = give(key, PQgetvalue(r->res, cur->row, 0), PQgetlength(r->res, cur->row, 0));
+    if (ret == 0)
+        ret = cur->k == 0 ? give(data, PQgetvalue(r->res, cur->row, 2),
+                                 PQgetlength(r->res, cur->row, 2))
+                          : give(data, PQgetvalue(r->res, cur->row, 1),
+                                 PQgetlength(r->res, cur->row, 1));
+    t->last_k = cur->k;
+    t->last_row = cur->row;
+    return ret;
+}
+
+/* Position at the first row of a fresh fetch; DB_NOTFOUND leaves the cursor unpositioned. */
+static int first_of_fetch(struct esfh_cursor *cur, int desc, const unsigned char *bound,
+                          u_int32_t boundlen, int inclusive, int limit, DBT *key, DBT *data)
+{
+    struct esfh_pgtable *t = cur->f->dbs->pg;
+    int ret = fetch(t, cur->k, desc, bound, boundlen, inclusive, limit);
+    if (ret != 0)
+        return ret;
+    if (t->rows[cur->k].n == 0) {
+        cur->positioned = 0;
+        return DB_NOTFOUND;
+    }
+    cur->row = 0;
+    cur->positioned = 1;
+    return deliver_row(cur, key, data);
+}
+
+/* NEXT (desc 0) or PREV (desc 1) from the cursor's row. */
+static int step(struct esfh_cursor *cur, int desc, DBT *key, DBT *data)
+{
+    struct esfh_pgtable *t = cur->f->dbs->pg;
+    struct rows *r = &t->rows[cur->k];
+    unsigned char from[KEYBUF + SEQLEN];
+    u_int32_t fromlen;
+    const unsigned char *current;
+    int limit;
+    if (r->desc == desc && r->serial == g_serial && r->writes == t->writes) {
+        if (cur->row + 1 < r->n) {
+            cur->row++;
+            return deliver_row(cur, key, data);
+        }
+        if (r->complete)
+            return DB_NOTFOUND;
+    }
+    current = row_key(r, cur->row, &fromlen);
+    if (fromlen > sizeof from)
+        return EINVAL;
+    memcpy(from, current, fromlen);
+    /* A scan that goes on reads more rows at a time, up to MOST_ROWS. */
+    limit = r->desc == desc && r->limit * 4 < MOST_ROWS ? r->limit * 4 : MOST_ROWS;
+    if (r->desc != desc)
+        limit = FIRST_ROWS;
+    return first_of_fetch(cur, desc, from, fromlen, 0, limit, key, data);
+}
+
+int esfh_pg_cur_get(struct esfh_cursor *cur, DBT *key, DBT *data, u_int32_t flags)
+{
+    struct esfh_pgtable *t = cur->f->dbs->pg;
+    int op = (int)(flags & DB_OPFLAGS_MASK), row;
+    switch (op) {
+    case DB_FIRST:
+        return first_of_fetch(cur, 0, NULL, 0, 1, FIRST_ROWS, key, data);
+    case DB_LAST:
+        return first_of_fetch(cur, 1, NULL, 0, 1, FIRST_ROWS, key, data);
+    case DB_SET_RANGE:
+        row = cached_from(t, cur->k, key->data, key->size);
+        if (row == -1) {
+            cur->positioned = 0;
+            return DB_NOTFOUND;
+        }
+        if (row >= 0) {
+            cur->row = row;
+            cur->positioned = 1;
+            return deliver_row(cur, key, data);
+        }
+        {
+            unsigned char want[KEYBUF + SEQLEN];
+            if (key->size > sizeof want)
+                return EINVAL;
+            memcpy(want, key->data, key->size);
+            return first_of_fetch(cur, 0, want, key->size, 1, FIRST_ROWS, key, data);
+        }
+    case DB_NEXT:
+        if (!cur->positioned)
+            return first_of_fetch(cur, 0, NULL, 0, 1, FIRST_ROWS, key, data);
+        return step(cur, 0, key, data);
+    case DB_PREV:
+        if (!cur->positioned)
+            return first_of_fetch(cur, 1, NULL, 0, 1, FIRST_ROWS, key, data);
+        return step(cur, 1, key, data);
+    default:
+        esfh_set_error("ESFH: PostgreSQL store: cursor operation %d is not supported", op);
+        return EINVAL;
+    }
+}
+
+/* ---------- the reply store ---------- */
+
+/* Replies live in the store beside the files (esfh_replies.c says what they are for): a table
+ * of their own, written in the call's transaction. */
+#define REPLIES SCHEMA ".__esrt_replies"
+
+static int g_replies_ready;
+
+static int replies_table(void)
+{
+    PGconn *ddl;
+    PGresult *res;
+    int ok;
+    if (g_replies_ready)
+        return 0;
+    if (!esfh_pg_connected())
+        return EIO;
+    ddl = PQconnectdb(conninfo());
+    PQsetNoticeProcessor(ddl, quiet, NULL);
+    res = PQexec(ddl, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('esfh'));"
+                      " CREATE SCHEMA IF NOT EXISTS " SCHEMA ";"
+                      " CREATE TABLE IF NOT EXISTS " REPLIES " (key bytea PRIMARY KEY,"
+                      " expires bigint NOT NULL, data bytea NOT NULL);"
+                      " CREATE INDEX IF NOT EXISTS __esrt_replies_expires ON " REPLIES
+                      " (expires); COMMIT");
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        esfh_set_error("ESFH: cannot create the reply store in the PostgreSQL store: %s",
+                       PQstatus(ddl) == CONNECTION_OK ? PQresultErrorMessage(res)
+                                                      : PQerrorMessage(ddl));
+    PQclear(res);
+    PQfinish(ddl);
+    g_replies_ready = ok;
+    return ok ? 0 : EIO;
+}
+
+static void put_be64(unsigned char *out, long long value)
+{
+    unsigned long long v = (unsigned long long)value;
+    int i;
+    for (i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (unsigned char)(v & 0xff);
+}
+
+/* A 64-bit lock number for a reply key: calls with one idempotency key take the same
+ * transaction-level advisory lock, so the second waits for the first to commit or roll back
+ * (a row that does not exist yet cannot be locked). FNV-1a; two keys sharing a number only
+ * make their calls wait for each other. */
+static long long key_lock(const void *key, int keylen)
+{
+    const unsigned char *p = key;
+    unsigned long long hash = 14695981039346656037ULL;
+    int i;
+    for (i = 0; i < keylen; i++)
+        hash = (hash ^ p[i]) * 1099511628211ULL;
+    return (long long)hash;
+}
+
+static const Oid REPLY_TYPES[3] = {BYTEAOID_, INT8OID_, BYTEAOID_};
+
+int esfh_pg_reply_put(const void *key, int keylen, const void *data, int datalen,
+                      long long expires)
+{
+    unsigned char when[8];
+    const char *values[3] = {key, (const char *)when, data};
+    int lengths[3] = {keylen, 8, datalen}, ret;
+    PGresult *res;
+    if ((ret = replies_table()) != 0)
+        return ret;
+    put_be64(when, expires);
+    res = run_typed("INSERT INTO " REPLIES " (key, expires, data) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires,"
+                    " data = EXCLUDED.data", 3, REPLY_TYPES, values, lengths, &ret,
+                    "storing a reply");
+    if (res == NULL)
+        return ret;
+    PQclear(res);
+    return 0;
+}
+
+/* See esfh_reply_get. Inside a request the key's advisory lock is taken first, so a call
+ * whose idempotency key another call (in any region) is running waits for that one, then
+ * reads its reply. Outside one (the region, after a SEP died) nothing waits. */
+int esfh_pg_reply_get(const void *key, int keylen, void *buf, int buflen, int *outlen,
+                      long long now, int in_request)
+{
+    unsigned char lock[8], when[8];
+    const char *values[2] = {(const char *)lock, NULL};
+    int lengths[2] = {8, 0}, ret;
+    PGresult *res;
+    *outlen = 0;
+    if ((ret = replies_table()) != 0)
+        return ret;
+    if (in_request) {
+        put_be64(lock, key_lock(key, keylen));
+        res = run_typed("SELECT pg_advisory_xact_lock($1)", 1, REPLY_TYPES + 1, values,
+                        lengths, &ret, "waiting for a call with the same idempotency key");
+        if (res == NULL)
+            return ret;
+        PQclear(res);
+    }
+    values[0] = key;
+    lengths[0] = keylen;
+    put_be64(when, now);
+    values[1] = (const char *)when;
+    lengths[1] = 8;
+    res = run_typed("SELECT data FROM " REPLIES " WHERE key = $1 AND expires >= $2", 2,
+                    REPLY_TYPES, values, lengths, &ret, "reading a stored reply");
+    if (res == NULL)
+        return ret;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return DB_NOTFOUND;
+    }
+    *outlen = PQgetlength(res, 0, 0);
+    ret = *outlen > buflen ? DB_BUFFER_SMALL : 0;
+    if (ret == 0)
+        memcpy(buf, PQgetvalue(res, 0, 0), (size_t)*outlen);
+    PQclear(res);
+    return ret;
+}
+
+/* Delete up to `limit` replies that expired before `now`; how many went (negative: error). */
+int esfh_pg_reply_purge(long long now, int limit)
+{
+    unsigned char when[8], most[8];
+    const char *values[2] = {(const char *)when, (const char *)most};
+    int lengths[2] = {8, 8}, ret, deleted;
+    PGresult *res;
+    if (replies_table() != 0 || esfh_pg_begin() == NULL)
+        return -1;
+    put_be64(when, now);
+    put_be64(most, limit);
+    res = run_typed("DELETE FROM " REPLIES " WHERE key IN (SELECT key FROM " REPLIES
+                    " WHERE expires < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)", 2,
+                    REPLY_TYPES + 1, values, lengths, &ret, "deleting expired replies");
+    deleted = res != NULL ? atoi(PQcmdTuples(res)) : -1;
+    if (res != NULL)
+        PQclear(res);
+    ret = esfh_pg_end(res != NULL);
+    return ret == 0 ? deleted : (ESFH_DEADLOCK(ret) ? 0 : -1);
+}
+
+int esfh_store_open(const char *conninfo_text, char *err, int errlen)
+{
+    if (conninfo_text == NULL || conninfo_text[0] == '\0') {
+        snprintf(err, (size_t)errlen, "ESFH: the PostgreSQL store needs a connection string "
+                 "(host=... dbname=... or postgresql://...)");
+        return EINVAL;
+    }
+    if (g_conn != NULL && strcmp(conninfo_text, conninfo() ? conninfo() : "") != 0)
+        esfh_pg_close();
+    setenv("ESFH_STORE", conninfo_text, 1);
+    if (!esfh_pg_connected()) {
+        snprintf(err, (size_t)errlen, "%s", esfh_last_error());
+        return EIO;
+    }
+    return 0;
+}
+
+/* A process of this host died (a SEP): end its session, if the server has not yet seen it go,
+ * and wait until it is gone. A transaction of the dead process may be in the middle of its
+ * COMMIT; once its session is gone, it has committed or rolled back for good, and its reply
+ * (esfh_reply_get) says which. 0 once gone; EBUSY when it is still there after timeout_ms. */
+int esfh_pg_end_session(long pid, int timeout_ms)
+{
+    char name[96];
+    const char *values[1] = {name};
+    int ret, waited = 0, left;
+    PGresult *res;
+    if (!esfh_pg_connected())
+        return EIO;
+    session_name(pid, name, sizeof name);
+    for (;;) {
+        res = run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE application_name = $1", 1, values, NULL, 0, &ret,
+                  "ending the session of a process that died");
+        if (res == NULL)
+            return ret;
+        left = PQntuples(res);
+        PQclear(res);
+        if (left == 0)
+            return 0;
+        if (waited >= timeout_ms) {
+            esfh_set_error("ESFH: the PostgreSQL session of process %ld is still there after "
+                           "%d ms", pid, timeout_ms);
+            return EBUSY;
+        }
+        usleep(10000);
+        waited += 10;
+    }
+}
