@@ -79,8 +79,13 @@ DB_TXN *esfh_request_txn(void);         /* the request transaction (begun on fir
 void esfh_doom(void);                   /* mark the request transaction as a deadlock victim */
 void esfh_close_replies(void);          /* close the reply store (before closing the env) */
 
-/* esfh_pg.c: the reply store in a PostgreSQL store (see esfh_replies.c). */
-int esfh_pg_store(void);
+/* esfh_pg.c: the PostgreSQL store (ESFH_STORE, a libpq connection string): its connection
+ * and transactions (esfh_env.c), and its reply store (esfh_replies.c). */
+int esfh_pg_store(void);                 /* a PostgreSQL store is configured */
+int esfh_pg_connected(void);             /* connected now (connecting on first use) */
+DB_TXN *esfh_pg_begin(void);             /* BEGIN; a marker standing for the transaction */
+int esfh_pg_end(int commit);             /* COMMIT or ROLLBACK: 0 or a Berkeley DB error */
+void esfh_pg_close(void);
 int esfh_pg_reply_put(const void *key, int keylen, const void *data, int datalen,
                       long long expires);
 int esfh_pg_reply_get(const void *key, int keylen, void *buf, int buflen, int *outlen,

@@ -526,7 +526,6 @@ int esfh_request_writes(void)
 
 int esfh_begin(void)
 {
-    int ret;
     if (!esfh_store_ready())
         return EINVAL;
     if (g_in_request) {

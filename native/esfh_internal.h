@@ -140,10 +140,7 @@ void esfh_cur_close(struct esfh_cursor *cur);
 
 int esfh_store_ready(void);              /* esfh_env.c: files can be opened */
 
-/* esfh_pg.c: the PostgreSQL store (ESFH_STORE, a libpq connection string). */
-int esfh_pg_connected(void);             /* connected now (connecting on first use) */
-DB_TXN *esfh_pg_begin(void);             /* BEGIN; a marker standing for the transaction */
-int esfh_pg_end(int commit);             /* COMMIT or ROLLBACK: 0 or a Berkeley DB error */
+/* esfh_pg.c: the PostgreSQL store (its transactions are declared in esfh.h). */
 int esfh_pg_open_table(struct dbset *s, const char *path, int create, int *exists);
 void esfh_pg_close_table(struct dbset *s);
 int esfh_pg_get(struct efile *f, int k, DBT *key, DBT *data, u_int32_t flags);
@@ -151,7 +148,6 @@ int esfh_pg_put(struct efile *f, DBT *key, DBT *data, int isnew);
 int esfh_pg_del(struct efile *f, DBT *key);
 int esfh_pg_truncate(struct efile *f);
 int esfh_pg_cur_get(struct esfh_cursor *cur, DBT *key, DBT *data, u_int32_t flags);
-void esfh_pg_close(void);
 
 /* esfh_write.c: alternate key k's index entry for a stored value (record + sequence
  * trailer of vlen bytes): its length, or -1 for a SPARSE key that is not indexed. */

@@ -251,6 +251,60 @@ def start_cblapp01_region(node, car, name="ESSRV01", seps=2, extra=()):
     return Region(node, name, node.region_status(name))
 
 
+def start_second_region(node, car, store, name="ESSRV02"):
+    """Another region serving CBLAPP01 from the files of `store` (a PostgreSQL store that
+    a first region initialised): its listener's URL."""
+    node.esrt("server", "create", name, "--seps", "2", "--listener",
+              "Web Services=127.0.0.1:*", "--env", "DD_APPFILE01=APPFILE01", "--store", store)
+    node.esrt("casstart", "-r", name, "--wait")
+    node.esrt("deploy", str(car), "--server", name)
+    return "http://" + node.region_status(name)["listeners"][0]["address"]
+
+
+class CallLoad:
+    """Callers calling CBLAPP01 through `url` (one URL, or a list for a FailoverClient) with
+    an idempotency key each (retried for `retry_for` seconds) until stop(): the counters they
+    got, the errors, and when each call began and ended."""
+
+    def __init__(self, url, callers=4, retry_for=15.0):
+        import threading
+        self.url, self.retry_for = url, retry_for
+        self.counters, self.errors, self.calls = [], [], []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._caller) for _ in range(callers)]
+        for thread in self._threads:
+            thread.start()
+
+    def _caller(self):
+        from esrt.client import Client
+        with Client(self.url) as client:
+            while not self._stop.is_set():
+                began = time.monotonic()
+                try:
+                    value = client.call("srv01.CBLAPP01", retry_for=self.retry_for)["LK-COUNTER"]
+                except Exception as exc:  # noqa: BLE001 - collected: tests assert there are none
+                    with self._lock:
+                        self.errors.append(repr(exc))
+                    continue
+                with self._lock:
+                    self.counters.append(value)
+                    self.calls.append((began, time.monotonic()))
+
+    def answered_since(self, moment):
+        with self._lock:
+            return sum(1 for began, _ in self.calls if began > moment)
+
+    def stop(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def longest_call(self):
+        """The longest time a caller waited for one answer (what a fault costs a caller)."""
+        return max(ended - began for began, ended in self.calls)
+
+
 @pytest.fixture
 def esrt_region(node, srv01_car):
     """Region ESSRV01 with srv01 deployed and APPFILE01 initialised (counter 0)."""

@@ -210,7 +210,8 @@ def cmd_call(args):
         raise CommandError(f"--data is not valid JSON: {exc}", ExitCode.USAGE) from None
     failures = 0
     try:
-        client = Client(args.url, timeout=args.timeout, **tls_client_files(args))
+        urls = args.url if len(args.url) > 1 else args.url[0]
+        client = Client(urls, timeout=args.timeout, **tls_client_files(args))
     except ValueError as exc:
         raise CommandError(str(exc), ExitCode.USAGE) from None
     with client:
@@ -328,8 +329,11 @@ def build_parser():
 
     call = commands.add_parser("call", help="call a service")
     call.add_argument("service", help="PACKAGE.PROGRAM, e.g. srv01.CBLAPP01")
-    call.add_argument("--url", required=True, help="listener URL, e.g. http://127.0.0.1:9003, "
-                      "https://HOST:PORT, esrt://HOST:PORT or esrts://HOST:PORT")
+    call.add_argument("--url", required=True, action="append",
+                      help="listener URL, e.g. http://127.0.0.1:9003, https://HOST:PORT, "
+                      "esrt://HOST:PORT or esrts://HOST:PORT; repeat it for regions serving "
+                      "the same files: a call goes to the next when one fails, with the same "
+                      "idempotency key")
     add_tls_client_options(call)
     call.add_argument("--repeat", type=int, default=1)
     call.add_argument("--data", help="JSON object of input parameters")

@@ -8,6 +8,9 @@ decimal.Decimal (never binary floats) so that COBOL amounts survive the trip exa
 A listener with TLS is reached as https://HOST:PORT or esrts://HOST:PORT, with `ca_file` when
 its certificate is not signed by a CA of the system, and `cert_file`/`key_file` when it asks
 for client certificates.
+
+`Client([url, url, ...])` calls through several listeners serving the same services, moving to
+the next when one fails and keeping the call's idempotency key (esrt.client.failover).
 """
 
 import http.client
@@ -17,6 +20,7 @@ import urllib.parse
 # common so that wire shares them without importing this module.
 from esrt.client.common import (ConnectionFailed, Reply, ServiceError, authorization,
                                 connection_problem, retry_call, service_path, tls_context)
+from esrt.client.failover import FailoverClient
 from esrt.client.wire import WireClient
 from esrt.mapping import jsonio
 
@@ -25,6 +29,9 @@ class Client:
     """Calls services of one listener over one keep-alive connection."""
 
     def __new__(cls, url, *args, **kwargs):
+        if cls is Client and isinstance(url, (list, tuple)):
+            # Several listeners: a FailoverClient of one client each (not a Client either).
+            return FailoverClient(url, Client, *args, **kwargs)
         if cls is Client and isinstance(url, str) and url.lower().startswith(("esrt://",
                                                                               "esrts://")):
             # A binary listener: the WireClient is not a Client, so its own __init__ has

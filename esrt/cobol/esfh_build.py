@@ -24,7 +24,9 @@ PRELOAD_NAME = "libesfh_failchk.so"
 PRELOAD_SOURCE = "failchk_preload.c"
 # Every native part (these libraries and the extensions, see setup.py) is built with these: an
 # array sized by input on the stack is a stack overflow that bad input chooses.
-HARDENING_FLAGS = ("-Werror=vla",)
+# A function used without its declaration is an error, as gcc 14 (Debian 13) makes it: gcc 12
+# (Debian 12) only warns, and would take a returned pointer for an int.
+HARDENING_FLAGS = ("-Werror=vla", "-Werror=implicit-function-declaration")
 # ESRT_SANITIZE=1 (make test-sanitized) adds AddressSanitizer and UndefinedBehaviorSanitizer.
 # UBSan stops the process at the first finding, as ASan does, so no test can pass over one.
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer",

@@ -5,11 +5,12 @@ the same counter, and an idempotency key used on one is honoured by the other.
 """
 
 import threading
+import time
 import uuid
 
 from esrt.client import Client
 
-from conftest import start_cblapp01_region
+from conftest import CallLoad, start_cblapp01_region, start_second_region, wait_for
 
 CALLERS_EACH = 3
 CALLS_EACH = 150
@@ -95,3 +96,25 @@ def test_regions_carry_on_after_the_database_restarts(node, srv01_car, pg_store,
         assert [client.call("srv01.CBLAPP01")["LK-COUNTER"] for _ in range(4)] == [0, 1, 2, 3]
         postgres.restart()
         assert [client.call("srv01.CBLAPP01")["LK-COUNTER"] for _ in range(4)] == [4, 5, 6, 7]
+
+
+def test_a_client_of_two_regions_moves_on_when_one_is_killed(node, srv01_car, pg_store):
+    """Client([url, url]): calls go to the first region until it is killed outright, then to
+    the second, with their idempotency keys: none lost, none applied twice."""
+    first = start_cblapp01_region(node, srv01_car, extra=("--store", pg_store))
+    second_url = start_second_region(node, srv01_car, pg_store)
+    load = CallLoad([first.url, second_url])
+    try:
+        wait_for(lambda: len(load.counters) >= 200, "calls through the first region")
+        killed = time.monotonic()
+        node.esrt("casstop", "-r", first.name, "--force")
+        wait_for(lambda: load.answered_since(killed + 0.5) >= 200,
+                 "calls through the second region")
+    finally:
+        load.stop()
+    assert load.errors == []
+    assert sorted(load.counters) == list(range(len(load.counters)))
+    print(f"Client of two regions, one killed: longest call {load.longest_call():.3f} s "
+          f"over {len(load.counters)} calls")
+    with Client(second_url) as client:
+        assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == len(load.counters)
