@@ -140,6 +140,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_dispatch.py --seconds $(if $(BENCH_QUICK),1,3) \
 	    --json benchmarks/results/dispatch.json
 	$(BIN)/python benchmarks/bench_throughput.py
+	BENCH_SECONDS=$(if $(BENCH_QUICK),3,10) $(BIN)/python benchmarks/bench_postgres.py
 	$(BIN)/python benchmarks/bench_takeover.py --runs $(if $(BENCH_QUICK),1,5)
 
 # A random fault campaign on a two-node lab (needs root): SOAK_SECONDS of faults (default 180),

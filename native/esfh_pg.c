@@ -65,6 +65,12 @@ struct esfh_pgtable {
     unsigned writes;
     struct rows rows[MAXKEYS];
     int last_k, last_row;       /* the row a cursor gave last: its record serves the next get */
+    /* The row read last FOR UPDATE: locked until the transaction ends, so reading it again
+     * (a REWRITE after the READ that locked it) needs no trip to the server. */
+    PGresult *locked;
+    unsigned locked_serial, locked_writes;
+    unsigned char locked_key[KEYBUF];
+    u_int32_t locked_keylen;
 };
 
 /* libpq, loaded when a PostgreSQL store is first used: a program whose files are in Berkeley
@@ -530,6 +536,8 @@ void esfh_pg_close_table(struct dbset *s)
     for (k = 0; k < MAXKEYS; k++)
         if (s->pg->rows[k].res != NULL)
             PQclear(s->pg->rows[k].res);
+    if (s->pg->locked != NULL)
+        PQclear(s->pg->locked);
     free(s->pg);
     s->pg = NULL;
 }
@@ -593,6 +601,10 @@ int esfh_pg_get(struct efile *f, int k, DBT *key, DBT *data, u_int32_t flags)
             return give(data, PQgetvalue(r->res, t->last_row, 2),
                         PQgetlength(r->res, t->last_row, 2));
     }
+    if (k == 0 && (flags & DB_RMW) && t->locked != NULL && t->locked_serial == g_serial &&
+        t->locked_writes == t->writes && t->locked_keylen == key->size &&
+        memcmp(t->locked_key, key->data, key->size) == 0)
+        return give(data, PQgetvalue(t->locked, 0, 0), PQgetlength(t->locked, 0, 0));
     if (k == 0)
         snprintf(sql, sizeof sql, "SELECT v FROM %s WHERE k = $1%s", t->ident,
                  flags & DB_RMW ? " FOR UPDATE" : "");
@@ -603,6 +615,16 @@ int esfh_pg_get(struct efile *f, int k, DBT *key, DBT *data, u_int32_t flags)
         return ret;
     ret = PQntuples(res) == 0 ? DB_NOTFOUND
                               : give(data, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
+    if (ret == 0 && k == 0 && (flags & DB_RMW) && key->size <= sizeof t->locked_key) {
+        if (t->locked != NULL)
+            PQclear(t->locked);
+        t->locked = res;
+        t->locked_serial = g_serial;
+        t->locked_writes = t->writes;
+        memcpy(t->locked_key, key->data, key->size);
+        t->locked_keylen = key->size;
+        return 0;
+    }
     PQclear(res);
     return ret;
 }

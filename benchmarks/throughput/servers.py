@@ -80,12 +80,13 @@ def mapping_parameters(mapping_file):
 
 
 @contextlib.contextmanager
-def esrt_region(work, seps, cars):
+def esrt_region(work, seps, cars, store=None):
     """Yield {"http", "binary", "https", "https_basic": "HOST:PORT"} of a running region (the
     last two with TLS, the last one with auth=basic for BENCH_USER); stop it after.
 
     Runs mfds and a region with `seps` SEPs in a throwaway home under `work`, deploys `cars`
-    (build_null_car, build_cblapp01_car) and creates APPFILE01 (counter 0) with INITFILE1.
+    (build_null_car, build_cblapp01_car) and creates APPFILE01 (counter 0) with INITFILE1;
+    with `store` (a PostgreSQL connection string) the region's files are kept there.
     """
     home = Home(work / "home").ensure()
     cert, key = make_certificate(work / "tls")
@@ -99,7 +100,7 @@ def esrt_region(work, seps, cars):
               "--listener", "Binary=127.0.0.1:*,esrt",
               "--listener", f"HTTPS=127.0.0.1:*,web-services,{tls}",
               "--listener", f"HTTPS Basic=127.0.0.1:*,web-services,{tls},auth=basic",
-              "--env", "DD_APPFILE01=APPFILE01")
+              "--env", "DD_APPFILE01=APPFILE01", *(("--store", store) if store else ()))
         status = start_region(REGION_NAME, home=home, timeout=START_TIMEOUT_S)
         for car in cars:
             _esrt(home.root, "deploy", str(car), "--server", REGION_NAME)

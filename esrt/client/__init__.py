@@ -122,7 +122,8 @@ class Client:
         """Call PACKAGE.PROGRAM with a dict of in/io parameters; return a Reply of out/io values.
 
         With `retry_for` (seconds), connection failures and 503 answers (no SEP free, server
-        stopping, a takeover in progress) are retried until that deadline with one idempotency
+        stopping, a takeover in progress; 502 and 504 from a proxy in front of regions) are
+        retried until that deadline with one idempotency
         key (generated when not given), so a call that committed before its reply was lost
         returns that reply instead of running twice.
         """

@@ -37,6 +37,12 @@ def service_path(service):
     return f"/services/{urllib.parse.quote(package)}/{urllib.parse.quote(program)}"
 
 
+# Answers that a retry with the same idempotency key may turn into the call's reply: no SEP
+# free or the region stopping (503), and, from a proxy in front of regions, a region that
+# died in the middle of the call (502) or did not answer in time (504).
+RETRIED_STATUSES = (502, 503, 504)
+
+
 def retry_call(call_once, service, params, idempotency_key, retry_for):
     """Run `call_once(service, params, key)`, retrying as Client.call documents."""
     if retry_for is None:
@@ -48,7 +54,7 @@ def retry_call(call_once, service, params, idempotency_key, retry_for):
         try:
             return call_once(service, params, key)
         except (ConnectionFailed, ServiceError) as exc:
-            retryable = isinstance(exc, ConnectionFailed) or exc.status == 503
+            retryable = isinstance(exc, ConnectionFailed) or exc.status in RETRIED_STATUSES
             if not retryable or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)

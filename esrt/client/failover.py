@@ -2,7 +2,8 @@
 or the same region's listeners on two nodes): `Client(["http://a:9003", "http://b:9003"])`.
 
 Calls go to one listener until it fails; a call that meets no answer, or a 503 (no SEP free,
-the region stopping or standing by), moves on to the next listener at once and runs there
+the region stopping or standing by; 502 and 504 from a proxy), moves on to the next listener
+at once and runs there
 with the same idempotency key, generated when the caller gave none. A call that committed on
 the first listener before its reply was lost therefore returns that reply from the next one
 (the regions share their stored replies), instead of running twice. Once every listener has
@@ -12,7 +13,7 @@ failed the call, it fails, unless `retry_for` seconds allow more rounds (with pa
 import time
 import uuid
 
-from esrt.client.common import ConnectionFailed, ServiceError
+from esrt.client.common import RETRIED_STATUSES, ConnectionFailed, ServiceError
 
 # Pauses between rounds over every listener: short at first, at most a second.
 FIRST_PAUSE = 0.05
@@ -46,7 +47,7 @@ class FailoverClient:
             try:
                 return self._clients[self.current].call(service, params, key)
             except (ConnectionFailed, ServiceError) as exc:
-                if isinstance(exc, ServiceError) and exc.status != 503:
+                if isinstance(exc, ServiceError) and exc.status not in RETRIED_STATUSES:
                     raise  # the service's own answer: the same anywhere
                 self._clients[self.current].close()
                 self.current = (self.current + 1) % len(self._clients)
