@@ -86,7 +86,8 @@ test: setup $(BIN)/promtool
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
-	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q tests --ignore=tests/lab --ignore=tests/failover
+	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q tests --ignore=tests/lab --ignore=tests/failover \
+	    -m "not postgresql"
 	@$(MAKE) --no-print-directory test-sanitized
 
 # The tests of the native parts once more, with every one of them (the extensions, libesfh.so

@@ -157,6 +157,10 @@ missing:
 #define PQsetNoticeProcessor (*libpq.PQsetNoticeProcessor)
 #define PQstatus (*libpq.PQstatus)
 
+/* READ COMMITTED whatever the database's default: a row read FOR UPDATE after a wait is the
+ * latest committed one, and a reply read after waiting for its key's lock is seen. */
+#define BEGIN "BEGIN ISOLATION LEVEL READ COMMITTED"
+
 static PGconn *g_conn;
 static int g_in_txn;
 static int g_failed;            /* an error that is not a deadlock ended the transaction */
@@ -184,18 +188,34 @@ int esfh_pg_store(void)
     return conninfo() != NULL;
 }
 
-/* "esfh HOST PID": the session name of process `pid` of this host. */
+static unsigned long long fnv1a(unsigned long long hash, const void *data, size_t size)
+{
+    const unsigned char *p = data;
+    size_t i;
+    for (i = 0; i < size; i++)
+        hash = (hash ^ p[i]) * 1099511628211ULL;
+    return hash;
+}
+
+/* "esfh MACHINE PID": the session name of process `pid` of this machine, where MACHINE is a
+ * digest of its host name and machine id (containers may share a host name). PostgreSQL keeps
+ * 63 bytes of a session's name: a host name in it could be cut, and two names would match. */
 static void session_name(long pid, char *out, size_t cap)
 {
-    char host[64];
-    size_t i;
+    char host[256] = "", machine[64] = "";
+    unsigned long long hash = 14695981039346656037ULL;
+    FILE *file = fopen("/etc/machine-id", "re");
+    if (file != NULL) {
+        if (fgets(machine, sizeof machine, file) == NULL)
+            machine[0] = '\0';
+        fclose(file);
+    }
     if (gethostname(host, sizeof host) != 0)
-        snprintf(host, sizeof host, "unknown");
+        host[0] = '\0';
     host[sizeof host - 1] = '\0';
-    for (i = 0; host[i]; i++)
-        if (!(isalnum((unsigned char)host[i]) || host[i] == '.' || host[i] == '-'))
-            host[i] = '_';
-    snprintf(out, cap, "esfh %s %ld", host, pid);
+    hash = fnv1a(hash, host, strlen(host));
+    hash = fnv1a(hash, machine, strlen(machine));
+    snprintf(out, cap, "esfh %016llx %ld", hash, pid);
 }
 
 /* Name this process's session: a region finds the session of a SEP that died by its name, and
@@ -205,7 +225,9 @@ static void name_session(void)
     char name[96], sql[160];
     PGresult *res;
     session_name((long)getpid(), name, sizeof name);
-    snprintf(sql, sizeof sql, "SET application_name = '%s'", name);
+    /* A commit is durable when it returns (SEPs answer right after it), whatever the
+     * database's default. */
+    snprintf(sql, sizeof sql, "SET application_name = '%s'; SET synchronous_commit = on", name);
     res = PQexec(g_conn, sql);
     PQclear(res);
 }
@@ -263,13 +285,17 @@ static int failure(PGresult *res, const char *what)
         return g_failed;    /* "current transaction is aborted": the first error says why */
     if (state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0 ||
                           strcmp(state, "23505") == 0)) {
-        if (g_in_txn)
+        if (g_in_txn) {
             esfh_doom();
+            g_failed = DB_LOCK_DEADLOCK;   /* what later statements answer, not 25P02 */
+        }
         return DB_LOCK_DEADLOCK;
     }
     if (state != NULL && strcmp(state, "55P03") == 0) {
-        if (g_in_txn)
+        if (g_in_txn) {
             esfh_doom();
+            g_failed = DB_LOCK_NOTGRANTED;
+        }
         return DB_LOCK_NOTGRANTED;
     }
     esfh_set_error("ESFH: PostgreSQL store, %s: %s", what,
@@ -294,6 +320,19 @@ static PGresult *run_as(const char *sql, int nparams, const Oid *types,
     res = PQexecParams(g_conn, sql, nparams, types, values, lengths,
                        binary ? g_binary : NULL, binary);
     status = PQresultStatus(res);
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK && !g_in_txn &&
+        PQstatus(g_conn) != CONNECTION_OK) {
+        /* A statement on its own (the region looking a reply up, ending a dead SEP's
+         * session) on a connection the server dropped since (a restart): once more, on a new
+         * one. Inside a transaction the transaction is gone, and that is the caller's to know. */
+        PQclear(res);
+        PQreset(g_conn);
+        if (PQstatus(g_conn) == CONNECTION_OK)
+            name_session();
+        res = PQexecParams(g_conn, sql, nparams, types, values, lengths,
+                           binary ? g_binary : NULL, binary);
+        status = PQresultStatus(res);
+    }
     if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
         *ret = 0;
         return res;
@@ -324,7 +363,7 @@ DB_TXN *esfh_pg_begin(void)
         return NULL;
     if (g_in_txn)
         return &g_marker;
-    res = PQexec(g_conn, "BEGIN");
+    res = PQexec(g_conn, BEGIN);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQstatus(g_conn) != CONNECTION_OK) {
         /* The server went away since the last transaction (a restart, a failover to a
          * standby): nothing of this one was done yet, so connect again and begin there. */
@@ -332,7 +371,7 @@ DB_TXN *esfh_pg_begin(void)
         PQreset(g_conn);
         if (PQstatus(g_conn) == CONNECTION_OK)
             name_session();
-        res = PQexec(g_conn, "BEGIN");
+        res = PQexec(g_conn, BEGIN);
     }
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         esfh_set_error("ESFH: cannot begin a transaction in the PostgreSQL store: %s",
@@ -394,6 +433,14 @@ static int table_name(const char *path, char *out, size_t cap)
             len--;
         if (strncmp(path, home, len) == 0 && path[len] == '/')
             name = path + len + 1;
+    }
+    while (strncmp(name, "./", 2) == 0)
+        name += 2;
+    if (strchr(name, '/') != NULL || strncmp(name, "__esrt", 6) == 0 || name[0] == '\0') {
+        esfh_set_error("ESFH: file %s: a PostgreSQL store keeps the files of the data directory "
+                       "itself (one table each, named after the file), not %s; name the file "
+                       "without a directory, and not starting with __esrt", path, name);
+        return -1;
     }
     if (strlen(name) > TABLE_NAME_MAX || strlen(name) >= cap) {
         esfh_set_error("ESFH: file %s: its name in the data directory, %s, is longer than the "
@@ -522,6 +569,15 @@ int esfh_pg_open_table(struct dbset *s, const char *path, int create, int *exist
     if (!found && (ret = create_table(t)) != 0) {
         free(t);
         return ret;
+    }
+    if (!found && (columns = alt_columns(t->ident)) != t->nalt) {
+        /* Another program made it first, with another key layout. */
+        if (columns >= 0)
+            esfh_set_error("ESFH: file %s: its table in the PostgreSQL store was just made "
+                           "with %d alternate keys, this program's description of the file has "
+                           "%d", path, columns, t->nalt);
+        free(t);
+        return EINVAL;
     }
     *exists = found;
     s->pg = t;
@@ -893,6 +949,12 @@ static int replies_table(void)
         return 0;
     if (!esfh_pg_connected())
         return EIO;
+    /* Made once: every process asking for CREATE would need the right to create, and its
+     * CREATE INDEX IF NOT EXISTS would queue behind every reply being written. */
+    if (table_exists(REPLIES) == 1) {
+        g_replies_ready = 1;
+        return 0;
+    }
     ddl = PQconnectdb(conninfo());
     PQsetNoticeProcessor(ddl, quiet, NULL);
     res = PQexec(ddl, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('esfh'));"
@@ -935,6 +997,7 @@ static long long key_lock(const void *key, int keylen)
 }
 
 static const Oid REPLY_TYPES[3] = {BYTEAOID_, INT8OID_, BYTEAOID_};
+static const Oid PURGE_TYPES[2] = {INT8OID_, INT8OID_};
 
 int esfh_pg_reply_put(const void *key, int keylen, const void *data, int datalen,
                       long long expires)
@@ -1005,13 +1068,18 @@ int esfh_pg_reply_purge(long long now, int limit)
     const char *values[2] = {(const char *)when, (const char *)most};
     int lengths[2] = {8, 8}, ret, deleted;
     PGresult *res;
+    if (g_in_txn) {
+        /* Its own transaction: inside a request's, it would commit that one half way. */
+        esfh_set_error("ESFH: esfh_reply_purge called inside a transaction");
+        return -1;
+    }
     if (replies_table() != 0 || esfh_pg_begin() == NULL)
         return -1;
     put_be64(when, now);
     put_be64(most, limit);
     res = run_typed("DELETE FROM " REPLIES " WHERE key IN (SELECT key FROM " REPLIES
                     " WHERE expires < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)", 2,
-                    REPLY_TYPES + 1, values, lengths, &ret, "deleting expired replies");
+                    PURGE_TYPES, values, lengths, &ret, "deleting expired replies");
     deleted = res != NULL ? atoi(PQcmdTuples(res)) : -1;
     if (res != NULL)
         PQclear(res);

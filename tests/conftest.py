@@ -39,6 +39,12 @@ def program_environ(**variables):
     return environ
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "postgresql: runs on the PostgreSQL store (ESFH's C and PostgreSQL, no "
+        "Python twin: `make test` runs it once, not again in the pure-Python pass)")
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """One PostgreSQL cluster for the whole run (esrt.testing.postgres), stopped at its end."""

@@ -179,6 +179,10 @@ def cmd_batch_run(args):
     definition = server_definition(args.server, home)
     paths = RegionPaths(definition, home).create()
     environ = program_environment(definition, paths)
+    if args.commit_interval and definition.get("store"):
+        raise CommandError(f"{args.server} keeps its files in PostgreSQL, where a batch run "
+                           "commits each operation: --commit-interval is for the Berkeley DB "
+                           "environment only; run it without", ExitCode.USAGE)
     if args.commit_interval == "single":
         mode = "in one transaction, committed if it ends with exit code 0"
     elif args.commit_interval:

@@ -75,6 +75,12 @@ def copy_store(source, target, names=None, replace=False, report=lambda line: No
     """Copy files ``names`` (default: every file, and then the stored replies) from
     ``source`` to ``target``; ``report`` gets a line per file. Returns the number of files."""
     everything = not names
+    nested = source.nested_files() if everything and hasattr(source, "nested_files") else []
+    if nested and hasattr(target, "conninfo"):
+        raise IsamFileError(f"{', '.join(nested)}: in a subdirectory of the data directory, "
+                            "which a PostgreSQL store does not keep (a table per file of the "
+                            "directory itself); move them up and rename them in the programs' "
+                            "ASSIGN clauses, or copy the other files by name")
     names = names or source.file_names()
     if everything and not names:
         raise IsamFileError(f"the {source.home} holds no files to copy")

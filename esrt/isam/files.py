@@ -202,6 +202,12 @@ class DataEnv:
             names.append(path.name)
         return names
 
+    def nested_files(self):
+        """ESFH files in subdirectories of the data directory (their paths from it)."""
+        return sorted(str(path.relative_to(self.home)) for path in self.home.rglob("*")
+                      if path.parent != self.home and path.is_file() and _is_btree(path)
+                      and not path.name.startswith(("__db.", "log.")))
+
     def open_file(self, name, layout=None, create=False):
         """An IsamFile for ``name``; ``layout`` defaults to the file's sidecar."""
         path = self.path_of(name)

@@ -27,7 +27,9 @@ REPLIES = "__esrt_replies"
 INTERNAL_PREFIX = "__esrt"
 # PostgreSQL's longest identifier, and so the longest file name of a store.
 NAME_MAX = 63
-_RETRIED = (errors.DeadlockDetected, errors.SerializationFailure)
+# Run again: a deadlock, a serialization conflict, or a key a region wrote meanwhile (the
+# run again sees it, and says so).
+_RETRIED = (errors.DeadlockDetected, errors.SerializationFailure, errors.UniqueViolation)
 
 
 def _table(name):
@@ -46,9 +48,17 @@ class PgStore:
             raise IsamFileError(f"cannot connect to the {self.home}: {exc}; check that the "
                                 "server runs and the connection string is right") from None
         self._files = []
-        self.transaction(self._make_schema)
+        try:
+            self.transaction(self._make_schema)
+        except BaseException:
+            self.close()
+            raise
 
     def _make_schema(self, cursor):
+        found = cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (
+            _table(DESCRIPTIONS).as_string(self.connection),)).fetchone()[0]
+        if found:
+            return  # nothing to make: no need for the right to create
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('esfh'))")
         cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
         cursor.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, "
@@ -79,12 +89,19 @@ class PgStore:
                     raise IsamFileError(f"{self.home}: still deadlocked after "
                                         f"{DEADLOCK_RETRIES} attempts; retry when the regions "
                                         "are less busy") from None
-            except psycopg.OperationalError as exc:
+            except errors.InsufficientPrivilege as exc:
+                raise IsamFileError(f"{self.home}: {exc.diag.message_primary}; grant the "
+                                    "account in the connection string the rights on schema "
+                                    f"{SCHEMA} and its tables (or use the account the "
+                                    "regions use)") from None
+            except psycopg.Error as exc:
                 raise IsamFileError(f"{self.home}: {exc}") from None
 
     def path_of(self, name):
         """A file's name in the store: its table's name."""
         name = str(name)
+        while name.startswith("./"):
+            name = name[2:]
         if "/" in name or not name or len(name.encode()) > NAME_MAX:
             raise IsamFileError(f"{name!r} is not a file name of a PostgreSQL store: give the "
                                 f"file's name in the server's data directory (1 to {NAME_MAX} "

@@ -30,7 +30,7 @@ def esfh_lib(tmp_path_factory):
     return build_esfh(tmp_path_factory.mktemp("esfh-lib"))
 
 
-STORES = ["berkeley-db", "postgresql"]
+STORES = ["berkeley-db", pytest.param("postgresql", marks=pytest.mark.postgresql)]
 
 
 @pytest.fixture(params=STORES)

@@ -25,7 +25,7 @@ KEY = "K00001"
 
 # The worker: commands on stdin, one reply line each on stdout.
 #   recover | open | begin | commit | abort | failchk | call OP | loop N OP | exit
-#   get KEY (the stored reply, or "none") | put KEY DATA
+#   get KEY (the stored reply, or "none") | put KEY DATA (kept until 2000) | purge NOW
 # "call" replies "<counter> <file status> <doomed 0/1>"; "loop" runs N requests, re-running a
 # request whose transaction was doomed, and replies with the counters it saw.
 WORKER = textwrap.dedent('''
@@ -71,6 +71,8 @@ WORKER = textwrap.dedent('''
             elif words[0] == "get":
                 stored = esfh.reply_get(words[1].encode(), 1000)
                 reply(stored.decode() if stored is not None else "none")
+            elif words[0] == "purge":
+                reply(str(esfh.reply_purge(int(words[1]))))
             elif words[0] == "put":
                 esfh.reply_put(words[1].encode(), words[2].encode(), 2000); reply("ok")
             elif words[0] == "call":
@@ -158,7 +160,7 @@ def built(tmp_path_factory):
     return lib, module
 
 
-@pytest.fixture(params=["berkeley-db", "postgresql"])
+@pytest.fixture(params=["berkeley-db", pytest.param("postgresql", marks=pytest.mark.postgresql)])
 def setup(built, tmp_path, request):
     """A fresh data directory (recovered) or PostgreSQL database, initialised; workers stopped
     at the end."""
@@ -278,3 +280,16 @@ def test_a_call_with_the_key_of_a_running_call_waits_for_its_reply(setup):
     first.ask("commit")
     assert second.read() == "first-reply"
     second.ask("commit")
+
+
+def test_expired_replies_are_purged(setup):
+    worker = Worker(setup)
+    worker.ask("open")
+    for key in ("K1", "K2"):
+        worker.ask("begin")
+        worker.ask(f"put {key} reply")
+        worker.ask("commit")
+    assert worker.ask("purge 1500") == "0"   # kept until 2000
+    assert worker.ask("get K1") == "reply"
+    assert worker.ask("purge 2500") == "2"
+    assert worker.ask("get K1") == "none" and worker.ask("get K2") == "none"

@@ -17,6 +17,8 @@ from conftest import CallLoad, start_cblapp01_region, start_second_region, wait_
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "haproxy" / "haproxy.cfg"
 
+pytestmark = pytest.mark.postgresql
+
 
 def example_config(front, first, second):
     """The example's configuration with these addresses in place of its fixed ports."""

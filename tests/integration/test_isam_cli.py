@@ -148,7 +148,7 @@ def programs(tmp_path_factory):
     return built
 
 
-@pytest.fixture(params=["berkeley-db", "postgresql"])
+@pytest.fixture(params=["berkeley-db", pytest.param("postgresql", marks=pytest.mark.postgresql)])
 def store(request, tmp_path):
     """Where the files are: the `esrt file` options naming the store, and the environment
     variables that give COBOL programs the same store."""
@@ -330,6 +330,7 @@ def test_missing_environment_choice_is_explained(tmp_path):
     assert "NOFILE does not exist" in missing.stderr and "esrt file create" in missing.stderr
 
 
+@pytest.mark.postgresql
 def test_files_copied_between_stores_read_the_same(programs, tmp_path, pg_store):
     """Berkeley DB to PostgreSQL and back: every copy holds the same records in the same key
     orders (duplicates in the order they were written), checked by its digest."""

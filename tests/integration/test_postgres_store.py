@@ -8,12 +8,16 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from esrt.client import Client
 
 from conftest import CallLoad, start_cblapp01_region, start_second_region, wait_for
 
 CALLERS_EACH = 3
 CALLS_EACH = 150
+
+pytestmark = pytest.mark.postgresql
 
 
 def test_two_regions_on_one_store_count_on_one_counter(node, srv01_car, pg_store):

@@ -55,7 +55,7 @@ def sep_pids(region):
     return [int(pid) for pid in (read_json(run_dir / "processes.json") or {})["seps"].values()]
 
 
-@pytest.fixture(params=["berkeley-db", "postgresql"])
+@pytest.fixture(params=["berkeley-db", pytest.param("postgresql", marks=pytest.mark.postgresql)])
 def store(request):
     """The `esrt server create` options that put the region's files in one store."""
     if request.param == "berkeley-db":
