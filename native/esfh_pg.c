@@ -725,16 +725,17 @@ int esfh_pg_put(struct efile *f, DBT *key, DBT *data, int isnew)
     return 0;
 }
 
-int esfh_pg_del(struct efile *f, DBT *key)
+/* DELETE the row of prime key `key`, or every row (key NULL); DB_NOTFOUND when none went. */
+static int delete_rows(struct efile *f, const DBT *key, const char *what)
 {
     struct esfh_pgtable *t = f->dbs->pg;
     char sql[SQL_MAX];
-    const char *values[1] = {key->data};
-    int lengths[1] = {(int)key->size}, ret;
+    const char *values[1] = {key != NULL ? key->data : NULL};
+    int lengths[1] = {key != NULL ? (int)key->size : 0}, ret;
     PGresult *res;
-    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE k = $1", t->ident);
+    snprintf(sql, sizeof sql, "DELETE FROM %s%s", t->ident, key != NULL ? " WHERE k = $1" : "");
     written(t);
-    res = run(sql, 1, values, lengths, 1, &ret, "deleting a record");
+    res = run(sql, key != NULL, values, lengths, 1, &ret, what);
     if (res == NULL)
         return ret;
     ret = strcmp(PQcmdTuples(res), "0") == 0 ? DB_NOTFOUND : 0;
@@ -742,19 +743,15 @@ int esfh_pg_del(struct efile *f, DBT *key)
     return ret;
 }
 
+int esfh_pg_del(struct efile *f, DBT *key)
+{
+    return delete_rows(f, key, "deleting a record");
+}
+
 int esfh_pg_truncate(struct efile *f)
 {
-    struct esfh_pgtable *t = f->dbs->pg;
-    char sql[SQL_MAX];
-    int ret;
-    PGresult *res;
-    snprintf(sql, sizeof sql, "DELETE FROM %s", t->ident);
-    written(t);
-    res = run(sql, 0, NULL, NULL, 1, &ret, "emptying a file for OPEN OUTPUT");
-    if (res == NULL)
-        return ret;
-    PQclear(res);
-    return 0;
+    int ret = delete_rows(f, NULL, "emptying a file for OPEN OUTPUT");
+    return ret == DB_NOTFOUND ? 0 : ret;   /* an empty file is emptied too */
 }
 
 /* ---------- cursors ---------- */

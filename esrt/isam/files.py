@@ -347,6 +347,21 @@ class StoredFile:
         for key, value in self.items(limit):
             yield key, layout.record_of(value)
 
+    @staticmethod
+    def _batched(read, limit=None):
+        """The lists `read(after, want)` gives (at most `want` rows, each starting with its key,
+        in key order, after the key `after`; None: from the first), one after the other until
+        one comes short or `limit` rows came: a long scan in short transactions."""
+        last, produced = None, 0
+        while limit is None or produced < limit:
+            want = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - produced)
+            batch = read(last, want)
+            yield batch
+            produced += len(batch)
+            if len(batch) < want:
+                return
+            last = batch[-1][0]
+
     def digest(self):
         """(records, SHA-256 of the stored content): every record's prime key and stored
         value, then every alternate index entry, each in key order. Both stores order keys
@@ -506,16 +521,8 @@ class IsamFile(StoredFile):
 
     def _batches(self, database, limit=None):
         """Lists of (key, value) of `database` in key order, one transaction each."""
-        last, produced = None, 0
-        while limit is None or produced < limit:
-            want = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - produced)
-            batch = self.env.transaction(
-                lambda txn, last=last, want=want: self._read_batch(txn, last, want, database))
-            yield batch
-            produced += len(batch)
-            if len(batch) < want:
-                return
-            last = batch[-1][0]
+        return self._batched(lambda after, want: self.env.transaction(
+            lambda txn: self._read_batch(txn, after, want, database)), limit)
 
     # --- writing ------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import json
 import psycopg
 from psycopg import errors, sql
 
-from esrt.isam.files import BATCH_SIZE, DEADLOCK_RETRIES, IsamFileError, StoredFile, _shown
+from esrt.isam.files import DEADLOCK_RETRIES, IsamFileError, StoredFile, _shown
 from esrt.isam.layout import FileLayout, LayoutError, SEQ_LEN
 
 SCHEMA = "esfh"
@@ -251,23 +251,18 @@ class PgFile(StoredFile):
         read in transactions of BATCH_SIZE rows."""
         key = sql.Identifier(order)
         wanted = sql.SQL(", ").join(sql.Identifier(column) for column in (order, *columns))
-        last, produced = None, 0
-        while limit is None or produced < limit:
-            want = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - produced)
-            after = sql.SQL("{} > %s").format(key) if last is not None \
+
+        def read(after, want):
+            where = sql.SQL("{} > %s").format(key) if after is not None \
                 else sql.SQL("{} IS NOT NULL").format(key)
             query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %s").format(
-                wanted, self.table, after, key)
-            params = (last, want) if last is not None else (want,)
-            rows = self.env.transaction(
-                lambda cursor, query=query, params=params: cursor.execute(query, params)
-                .fetchall())
+                wanted, self.table, where, key)
+            params = (after, want) if after is not None else (want,)
+            return self.env.transaction(lambda cursor: cursor.execute(query, params).fetchall())
+
+        for rows in self._batched(read, limit):
             for row in rows:
                 yield tuple(bytes(value) if value is not None else None for value in row[1:])
-            produced += len(rows)
-            if len(rows) < want:
-                return
-            last = rows[-1][0]
 
     # --- writing ------------------------------------------------------------------------------
 
