@@ -31,6 +31,9 @@ void esfh_program_record_read(size_t length);  /* a READ succeeded: tell the pro
  * its last record to the file's end, and on a small or nearly full data disk those blocks
  * are exactly what recovery lacks. */
 #define ESFH_LOG_FILE_BYTES 1048576
+/* esfh_commit's answer when a PostgreSQL store's connection broke during COMMIT: the call's
+ * stored reply (committed with it, or not at all) tells whether it committed. */
+#define ESFH_IN_DOUBT 30600
 int esfh_env_open(const char *home, int durability, int max_procs, char *err, int errlen);
 int esfh_env_recover(const char *home, char *err, int errlen);
 int esfh_env_recover_fresh(const char *home, char *err, int errlen);

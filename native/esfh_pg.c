@@ -95,6 +95,7 @@ static struct {
     __typeof__(PQresultStatus) *PQresultStatus;
     __typeof__(PQsetNoticeProcessor) *PQsetNoticeProcessor;
     __typeof__(PQstatus) *PQstatus;
+    __typeof__(PQbackendPID) *PQbackendPID;
 } libpq;
 
 static int load_libpq(void)
@@ -128,6 +129,7 @@ static int load_libpq(void)
     LOAD(PQresultStatus);
     LOAD(PQsetNoticeProcessor);
     LOAD(PQstatus);
+    LOAD(PQbackendPID);
 #undef LOAD
     libpq.handle = handle;
     return 0;
@@ -156,6 +158,7 @@ missing:
 #define PQresultStatus (*libpq.PQresultStatus)
 #define PQsetNoticeProcessor (*libpq.PQsetNoticeProcessor)
 #define PQstatus (*libpq.PQstatus)
+#define PQbackendPID (*libpq.PQbackendPID)
 
 /* READ COMMITTED whatever the database's default: a row read FOR UPDATE after a wait is the
  * latest committed one, and a reply read after waiting for its key's lock is seen. */
@@ -168,6 +171,7 @@ static unsigned g_serial;       /* bumped at every BEGIN, COMMIT and ROLLBACK */
 /* Stands for the connection's open transaction where ESFH passes a DB_TXN around. */
 static DB_TXN g_marker;
 static int g_binary[MAXKEYS + 4];
+static long g_backend_pid;      /* the server process of this connection's session */
 
 /* libpq writes the server's notices ("schema esfh already exists, skipping") on stderr, which
  * is the console log of a region: they say nothing a user needs. */
@@ -230,6 +234,7 @@ static void name_session(void)
     snprintf(sql, sizeof sql, "SET application_name = '%s'; SET synchronous_commit = on", name);
     res = PQexec(g_conn, sql);
     PQclear(res);
+    g_backend_pid = PQbackendPID(g_conn);
 }
 
 int esfh_pg_connected(void)
@@ -386,6 +391,35 @@ DB_TXN *esfh_pg_begin(void)
     return &g_marker;
 }
 
+/* The connection broke while COMMIT was on its way: whether the transaction committed is
+ * not known until its session is gone. Connect again and end that session (the server may
+ * not have noticed the break yet); then the call's reply, stored in the same transaction,
+ * says whether it committed. Gives up after about 5 s (the server cannot be reached). */
+static void end_lost_session(long pid)
+{
+    char text[32];
+    const char *values[1] = {text};
+    int ret, waited;
+    PGresult *res;
+    PQreset(g_conn);
+    if (PQstatus(g_conn) != CONNECTION_OK)
+        return;
+    name_session();
+    snprintf(text, sizeof text, "%ld", pid);
+    for (waited = 0; waited < 5000; waited += 10) {
+        res = run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1::int",
+                  1, values, NULL, 0, &ret, "ending a session lost during COMMIT");
+        if (res == NULL)
+            return;
+        if (PQntuples(res) == 0) {
+            PQclear(res);
+            return;
+        }
+        PQclear(res);
+        usleep(10000);
+    }
+}
+
 int esfh_pg_end(int commit)
 {
     PGresult *res;
@@ -400,11 +434,18 @@ int esfh_pg_end(int commit)
     res = PQexec(g_conn, commit ? "COMMIT" : "ROLLBACK");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         if (commit) {
-            /* The connection broke while COMMIT was on its way: whether it committed is not
-             * known here. */
             esfh_set_error("ESFH: COMMIT in the PostgreSQL store failed: %s",
                            PQresultErrorMessage(res));
             ret = EIO;
+            if (PQstatus(g_conn) != CONNECTION_OK) {
+                long pid = g_backend_pid;
+                PQclear(res);
+                res = NULL;
+                end_lost_session(pid);
+                esfh_set_error("ESFH: the connection to the PostgreSQL store broke during "
+                               "COMMIT: whether the call committed is told by its stored reply");
+                ret = ESFH_IN_DOUBT;
+            }
         }
     } else if (commit && strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
         /* A statement of the transaction failed without ESFH seeing it: nothing committed. */

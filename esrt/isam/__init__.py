@@ -42,6 +42,8 @@ DB_NOTFOUND = db.DB_NOTFOUND
 DB_BUFFER_SMALL = db.DB_BUFFER_SMALL
 DB_LOCK_NOTGRANTED = db.DB_LOCK_NOTGRANTED
 DB_RUNRECOVERY = db.DB_RUNRECOVERY
+# A commit whose outcome only the call's stored reply tells (native/esfh.h).
+ESFH_IN_DOUBT = CONSTANTS["ESFH_IN_DOUBT"]
 EBUSY = errno.EBUSY
 
 ffi = FFI()

@@ -20,7 +20,7 @@ from pathlib import Path
 from esrt.mapping import jsonio
 from esrt.mapping.car import MANIFEST
 from esrt.mapping.codec import FieldValueError, ProgramCodec
-from esrt.isam import CONSTANTS, DB_LOCK_DEADLOCK, DB_RUNRECOVERY, EsfhError
+from esrt.isam import CONSTANTS, DB_LOCK_DEADLOCK, DB_RUNRECOVERY, ESFH_IN_DOUBT, EsfhError
 from esrt.sep import protocol
 from esrt.states import ExitCode
 
@@ -257,10 +257,12 @@ class Transactions:
                     self.esfh.abort()
                     continue
                 reply_body = loaded.reply_body()
+                stored = False
                 if key and (idempotent or self.esfh.request_writes()):
                     # A stored reply describes the call, not this run: no attempts in it.
                     self.esfh.reply_put(key, protocol.pack_reply(
                         {"status": 200, "rc": return_code}, reply_body), self.clock() + ttl)
+                    stored = True
                     if self.esfh.doomed():
                         self.esfh.abort()
                         continue
@@ -273,7 +275,15 @@ class Transactions:
                             "code": "cancelled", "message": "the caller went away before "
                             "the commit; the call was rolled back"},
                             "attempts": attempt, "committed": False}, b""
-                self.esfh.commit()
+                try:
+                    self.esfh.commit()
+                except EsfhError as exc:
+                    if exc.code != ESFH_IN_DOUBT:
+                        raise
+                    settled = self._settle(loaded, key if stored else None, attempt, exc)
+                    if settled is None:
+                        continue  # it did not commit: run it again
+                    return settled
                 return {"status": 200, "rc": return_code, "attempts": attempt,
                         "committed": True}, reply_body
             except EsfhError as exc:
@@ -296,6 +306,27 @@ class Transactions:
                              f"{loaded.name} lost a deadlock {self.max_attempts} times in a row "
                              "and was rolled back each time; retry later",
                              attempts=self.max_attempts)
+
+
+    def _settle(self, loaded, key, attempt, failure):
+        """The connection to a PostgreSQL store broke during COMMIT (ESFH_IN_DOUBT; ESFH has
+        connected again and ended the old session): the reply stored in the call's
+        transaction tells whether it committed. Returns that reply as the call's answer, or
+        None when it did not commit (a call that stored none changed nothing: None too)."""
+        if key is None:
+            return None
+        try:
+            stored = self.esfh.reply_get(key, self.clock())
+        except EsfhError as exc:
+            raise ServiceFailure(503, "in_doubt", (
+                f"{loaded.name}: whether it committed cannot be told ({failure}; looking its "
+                f"reply up: {exc}); retry it with the same Idempotency-Key"),
+                attempts=attempt) from None
+        if stored is None:
+            return None
+        header, body = protocol.unpack_reply(stored)
+        header.update(attempts=attempt, committed=True)
+        return header, body
 
 
 class Untransacted:

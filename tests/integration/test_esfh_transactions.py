@@ -164,9 +164,19 @@ def built(tmp_path_factory):
 def setup(built, tmp_path, request):
     """A fresh data directory (recovered) or PostgreSQL database, initialised; workers stopped
     at the end."""
+    store = request.getfixturevalue("pg_store") if request.param == "postgresql" else ""
+    yield from prepared(built, tmp_path, store)
+
+
+@pytest.fixture
+def pg_setup(built, tmp_path, pg_store):
+    """setup, on a PostgreSQL store only."""
+    yield from prepared(built, tmp_path, pg_store)
+
+
+def prepared(built, tmp_path, store):
     data = tmp_path / "data"
     data.mkdir()
-    store = request.getfixturevalue("pg_store") if request.param == "postgresql" else ""
     state = {"lib": built[0], "module": built[1], "data": data, "workers": [], "store": store}
     try:
         init = Worker(state)
@@ -293,3 +303,26 @@ def test_expired_replies_are_purged(setup):
     assert worker.ask("get K1") == "reply"
     assert worker.ask("purge 2500") == "2"
     assert worker.ask("get K1") == "none" and worker.ask("get K2") == "none"
+
+
+@pytest.mark.postgresql
+def test_a_commit_cut_off_from_the_database_is_in_doubt_until_its_reply_is_read(pg_setup,
+                                                                                   postgres):
+    """The connection breaks before COMMIT gets through: the commit answers "in doubt" (not
+    "failed"), ESFH has connected again and ended the old session, and the call's stored reply
+    (none here) tells that nothing committed."""
+    worker = Worker(pg_setup)
+    worker.ask("open")
+    worker.ask("begin")
+    assert worker.call("A") == (0, "00", 0)
+    worker.ask("put K1 first-run")
+    ended = postgres.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                          f"application_name LIKE 'esfh % {worker.process.pid}'",
+                          dsn=pg_setup["store"])
+    assert ended.strip() == "1"
+    worker.send("commit")
+    answer = worker.read()
+    assert answer.startswith("error") and "(30600)" in answer and "broke during COMMIT" in answer
+    assert worker.ask("get K1") == "none"          # the reply, like the update, is not there
+    assert worker.call("A") == (0, "00", 0)        # on the new connection; committed at once
+    assert worker.call("A") == (1, "00", 0)
