@@ -391,6 +391,32 @@ DB_TXN *esfh_pg_begin(void)
     return &g_marker;
 }
 
+/* End the sessions of pg_stat_activity that `condition` (on $1 = `value`) picks, and wait until
+ * they are gone: 0; EBUSY when some are still there after timeout_ms, or the error of the
+ * query (`what`). */
+static int end_sessions(const char *condition, const char *value, int timeout_ms,
+                        const char *what)
+{
+    char sql[SQL_MAX];
+    const char *values[1] = {value};
+    int ret, waited, left;
+    PGresult *res;
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE %s",
+             condition);
+    for (waited = 0;; waited += 10) {
+        res = run(sql, 1, values, NULL, 0, &ret, what);
+        if (res == NULL)
+            return ret;
+        left = PQntuples(res);
+        PQclear(res);
+        if (left == 0)
+            return 0;
+        if (waited >= timeout_ms)
+            return EBUSY;
+        usleep(10000);
+    }
+}
+
 /* The connection broke while COMMIT was on its way: whether the transaction committed is
  * not known until its session is gone. Connect again and end that session (the server may
  * not have noticed the break yet); then the call's reply, stored in the same transaction,
@@ -398,26 +424,12 @@ DB_TXN *esfh_pg_begin(void)
 static void end_lost_session(long pid)
 {
     char text[32];
-    const char *values[1] = {text};
-    int ret, waited;
-    PGresult *res;
     PQreset(g_conn);
     if (PQstatus(g_conn) != CONNECTION_OK)
         return;
     name_session();
     snprintf(text, sizeof text, "%ld", pid);
-    for (waited = 0; waited < 5000; waited += 10) {
-        res = run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1::int",
-                  1, values, NULL, 0, &ret, "ending a session lost during COMMIT");
-        if (res == NULL)
-            return;
-        if (PQntuples(res) == 0) {
-            PQclear(res);
-            return;
-        }
-        PQclear(res);
-        usleep(10000);
-    }
+    end_sessions("pid = $1::int", text, 5000, "ending a session lost during COMMIT");
 }
 
 int esfh_pg_end(int commit)
@@ -535,38 +547,44 @@ static int alt_columns(const char *ident)
     return count;
 }
 
-/* CREATE TABLE on a connection of its own, committed at once: a table made for a call that
- * then rolls back stays, as Berkeley DB's databases do (they are created outside the call's
- * transaction too). An advisory lock keeps two processes from racing to create it. */
-static int create_table(struct esfh_pgtable *t)
+/* Make schema objects: `statements` after the schema, on a connection of their own,
+ * committed at once, so that what a call that then rolls back made stays (as Berkeley DB's
+ * databases, made outside the call's transaction too). An advisory lock keeps two processes
+ * from racing to make the same. `what` names it in the error. */
+static int make(const char *statements, const char *what)
 {
-    char sql[SQL_MAX + MAXKEYS * 32];
-    size_t n;
-    int i, ok;
+    char sql[SQL_MAX * 2];
     PGconn *ddl = PQconnectdb(conninfo());
-    PGresult *res;
+    PGresult *res = NULL;
+    int ok = 0;
     PQsetNoticeProcessor(ddl, quiet, NULL);
-    if (PQstatus(ddl) != CONNECTION_OK) {
-        esfh_set_error("ESFH: cannot connect to the PostgreSQL store to create %s: %s",
-                       t->name, PQerrorMessage(ddl));
-        PQfinish(ddl);
-        return EIO;
+    if (PQstatus(ddl) == CONNECTION_OK) {
+        snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('esfh'));"
+                 " CREATE SCHEMA IF NOT EXISTS " SCHEMA "; %s; COMMIT", statements);
+        res = PQexec(ddl, sql);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     }
-    n = (size_t)snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('esfh'));"
-                         " CREATE SCHEMA IF NOT EXISTS " SCHEMA ";"
-                         " CREATE TABLE IF NOT EXISTS %s (k bytea PRIMARY KEY,"
-                         " v bytea NOT NULL", t->ident);
-    for (i = 1; i <= t->nalt; i++)
-        n += (size_t)snprintf(sql + n, sizeof sql - n, ", a%d bytea UNIQUE", i);
-    snprintf(sql + n, sizeof sql - n, "); COMMIT");
-    res = PQexec(ddl, sql);
-    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
-        esfh_set_error("ESFH: cannot create the table of %s in the PostgreSQL store: %s",
-                       t->name, PQresultErrorMessage(res));
+        esfh_set_error("ESFH: cannot create %s in the PostgreSQL store: %s", what,
+                       res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(ddl));
     PQclear(res);
     PQfinish(ddl);
     return ok ? 0 : EIO;
+}
+
+/* The file's table, as esfh_pg.c's header describes it. */
+static int create_table(struct esfh_pgtable *t)
+{
+    char sql[SQL_MAX], what[TABLE_NAME_MAX + 32];
+    size_t n;
+    int i;
+    n = (size_t)snprintf(sql, sizeof sql, "CREATE TABLE IF NOT EXISTS %s (k bytea PRIMARY KEY,"
+                         " v bytea NOT NULL", t->ident);
+    for (i = 1; i <= t->nalt; i++)
+        n += (size_t)snprintf(sql + n, sizeof sql - n, ", a%d bytea UNIQUE", i);
+    snprintf(sql + n, sizeof sql - n, ")");
+    snprintf(what, sizeof what, "the table of %s", t->name);
+    return make(sql, what);
 }
 
 /* Open the file's table into s->pg, making it when `create`; *exists: whether it was there
@@ -980,9 +998,6 @@ static int g_replies_ready;
 
 static int replies_table(void)
 {
-    PGconn *ddl;
-    PGresult *res;
-    int ok;
     if (g_replies_ready)
         return 0;
     if (!esfh_pg_connected())
@@ -993,23 +1008,13 @@ static int replies_table(void)
         g_replies_ready = 1;
         return 0;
     }
-    ddl = PQconnectdb(conninfo());
-    PQsetNoticeProcessor(ddl, quiet, NULL);
-    res = PQexec(ddl, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('esfh'));"
-                      " CREATE SCHEMA IF NOT EXISTS " SCHEMA ";"
-                      " CREATE TABLE IF NOT EXISTS " REPLIES " (key bytea PRIMARY KEY,"
-                      " expires bigint NOT NULL, data bytea NOT NULL);"
-                      " CREATE INDEX IF NOT EXISTS __esrt_replies_expires ON " REPLIES
-                      " (expires); COMMIT");
-    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        esfh_set_error("ESFH: cannot create the reply store in the PostgreSQL store: %s",
-                       PQstatus(ddl) == CONNECTION_OK ? PQresultErrorMessage(res)
-                                                      : PQerrorMessage(ddl));
-    PQclear(res);
-    PQfinish(ddl);
-    g_replies_ready = ok;
-    return ok ? 0 : EIO;
+    if (make("CREATE TABLE IF NOT EXISTS " REPLIES " (key bytea PRIMARY KEY,"
+             " expires bigint NOT NULL, data bytea NOT NULL);"
+             " CREATE INDEX IF NOT EXISTS __esrt_replies_expires ON " REPLIES " (expires)",
+             "the reply store") != 0)
+        return EIO;
+    g_replies_ready = 1;
+    return 0;
 }
 
 static void put_be64(unsigned char *out, long long value)
@@ -1149,28 +1154,14 @@ int esfh_store_open(const char *conninfo_text, char *err, int errlen)
 int esfh_pg_end_session(long pid, int timeout_ms)
 {
     char name[96];
-    const char *values[1] = {name};
-    int ret, waited = 0, left;
-    PGresult *res;
+    int ret;
     if (!esfh_pg_connected())
         return EIO;
     session_name(pid, name, sizeof name);
-    for (;;) {
-        res = run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                  " WHERE application_name = $1", 1, values, NULL, 0, &ret,
-                  "ending the session of a process that died");
-        if (res == NULL)
-            return ret;
-        left = PQntuples(res);
-        PQclear(res);
-        if (left == 0)
-            return 0;
-        if (waited >= timeout_ms) {
-            esfh_set_error("ESFH: the PostgreSQL session of process %ld is still there after "
-                           "%d ms", pid, timeout_ms);
-            return EBUSY;
-        }
-        usleep(10000);
-        waited += 10;
-    }
+    ret = end_sessions("application_name = $1", name, timeout_ms,
+                       "ending the session of a process that died");
+    if (ret == EBUSY)
+        esfh_set_error("ESFH: the PostgreSQL session of process %ld is still there after %d ms",
+                       pid, timeout_ms);
+    return ret;
 }
