@@ -84,6 +84,9 @@ MESSAGES = {
     "ESCS5022W": "cannot get the accounts, tokens and call rules from mfds ({problem}); calls "
                  "are checked with the last copy until it answers again",
     "ESCS5023I": "the accounts, tokens and call rules come from mfds again",
+    "ESCS5024W": "cannot write this region's heartbeat in its store ({problem}); the other "
+                 "members and the admin UI show it lost until the store answers again",
+    "ESCS5025I": "this region's heartbeat reaches its store again",
     "ESCS5013E": "listener \"{listener}\": the changed TLS files cannot be used: {problem}; "
                  "the previous certificate stays in use",
     # deployment

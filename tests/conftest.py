@@ -196,14 +196,29 @@ class Node:
         daemon.stop_daemon(home)
 
 
-@pytest.fixture
-def node(tmp_path):
+def _running_node(home):
     from esrt.home import Home
     from esrt.mfds import daemon
-    home = tmp_path / "home"
     home.mkdir()
     node = Node(home)
     daemon.start_daemon(Home(home), "127.0.0.1:0")
+    return node
+
+
+@pytest.fixture
+def node(tmp_path):
+    node = _running_node(tmp_path / "home")
+    try:
+        yield node
+    finally:
+        node.stop_everything()
+
+
+@pytest.fixture
+def other_node(tmp_path):
+    """A second node on this machine: its own ESRT_HOME and mfds (servers of the same name
+    as `node`'s do not collide)."""
+    node = _running_node(tmp_path / "other-home")
     try:
         yield node
     finally:

@@ -4,9 +4,11 @@
  *   loadgen HOST PORT CONNECTIONS SECONDS FRAME_FILE
  *
  * Opens CONNECTIONS TCP connections and keeps exactly one request outstanding on each: when a
- * reply arrives, the next request goes out at once. FRAME_FILE holds one whole request frame
- * (length prefix included, as esrt.wire.encode_request makes it); each send gets a fresh
- * request id written into it, and the reply must carry that id back. After SECONDS no new
+ * reply arrives, the next request goes out at once. FRAME_FILE holds one or more whole request
+ * frames back to back (length prefix included, as esrt.wire.encode_request makes them): the
+ * requests take them in turn, so a service can be called with many different parameters (many
+ * records). Each send gets a fresh request id written into its frame, and the reply must carry
+ * that id back. After SECONDS no new
  * request is sent and the outstanding ones are waited for (up to DRAIN_SECONDS), so every
  * request that reached the server is counted: a caller can compare the count with what the
  * server did. Prints one JSON object on stdout: requests (replies with status 200), errors
@@ -109,25 +111,49 @@ static double percentile_ms(double q)
     return latency_max_us / 1000.0;
 }
 
-static unsigned char *frame;
-static size_t frame_len;
+#define MIN_FRAME (4 + 11 + 2)
+#define MAX_FRAMES 65536
 
-static void load_frame(const char *path)
+static unsigned char *frames;
+static size_t frame_at[MAX_FRAMES], frame_len[MAX_FRAMES];
+static size_t nframes, next_frame;
+
+static uint32_t get_u32(const unsigned char *at)
+{
+    return ((uint32_t)at[0] << 24) | ((uint32_t)at[1] << 16) | ((uint32_t)at[2] << 8) | at[3];
+}
+
+static void load_frames(const char *path)
 {
     FILE *f = fopen(path, "rb");
     long size;
+    size_t at = 0;
     if (!f)
         die(path, strerror(errno));
     fseek(f, 0, SEEK_END);
     size = ftell(f);
     fseek(f, 0, SEEK_SET);
-    if (size < 4 + 11 + 2)
+    if (size < MIN_FRAME)
         die(path, "too short to be a request frame (make it with esrt.wire.encode_request)");
-    frame = malloc((size_t)size);
-    if (!frame || fread(frame, 1, (size_t)size, f) != (size_t)size)
-        die(path, "cannot read the request frame");
+    frames = malloc((size_t)size);
+    if (!frames || fread(frames, 1, (size_t)size, f) != (size_t)size)
+        die(path, "cannot read the request frames");
     fclose(f);
-    frame_len = (size_t)size;
+    while (at < (size_t)size) {
+        size_t length;
+        if ((size_t)size - at < 4)
+            die(path, "ends with a partial request frame (make each with "
+                      "esrt.wire.encode_request)");
+        length = 4 + (size_t)get_u32(frames + at);
+        if (length < MIN_FRAME || at + length > (size_t)size)
+            die(path, "holds something that is not a whole request frame (make each with "
+                      "esrt.wire.encode_request)");
+        if (nframes == MAX_FRAMES)
+            die(path, "holds more than 65536 frames");
+        frame_at[nframes] = at;
+        frame_len[nframes++] = length;
+        at += length;
+    }
 }
 
 static void put_u64(unsigned char *at, uint64_t value)
@@ -161,12 +187,14 @@ static void close_conn(int epfd, struct conn *c)
 /* Send the next request whole; the frames are small, so a blocking-style loop suffices. */
 static int send_request(struct conn *c)
 {
-    size_t done = 0;
+    size_t done = 0, which = next_frame++ % nframes;
+    unsigned char *frame = frames + frame_at[which];
+    size_t length = frame_len[which];
     c->waiting_id = c->next_id++;
     put_u64(frame + ID_OFFSET, c->waiting_id);
     c->sent_at = now_s();
-    while (done < frame_len) {
-        ssize_t n = send(c->fd, frame + done, frame_len - done, MSG_NOSIGNAL);
+    while (done < length) {
+        ssize_t n = send(c->fd, frame + done, length - done, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -263,7 +291,7 @@ int main(int argc, char **argv)
         die(argv[3], "CONNECTIONS must be a whole number from 1 to 10000");
     if (!(seconds > 0))
         die(argv[4], "SECONDS must be a number above 0");
-    load_frame(argv[5]);
+    load_frames(argv[5]);
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

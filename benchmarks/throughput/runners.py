@@ -96,10 +96,16 @@ def run_binary(loadgen, address, service, params, connections, seconds, work, co
     """Drive `service` at the "esrt" listener `address` with the C load generator."""
     frame = Path(work) / f"frame-{service}.bin"
     frame.write_bytes(wire.encode_request(1, service, json.dumps(params).encode()))
+    return run_frames(loadgen, address, frame, connections, seconds, core, service)
+
+
+def run_frames(loadgen, address, frames, connections, seconds, core, what):
+    """The C load generator at the "esrt" listener `address`, sending the request frames of
+    file `frames` in turn (`what` names them in errors)."""
     host, port = address.rsplit(":", 1)
     command = pin_prefix(core) + [str(loadgen), host, port, str(connections), str(seconds),
-                                  str(frame)]
-    return _run(command, seconds, f"loadgen ({service} at {address})")
+                                  str(frames)]
+    return _run(command, seconds, f"loadgen ({what} at {address})")
 
 
 def run_wrk(address, service, params, connections, seconds, core, scheme="http", headers=()):

@@ -33,7 +33,10 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 CBLAPP01_DIR = ROOT / "examples" / "cblapp01"
 NULL_DIR = ROOT / "examples" / "null"
+ACCOUNTS_DIR = ROOT / "examples" / "accounts"
 REGION_NAME = "BENCHTP"
+# The same server on each node of the many-records benchmark.
+ACCOUNTS_REGION = "BENCHACCT"
 # The account whose password the HTTPS Basic listener checks.
 BENCH_USER, BENCH_PASSWORD = "bench", "bench password 1"
 NULL_SERVICE = "null.NULLSVC"
@@ -116,6 +119,33 @@ def esrt_region(work, seps, cars, store=None):
             stop_region(REGION_NAME, home=home, force=True)
         except Exception as exc:  # noqa: BLE001 - mfds must still be stopped; the error is shown
             print(f"warning: stopping region {REGION_NAME} failed: {exc}", file=sys.stderr)
+        finally:
+            daemon.stop_daemon(home)
+
+
+@contextlib.contextmanager
+def accounts_region(work, seps, car, store, accounts=None):
+    """Yield the binary listener's HOST:PORT of a region serving examples/accounts' XFER from
+    PostgreSQL store `store`, in a throwaway node (home and mfds) under `work`; stop it after.
+    With `accounts`, ACCTINIT first creates that many accounts (a second region on the same
+    store leaves it out)."""
+    home = Home(work / "home").ensure()
+    daemon.start_daemon(home, "127.0.0.1:0")
+    try:
+        _esrt(home.root, "server", "create", ACCOUNTS_REGION, "--seps", str(seps),
+              "--listener", "Binary=127.0.0.1:*,esrt", "--env", "DD_ACCOUNTS=ACCOUNTS",
+              "--env", f"ACCOUNTS_COUNT={accounts or 1}", "--store", store)
+        status = start_region(ACCOUNTS_REGION, home=home, timeout=START_TIMEOUT_S)
+        _esrt(home.root, "deploy", str(car), "--server", ACCOUNTS_REGION)
+        if accounts:
+            _esrt(home.root, "batch", "run", str(ACCOUNTS_DIR / "acctinit.cbl"),
+                  "--server", ACCOUNTS_REGION)
+        yield status["listeners"][0]["address"]
+    finally:
+        try:
+            stop_region(ACCOUNTS_REGION, home=home, force=True)
+        except Exception as exc:  # noqa: BLE001 - mfds must still be stopped; the error is shown
+            print(f"warning: stopping region {ACCOUNTS_REGION} failed: {exc}", file=sys.stderr)
         finally:
             daemon.stop_daemon(home)
 

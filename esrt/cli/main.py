@@ -82,9 +82,13 @@ def cmd_server_delete(args):
 
 
 def cmd_server_status(args):
+    from esrt.node.members import members_lines
     from esrt.region.monitor import region_state
     state = region_state(_home(args), args.name)
     say(state.text)
+    if state.pid:
+        for line in members_lines(state.status):
+            say(line)
     return state.code
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from esrt.settings import SettingError, validate_server
 
-SCHEMA_VERSION = 1
+# 2: packages.sha256, so that mfds can tell a package of a PostgreSQL store's members that
+# differs from the one installed here.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -34,6 +36,7 @@ CREATE TABLE IF NOT EXISTS packages (
     manifest TEXT NOT NULL,
     installed TEXT NOT NULL,
     size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (server, package)
 );
 """
@@ -137,6 +140,14 @@ class Repository:
             elif row[0] > SCHEMA_VERSION:
                 raise SchemaTooNew(f"{self.path}: repository schema version {row[0]} is newer than "
                                    f"this esrt understands ({SCHEMA_VERSION}): upgrade esrt")
+            elif row[0] < SCHEMA_VERSION:
+                columns = [info[1] for info in
+                           self._db.execute("PRAGMA table_info(packages)").fetchall()]
+                if "sha256" not in columns:
+                    # Packages installed before: their digest is unknown ('').
+                    self._db.execute("ALTER TABLE packages ADD COLUMN sha256 TEXT NOT NULL "
+                                     "DEFAULT ''")
+                self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     def _transaction(self):
         return Transaction(self._db)
@@ -237,23 +248,26 @@ class Repository:
 
     # -- packages --------------------------------------------------------------------------
 
-    def record_package(self, server, package, manifest, size, installed=None):
-        """Record (or replace) package `package` installed into `server`."""
+    def record_package(self, server, package, manifest, size, installed=None, sha256=""):
+        """Record (or replace) package `package` installed into `server`; `sha256` is the
+        digest of the .car it came from."""
         with self._transaction():
             if not self.has_server(server):
                 raise ServerNotFound(server)
-            self._db.execute("INSERT OR REPLACE INTO packages VALUES (?, ?, ?, ?, ?)",
+            self._db.execute("INSERT OR REPLACE INTO packages (server, package, manifest, "
+                             "installed, size, sha256) VALUES (?, ?, ?, ?, ?, ?)",
                              (server, package, json.dumps(manifest), installed or now_iso(),
-                              int(size)))
+                              int(size), sha256))
 
     def list_packages(self, server):
-        """Return [{"package", "manifest", "installed", "size"}] of `server`, by package name."""
+        """Return [{"package", "manifest", "installed", "size", "sha256"}] of `server`, by
+        package name."""
         if not self.has_server(server):
             raise ServerNotFound(server)
-        rows = self._db.execute("SELECT package, manifest, installed, size FROM packages "
+        rows = self._db.execute("SELECT package, manifest, installed, size, sha256 FROM packages "
                                 "WHERE server = ? ORDER BY package", (server,)).fetchall()
         return [{"package": row[0], "manifest": json.loads(row[1]), "installed": row[2],
-                 "size": row[3]} for row in rows]
+                 "size": row[3], "sha256": row[4]} for row in rows]
 
 
 class Transaction:

@@ -313,7 +313,7 @@ def _serve(args, home, lock, interface, port, reactor):
     from esrt.mfds.web import RootResource
     from esrt.mfds.web.auth import Gate
     from esrt.mfds.web.pages import Pages
-    api = MfdsApi(repository, home, users)
+    api = MfdsApi(repository, home, users, log=_stderr_log)
     gate = Gate(users, token)
     api.accounts.on_password_change = gate.sessions.drop_user
     site = _QuietSite(RootResource(ApiResource(api, _stderr_log, gate),
@@ -373,6 +373,8 @@ def _serve(args, home, lock, interface, port, reactor):
     take_socket()
     reactor.callWhenRunning(notify, "READY=1", f"STATUS=listening on {listen} ({url})")
     reactor.addSystemEventTrigger("before", "shutdown", notify, "STOPPING=1")
+    reactor.callWhenRunning(api.stores.start, reactor)
+    reactor.addSystemEventTrigger("before", "shutdown", api.stores.stop)
 
     try:
         reactor.run()

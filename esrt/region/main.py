@@ -31,6 +31,7 @@ from esrt.region.history import History
 from esrt.region.http import Listener, ServicesResource
 from esrt.region.observer import Observers, SupervisorObserver
 from esrt.region.httpserver import ServicesFactory
+from esrt.region.membership import Membership
 from esrt.region.metrics import RegionMetrics
 from esrt.region.services import ServiceTable
 from esrt.region.status import StatusReporter, iso_time, server_status
@@ -188,6 +189,13 @@ class Region(SupervisorObserver):
                                            self._changed))
         self.reporter = StatusReporter(reactor, paths.status_file, self.name, self.status_document,
                                        mfds_url, token=mfds_token, mfds_cert=mfds_cert)
+        # Regions sharing a PostgreSQL store know each other by their heartbeats there.
+        self.membership = None
+        if definition.get("store"):
+            self.membership = Membership(
+                reactor, definition["store"], self.name,
+                home.root if home is not None else paths.run, self._member_now, console,
+                self.reporter.changed)
 
     # Denials written to the console and audit logs per second at most; a flood beyond that
     # is counted (and still in the metrics) but not written line by line.
@@ -240,6 +248,8 @@ class Region(SupervisorObserver):
         self.write_processes()
         self.reporter.start()
         self.history.start()
+        if self.membership is not None:
+            self.membership.start()
         if any(factory.guard.checks for factory in self.factories):
             # Only a region that checks its callers fetches (and keeps) the accounts.
             self.callers.start()
@@ -465,7 +475,17 @@ class Region(SupervisorObserver):
                 "seps": self.supervisor.snapshot(), "stats": self.dispatcher.stats(),
                 "services_stats": self.metrics.services_stats(),
                 "services": self.services.names(), "standby": self.standby,
-                "active": self.active}
+                "active": self.active, **self._members_document()}
+
+    def _member_now(self):
+        """What this region's heartbeat says of it."""
+        return (self._now_status().value, self.pid, [lst.snapshot() for lst in self.listeners],
+                self.started)
+
+    def _members_document(self):
+        if self.membership is None:
+            return {}
+        return {"members": self.membership.members, "members_problem": self.membership.problem}
 
     # -- stop ------------------------------------------------------------------------------
 
@@ -497,6 +517,9 @@ class Region(SupervisorObserver):
                                  consumeErrors=True)
         self.callers.stop()
         self.history.stop()
+        if self.membership is not None:
+            # Its listeners are closed: the others' lists no longer show it as serving.
+            await self.membership.stop()
         await self.supervisor.stop()
         if not failed:
             self._explicit = ServerStatus.STOPPED

@@ -13,14 +13,35 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "cblapp01"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PORT = 9003
-# program -> (source, batch that creates its file, service package, file's environment name)
+
+
+@dataclass(frozen=True)
+class App:
+    """An example program: where it is, the batch that creates its file, its service package,
+    its file's environment name and its input parameters (the others are outputs)."""
+
+    directory: str
+    source: str
+    batch: str
+    service: str
+    file_name: str
+    inputs: tuple = ()
+
+    def path(self, name):
+        return EXAMPLES / self.directory / name
+
+
 PROGRAMS = {
-    "CBLAPP01": ("cblapp01.cbl", "initfile1.cbl", "srv01", "APPFILE01"),
-    "CBLAPP02": ("cblapp02.cbl", "initfile2.cbl", "srv02", "APPFILE02"),
+    "CBLAPP01": App("cblapp01", "cblapp01.cbl", "initfile1.cbl", "srv01", "APPFILE01"),
+    "CBLAPP02": App("cblapp01", "cblapp02.cbl", "initfile2.cbl", "srv02", "APPFILE02"),
+    # Updates two of many records per call (examples/accounts).
+    "XFER": App("accounts", "xfer.cbl", "acctinit.cbl", "accounts", "ACCOUNTS",
+                ("LK-FROM", "LK-TO", "LK-AMOUNT")),
 }
 
 _car_cache = {}
@@ -40,26 +61,28 @@ def _esrt(args, home, cwd):
 
 
 def build_car(program="CBLAPP01", workdir=None):
-    """Build the deploy package of CBLAPP01 or CBLAPP02 (every parameter an output) with the
-    real tools; return its path. Built once per process, program and `workdir`."""
+    """Build the deploy package of an example program of PROGRAMS (its inputs "in", every
+    other parameter an output) with the real tools; return its path. Built once per process,
+    program and `workdir`."""
     key = (program, str(workdir))
     if key in _car_cache and _car_cache[key].exists():
         return _car_cache[key]
-    source, _, service, _ = PROGRAMS[program]
-    if not (EXAMPLES / source).exists():
-        raise AppError(f"{program}'s source is not at {EXAMPLES}: esrt.testing.apps needs the "
-                       "esrt source tree (examples/cblapp01)")
+    app = PROGRAMS[program]
+    source, service = app.source, app.service
+    if not app.path(source).exists():
+        raise AppError(f"{program}'s source is not at {app.path(source)}: esrt.testing.apps "
+                       "needs the esrt source tree (examples/)")
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"esrt-{service}-"))
     work.mkdir(parents=True, exist_ok=True)
     home = work / "imtk-home"
     home.mkdir(exist_ok=True)
-    (work / source).write_bytes((EXAMPLES / source).read_bytes())
+    (work / source).write_bytes(app.path(source).read_bytes())
     _esrt(["imtk", "defmap", "--src", source, "--service", service], home, work)
     mapping = work / f"{service}.mapping.json"
     document = json.loads(mapping.read_text())
-    # The recording clients read the counter from the reply, so every field comes back.
+    # The recording clients read the counters from the reply, so every other field comes back.
     for parameter in document["programs"][0]["parameters"]:
-        parameter["direction"] = "out"
+        parameter["direction"] = "in" if parameter["name"] in app.inputs else "out"
     mapping.write_text(json.dumps(document, indent=2))
     _esrt(["imtk", "generate", "--service", service], home, work)
     car = work / f"{service}.car"
@@ -89,7 +112,7 @@ def prepare_region(directory, ip, name="ESHA01", program="CBLAPP01", port=PORT, 
     from esrt.mapping.car import install_car
     from esrt.paths import RegionPaths, program_environment
     from esrt.settings import SettingError, validate_server
-    _, batch, _, file_name = PROGRAMS[program]
+    app = PROGRAMS[program]
     base = Path(directory)
     car = Path(car) if car else build_car(program)
     try:
@@ -98,7 +121,7 @@ def prepare_region(directory, ip, name="ESHA01", program="CBLAPP01", port=PORT, 
             "name": name, "seps": seps,
             # The lab network is the test's own: anyone on it may call (auth=none, said so).
             "listeners": [{"name": "Web Services", "address": f"{ip}:{port}", "auth": "none"}],
-            "env": {f"DD_{file_name}": file_name},
+            "env": {f"DD_{app.file_name}": app.file_name},
             "deploy_dir": str(base / "deploy"),
             "data_dir": str(base / "data"), "casroot": str(base / "logs"),
             **(extra or {})})
@@ -110,11 +133,11 @@ def prepare_region(directory, ip, name="ESHA01", program="CBLAPP01", port=PORT, 
     # must stay in each node's own ESRT_HOME, never on the disk that moves between nodes.
     with tempfile.TemporaryDirectory(prefix="esrt-prepare-") as scratch_home:
         paths = RegionPaths(definition, home=scratch_home).create()
-        code = run_batch(str(EXAMPLES / batch), program_environment(definition, paths),
+        code = run_batch(str(app.path(app.batch)), program_environment(definition, paths),
                          cwd=str(paths.data), build_dir=str(Path(scratch_home) / "batch"),
                          extra_args=esfh_cobc_args(esfh_library()))
     if code != 0:
-        raise AppError(f"{batch} ended with exit code {code} while preparing {name} in "
+        raise AppError(f"{app.batch} ended with exit code {code} while preparing {name} in "
                        f"{base}; see its output above")
     region_file = base / f"{name}.region.json"
     region_file.write_text(json.dumps(definition, indent=2, sort_keys=True))
@@ -131,7 +154,7 @@ class Service:
         self.ip = ip
         self.region = region
         self.program = program
-        self.service = f"{PROGRAMS[program][2]}.{program}"
+        self.service = f"{PROGRAMS[program].service}.{program}"
         self.mountpoint = mountpoint
         self.region_file = region_file
         # The region's data directory; an esrt-faultfs mount when made with faulty_disk.

@@ -145,3 +145,32 @@ def test_newer_schema_is_refused(tmp_path):
     db.close()
     with pytest.raises(SchemaTooNew, match="upgrade esrt"):
         Repository(path)
+
+
+def test_a_first_version_repository_keeps_its_packages_and_gains_their_digests(tmp_path):
+    path = tmp_path / "repository.db"
+    # The tables as esrt wrote them before packages had a digest.
+    db = sqlite3.connect(str(path))
+    db.executescript("""
+        CREATE TABLE schema_version (version INTEGER NOT NULL);
+        INSERT INTO schema_version VALUES (1);
+        CREATE TABLE servers (name TEXT PRIMARY KEY, definition TEXT NOT NULL,
+                              created TEXT NOT NULL, updated TEXT NOT NULL);
+        CREATE TABLE packages (server TEXT NOT NULL, package TEXT NOT NULL,
+                               manifest TEXT NOT NULL, installed TEXT NOT NULL,
+                               size INTEGER NOT NULL, PRIMARY KEY (server, package));
+        INSERT INTO servers VALUES ('ESSRV01', '{"name": "ESSRV01"}', 'then', 'then');
+        INSERT INTO packages VALUES ('ESSRV01', 'srv01', '{"programs": []}', 'then', 10);
+    """)
+    db.close()
+    repository = Repository(path)
+    try:
+        assert repository.list_packages("ESSRV01") == [
+            {"package": "srv01", "manifest": {"programs": []}, "installed": "then", "size": 10,
+             "sha256": ""}]
+        repository.record_package("ESSRV01", "srv02", {}, 5, sha256="ab" * 32)
+        assert repository.list_packages("ESSRV01")[1]["sha256"] == "ab" * 32
+    finally:
+        repository.close()
+    version = sqlite3.connect(str(path)).execute("SELECT version FROM schema_version").fetchone()
+    assert version == (2,)

@@ -23,6 +23,7 @@ from esrt.mfds.api.openapi import openapi_document
 from esrt.mfds.api.packages import Packages
 from esrt.mfds.api.routes import Call, Response, Route, RouteTable, guarded
 from esrt.mfds.api.servers import Servers
+from esrt.mfds.api.members import StoreSync
 from esrt.mfds.users import OPEN
 
 PATH_PARAMETERS = {"name": "server (region) name, e.g. ESSRV01",
@@ -33,13 +34,18 @@ PATH_PARAMETERS = {"name": "server (region) name, e.g. ESSRV01",
 class MfdsApi:
     """The routes of mfds's JSON API over one Repository, and the resources behind them."""
 
-    def __init__(self, repository, home, users=None):
+    def __init__(self, repository, home, users=None, log=None):
         self.repository = repository
         self.home = home if isinstance(home, Home) else Home(home)
         self.users = users
         self.authority = Authority(self.home)
+        # Servers on a PostgreSQL store: their members and shared packages (started by the
+        # web layer, which has the reactor).
+        self.stores = StoreSync(repository, log or (lambda line: None))
         self.servers = Servers(repository, self.home, self.authority)
-        self.packages = Packages(repository, self.home, self.authority, self.servers)
+        self.packages = Packages(repository, self.home, self.authority, self.servers,
+                                 self.stores)
+        self.stores.packages = self.packages
         self.console = Console(repository, self.home)
         self.history = History(repository, self.home)
         self.accounts = Accounts(users, self.authority)
@@ -50,6 +56,7 @@ class MfdsApi:
                    200, openapi_document(self.table)), "This document", "readonly",
                    {200: ("OpenAPI 3.0 document", {"type": "object"})})]
         self.table = RouteTable(own + self.servers.routes() + self.packages.routes()
+                                + self.stores.routes()
                                 + self.console.routes() + self.history.routes()
                                 + self.accounts.routes()
                                 + self.callers.routes(), PATH_PARAMETERS)

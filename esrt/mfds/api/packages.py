@@ -5,7 +5,8 @@ import os
 import signal
 from pathlib import Path
 
-from esrt.mfds.api.routes import ApiError, Response, Route, schema_ref
+from esrt.mfds.api.routes import ApiError, Later, Response, Route, schema_ref
+from esrt.node.members import StoreUnavailable, member_name, package_digest
 from esrt.paths import RegionPaths
 
 MAX_PACKAGE_BYTES = 64 * 1024 * 1024
@@ -42,11 +43,13 @@ def _mapping_parameters(package_dir, manifest):
 class Packages:
     """Installing packages into a server's deploy directory, and reading what is there."""
 
-    def __init__(self, repository, home, authority, servers):
+    def __init__(self, repository, home, authority, servers, stores):
         self.repository = repository
         self.home = home
         self.authority = authority
         self.servers = servers
+        # The packages of servers on a PostgreSQL store, shared with their other members.
+        self.stores = stores
 
     def routes(self):
         """The routes of a server's packages and services."""
@@ -56,11 +59,11 @@ class Packages:
                 "Installed packages", "readonly",
                 {200: ("packages", {"type": "object", "properties": {"packages": {
                     "type": "array", "items": schema_ref("Package")}}})}, (401, 404)),
-            Route("POST", "/api/servers/{name}/packages", lambda call: Response(
-                201, self.deploy(call.params["name"], call.body, call.query.get("filename"),
-                                 call.who)),
-                "Deploy a .car (checked before anything is installed)", "operator",
-                {201: ("installed", {"type": "object"})}, (400, 401, 403, 404, 413),
+            Route("POST", "/api/servers/{name}/packages", lambda call: self.deploy(
+                call.params["name"], call.body, call.query.get("filename"), call.who),
+                "Deploy a .car (checked before anything is installed; a server on a PostgreSQL "
+                "store has it stored there too, for its members on other nodes)", "operator",
+                {201: ("installed", {"type": "object"})}, (400, 401, 403, 404, 413, 503),
                 {"required": True, "content": {"application/octet-stream": {
                     "schema": {"type": "string", "format": "binary"}}}},
                 query=(("filename", {"type": "string"}, "the archive's file name"),)),
@@ -73,7 +76,9 @@ class Packages:
 
     def deploy(self, name, data, filename, who=None):
         """Install a .car package into server `name` (operator); tell a running region to
-        rescan. The archive is checked (size, member names, manifest, checksums) first."""
+        rescan. The archive is checked (size, member names, manifest, checksums) first.
+        The Response, or for a server on a PostgreSQL store a Later that stores the package
+        there, so that the server's members on other nodes install it too."""
         self.authority.require(who, "operator", "deploy packages", name)
         definition = self.repository.get_server(name)
         try:
@@ -81,10 +86,34 @@ class Packages:
         except ApiError as exc:
             self.authority.record(who, "deploy", name, "failed", exc.message, definition)
             raise
+        if definition.get("store"):
+            self.stores.sharing(name, answer["package"], answer["sha256"], data,
+                                filename or f"{answer['package']}.car",
+                                member_name(self.home.root))
+            return Later(self._share, name, definition, answer, who)
         self.authority.record(who, "deploy", name, "ok", answer["message"], definition)
-        return answer
+        return Response(201, answer)
 
-    def _install(self, name, definition, data, filename):
+    def _share(self, name, definition, answer, who):
+        try:
+            self.stores.share(name, definition["store"], answer["package"], answer["sha256"])
+        except StoreUnavailable as exc:
+            message = (f"{answer['message']}, but not yet stored for the members on other "
+                       f"nodes: {exc}; mfds here stores it as soon as the store answers "
+                       "(until then they keep what they have)")
+            self.authority.record(who, "deploy", name, "failed", message, definition)
+            raise ApiError(503, "store_unavailable", message) from None
+        answer = dict(answer, message=f"{answer['message']}; stored in its PostgreSQL store, "
+                      "where its members on other nodes find it (within seconds)")
+        self.authority.record(who, "deploy", name, "ok", answer["message"], definition)
+        return Response(201, answer)
+
+    def install_shared(self, name, data, filename, digest):
+        """Install a package another member of server `name` deployed (read from the store
+        by esrt.mfds.api.members); its answer, or ApiError."""
+        return self._install(name, self.repository.get_server(name), data, filename, digest)
+
+    def _install(self, name, definition, data, filename, digest=None):
         if not data:
             raise ApiError(400, "bad_package", "the request body is empty: send the .car "
                            "file's bytes as the body (POST .../packages?filename=srv01.car)")
@@ -104,7 +133,8 @@ class Packages:
             label = filename or "package"
             raise ApiError(400, "bad_package", f"{label}: {exc}") from None
         package = _package_name(manifest, filename)
-        self.repository.record_package(name, package, manifest, len(data))
+        digest = digest or package_digest(data)
+        self.repository.record_package(name, package, manifest, len(data), sha256=digest)
         programs = _programs(manifest)
         noun = "program" if len(programs) == 1 else "programs"
         message = (f"installed {package} ({len(programs)} {noun}: "
@@ -117,7 +147,7 @@ class Packages:
                 message += f"; region {name} (pid {pid}) told to rescan"
             except (ProcessLookupError, PermissionError, ValueError):
                 pass
-        return {"manifest": manifest, "package": package, "message": message}
+        return {"manifest": manifest, "package": package, "sha256": digest, "message": message}
 
     def services(self, name):
         """The services of server `name`, from its installed packages' manifests and mappings."""

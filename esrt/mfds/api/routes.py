@@ -98,7 +98,9 @@ ERROR_TEXTS = {400: "invalid request (fields names the bad settings)",
                403: "role too weak, or missing CSRF token on a cookie session",
                404: "no such server or account", 405: "method not allowed",
                409: "conflict (server exists or runs; account exists; last admin)",
-               413: "package larger than the limit"}
+               413: "package larger than the limit",
+               503: "installed on this node, but the server's PostgreSQL store did not take "
+                    "it for the server's other members"}
 
 
 def schema_ref(name):

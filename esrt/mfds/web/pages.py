@@ -311,6 +311,8 @@ class Pages:
                                              MAX_PACKAGE_BYTES)
         elif tab == "seps":
             content = templates.seps_tab(server_object)
+        elif tab == "members":
+            content = templates.members_tab(self.api.stores.seen(server_object["definition"]))
         elif tab == "monitor":
             content = templates.monitor_tab(server_object)
         elif tab == "console":
@@ -435,8 +437,12 @@ class Pages:
             filename, data = fields.get("package", (None, b""))
             answer = self.api.handle("POST", f"/api/servers/{name}/packages",
                                      {"filename": filename or "package.car"}, data, principal)
+            packages_tab = f"/servers/{templates.q(name)}?tab=packages"
+            if isinstance(answer, Later):
+                # A server on a PostgreSQL store: the package is being stored there too.
+                return self._run_later(request, session, answer, packages_tab)
             self._flash_answer(session, answer)
-            return self.redirect(request, f"/servers/{templates.q(name)}?tab=packages")
+            return self.redirect(request, packages_tab)
         if action == "start":
             later = self.api.servers.start_later(name, principal)
         else:

@@ -26,7 +26,7 @@ button.stop, button.force-stop { border-color: #b33; }
 .status { padding: .1em .5em; border-radius: 3px; background: #ccc; font-size: 90%; }
 .s-started, .s-idle { background: #bfe5bf; }
 .s-busy, .s-starting, .s-stopping, .s-waiting { background: #f5e3a3; }
-.s-failed, .s-fatal, .s-backoff { background: #f2b8b8; }
+.s-failed, .s-fatal, .s-backoff, .s-lost { background: #f2b8b8; }
 .flash { padding: .5em 1em; border-radius: 3px; background: #e3f1e3; }
 .flash.error { background: #f8dede; }
 .warn { color: #ffd27f; }

@@ -14,8 +14,8 @@ from esrt.settings import SERVER_SETTINGS
 
 REFRESH_CHOICES = (0, 5, 10, 30, 60)
 TABS = (("listeners", "Listeners"), ("services", "Services"), ("packages", "Packages"),
-        ("seps", "SEPs"), ("monitor", "Monitor & Control"), ("console", "Console log"),
-        ("edit", "Edit"))
+        ("seps", "SEPs"), ("members", "Members"), ("monitor", "Monitor & Control"),
+        ("console", "Console log"), ("edit", "Edit"))
 
 
 def e(value):
@@ -239,6 +239,29 @@ def packages_tab(page, name, packages, max_bytes):
                 f'<button id="deploy">Deploy</button></form>')
     return table(["Package", "Programs", "Installed", "Bytes"], rows, "packages",
                  "no packages installed") + form
+
+
+def members_tab(seen):
+    """The regions running this server on any node, as mfds last read them from its store."""
+    if not seen["store"]:
+        return ('<p class="muted" id="members">This server keeps its files in this node\'s '
+                "Berkeley DB environment, so it runs on this node only. Give it a PostgreSQL "
+                "store (its <code>store</code> setting) to run it on several nodes at once."
+                "</p>")
+    problem = ""
+    if seen["problem"]:
+        problem = (f'<p class="flash error" id="members-problem">The store cannot be read now: '
+                   f'{e(seen["problem"])}' + (f" (shown: as read at {e(seen['read'])})"
+                                                if seen["read"] else "") + "</p>")
+    if seen["members"] is None:
+        return problem or '<p class="muted" id="members">not read yet</p>'
+    rows = [[e(m["member"]), e(m["host"]), e(m["pid"]),
+             status_badge("Lost") if m["lost"] else status_badge(m["state"]),
+             e(", ".join(f"{lst['address'] or '(no address)'} ({lst['name']})"
+                         for lst in m["listeners"])),
+             e(m["started"]), e(f"{m['age']:.1f} s ago")] for m in seen["members"]]
+    return problem + table(["Member", "Host", "PID", "State", "Listeners", "Started",
+                            "Heard"], rows, "members", "no region runs this server now")
 
 
 def seps_tab(server):
