@@ -84,13 +84,20 @@ LINTED := esrt tests benchmarks examples setup.py
 # Pacemaker lab and failover tests exercise the cluster, not the speed-ups: they run once.
 # The second pass runs the tests again with the pure-Python twins of the C hot paths
 # (ESRT_PUREPYTHON=1), but for those the twins cannot change: the lab and failover tests, the
-# admin UI in a browser (mfds's pages), and the PostgreSQL store (C and the database).
+# admin UI in a browser (mfds's pages), the PostgreSQL store (C and the database), and what
+# checks files, packaging and tools around a region rather than its calls (the OCF agent under
+# ocf-tester, the installed wheel, the sanitized build, the monitoring examples, the HA tools,
+# the systemd units).
+PURE_IGNORED := tests/lab tests/failover tests/browser \
+	tests/integration/test_ocf_agent.py tests/integration/test_installed_package.py \
+	tests/integration/test_sanitized_build.py tests/integration/test_monitoring_examples.py \
+	tests/integration/test_ha_tools.py tests/integration/test_systemd_units.py
 test: setup $(BIN)/promtool
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
-	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q tests --ignore=tests/lab --ignore=tests/failover \
-	    --ignore=tests/browser -m "not postgresql"
+	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q tests $(PURE_IGNORED:%=--ignore=%) \
+	    -m "not postgresql"
 	@$(MAKE) --no-print-directory test-sanitized
 
 # The tests of the native parts once more, with every one of them (the extensions, libesfh.so
