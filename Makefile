@@ -17,7 +17,7 @@ APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-v
                 resource-agents,resource-agents-base \
                 pacemaker pacemaker-cli-utils corosync kmod e2fsprogs util-linux psmisc wrk \
                 default-jdk-headless fuse3 libfuse3-dev pkg-config openssl curl systemd \
-                libpq-dev postgresql haproxy
+                libpq-dev postgresql haproxy resource-agents-paf
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 

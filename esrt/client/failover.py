@@ -34,6 +34,11 @@ class FailoverClient:
         self.current = 0
 
     @property
+    def connected(self):
+        """True while the listener calls go to has an open connection."""
+        return self._clients[self.current].connected
+
+    @property
     def url(self):
         """The listener calls go to now."""
         return self.urls[self.current]

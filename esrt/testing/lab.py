@@ -550,6 +550,10 @@ class Lab:
     def _cib_create(self, section, xml):
         self.crm("cibadmin", "--create", "-o", section, "--xml-text", xml)
 
+    def configure(self, section, xml):
+        """Add `xml` (one element) to the CIB's `section` ("resources", "constraints")."""
+        self._cib_create(section, xml)
+
     def _group_state(self, group):
         """(node name or None, started?) of the group's region resource, from crm_mon."""
         region_id = cluster.resource_ids(group)[2]

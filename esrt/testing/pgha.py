@@ -1,0 +1,275 @@
+"""PostgreSQL made highly available on the nodes of a lab: streaming replication to a
+synchronous standby, promoted by Pacemaker's PostgreSQL agent (PAF, Debian's
+resource-agents-paf: ocf:heartbeat:pgsqlms), the primary reached at a floating address.
+
+    with Lab(nodes=3) as lab:
+        database = ReplicatedPostgres(lab, primary=lab.nodes[2])
+        database.start()
+        database.dsn             # "host=10.99.N.30 port=5432 user=esrt dbname=esrt"
+
+Every node has an instance of its own (data directory and socket under the node's directory
+in the lab's workdir); the first primary is `primary`, the others are streaming standbys made
+with pg_basebackup. A commit waits for one standby (`ANY 1 (node1, node2, ...)`), so losing a
+standby does not stop writes and a promoted standby holds every acknowledged commit. Pacemaker
+runs the instances as a promotable clone and moves the address with the primary; a lost
+primary's node is fenced (the lab's power switch) before a standby is promoted.
+
+The lab's network is its own, so every connection is trusted. Sessions whose client vanished
+(a region's node powered off) are ended fast: TCP keepalives of a second or two, and a session
+idle inside a transaction for IDLE_IN_TRANSACTION is ended, so the row locks of a dead region
+do not hold the others' calls.
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+from esrt.testing.labhost import LabError
+from esrt.testing.postgres import bin_dir
+
+PORT = 5432
+ADDRESS_HOST = 30          # the primary's floating address: SUBNET.30
+CLONE, INSTANCE, ADDRESS = "pgsql-ha", "pgsqld", "pgsql-ip"
+USER = DATABASE = "esrt"
+IDLE_IN_TRANSACTION = "1s"
+# libpq's options for connections through the floating address (see dsn).
+LINK = ("connect_timeout=2 keepalives=1 keepalives_idle=1 keepalives_interval=1 "
+        "keepalives_count=2 tcp_user_timeout=1000")
+POLL = 0.2
+
+
+class ReplicatedPostgres:
+    """PostgreSQL on every node of `lab`, one primary and streaming standbys (see module)."""
+
+    def __init__(self, lab, primary=None):
+        self.lab = lab
+        self.first_primary = primary or lab.nodes[0]
+        self.address = f"{lab.subnet}.{ADDRESS_HOST}"
+        self.bindir = bin_dir()
+
+    @property
+    def dsn(self):
+        """The libpq connection string of the esrt database on whichever node is primary.
+        A connection to a primary whose node died fails within about a second (unanswered
+        data, unanswered keepalives) instead of waiting for TCP's retransmissions, which
+        back off to several seconds apart: the next attempt reaches the promoted node."""
+        return f"host={self.address} port={PORT} user={USER} dbname={DATABASE} {LINK}"
+
+    @staticmethod
+    def directory(node):
+        return node.dir / "pg"
+
+    def data_dir(self, node):
+        return self.directory(node) / "data"
+
+    def socket_dir(self, node):
+        return self.directory(node) / "run"
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self, timeout=120):
+        """Make the instances, hand them to Pacemaker, and wait until the primary serves
+        behind the floating address with a synchronous standby."""
+        account = pwd.getpwnam("postgres")
+        for node in self.lab.nodes:
+            for path in (self.directory(node), self.socket_dir(node)):
+                path.mkdir(parents=True, exist_ok=True)
+                os.chown(path, account.pw_uid, account.pw_gid)
+            (self.directory(node) / "pg-node.conf").write_text(self._node_settings(node))
+        primary = self.first_primary
+        self._postgres(primary, str(self.bindir / "initdb"), "-D", self.data_dir(primary),
+                       "--data-checksums", "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                       "--locale=C")
+        with open(self.data_dir(primary) / "postgresql.conf", "a") as settings:
+            settings.write(self._shared_settings())
+        (self.data_dir(primary) / "pg_hba.conf").write_text(self._access_rules())
+        # No standby yet: commits must not wait for one.
+        self._pg_ctl(primary, "start", "-o", "-c synchronous_standby_names=")
+        self.psql(primary, f"CREATE ROLE {USER} LOGIN", database="postgres")
+        self.psql(primary, f"CREATE DATABASE {DATABASE} OWNER {USER}", database="postgres")
+        for node in self.lab.nodes:
+            if node is not primary:
+                self._postgres(node, str(self.bindir / "pg_basebackup"), "-h", primary.address,
+                               "-p", str(PORT), "-U", "postgres", "-D", self.data_dir(node),
+                               "-X", "stream", "-c", "fast")
+        # PAF starts every instance as a standby and promotes the one shut down as a primary.
+        self._pg_ctl(primary, "stop")
+        for resource in self._resources_xml():
+            self.lab.configure("resources", resource)
+        for constraint in self._constraints_xml():
+            self.lab.configure("constraints", constraint)
+        self.wait_primary(on=primary, timeout=timeout)
+        return self
+
+    def _node_settings(self, node):
+        # Outside the data directory, so that pg_basebackup and rebuilds keep it per node.
+        return (f"unix_socket_directories = '{self.socket_dir(node)}'\n"
+                f"primary_conninfo = 'host={self.address} port={PORT} user=postgres "
+                f"application_name={node.name} {LINK}'\n")
+
+    def _shared_settings(self):
+        names = ", ".join(node.name for node in self.lab.nodes)
+        return f"""
+# esrt.testing.pgha: the same on every node (pg_basebackup copies it)
+listen_addresses = '*'
+port = {PORT}
+wal_level = replica
+hot_standby = on
+max_wal_senders = 10
+wal_keep_size = '256MB'
+wal_log_hints = on
+synchronous_commit = on
+synchronous_standby_names = 'ANY 1 ({names})'
+recovery_target_timeline = 'latest'
+# A standby follows a promoted one (and so lets commits go on) as soon as it can, not after
+# the default 5 s between attempts.
+wal_retrieve_retry_interval = '200ms'
+# A session whose client is gone ends even while it waits for a lock or runs a statement.
+client_connection_check_interval = '500ms'
+tcp_keepalives_idle = 1
+tcp_keepalives_interval = 1
+tcp_keepalives_count = 2
+idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'
+logging_collector = on
+include_if_exists = '../pg-node.conf'
+"""
+
+    def _access_rules(self):
+        return (f"local all all trust\n"
+                # A standby never replicates from itself through the floating address.
+                f"host replication all {self.address}/32 reject\n"
+                f"host replication all {self.lab.subnet}.0/24 trust\n"
+                f"host all all {self.lab.subnet}.0/24 trust\n")
+
+    def _resources_xml(self):
+        """The promotable clone of the instances, and the floating address."""
+        per_node = "".join(
+            f'<instance_attributes id="{INSTANCE}-{node.name}" score="{len(self.lab.nodes) - i}">'
+            f'<rule id="{INSTANCE}-{node.name}-rule" score="INFINITY">'
+            f'<expression id="{INSTANCE}-{node.name}-expr" attribute="#uname" operation="eq" '
+            f'value="{node.name}"/></rule>'
+            f'<nvpair id="{INSTANCE}-{node.name}-pgdata" name="pgdata" '
+            f'value="{self.data_dir(node)}"/>'
+            f'<nvpair id="{INSTANCE}-{node.name}-pghost" name="pghost" '
+            f'value="{self.socket_dir(node)}"/></instance_attributes>'
+            for i, node in enumerate(self.lab.nodes))
+        operations = "".join(
+            f'<op id="{INSTANCE}-{name}" name="{action}" interval="{interval}" '
+            f'timeout="{timeout}"{role}/>'
+            for name, action, interval, timeout, role in (
+                ("start", "start", "0s", "60s", ""), ("stop", "stop", "0s", "60s", ""),
+                ("promote", "promote", "0s", "30s", ""), ("demote", "demote", "0s", "120s", ""),
+                ("notify", "notify", "0s", "60s", ""),
+                ("monitor-promoted", "monitor", "3s", "10s", ' role="Promoted"'),
+                ("monitor-unpromoted", "monitor", "4s", "10s", ' role="Unpromoted"')))
+        return (
+            f'<clone id="{CLONE}"><meta_attributes id="{CLONE}-meta">'
+            f'<nvpair id="{CLONE}-promotable" name="promotable" value="true"/>'
+            f'<nvpair id="{CLONE}-notify" name="notify" value="true"/>'
+            f'<nvpair id="{CLONE}-promoted-max" name="promoted-max" value="1"/>'
+            f'<nvpair id="{CLONE}-clone-node-max" name="clone-node-max" value="1"/>'
+            f'</meta_attributes>'
+            f'<primitive id="{INSTANCE}" class="ocf" provider="heartbeat" type="pgsqlms">'
+            f'{per_node}<instance_attributes id="{INSTANCE}-common" score="0">'
+            f'<nvpair id="{INSTANCE}-bindir" name="bindir" value="{self.bindir}"/>'
+            f'<nvpair id="{INSTANCE}-pgport" name="pgport" value="{PORT}"/>'
+            f'<nvpair id="{INSTANCE}-user" name="system_user" value="postgres"/>'
+            f'</instance_attributes><operations>{operations}</operations></primitive></clone>',
+            f'<primitive id="{ADDRESS}" class="ocf" provider="heartbeat" type="IPaddr2">'
+            f'<instance_attributes id="{ADDRESS}-params">'
+            f'<nvpair id="{ADDRESS}-ip" name="ip" value="{self.address}"/>'
+            f'<nvpair id="{ADDRESS}-mask" name="cidr_netmask" value="24"/>'
+            f'<nvpair id="{ADDRESS}-nic" name="nic" value="lan0"/></instance_attributes>'
+            f'<operations><op id="{ADDRESS}-monitor" name="monitor" interval="2s" '
+            f'timeout="20s"/></operations></primitive>')
+
+    @staticmethod
+    def _constraints_xml():
+        # The address stays up while the primary is demoted, so that the standbys receive its
+        # shutdown checkpoint; it follows the primary once one is promoted.
+        return (
+            f'<rsc_colocation id="{ADDRESS}-with-primary" rsc="{ADDRESS}" with-rsc="{CLONE}" '
+            'with-rsc-role="Promoted" score="INFINITY"/>',
+            f'<rsc_order id="{ADDRESS}-after-promote" first="{CLONE}" first-action="promote" '
+            f'then="{ADDRESS}" then-action="start" kind="Mandatory" symmetrical="false"/>',
+            f'<rsc_order id="{ADDRESS}-stop-after-demote" first="{CLONE}" '
+            f'first-action="demote" then="{ADDRESS}" then-action="stop" kind="Mandatory" '
+            'symmetrical="false"/>')
+
+    # -- state -----------------------------------------------------------------------------
+
+    def primary(self):
+        """(node name of the promoted instance or None, is the address started with it?)."""
+        root = ET.fromstring(self.lab.crm("crm_mon", "-1", "--output-as=xml", timeout=20))
+        promoted, address_on = None, None
+        for resource in root.iter("resource"):
+            nodes = [n.get("name") for n in resource.iter("node")]
+            if resource.get("id") == INSTANCE and resource.get("role") in ("Promoted", "Master") \
+                    and resource.get("active") == "true" and nodes:
+                promoted = nodes[0]
+            if resource.get("id") == ADDRESS and resource.get("active") == "true" and nodes:
+                address_on = nodes[0]
+        return promoted, promoted is not None and address_on == promoted
+
+    def wait_primary(self, on=None, not_on=None, timeout=60):
+        """Wait until a primary serves behind the address (on `on` if given, elsewhere than
+        `not_on`) with a synchronous standby; its node."""
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            try:
+                name, ready = self.primary()
+            except (LabError, ET.ParseError) as exc:
+                name, ready, last = None, False, str(exc)
+            if ready and (on is None or name == on.name) \
+                    and (not_on is None or name != not_on.name):
+                node = self.lab.node(name)
+                standbys = self.psql(node, "SELECT count(*) FROM pg_stat_replication WHERE "
+                                     "sync_state IN ('sync', 'quorum')", check=False)
+                if standbys.strip().isdigit() and int(standbys) >= 1:
+                    return node
+                last = f"primary {name} has no synchronous standby yet"
+            elif name:
+                last = f"primary on {name}, address {'with it' if ready else 'not yet'}"
+            time.sleep(POLL)
+        raise LabError(f"no PostgreSQL primary with a synchronous standby within {timeout} s "
+                       f"({last}); see `crm_mon -1` and {self.directory(self.lab.nodes[0])}"
+                       "/data/log on each node")
+
+    # -- running things --------------------------------------------------------------------
+
+    def psql(self, node, sql, check=True, database=DATABASE):
+        """Run `sql` with psql in `database` of `node`'s instance; its output."""
+        result = self._postgres(node, "psql", "-X", "-q", "-A", "-t", "-h",
+                                self.socket_dir(node), "-p", str(PORT), "-U", "postgres",
+                                "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql, check=check)
+        return result.stdout
+
+    def rebuild(self, node):
+        """Make `node`'s instance a fresh standby of the current primary (a former primary
+        must not come back with its old data: PAF would refuse it). Run with the node off or
+        its instance stopped; the node's Pacemaker starts it."""
+        data = self.data_dir(node)
+        shutil.rmtree(data, ignore_errors=True)
+        command = ["runuser", "-u", "postgres", "--", str(self.bindir / "pg_basebackup"),
+                   "-h", self.address, "-p", str(PORT), "-U", "postgres", "-D", str(data),
+                   "-X", "stream", "-c", "fast"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                                env=dict(os.environ, LC_ALL="C"))
+        if result.returncode != 0:
+            raise LabError(f"rebuilding {node.name}'s PostgreSQL from the primary failed:\n"
+                           f"{result.stdout}{result.stderr}")
+
+    def _postgres(self, node, *argv, check=True):
+        return node.run(["runuser", "-u", "postgres", "--", *map(str, argv)], check=check,
+                        timeout=120, env={"LC_ALL": "C"})
+
+    def _pg_ctl(self, node, action, *options):
+        log = self.directory(node) / "pg_ctl.log"
+        # -l: the server's output goes to a file, never to our pipe (which would stay open).
+        self._postgres(node, str(self.bindir / "pg_ctl"), "-D", self.data_dir(node), "-l", log,
+                       "-w", "-t", "60", *(("-m", "fast") if action == "stop" else ()),
+                       *options, action)
