@@ -34,6 +34,10 @@ void esfh_program_record_read(size_t length);  /* a READ succeeded: tell the pro
 /* esfh_commit's answer when a PostgreSQL store's connection broke during COMMIT: the call's
  * stored reply (committed with it, or not at all) tells whether it committed. */
 #define ESFH_IN_DOUBT 30600
+/* What every statement of a transaction answers once the connection to a PostgreSQL store
+ * was lost before its COMMIT (the server or its node went away, the session was ended): the
+ * transaction is gone and nothing of it committed, so the call may run again. */
+#define ESFH_STORE_LOST 30601
 int esfh_env_open(const char *home, int durability, int max_procs, char *err, int errlen);
 int esfh_env_recover(const char *home, char *err, int errlen);
 int esfh_env_recover_fresh(const char *home, char *err, int errlen);

@@ -527,7 +527,9 @@ int esfh_request_writes(void)
 int esfh_begin(void)
 {
     if (!esfh_store_ready())
-        return EINVAL;
+        /* A PostgreSQL store out of reach (its node died, a standby being promoted) is a
+         * moment's matter: the call may run again. */
+        return esfh_pg_store() ? ESFH_STORE_LOST : EINVAL;
     if (g_in_request) {
         esfh_set_error("ESFH: esfh_begin called while a transaction is active; "
                        "call esfh_commit or esfh_abort first");

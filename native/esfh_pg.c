@@ -286,6 +286,7 @@ void esfh_pg_close(void)
 static int failure(PGresult *res, const char *what)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    int lost;
     if (g_failed)
         return g_failed;    /* "current transaction is aborted": the first error says why */
     if (state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0 ||
@@ -305,9 +306,10 @@ static int failure(PGresult *res, const char *what)
     }
     esfh_set_error("ESFH: PostgreSQL store, %s: %s", what,
                    res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(g_conn));
+    lost = PQstatus(g_conn) != CONNECTION_OK ? ESFH_STORE_LOST : EIO;
     if (g_in_txn)
-        g_failed = EIO;
-    return EIO;
+        g_failed = lost;
+    return lost;
 }
 
 /* Run one statement: binary, with bytea parameters and results as raw bytes, or in text;

@@ -91,11 +91,9 @@ def esrt_region(work, seps, cars, store=None):
     (build_null_car, build_cblapp01_car) and creates APPFILE01 (counter 0) with INITFILE1;
     with `store` (a PostgreSQL connection string) the region's files are kept there.
     """
-    home = Home(work / "home").ensure()
     cert, key = make_certificate(work / "tls")
     tls = f"tls_cert={cert},tls_key={key}"
-    daemon.start_daemon(home, "127.0.0.1:0")
-    try:
+    with _node(work, REGION_NAME) as home:
         _esrt(home.root, "mfds", "user", "add", BENCH_USER, "--password", BENCH_PASSWORD,
               "--role", "operator")
         _esrt(home.root, "server", "create", REGION_NAME, "--seps", str(seps),
@@ -114,13 +112,6 @@ def esrt_region(work, seps, cars, store=None):
         addresses = {kinds[listener["CN"]]: listener["address"]
                      for listener in status["listeners"]}
         yield dict(addresses, tls_cert=str(cert))
-    finally:
-        try:
-            stop_region(REGION_NAME, home=home, force=True)
-        except Exception as exc:  # noqa: BLE001 - mfds must still be stopped; the error is shown
-            print(f"warning: stopping region {REGION_NAME} failed: {exc}", file=sys.stderr)
-        finally:
-            daemon.stop_daemon(home)
 
 
 @contextlib.contextmanager
@@ -129,9 +120,7 @@ def accounts_region(work, seps, car, store, accounts=None):
     PostgreSQL store `store`, in a throwaway node (home and mfds) under `work`; stop it after.
     With `accounts`, ACCTINIT first creates that many accounts (a second region on the same
     store leaves it out)."""
-    home = Home(work / "home").ensure()
-    daemon.start_daemon(home, "127.0.0.1:0")
-    try:
+    with _node(work, ACCOUNTS_REGION) as home:
         _esrt(home.root, "server", "create", ACCOUNTS_REGION, "--seps", str(seps),
               "--listener", "Binary=127.0.0.1:*,esrt", "--env", "DD_ACCOUNTS=ACCOUNTS",
               "--env", f"ACCOUNTS_COUNT={accounts or 1}", "--store", store)
@@ -141,11 +130,21 @@ def accounts_region(work, seps, car, store, accounts=None):
             _esrt(home.root, "batch", "run", str(ACCOUNTS_DIR / "acctinit.cbl"),
                   "--server", ACCOUNTS_REGION)
         yield status["listeners"][0]["address"]
+
+
+@contextlib.contextmanager
+def _node(work, region):
+    """A throwaway node under `work` (home and mfds) for region `region`: its Home; the region
+    and mfds are stopped after, whatever happened."""
+    home = Home(work / "home").ensure()
+    daemon.start_daemon(home, "127.0.0.1:0")
+    try:
+        yield home
     finally:
         try:
-            stop_region(ACCOUNTS_REGION, home=home, force=True)
+            stop_region(region, home=home, force=True)
         except Exception as exc:  # noqa: BLE001 - mfds must still be stopped; the error is shown
-            print(f"warning: stopping region {ACCOUNTS_REGION} failed: {exc}", file=sys.stderr)
+            print(f"warning: stopping region {region} failed: {exc}", file=sys.stderr)
         finally:
             daemon.stop_daemon(home)
 

@@ -44,6 +44,8 @@ DB_LOCK_NOTGRANTED = db.DB_LOCK_NOTGRANTED
 DB_RUNRECOVERY = db.DB_RUNRECOVERY
 # A commit whose outcome only the call's stored reply tells (native/esfh.h).
 ESFH_IN_DOUBT = CONSTANTS["ESFH_IN_DOUBT"]
+# The connection to a PostgreSQL store was lost before COMMIT: nothing committed.
+ESFH_STORE_LOST = CONSTANTS["ESFH_STORE_LOST"]
 EBUSY = errno.EBUSY
 
 ffi = FFI()

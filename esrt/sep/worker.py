@@ -20,7 +20,8 @@ from pathlib import Path
 from esrt.mapping import jsonio
 from esrt.mapping.car import MANIFEST
 from esrt.mapping.codec import FieldValueError, ProgramCodec
-from esrt.isam import CONSTANTS, DB_LOCK_DEADLOCK, DB_RUNRECOVERY, ESFH_IN_DOUBT, EsfhError
+from esrt.isam import (CONSTANTS, DB_LOCK_DEADLOCK, DB_RUNRECOVERY, ESFH_IN_DOUBT,
+                       ESFH_STORE_LOST, EsfhError)
 from esrt.sep import protocol
 from esrt.states import ExitCode
 
@@ -242,8 +243,8 @@ class Transactions:
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
                 loaded.load(body)
-            self.esfh.begin()
             try:
+                self.esfh.begin()
                 if idempotent:
                     stored = self.esfh.reply_get(key, self.clock())
                     if stored is not None:
@@ -297,6 +298,13 @@ class Transactions:
                     raise ServiceFailure(503, "recovering", (
                         f"{loaded.name} was not run: the region is recovering its data "
                         "environment; retry in a moment"), attempts=attempt) from None
+                if exc.code == ESFH_STORE_LOST:
+                    # Rolled back with the session (the database or its node went away, or a
+                    # standby is being promoted): nothing of it committed.
+                    raise ServiceFailure(503, "store_unavailable", (
+                        f"{loaded.name} was not run or was rolled back: {exc}; retry in a "
+                        "moment (with its Idempotency-Key it runs once)"),
+                        attempts=attempt) from None
                 raise ServiceFailure(500, "transaction_failed",
                                      f"{loaded.name}: {exc}", attempts=attempt) from None
             except BaseException:

@@ -22,8 +22,6 @@ do not hold the others' calls.
 
 import os
 import pwd
-import shutil
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 
@@ -163,8 +161,10 @@ include_if_exists = '../pg-node.conf'
                 ("start", "start", "0s", "60s", ""), ("stop", "stop", "0s", "60s", ""),
                 ("promote", "promote", "0s", "30s", ""), ("demote", "demote", "0s", "120s", ""),
                 ("notify", "notify", "0s", "60s", ""),
-                ("monitor-promoted", "monitor", "3s", "10s", ' role="Promoted"'),
-                ("monitor-unpromoted", "monitor", "4s", "10s", ' role="Unpromoted"')))
+                # PAF's own advice; the intervals must differ. Losing a node needs no
+                # monitor: the membership tells.
+                ("monitor-promoted", "monitor", "15s", "10s", ' role="Promoted"'),
+                ("monitor-unpromoted", "monitor", "16s", "10s", ' role="Unpromoted"')))
         return (
             f'<clone id="{CLONE}"><meta_attributes id="{CLONE}-meta">'
             f'<nvpair id="{CLONE}-promotable" name="promotable" value="true"/>'
@@ -201,9 +201,11 @@ include_if_exists = '../pg-node.conf'
 
     # -- state -----------------------------------------------------------------------------
 
-    def primary(self):
-        """(node name of the promoted instance or None, is the address started with it?)."""
-        root = ET.fromstring(self.lab.crm("crm_mon", "-1", "--output-as=xml", timeout=20))
+    def primary(self, standbys_ready=True):
+        """(node name of the promoted instance or None, is the address started with it (and,
+        with `standbys_ready`, every other online node's instance ready to be promoted)?)."""
+        root = ET.fromstring(self.lab.crm("crm_mon", "-1", "-A", "--output-as=xml",
+                                          timeout=20))
         promoted, address_on = None, None
         for resource in root.iter("resource"):
             nodes = [n.get("name") for n in resource.iter("node")]
@@ -212,16 +214,25 @@ include_if_exists = '../pg-node.conf'
                 promoted = nodes[0]
             if resource.get("id") == ADDRESS and resource.get("active") == "true" and nodes:
                 address_on = nodes[0]
-        return promoted, promoted is not None and address_on == promoted
+        # The primary's monitor gives each standby that streams from it a promotion score;
+        # until then, losing the primary would promote nobody.
+        online = {n.get("name") for n in root.iter("node") if n.get("online") == "true"}
+        scores = {node.get("name"): int(attribute.get("value"))
+                  for node in root.iter("node") for attribute in node.iter("attribute")
+                  if attribute.get("name") == f"master-{INSTANCE}"}
+        promotable = not standbys_ready or all(
+            scores.get(name, -1) > 0 for name in online if name != promoted)
+        return promoted, promoted is not None and address_on == promoted and promotable
 
-    def wait_primary(self, on=None, not_on=None, timeout=60):
+    def wait_primary(self, on=None, not_on=None, timeout=60, standbys_ready=True):
         """Wait until a primary serves behind the address (on `on` if given, elsewhere than
-        `not_on`) with a synchronous standby; its node."""
+        `not_on`) with a synchronous standby, and (with `standbys_ready`) the other nodes'
+        standbys can be promoted; its node."""
         deadline = time.monotonic() + timeout
         last = "no answer yet"
         while time.monotonic() < deadline:
             try:
-                name, ready = self.primary()
+                name, ready = self.primary(standbys_ready)
             except (LabError, ET.ParseError) as exc:
                 name, ready, last = None, False, str(exc)
             if ready and (on is None or name == on.name) \
@@ -233,7 +244,8 @@ include_if_exists = '../pg-node.conf'
                     return node
                 last = f"primary {name} has no synchronous standby yet"
             elif name:
-                last = f"primary on {name}, address {'with it' if ready else 'not yet'}"
+                last = (f"primary on {name}; its address, and standbys ready to take over: "
+                        f"{'yes' if ready else 'not yet'}")
             time.sleep(POLL)
         raise LabError(f"no PostgreSQL primary with a synchronous standby within {timeout} s "
                        f"({last}); see `crm_mon -1` and {self.directory(self.lab.nodes[0])}"
@@ -247,21 +259,6 @@ include_if_exists = '../pg-node.conf'
                                 self.socket_dir(node), "-p", str(PORT), "-U", "postgres",
                                 "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql, check=check)
         return result.stdout
-
-    def rebuild(self, node):
-        """Make `node`'s instance a fresh standby of the current primary (a former primary
-        must not come back with its old data: PAF would refuse it). Run with the node off or
-        its instance stopped; the node's Pacemaker starts it."""
-        data = self.data_dir(node)
-        shutil.rmtree(data, ignore_errors=True)
-        command = ["runuser", "-u", "postgres", "--", str(self.bindir / "pg_basebackup"),
-                   "-h", self.address, "-p", str(PORT), "-U", "postgres", "-D", str(data),
-                   "-X", "stream", "-c", "fast"]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                                env=dict(os.environ, LC_ALL="C"))
-        if result.returncode != 0:
-            raise LabError(f"rebuilding {node.name}'s PostgreSQL from the primary failed:\n"
-                           f"{result.stdout}{result.stderr}")
 
     def _postgres(self, node, *argv, check=True):
         return node.run(["runuser", "-u", "postgres", "--", *map(str, argv)], check=check,

@@ -4,7 +4,7 @@ and "in_doubt" when the reply cannot be read."""
 
 import pytest
 
-from esrt.isam import ESFH_IN_DOUBT, EsfhError
+from esrt.isam import ESFH_IN_DOUBT, ESFH_STORE_LOST, EsfhError
 from esrt.sep import protocol
 from esrt.sep.worker import ServiceFailure, Transactions
 
@@ -87,3 +87,20 @@ def test_a_reply_that_cannot_be_read_leaves_the_call_in_doubt():
         run(Store(committed=True, lookup_fails=True), Program())
     assert caught.value.status == 503 and caught.value.code == "in_doubt"
     assert "same Idempotency-Key" in caught.value.message
+
+
+class LostStore(Store):
+    """A store whose connection is gone when the call begins (its server or node died)."""
+
+    def begin(self):
+        raise EsfhError("ESFH begin failed (30601): no connection to the server",
+                        ESFH_STORE_LOST)
+
+
+def test_a_store_lost_before_the_commit_asks_the_caller_to_retry():
+    program = Program()
+    with pytest.raises(ServiceFailure) as failure:
+        run(LostStore(committed=False), program)
+    # 503: clients (and FailoverClient) retry it, with its key; nothing of it committed.
+    assert failure.value.status == 503 and failure.value.code == "store_unavailable"
+    assert "retry" in failure.value.message and program.runs == 0
