@@ -34,9 +34,10 @@ void esfh_program_record_read(size_t length);  /* a READ succeeded: tell the pro
 /* esfh_commit's answer when a PostgreSQL store's connection broke during COMMIT: the call's
  * stored reply (committed with it, or not at all) tells whether it committed. */
 #define ESFH_IN_DOUBT 30600
-/* What every statement of a transaction answers once the connection to a PostgreSQL store
- * was lost before its COMMIT (the server or its node went away, the session was ended): the
- * transaction is gone and nothing of it committed, so the call may run again. */
+/* What a call's BEGIN, its statements and its commit answer once the connection to a
+ * PostgreSQL store is lost before its COMMIT (the server or its node went away, the session
+ * was ended): the transaction is gone or never began and nothing of it committed, so the
+ * call may run again. */
 #define ESFH_STORE_LOST 30601
 int esfh_env_open(const char *home, int durability, int max_procs, char *err, int errlen);
 int esfh_env_recover(const char *home, char *err, int errlen);
@@ -83,6 +84,7 @@ void esfh_set_error(const char *fmt, ...);
 int esfh_is_doomed(void);
 void esfh_close_all_dbs(void);          /* close cached DB handles (before closing the env) */
 DB_TXN *esfh_request_txn(void);         /* the request transaction (begun on first use), or NULL outside one */
+int esfh_request_lost(void);            /* ESFH_STORE_LOST when the request's transaction could not begin */
 void esfh_doom(void);                   /* mark the request transaction as a deadlock victim */
 void esfh_close_replies(void);          /* close the reply store (before closing the env) */
 

@@ -36,6 +36,7 @@
 static DB_ENV *g_env;
 static int g_in_request;        /* between esfh_begin and esfh_commit/esfh_abort */
 static DB_TXN *g_req_txn;       /* the request's transaction, begun at its first file access */
+static int g_req_lost;          /* ESFH_STORE_LOST: that BEGIN could not reach the store */
 static DB_TXN *g_interval_txn;  /* ESFH_COMMIT_INTERVAL's transaction */
 static int g_doomed;
 static int g_interval = -1;     /* -1: not read from the environment yet */
@@ -397,10 +398,16 @@ static int interval(void)
 static DB_TXN *request_txn(void)
 {
     int ret;
-    if (!g_in_request || g_req_txn != NULL)
+    if (!g_in_request || g_req_txn != NULL || g_req_lost)
         return g_req_txn;
-    if (esfh_pg_store())
-        return g_req_txn = esfh_pg_begin();
+    if (esfh_pg_store()) {
+        /* A request whose transaction could not begin has none for the rest of it: none of
+         * its operations, reply lookups or its commit may run outside one (a lookup without
+         * the key's lock could let the call run twice). */
+        if ((g_req_txn = esfh_pg_begin()) == NULL)
+            g_req_lost = ESFH_STORE_LOST;
+        return g_req_txn;
+    }
     ret = g_env->txn_begin(g_env, NULL, &g_req_txn, 0);
     if (ret != 0) {
         esfh_set_error("ESFH: cannot begin a transaction: %s", db_strerror(ret));
@@ -501,6 +508,11 @@ int esfh_is_doomed(void)
     return g_doomed;
 }
 
+int esfh_request_lost(void)
+{
+    return g_in_request ? g_req_lost : 0;
+}
+
 DB_TXN *esfh_request_txn(void)
 {
     return request_txn();
@@ -538,6 +550,7 @@ int esfh_begin(void)
     esfh_interval_commit();
     g_in_request = 1;
     g_req_txn = NULL;
+    g_req_lost = 0;
     g_doomed = 0;
     g_request_writes = 0;
     return 0;
@@ -548,6 +561,13 @@ int esfh_commit(void)
     int ret;
     DB_TXN *txn = g_req_txn;
     g_in_request = 0;
+    if (g_req_lost) {
+        /* Its transaction never began: nothing of the request is in the store. */
+        g_req_lost = 0;
+        esfh_set_error("ESFH: the PostgreSQL store could not be reached to begin the call's "
+                       "transaction; nothing of it committed: re-run it");
+        return ESFH_STORE_LOST;
+    }
     if (txn == NULL)
         return 0;
     g_req_txn = NULL;
@@ -611,6 +631,7 @@ int esfh_abort(void)
     DB_TXN *txn = g_req_txn;
     g_doomed = 0;
     g_in_request = 0;
+    g_req_lost = 0;
     if (txn == NULL)
         return 0;
     g_req_txn = NULL;

@@ -282,7 +282,8 @@ void esfh_pg_close(void)
 }
 
 /* What a failed statement means for ESFH: DB_LOCK_DEADLOCK when running the call again can
- * succeed, EIO (with the reason in esfh_last_error) when it cannot. */
+ * succeed at once, ESFH_STORE_LOST when the connection is gone (running it again can succeed
+ * once the store is back), EIO (with the reason in esfh_last_error) when it cannot. */
 static int failure(PGresult *res, const char *what)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -396,17 +397,17 @@ DB_TXN *esfh_pg_begin(void)
 /* End the sessions of pg_stat_activity that `condition` (on $1 = `value`) picks, and wait until
  * they are gone: 0; EBUSY when some are still there after timeout_ms, or the error of the
  * query (`what`). */
-static int end_sessions(const char *condition, const char *value, int timeout_ms,
-                        const char *what)
+static int end_sessions(const char *condition, const char *first, const char *second,
+                        int timeout_ms, const char *what)
 {
     char sql[SQL_MAX];
-    const char *values[1] = {value};
+    const char *values[2] = {first, second};
     int ret, waited, left;
     PGresult *res;
     snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE %s",
              condition);
     for (waited = 0;; waited += 10) {
-        res = run(sql, 1, values, NULL, 0, &ret, what);
+        res = run(sql, second != NULL ? 2 : 1, values, NULL, 0, &ret, what);
         if (res == NULL)
             return ret;
         left = PQntuples(res);
@@ -425,13 +426,17 @@ static int end_sessions(const char *condition, const char *value, int timeout_ms
  * says whether it committed. Gives up after about 5 s (the server cannot be reached). */
 static void end_lost_session(long pid)
 {
-    char text[32];
+    char text[32], name[96];
     PQreset(g_conn);
     if (PQstatus(g_conn) != CONNECTION_OK)
         return;
     name_session();
+    /* Only that session: after a failover this may be another server, where the same
+     * backend pid can be anyone's. Ours are named after this process (name_session). */
+    session_name((long)getpid(), name, sizeof name);
     snprintf(text, sizeof text, "%ld", pid);
-    end_sessions("pid = $1::int", text, 5000, "ending a session lost during COMMIT");
+    end_sessions("pid = $1::int AND application_name = $2 AND pid <> pg_backend_pid()", text,
+                 name, 5000, "ending a session lost during COMMIT");
 }
 
 int esfh_pg_end(int commit)
@@ -1160,7 +1165,7 @@ int esfh_pg_end_session(long pid, int timeout_ms)
     if (!esfh_pg_connected())
         return EIO;
     session_name(pid, name, sizeof name);
-    ret = end_sessions("application_name = $1", name, timeout_ms,
+    ret = end_sessions("application_name = $1", name, NULL, timeout_ms,
                        "ending the session of a process that died");
     if (ret == EBUSY)
         esfh_set_error("ESFH: the PostgreSQL session of process %ld is still there after %d ms",

@@ -80,6 +80,8 @@ int esfh_reply_put(const void *key, int keylen, const void *data, int datalen, l
     unsigned char *buf;
     int ret;
     if (txn == NULL) {
+        if (esfh_request_lost())
+            return esfh_request_lost();
         esfh_set_error("ESFH: esfh_reply_put needs the request transaction (esfh_begin)");
         return EINVAL;
     }
@@ -132,6 +134,8 @@ int esfh_reply_get(const void *key, int keylen, void *buf, int buflen, int *outl
     DBT k, v;
     int ret;
     *outlen = 0;
+    if (txn == NULL && esfh_request_lost())
+        return esfh_request_lost();    /* never without the key's lock inside a request */
     if (esfh_pg_store())
         return esfh_pg_reply_get(key, keylen, buf, buflen, outlen, now, txn != NULL);
     env = esfh_env();
