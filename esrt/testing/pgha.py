@@ -51,9 +51,10 @@ class ReplicatedPostgres:
     @property
     def dsn(self):
         """The libpq connection string of the esrt database on whichever node is primary.
-        A connection to a primary whose node died fails within about a second (unanswered
-        data, unanswered keepalives) instead of waiting for TCP's retransmissions, which
-        back off to several seconds apart: the next attempt reaches the promoted node."""
+        A connection to a primary whose node died fails within a second when it has data
+        on its way (tcp_user_timeout) and within three when idle (keepalives), instead of
+        waiting for TCP's retransmissions, which back off to several seconds apart: the next
+        attempt reaches the promoted node."""
         return f"host={self.address} port={PORT} user={USER} dbname={DATABASE} {LINK}"
 
     @staticmethod
