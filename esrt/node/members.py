@@ -15,8 +15,6 @@ from collections import Counter
 import socket
 import threading
 
-import psycopg
-from psycopg import sql
 
 SCHEMA = "esfh"
 MEMBERS = "__esrt_members"
@@ -50,8 +48,20 @@ def package_digest(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def _psycopg():
+    # Imported when a store is first used, not with this module: mfds, every region and
+    # `esrt server status` import this module, and psycopg costs them 0.1 s each to load.
+    import psycopg
+    import psycopg.sql
+    return psycopg
+
+
 def _table(name):
-    return sql.Identifier(SCHEMA, name)
+    return _psycopg().sql.Identifier(SCHEMA, name)
+
+
+def _sql(text):
+    return _psycopg().sql.SQL(text)
 
 
 class MemberStore:
@@ -82,14 +92,14 @@ class MemberStore:
                     self._connection = self._connect()
                 with self._connection.transaction(), self._connection.cursor() as cursor:
                     return work(cursor)
-            except psycopg.Error as exc:
+            except _psycopg().Error as exc:
                 # Whatever went wrong, the next call starts from a fresh session.
                 self._drop()
                 problem = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 raise StoreUnavailable(f"PostgreSQL store {self.conninfo}: {problem}") from None
 
     def _connect(self):
-        connection = psycopg.connect(self.conninfo, connect_timeout=CONNECT_TIMEOUT,
+        connection = _psycopg().connect(self.conninfo, connect_timeout=CONNECT_TIMEOUT,
                                      application_name=self.application, autocommit=True,
                                      **LINK_OPTIONS)
         try:
@@ -111,15 +121,15 @@ class MemberStore:
                 # The lock ESFH takes to make its schema objects: two processes making them
                 # at once would collide on the catalogs.
                 connection.execute("SELECT pg_advisory_xact_lock(hashtext('esfh'))")
-                connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    sql.Identifier(SCHEMA)))
-                connection.execute(sql.SQL(
+                connection.execute(_sql("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    _psycopg().sql.Identifier(SCHEMA)))
+                connection.execute(_sql(
                     "CREATE TABLE IF NOT EXISTS {} (server text NOT NULL, member text NOT NULL,"
                     " host text NOT NULL, pid integer NOT NULL, state text NOT NULL, "
                     "listeners jsonb NOT NULL, started timestamptz NOT NULL, "
                     "seen timestamptz NOT NULL, PRIMARY KEY (server, member))").format(
                         _table(MEMBERS)))
-                connection.execute(sql.SQL(
+                connection.execute(_sql(
                     "CREATE TABLE IF NOT EXISTS {} (server text NOT NULL, package text NOT NULL,"
                     " sha256 text NOT NULL, filename text NOT NULL, car bytea NOT NULL, "
                     "deployed timestamptz NOT NULL, deployed_from text NOT NULL, "
@@ -131,21 +141,21 @@ class MemberStore:
         """Write member `member`'s row of `server` as of now; return every member (as
         members() does). `started` is the region's start, in seconds since the epoch."""
         def work(cursor):
-            cursor.execute(sql.SQL(
+            cursor.execute(_sql(
                 "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s), now()) "
                 "ON CONFLICT (server, member) DO UPDATE SET host = EXCLUDED.host, "
                 "pid = EXCLUDED.pid, state = EXCLUDED.state, listeners = EXCLUDED.listeners, "
                 "started = EXCLUDED.started, seen = EXCLUDED.seen").format(_table(MEMBERS)),
                 (server, member, socket.gethostname(), pid, state, json.dumps(listeners),
                  started))
-            cursor.execute(sql.SQL("DELETE FROM {} WHERE seen < now() - %s * interval '1 s'")
+            cursor.execute(_sql("DELETE FROM {} WHERE seen < now() - %s * interval '1 s'")
                            .format(_table(MEMBERS)), (FORGET_AFTER,))
             return self._members(cursor, server)
         return self._run(work)
 
     def leave(self, server, member):
         """Delete member `member`'s row of `server` (a region stopping)."""
-        self._run(lambda cursor: cursor.execute(sql.SQL(
+        self._run(lambda cursor: cursor.execute(_sql(
             "DELETE FROM {} WHERE server = %s AND member = %s").format(_table(MEMBERS)),
             (server, member)))
 
@@ -156,7 +166,7 @@ class MemberStore:
 
     @staticmethod
     def _members(cursor, server):
-        cursor.execute(sql.SQL(
+        cursor.execute(_sql(
             "SELECT member, host, pid, state, listeners, "
             "to_char(started AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
             "extract(epoch FROM now() - seen)::float8 FROM {} WHERE server = %s "
@@ -171,7 +181,7 @@ class MemberStore:
     def put_package(self, server, package, data, filename, deployed_from):
         """Store (or replace) package `package` of `server`; return its digest."""
         digest = package_digest(data)
-        self._run(lambda cursor: cursor.execute(sql.SQL(
+        self._run(lambda cursor: cursor.execute(_sql(
             "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, now(), %s) "
             "ON CONFLICT (server, package) DO UPDATE SET sha256 = EXCLUDED.sha256, "
             "filename = EXCLUDED.filename, car = EXCLUDED.car, deployed = EXCLUDED.deployed, "
@@ -182,7 +192,7 @@ class MemberStore:
     def packages(self, server):
         """{package: (sha256, deployed_from)} of `server`, without their bytes."""
         def work(cursor):
-            cursor.execute(sql.SQL("SELECT package, sha256, deployed_from FROM {} "
+            cursor.execute(_sql("SELECT package, sha256, deployed_from FROM {} "
                                    "WHERE server = %s").format(_table(PACKAGES)), (server,))
             return {package: (digest, origin) for package, digest, origin in cursor.fetchall()}
         return self._run(work)
@@ -190,7 +200,7 @@ class MemberStore:
     def package(self, server, package):
         """(bytes, file name, sha256) of one stored package, or None."""
         def work(cursor):
-            cursor.execute(sql.SQL("SELECT car, filename, sha256 FROM {} "
+            cursor.execute(_sql("SELECT car, filename, sha256 FROM {} "
                                    "WHERE server = %s AND package = %s").format(
                                        _table(PACKAGES)), (server, package))
             row = cursor.fetchone()
