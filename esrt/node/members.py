@@ -208,10 +208,15 @@ class MemberStore:
         return self._run(work)
 
 
+def listeners_text(member):
+    """A member's listeners as `esrt server status` and the admin UI show them."""
+    return ", ".join(f"{listener['address'] or '(no address)'} ({listener['name']})"
+                     for listener in member["listeners"])
+
+
 def describe_member(member):
-    """One line of `esrt server status` (and the admin UI's title) for a member."""
-    listeners = ", ".join(f"{listener['address'] or '(no address)'} ({listener['name']})"
-                          for listener in member["listeners"]) or "no listeners"
+    """One line of `esrt server status` for a member."""
+    listeners = listeners_text(member) or "no listeners"
     if member["lost"]:
         return (f"{member['member']}: lost, not heard of for {member['age']:.0f} s (was "
                 f"{member['state']}, pid {member['pid']}, {listeners})")

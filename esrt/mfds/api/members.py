@@ -103,8 +103,8 @@ class StoreSync:
                 pending = self._pending.get(server, {}).get(package)
             if pending is None or pending.digest != digest:
                 return
-            self.store(conninfo).put_package(server, package, pending.data,
-                                                     pending.filename, pending.node)
+            self.store(conninfo).put_package(server, package, pending.data, pending.filename,
+                                             pending.node)
             with self._pending_lock:
                 if self._pending.get(server, {}).get(package) is pending:
                     del self._pending[server][package]

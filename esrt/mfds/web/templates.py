@@ -10,6 +10,7 @@ from html import escape
 from urllib.parse import quote, urlencode
 
 from esrt.mfds.users import ROLES
+from esrt.node.members import listeners_text
 from esrt.settings import SERVER_SETTINGS
 
 REFRESH_CHOICES = (0, 5, 10, 30, 60)
@@ -257,8 +258,7 @@ def members_tab(seen):
         return problem or '<p class="muted" id="members">not read yet</p>'
     rows = [[e(m["member"]), e(m["host"]), e(m["pid"]),
              status_badge("Lost") if m["lost"] else status_badge(m["state"]),
-             e(", ".join(f"{lst['address'] or '(no address)'} ({lst['name']})"
-                         for lst in m["listeners"])),
+             e(listeners_text(m)),
              e(m["started"]), e(f"{m['age']:.1f} s ago")] for m in seen["members"]]
     return problem + table(["Member", "Host", "PID", "State", "Listeners", "Started",
                             "Heard"], rows, "members", "no region runs this server now")
