@@ -18,6 +18,10 @@ APT_PACKAGES := gnucobol3,gnucobol libcob4-dev libdb5.3-dev db5.3-util python3-v
                 pacemaker pacemaker-cli-utils corosync kmod e2fsprogs util-linux psmisc wrk \
                 default-jdk-headless fuse3 libfuse3-dev pkg-config openssl curl systemd \
                 libpq-dev postgresql haproxy resource-agents-paf
+# Only `make bench` installs these: Patroni, the other engine that can make the PostgreSQL
+# store highly available, with etcd (its leader key) and the etcd client module Patroni's
+# etcd3 store imports; benchmarks/bench_db_failover.py measures it against PAF.
+BENCH_APT_PACKAGES := patroni etcd-server python3-etcd
 # bsddb3's setup.py finds Berkeley DB through this; Debian puts db.h in /usr/include.
 export BERKELEYDB_DIR := /usr
 
@@ -92,12 +96,20 @@ PURE_IGNORED := tests/lab tests/failover tests/browser \
 	tests/integration/test_ocf_agent.py tests/integration/test_installed_package.py \
 	tests/integration/test_sanitized_build.py tests/integration/test_monitoring_examples.py \
 	tests/integration/test_ha_tools.py tests/integration/test_systemd_units.py
+#
+# The lab and failover tests boot clusters of namespaces and time takeovers: they run alone,
+# one at a time. The others run in TEST_WORKERS processes (pytest-xdist, a file's tests in
+# one of them): they mostly wait for the processes they start to come up and answer.
+LAB_TESTS := tests/lab tests/failover
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 test: setup $(BIN)/promtool
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q tests
-	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q tests $(PURE_IGNORED:%=--ignore=%) \
-	    -m "not postgresql"
+	$(BIN)/python -m pytest -q $(LAB_TESTS)
+	$(BIN)/python -m pytest -q $(PARALLEL) tests $(LAB_TESTS:%=--ignore=%)
+	ESRT_PUREPYTHON=1 $(BIN)/python -m pytest -q $(PARALLEL) tests \
+	    $(PURE_IGNORED:%=--ignore=%) -m "not postgresql"
 	@$(MAKE) --no-print-directory test-sanitized
 
 # The tests of the native parts once more, with every one of them (the extensions, libesfh.so
@@ -145,14 +157,17 @@ fuzz: sanitized-build
 	$(SANITIZED_RUN) -W ignore tests/fuzz/run.py --replay --corpus $(abspath build/fuzz)
 
 # BENCH_QUICK=1 make bench: shorter runs, 16 connections only, one takeover of each kind
-# (under 2 minutes). The takeover benchmark needs root (it builds a Pacemaker lab).
+# (a few minutes). The takeover benchmarks need root (they build Pacemaker labs).
 bench: setup
+	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(BENCH_APT_PACKAGES)"
 	$(BIN)/python benchmarks/bench_transactions.py --seconds $(if $(BENCH_QUICK),1,3)
 	$(BIN)/python benchmarks/bench_dispatch.py --seconds $(if $(BENCH_QUICK),1,3) \
 	    --json benchmarks/results/dispatch.json
 	$(BIN)/python benchmarks/bench_throughput.py
 	BENCH_SECONDS=$(if $(BENCH_QUICK),3,10) $(BIN)/python benchmarks/bench_postgres.py
 	$(BIN)/python benchmarks/bench_takeover.py --runs $(if $(BENCH_QUICK),1,5)
+	$(BIN)/python benchmarks/bench_db_failover.py --runs $(if $(BENCH_QUICK),1,3) \
+	    --out benchmarks/results/db_failover.json
 
 # A random fault campaign on a two-node lab (needs root): SOAK_SECONDS of faults (default 180),
 # SOAK_SEED to replay one; the report and the history go to soak-report/.

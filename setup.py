@@ -113,6 +113,9 @@ setup(
         "psycopg>=3.1",
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6", "selenium>=4.10", "ruff>=0.5",
+                             # make test runs the tests that need no lab in two processes:
+                             # pytest's own way to do it, not a runner of ours
+                             "pytest-xdist>=3",
                              # lint-imports: the layers of pyproject.toml; its grimp finds
                              # import cycles for tests/unit/test_import_graph.py
                              "import-linter>=2.1",

@@ -10,9 +10,10 @@ from xml.sax.saxutils import quoteattr
 TOKEN_MS = 1000
 DC_DEADTIME = "2s"
 MONITOR_INTERVAL = "2s"
-# A random delay before fencing keeps two nodes that lost each other from shooting each other
-# at the same instant. The fence agent already refuses to fence from a node that cannot reach
-# the LAN, so a short one suffices; every second of it is a second of takeover after power-off.
+# A random delay before fencing keeps the two nodes of a two-node lab that lost each other
+# from shooting each other at the same instant. The fence agent already refuses to fence from
+# a node that cannot reach the LAN, so a short one suffices; every second of it is a second of
+# takeover after power-off.
 FENCE_DELAY_MAX = "1s"
 FAILURE_TIMEOUT = "20s"
 STICKINESS = 1000
@@ -33,8 +34,11 @@ NODE_DIRS = {
 BIND_MOUNTS = ("etc/corosync", "var/lib/corosync", "var/lib/pacemaker", "var/log/pacemaker")
 
 
-def corosync_conf(cluster_name, addresses):
-    """corosync.conf for nodes node1..nodeN at `addresses` (knet, 1 s token, votequorum)."""
+def corosync_conf(cluster_name, addresses, totem=None):
+    """corosync.conf for nodes node1..nodeN at `addresses` (knet, 1 s token, votequorum);
+    `totem` adds or overrides settings of the totem section."""
+    settings = dict({"token": TOKEN_MS}, **(totem or {}))
+    lines = "".join(f"    {name}: {value}\n" for name, value in settings.items())
     nodes = "".join(
         f"    node {{\n        ring0_addr: {address}\n        name: node{index}\n"
         f"        nodeid: {index}\n    }}\n"
@@ -45,7 +49,7 @@ def corosync_conf(cluster_name, addresses):
         "totem {\n    version: 2\n"
         f"    cluster_name: {cluster_name}\n"
         "    transport: knet\n"
-        f"    token: {TOKEN_MS}\n"
+        f"{lines}"
         "    crypto_cipher: none\n    crypto_hash: none\n}\n"
         f"nodelist {{\n{nodes}}}\n"
         f"quorum {{\n    provider: corosync_votequorum\n{two_node}}}\n"
@@ -60,6 +64,9 @@ def initial_cib(node_names, power_socket, lan_check=None):
     first election (the 20 s default makes a boot take ~22 s).
     """
     host_list = " ".join(node_names)
+    # Only two nodes can fence each other at once: of three or more, the side without quorum
+    # fences nobody, and a delay would only lengthen every takeover.
+    fence_delay = FENCE_DELAY_MAX if len(node_names) == 2 else "0"
     lan = (f'\n          <nvpair id="lab-fence-lan-check" name="lan_check" value="{lan_check}"/>'
            if lan_check else "")
     return f"""<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="5"
@@ -81,7 +88,7 @@ def initial_cib(node_names, power_socket, lan_check=None):
           <nvpair id="lab-fence-socket" name="socket" value={quoteattr(str(power_socket))}/>
           <nvpair id="lab-fence-hosts" name="pcmk_host_list" value="{host_list}"/>
           <nvpair id="lab-fence-check" name="pcmk_host_check" value="static-list"/>
-          <nvpair id="lab-fence-delay" name="pcmk_delay_max" value="{FENCE_DELAY_MAX}"/>{lan}
+          <nvpair id="lab-fence-delay" name="pcmk_delay_max" value="{fence_delay}"/>{lan}
         </instance_attributes>
         <operations>
           <op id="lab-fence-monitor" name="monitor" interval="30s"/>

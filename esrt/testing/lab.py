@@ -120,11 +120,14 @@ class Lab:
     A context manager: leaving the block (or stop()) always tears everything down.
     """
 
-    def __init__(self, nodes=2, workdir=None, name=None):
+    def __init__(self, nodes=2, workdir=None, name=None, totem=None):
+        """`totem`: corosync totem settings over the lab's (esrt.testing.cluster), e.g.
+        {"token_coefficient": 0} for a third node that adds nothing to the token timeout."""
         if nodes < 2:
             raise LabError(f"a lab needs at least 2 nodes (got {nodes}): a cluster of one "
                            "cannot fail over")
         self.node_count = nodes
+        self.totem = dict(totem or {})
         self._requested_workdir = workdir
         self._requested_name = name
         self.name = None
@@ -306,7 +309,7 @@ class Lab:
             os.chmod(path, mode)
         node.home.mkdir(parents=True, exist_ok=True)
         (node.dir / "etc/corosync/corosync.conf").write_text(
-            cluster.corosync_conf(self.name, [n.address for n in self.nodes]))
+            cluster.corosync_conf(self.name, [n.address for n in self.nodes], self.totem))
         cib = node.dir / "var/lib/pacemaker/cib/cib.xml"
         cib.write_text(cluster.initial_cib([n.name for n in self.nodes],
                                            self.workdir / "power.sock", self._power.lan_check))
@@ -496,6 +499,12 @@ class Lab:
     def crm(self, *argv, timeout=60):
         """Run a Pacemaker CLI (e.g. "crm_mon", "-1") on a live node; return its stdout."""
         return self.live_node().run(list(argv), timeout=timeout).stdout
+
+    def designated_controller(self):
+        """The name of the node Pacemaker's decisions are made on now (the DC), or None. A
+        node that dies as DC costs its takeover an election and a second more."""
+        dc = self._crm_mon().find("summary/current_dc")
+        return dc.get("name") if dc is not None and dc.get("present") == "true" else None
 
     def _crm_mon(self):
         text = self.crm("crm_mon", "-1", "--output-as=xml", timeout=20)

@@ -24,38 +24,48 @@ import os
 import pwd
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from esrt.testing.labhost import LabError
-from esrt.testing.postgres import bin_dir
+from esrt.testing.postgres import PostgresError, bin_dir
 
 PORT = 5432
 ADDRESS_HOST = 30          # the primary's floating address: SUBNET.30
 CLONE, INSTANCE, ADDRESS = "pgsql-ha", "pgsqld", "pgsql-ip"
+PAF_AGENT = "/usr/lib/ocf/resource.d/heartbeat/pgsqlms"
 USER = DATABASE = "esrt"
-IDLE_IN_TRANSACTION = "1s"
+# The row locks of a region whose node died go with its sessions: after this long idle inside
+# a transaction, while its callers' next attempts (the other region) already wait for them.
+# Half a second: a client gives a dead node 0.5 s before moving on, so the locks are free
+# about when its next attempt needs them (with 1 s, that attempt waited half a second more).
+# A call's statements follow one another within milliseconds; one idle longer loses its
+# connection and answers 503, which the client retries with its idempotency key.
+IDLE_IN_TRANSACTION = "500ms"
 # libpq's options for connections through the floating address (see dsn).
 LINK = ("connect_timeout=2 keepalives=1 keepalives_idle=1 keepalives_interval=1 "
         "keepalives_count=2 tcp_user_timeout=1000")
 POLL = 0.2
 
 
-class ReplicatedPostgres:
-    """PostgreSQL on every node of `lab`, one primary and streaming standbys (see module)."""
+class LabPostgres:
+    """What the highly available PostgreSQL of a lab has whichever engine promotes it: an
+    instance per node (data directory and socket under the node's directory), the settings
+    that end a vanished client's sessions fast, psql on a node, and waiting for a primary.
+    Subclasses say where the primary is (`primary`) and how clients reach it (`dsn`)."""
 
     def __init__(self, lab, primary=None):
         self.lab = lab
         self.first_primary = primary or lab.nodes[0]
-        self.address = f"{lab.subnet}.{ADDRESS_HOST}"
         self.bindir = bin_dir()
 
-    @property
-    def dsn(self):
-        """The libpq connection string of the esrt database on whichever node is primary.
-        A connection to a primary whose node died fails within a second when it has data
-        on its way (tcp_user_timeout) and within three when idle (keepalives), instead of
-        waiting for TCP's retransmissions, which back off to several seconds apart: the next
-        attempt reaches the promoted node."""
-        return f"host={self.address} port={PORT} user={USER} dbname={DATABASE} {LINK}"
+    @classmethod
+    def unavailable_reason(cls):
+        """Why this engine cannot run on this machine (what to install), or None."""
+        try:
+            bin_dir()
+        except PostgresError as exc:
+            return str(exc)
+        return None
 
     @staticmethod
     def directory(node):
@@ -67,16 +77,111 @@ class ReplicatedPostgres:
     def socket_dir(self, node):
         return self.directory(node) / "run"
 
-    # -- start -----------------------------------------------------------------------------
-
-    def start(self, timeout=120):
-        """Make the instances, hand them to Pacemaker, and wait until the primary serves
-        behind the floating address with a synchronous standby."""
+    def _make_directories(self):
         account = pwd.getpwnam("postgres")
         for node in self.lab.nodes:
             for path in (self.directory(node), self.socket_dir(node)):
                 path.mkdir(parents=True, exist_ok=True)
                 os.chown(path, account.pw_uid, account.pw_gid)
+
+    @staticmethod
+    def session_settings():
+        """The server settings both engines run with, as name -> value."""
+        return {
+            "listen_addresses": "*", "port": PORT, "wal_level": "replica", "hot_standby": "on",
+            "max_wal_senders": 10, "max_replication_slots": 10, "wal_keep_size": "256MB",
+            "wal_log_hints": "on", "synchronous_commit": "on",
+            # A standby follows a promoted one (and so lets commits go on) as soon as it can,
+            # not after the default 5 s between attempts.
+            "wal_retrieve_retry_interval": "200ms",
+            # A session whose client is gone ends even while it waits for a lock or runs a
+            # statement.
+            "client_connection_check_interval": "500ms",
+            "tcp_keepalives_idle": 1, "tcp_keepalives_interval": 1, "tcp_keepalives_count": 2,
+            "idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION,
+            "logging_collector": "on"}
+
+    def primary(self, standbys_ready=True):
+        """(node name of the primary or None, does it serve its clients (and, with
+        `standbys_ready`, can every other online node's standby take over)?)."""
+        raise NotImplementedError
+
+    def wait_primary(self, on=None, not_on=None, timeout=60, standbys_ready=True):
+        """Wait until a primary serves its clients (on `on` if given, elsewhere than
+        `not_on`) with a synchronous standby, and (with `standbys_ready`) the other nodes'
+        standbys can be promoted; its node."""
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            try:
+                name, ready = self.primary(standbys_ready)
+            except (LabError, ET.ParseError, OSError, ValueError) as exc:
+                name, ready, last = None, False, str(exc)
+            if ready and (on is None or name == on.name) \
+                    and (not_on is None or name != not_on.name):
+                node = self.lab.node(name)
+                standbys = self.psql(node, "SELECT count(*) FROM pg_stat_replication WHERE "
+                                     "sync_state IN ('sync', 'quorum')", check=False)
+                if standbys.strip().isdigit() and int(standbys) >= 1:
+                    return node
+                last = f"primary {name} has no synchronous standby yet"
+            elif name:
+                last = (f"primary on {name}; serving, and standbys ready to take over: "
+                        f"{'yes' if ready else 'not yet'}")
+            time.sleep(POLL)
+        raise LabError(f"no PostgreSQL primary with a synchronous standby within {timeout} s "
+                       f"({last}); see {self._where_to_look()}")
+
+    def _where_to_look(self):
+        return f"{self.directory(self.lab.nodes[0])}/data/log on each node"
+
+    def psql(self, node, sql, check=True, database=DATABASE):
+        """Run `sql` with psql in `database` of `node`'s instance; its output."""
+        result = self._postgres(node, "psql", "-X", "-q", "-A", "-t", "-h",
+                                self.socket_dir(node), "-p", str(PORT), "-U", "postgres",
+                                "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql, check=check)
+        return result.stdout
+
+    def _create_database(self, node):
+        self.psql(node, f"CREATE ROLE {USER} LOGIN", database="postgres")
+        self.psql(node, f"CREATE DATABASE {DATABASE} OWNER {USER}", database="postgres")
+
+    def _postgres(self, node, *argv, check=True):
+        return node.run(["runuser", "-u", "postgres", "--", *map(str, argv)], check=check,
+                        timeout=120, env={"LC_ALL": "C"})
+
+
+class ReplicatedPostgres(LabPostgres):
+    """PostgreSQL on every node of `lab`, one primary and streaming standbys, promoted by
+    PAF (see module)."""
+
+    @classmethod
+    def unavailable_reason(cls):
+        if not Path(PAF_AGENT).is_file():
+            return (f"PAF is not installed ({PAF_AGENT}): run `apt-get install "
+                    "resource-agents-paf` (make setup does)")
+        return super().unavailable_reason()
+
+    def __init__(self, lab, primary=None):
+        super().__init__(lab, primary)
+        self.address = f"{lab.subnet}.{ADDRESS_HOST}"
+
+    @property
+    def dsn(self):
+        """The libpq connection string of the esrt database on whichever node is primary.
+        A connection to a primary whose node died fails within a second when it has data
+        on its way (tcp_user_timeout) and within three when idle (keepalives), instead of
+        waiting for TCP's retransmissions, which back off to several seconds apart: the next
+        attempt reaches the promoted node."""
+        return f"host={self.address} port={PORT} user={USER} dbname={DATABASE} {LINK}"
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self, timeout=120):
+        """Make the instances, hand them to Pacemaker, and wait until the primary serves
+        behind the floating address with a synchronous standby."""
+        self._make_directories()
+        for node in self.lab.nodes:
             (self.directory(node) / "pg-node.conf").write_text(self._node_settings(node))
         primary = self.first_primary
         self._postgres(primary, str(self.bindir / "initdb"), "-D", self.data_dir(primary),
@@ -87,8 +192,7 @@ class ReplicatedPostgres:
         (self.data_dir(primary) / "pg_hba.conf").write_text(self._access_rules())
         # No standby yet: commits must not wait for one.
         self._pg_ctl(primary, "start", "-o", "-c synchronous_standby_names=")
-        self.psql(primary, f"CREATE ROLE {USER} LOGIN", database="postgres")
-        self.psql(primary, f"CREATE DATABASE {DATABASE} OWNER {USER}", database="postgres")
+        self._create_database(primary)
         for node in self.lab.nodes:
             if node is not primary:
                 self._postgres(node, str(self.bindir / "pg_basebackup"), "-h", primary.address,
@@ -111,30 +215,12 @@ class ReplicatedPostgres:
 
     def _shared_settings(self):
         names = ", ".join(node.name for node in self.lab.nodes)
-        return f"""
-# esrt.testing.pgha: the same on every node (pg_basebackup copies it)
-listen_addresses = '*'
-port = {PORT}
-wal_level = replica
-hot_standby = on
-max_wal_senders = 10
-wal_keep_size = '256MB'
-wal_log_hints = on
-synchronous_commit = on
-synchronous_standby_names = 'ANY 1 ({names})'
-recovery_target_timeline = 'latest'
-# A standby follows a promoted one (and so lets commits go on) as soon as it can, not after
-# the default 5 s between attempts.
-wal_retrieve_retry_interval = '200ms'
-# A session whose client is gone ends even while it waits for a lock or runs a statement.
-client_connection_check_interval = '500ms'
-tcp_keepalives_idle = 1
-tcp_keepalives_interval = 1
-tcp_keepalives_count = 2
-idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'
-logging_collector = on
-include_if_exists = '../pg-node.conf'
-"""
+        settings = dict(self.session_settings(),
+                        synchronous_standby_names=f"ANY 1 ({names})",
+                        recovery_target_timeline="latest")
+        lines = "".join(f"{name} = '{value}'\n" for name, value in settings.items())
+        return ("\n# esrt.testing.pgha: the same on every node (pg_basebackup copies it)\n"
+                f"{lines}include_if_exists = '../pg-node.conf'\n")
 
     def _access_rules(self):
         return (f"local all all trust\n"
@@ -225,45 +311,10 @@ include_if_exists = '../pg-node.conf'
             scores.get(name, -1) > 0 for name in online if name != promoted)
         return promoted, promoted is not None and address_on == promoted and promotable
 
-    def wait_primary(self, on=None, not_on=None, timeout=60, standbys_ready=True):
-        """Wait until a primary serves behind the address (on `on` if given, elsewhere than
-        `not_on`) with a synchronous standby, and (with `standbys_ready`) the other nodes'
-        standbys can be promoted; its node."""
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            try:
-                name, ready = self.primary(standbys_ready)
-            except (LabError, ET.ParseError) as exc:
-                name, ready, last = None, False, str(exc)
-            if ready and (on is None or name == on.name) \
-                    and (not_on is None or name != not_on.name):
-                node = self.lab.node(name)
-                standbys = self.psql(node, "SELECT count(*) FROM pg_stat_replication WHERE "
-                                     "sync_state IN ('sync', 'quorum')", check=False)
-                if standbys.strip().isdigit() and int(standbys) >= 1:
-                    return node
-                last = f"primary {name} has no synchronous standby yet"
-            elif name:
-                last = (f"primary on {name}; its address, and standbys ready to take over: "
-                        f"{'yes' if ready else 'not yet'}")
-            time.sleep(POLL)
-        raise LabError(f"no PostgreSQL primary with a synchronous standby within {timeout} s "
-                       f"({last}); see `crm_mon -1` and {self.directory(self.lab.nodes[0])}"
-                       "/data/log on each node")
+    def _where_to_look(self):
+        return f"`crm_mon -1` and {super()._where_to_look()}"
 
     # -- running things --------------------------------------------------------------------
-
-    def psql(self, node, sql, check=True, database=DATABASE):
-        """Run `sql` with psql in `database` of `node`'s instance; its output."""
-        result = self._postgres(node, "psql", "-X", "-q", "-A", "-t", "-h",
-                                self.socket_dir(node), "-p", str(PORT), "-U", "postgres",
-                                "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql, check=check)
-        return result.stdout
-
-    def _postgres(self, node, *argv, check=True):
-        return node.run(["runuser", "-u", "postgres", "--", *map(str, argv)], check=check,
-                        timeout=120, env={"LC_ALL": "C"})
 
     def _pg_ctl(self, node, action, *options):
         log = self.directory(node) / "pg_ctl.log"
