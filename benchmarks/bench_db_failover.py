@@ -120,7 +120,10 @@ def main(argv=None):
     if {"paf", "patroni"} <= set(results):
         report["ratios"]["patroni_vs_paf"] = round(
             results["patroni"]["median_outage_s"] / results["paf"]["median_outage_s"], 2)
-        report["kept"] = min(("paf", "patroni"), key=lambda n: results[n]["median_outage_s"])
+        # Only an engine that lost no acknowledged call may be kept.
+        sound = [name for name in ("paf", "patroni")
+                 if not any(run["calls_lost"] for run in results[name]["runs"])]
+        report["kept"] = min(sound, key=lambda n: results[n]["median_outage_s"], default=None)
     print(json.dumps({"medians": {n: r["median_outage_s"] for n, r in results.items()},
                       "ratios": report["ratios"], "kept": report.get("kept")}))
     if args.out:

@@ -134,6 +134,7 @@ int esfh_tbl_get(struct efile *f, int k, DB_TXN *txn, DBT *key, DBT *data, u_int
 int esfh_tbl_put(struct efile *f, int k, DB_TXN *txn, DBT *key, DBT *data, int isnew);
 int esfh_tbl_del(struct efile *f, int k, DB_TXN *txn, DBT *key);
 int esfh_tbl_truncate(struct efile *f, DB_TXN *txn);
+void esfh_tbl_forget(struct efile *f);
 int esfh_cur_open(struct efile *f, int k, DB_TXN *txn, struct esfh_cursor *cur);
 int esfh_cur_get(struct esfh_cursor *cur, DBT *key, DBT *data, u_int32_t flags);
 void esfh_cur_close(struct esfh_cursor *cur);
@@ -148,6 +149,7 @@ int esfh_pg_put(struct efile *f, DBT *key, DBT *data, int isnew);
 int esfh_pg_del(struct efile *f, DBT *key);
 int esfh_pg_truncate(struct efile *f);
 int esfh_pg_cur_get(struct esfh_cursor *cur, DBT *key, DBT *data, u_int32_t flags);
+void esfh_pg_forget(struct efile *f);
 
 /* esfh_write.c: alternate key k's index entry for a stored value (record + sequence
  * trailer of vlen bytes): its length, or -1 for a SPARSE key that is not indexed. */

@@ -954,6 +954,12 @@ static int step(struct esfh_cursor *cur, int desc, DBT *key, DBT *data)
     return first_of_fetch(cur, desc, from, fromlen, 0, limit, key, data);
 }
 
+void esfh_pg_forget(struct efile *f)
+{
+    /* Rows are kept only while the table's write count is the one they were read at. */
+    written(f->dbs->pg);
+}
+
 int esfh_pg_cur_get(struct esfh_cursor *cur, DBT *key, DBT *data, u_int32_t flags)
 {
     struct esfh_pgtable *t = cur->f->dbs->pg;

@@ -143,13 +143,58 @@ u_int32_t esfh_rmw(struct efile *f, DB_TXN *txn)
     return f->mode == OPEN_IO && txn != NULL ? DB_RMW : 0;
 }
 
-int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
+/* The index entry after (prev: before) the file's position on its key of reference, in
+ * kbuf (and, on an alternate index, the prime key in vbuf); DB_NOTFOUND at the end. */
+static int next_entry(struct efile *f, DB_TXN *txn, int prev, unsigned char *kbuf, DBT *key,
+                      unsigned char *vbuf, DBT *data)
 {
     struct esfh_cursor cur;
+    int ret, exact;
+    u_int32_t lk;
+
+    ret = esfh_cur_open(f, f->curkey, txn, &cur);
+    if (ret != 0)
+        return ret;
+    /* Position with write locks when a REWRITE may follow (see esfh_rmw): a read lock taken here
+     * and upgraded later deadlocks against every other transaction doing the same. */
+    lk = esfh_rmw(f, txn);
+    esfh_dbt_out(key, kbuf, KEYBUF + SEQLEN);
+    esfh_dbt_out(data, vbuf, KEYBUF);
+    if (f->curkey == 0) {
+        /* On the prime index the value is the record, which take() reads again: none of it
+         * is wanted here, and a record longer than vbuf would fail the cursor's get. */
+        data->flags |= DB_DBT_PARTIAL;
+        data->dlen = 0;
+    }
+    if (!prev && (f->bof || f->state == POS_FIRST)) {
+        ret = esfh_cur_get(&cur, key, data, (DB_FIRST) | lk);
+    } else if (prev && f->eof) {
+        ret = esfh_cur_get(&cur, key, data, (DB_LAST) | lk);
+    } else {
+        memcpy(kbuf, f->pos, f->poslen);
+        key->size = f->poslen;
+        ret = esfh_cur_get(&cur, key, data, (DB_SET_RANGE) | lk);
+        exact = ret == 0 && key->size == f->poslen && memcmp(kbuf, f->pos, f->poslen) == 0;
+        if (!prev) {
+            if (ret == 0 && exact && f->state == POS_AFTER)
+                ret = esfh_cur_get(&cur, key, data, (DB_NEXT) | lk);
+        } else if (ret == DB_NOTFOUND) {
+            ret = esfh_cur_get(&cur, key, data, (DB_LAST) | lk);
+        } else if (ret == 0 && !(exact && f->state == POS_AT)) {
+            ret = esfh_cur_get(&cur, key, data, (DB_PREV) | lk);
+        }
+    }
+    esfh_cur_close(&cur);
+    if (ret == 0)
+        ret = check_entry(f, f->curkey, key->size, data->size);
+    return ret;
+}
+
+int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
+{
     DBT key, data;
     unsigned char kbuf[KEYBUF + SEQLEN], vbuf[KEYBUF];
-    int ret, exact, op;
-    u_int32_t lk;
+    int ret;
 
     if (f->nonexistent) {
         esfh_set_status(fcd, f->first_read ? "10" : "46");
@@ -165,60 +210,32 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
         esfh_set_status(fcd, "10");
         return 0;
     }
-    ret = esfh_cur_open(f, f->curkey, txn, &cur);
-    if (ret != 0)
-        return ret;
-    /* Position with write locks when a REWRITE may follow (see esfh_rmw): a read lock taken here
-     * and upgraded later deadlocks against every other transaction doing the same. */
-    lk = esfh_rmw(f, txn);
-    esfh_dbt_out(&key, kbuf, sizeof kbuf);
-    esfh_dbt_out(&data, vbuf, sizeof vbuf);
-    if (f->curkey == 0) {
-        /* On the prime index the value is the record, which take() reads again: none of it
-         * is wanted here, and a record longer than vbuf would fail the cursor's get. */
-        data.flags |= DB_DBT_PARTIAL;
-        data.dlen = 0;
-    }
-    if (!prev && (f->bof || f->state == POS_FIRST)) {
-        ret = esfh_cur_get(&cur, &key, &data, (DB_FIRST) | lk);
-    } else if (prev && f->eof) {
-        ret = esfh_cur_get(&cur, &key, &data, (DB_LAST) | lk);
-    } else {
-        memcpy(kbuf, f->pos, f->poslen);
-        key.size = f->poslen;
-        ret = esfh_cur_get(&cur, &key, &data, (DB_SET_RANGE) | lk);
-        exact = ret == 0 && key.size == f->poslen && memcmp(kbuf, f->pos, f->poslen) == 0;
-        if (!prev) {
-            if (ret == 0 && exact && f->state == POS_AFTER)
-                ret = esfh_cur_get(&cur, &key, &data, (DB_NEXT) | lk);
-        } else if (ret == DB_NOTFOUND) {
-            ret = esfh_cur_get(&cur, &key, &data, (DB_LAST) | lk);
-        } else if (ret == 0 && !(exact && f->state == POS_AT)) {
-            ret = esfh_cur_get(&cur, &key, &data, (DB_PREV) | lk);
+    for (;;) {
+        ret = next_entry(f, txn, prev, kbuf, &key, vbuf, &data);
+        if (ret == DB_NOTFOUND) {
+            if (prev)
+                f->bof = 1;
+            else
+                f->eof = 1;
+            f->read_done = 0;
+            esfh_set_status(fcd, "10");
+            return 0;
         }
-    }
-    op = ret;
-    esfh_cur_close(&cur);
-    if (op == 0)
-        op = check_entry(f, f->curkey, key.size, data.size);
-    if (op == DB_NOTFOUND) {
-        if (prev)
-            f->bof = 1;
-        else
-            f->eof = 1;
-        f->read_done = 0;
-        esfh_set_status(fcd, "10");
-        return 0;
-    }
-    if (op != 0)
-        return op;
-    if (f->curkey == 0)
-        ret = take(f, fcd, txn, 0, kbuf, key.size, kbuf, key.size, esfh_rmw(f, txn));
-    else
-        ret = take(f, fcd, txn, f->curkey, kbuf, key.size, vbuf, data.size, esfh_rmw(f, txn));
-    if (ret == DB_NOTFOUND) {
-        esfh_set_status(fcd, "23");
-        return 0;
+        if (ret != 0)
+            return ret;
+        ret = take(f, fcd, txn, f->curkey, kbuf, key.size, f->curkey == 0 ? kbuf : vbuf,
+                   f->curkey == 0 ? key.size : data.size, esfh_rmw(f, txn));
+        if (ret != DB_NOTFOUND)
+            break;
+        /* The record went between finding its entry and reading it: another process deleted
+         * it (on the PostgreSQL store, a region elsewhere, after the entry was read ahead and
+         * before the record was locked). The next record is the one to read, as if the entry
+         * had never been met: the file moves past it and asks the store again. */
+        esfh_tbl_forget(f);
+        memcpy(f->pos, kbuf, key.size);
+        f->poslen = key.size;
+        f->state = POS_AFTER;
+        f->eof = f->bof = 0;
     }
     if (ret != 0)
         return ret;

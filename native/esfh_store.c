@@ -49,6 +49,15 @@ int esfh_tbl_truncate(struct efile *f, DB_TXN *txn)
     return 0;
 }
 
+/* What the store read ahead of the file's indexes, forgotten: the next cursor get asks it
+ * again and sees what other transactions committed since (see esfh_read_seq). Berkeley DB
+ * reads nothing ahead. */
+void esfh_tbl_forget(struct efile *f)
+{
+    if (f->dbs->pg != NULL)
+        esfh_pg_forget(f);
+}
+
 int esfh_cur_open(struct efile *f, int k, DB_TXN *txn, struct esfh_cursor *cur)
 {
     DB *db;

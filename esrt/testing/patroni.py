@@ -40,11 +40,14 @@ class PatroniPostgres(LabPostgres):
 
     @classmethod
     def unavailable_reason(cls):
-        missing = [program for program in (PATRONI, ETCD) if not Path(program).is_file()]
-        if missing or subprocess.run([SYSTEM_PYTHON, "-c", "import etcd"],
-                                     capture_output=True).returncode != 0:
-            return ("Patroni with etcd is not installed: run `apt-get install patroni "
-                    "etcd-server python3-etcd` (make bench does)")
+        missing = [package for program, package in ((PATRONI, "patroni"), (ETCD, "etcd-server"))
+                   if not Path(program).is_file()]
+        if not missing and subprocess.run([SYSTEM_PYTHON, "-c", "import etcd"],
+                                          capture_output=True).returncode != 0:
+            missing.append("python3-etcd")
+        if missing:
+            return (f"Patroni with etcd is not installed: run `apt-get install "
+                    f"{' '.join(missing)}` (make bench does)")
         return super().unavailable_reason()
 
     @property
@@ -189,16 +192,22 @@ class PatroniPostgres(LabPostgres):
 
     def primary(self, standbys_ready=True):
         """(node name of the leader or None, is it running (and, with `standbys_ready`, does
-        every other running member stream from it)?)."""
+        every other member stream from it)?)."""
         members = self.members()
         leader = next((m for m in members if m.get("role") in ("leader", "master")), None)
         if leader is None:
             return None, False
-        running = leader.get("state") == "running"
-        others = [m for m in members if m is not leader]
-        streaming = all(m.get("state") in ("streaming", "running") and
-                        m.get("role") in ("sync_standby", "replica") for m in others)
-        return leader["name"], running and (not standbys_ready or (others and streaming))
+        if leader.get("state") != "running":
+            return leader["name"], False
+        if not standbys_ready:
+            return leader["name"], True
+        # Asked of the leader itself: Patroni's member states for standbys differ between
+        # releases (3.0 says "running" whether or not one replicates).
+        others = len(members) - 1
+        streaming = self.psql(self.lab.node(leader["name"]), "SELECT count(*) FROM "
+                              "pg_stat_replication WHERE state = 'streaming'", check=False)
+        ready = streaming.strip().isdigit() and others >= 1 and int(streaming) >= others
+        return leader["name"], ready
 
     def _where_to_look(self):
         return f"patroni.log and etcd.log in {self.directory(self.lab.nodes[0])} on each node"

@@ -4,6 +4,8 @@ Two regions on this node share one database: every call of CBLAPP01, through eit
 the same counter, and an idempotency key used on one is honoured by the other.
 """
 
+import json
+import shutil
 import threading
 import time
 import uuid
@@ -12,7 +14,8 @@ import pytest
 
 from esrt.client import Client
 
-from conftest import CallLoad, start_cblapp01_region, start_second_region, wait_for
+from conftest import (SERVICES, CallLoad, run_esrt, start_cblapp01_region,
+                      start_second_region, wait_for)
 
 CALLERS_EACH = 3
 CALLS_EACH = 150
@@ -122,3 +125,68 @@ def test_a_client_of_two_regions_moves_on_when_one_is_killed(node, srv01_car, pg
           f"over {len(load.counters)} calls")
     with Client(second_url) as client:
         assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == len(load.counters)
+
+
+SCAN_INPUTS = ("LK-MODE", "LK-KEY", "LK-COUNT", "LK-WAIT-MS")
+
+
+@pytest.fixture(scope="module")
+def scanner_car(tmp_path_factory):
+    """Package scan: SCANNER (tests/cobol/services/scanner.cbl)."""
+    work = tmp_path_factory.mktemp("scan")
+    home = tmp_path_factory.mktemp("scan-home")
+    shutil.copy(SERVICES / "scanner.cbl", work / "scanner.cbl")
+    run_esrt(["imtk", "defmap", "--src", "scanner.cbl", "--service", "scan"], home, cwd=work)
+    mapping = work / "scan.mapping.json"
+    document = json.loads(mapping.read_text())
+    for parameter in document["programs"][0]["parameters"]:
+        parameter["direction"] = "in" if parameter["name"] in SCAN_INPUTS else "out"
+    mapping.write_text(json.dumps(document, indent=2))
+    run_esrt(["imtk", "generate", "--service", "scan"], home, cwd=work)
+    return work / "scan.car"
+
+
+def row_locks_on(dsn, table):
+    """How many sessions hold rows of esfh.`table` FOR UPDATE (its RowShareLock)."""
+    import psycopg
+    with psycopg.connect(dsn) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'esfh' AND c.relname = %s AND l.mode = 'RowShareLock' "
+            "AND l.granted", (table,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("mode, start, deleted, then", [("S", 1, 2, 3), ("P", 10, 9, 8)],
+                         ids=["read-next", "read-previous"])
+def test_a_scan_moves_past_a_record_another_call_deleted(node, scanner_car, pg_store, mode,
+                                                         start, deleted, then):
+    """READ NEXT (PREVIOUS) on a file opened I-O, while another call (on any region) deletes
+    the next record: the scan reads the one after it, as on Berkeley DB, not status 23.
+    (PostgreSQL reads a few rows ahead without locking them, then locks the one it gives: the
+    deleted one was among those read ahead.)"""
+    node.esrt("server", "create", "ESSCAN", "--seps", "2", "--listener",
+              "Web Services=127.0.0.1:*", "--env", "DD_SCANFILE=SCANFILE", "--store", pg_store)
+    node.esrt("casstart", "-r", "ESSCAN", "--wait")
+    node.esrt("deploy", str(scanner_car), "--server", "ESSCAN")
+    url = "http://" + node.region_status("ESSCAN")["listeners"][0]["address"]
+    scans = []
+    with Client(url) as client:
+        assert client.call("scan.SCANNER", {"LK-MODE": "L", "LK-COUNT": 10})["LK-STATUS"] == "00"
+
+        def scan():
+            with Client(url) as scanner:
+                scans.append(scanner.call("scan.SCANNER", {
+                    "LK-MODE": mode, "LK-KEY": start, "LK-WAIT-MS": 3000}))
+
+        scanning = threading.Thread(target=scan)
+        scanning.start()
+        try:
+            # The scan holds its first record and has read the next ones ahead: delete one.
+            wait_for(lambda: row_locks_on(pg_store, "SCANFILE"), "the scan's first READ")
+            assert client.call("scan.SCANNER", {"LK-MODE": "D", "LK-KEY": deleted})[
+                "LK-STATUS"] == "00"
+        finally:
+            scanning.join(30)
+        assert [(s["LK-FIRST"], s["LK-SECOND"], s["LK-STATUS"]) for s in scans] == \
+            [(start, then, "00")]

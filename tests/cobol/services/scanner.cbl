@@ -1,0 +1,115 @@
+      *> ---------------------------------------------------------------
+      *> SCANNER - test service: reads indexed file SCANFILE in key
+      *> order while other calls delete its records.
+      *>
+      *> LK-MODE "L": SCANFILE made anew with records 1 to LK-COUNT.
+      *>         "S": START at key LK-KEY, READ NEXT (its key in
+      *>              LK-FIRST), wait LK-WAIT-MS milliseconds, READ NEXT
+      *>              again (its key in LK-SECOND). The file is opened
+      *>              I-O, so each record read is locked until the call
+      *>              commits.
+      *>         "P": the same backwards: START at the last key not
+      *>              above LK-KEY, READ PREVIOUS twice.
+      *>         "D": DELETE the record of key LK-KEY.
+      *> LK-STATUS: the file status of the last operation before CLOSE.
+      *> ---------------------------------------------------------------
+       IDENTIFICATION DIVISION.
+       PROGRAM-ID. SCANNER.
+
+       ENVIRONMENT DIVISION.
+       INPUT-OUTPUT SECTION.
+       FILE-CONTROL.
+           SELECT SCANFILE ASSIGN TO EXTERNAL SCANFILE
+               ORGANIZATION IS INDEXED
+               ACCESS MODE IS DYNAMIC
+               RECORD KEY IS SC-ID
+               FILE STATUS IS WS-FILE-STATUS.
+
+       DATA DIVISION.
+       FILE SECTION.
+       FD  SCANFILE.
+       01  SC-RECORD.
+           05  SC-ID               PIC 9(6).
+           05  SC-DATA             PIC X(20).
+
+       WORKING-STORAGE SECTION.
+       01  WS-FILE-STATUS          PIC XX.
+       01  WS-RESULT               PIC XX.
+       01  WS-NUMBER               PIC 9(6).
+       01  WS-NANOSECONDS          PIC S9(18) COMP-5.
+
+       LINKAGE SECTION.
+       01  LK-MODE                 PIC X.
+       01  LK-KEY                  PIC 9(6).
+       01  LK-COUNT                PIC 9(6).
+       01  LK-WAIT-MS              PIC 9(6).
+       01  LK-FIRST                PIC 9(6).
+       01  LK-SECOND               PIC 9(6).
+       01  LK-STATUS               PIC XX.
+
+       PROCEDURE DIVISION USING LK-MODE LK-KEY LK-COUNT LK-WAIT-MS
+                                LK-FIRST LK-SECOND LK-STATUS.
+       MAIN-PARA.
+           MOVE 0 TO LK-FIRST LK-SECOND
+           EVALUATE LK-MODE
+               WHEN "L"
+                   PERFORM LOAD-PARA
+               WHEN "S"
+               WHEN "P"
+                   PERFORM SCAN-PARA
+               WHEN "D"
+                   PERFORM DELETE-PARA
+               WHEN OTHER
+                   MOVE "??" TO WS-RESULT
+           END-EVALUATE
+           MOVE WS-RESULT TO LK-STATUS
+           GOBACK.
+
+       LOAD-PARA.
+           OPEN OUTPUT SCANFILE
+           PERFORM VARYING WS-NUMBER FROM 1 BY 1
+                   UNTIL WS-NUMBER > LK-COUNT
+                      OR WS-FILE-STATUS NOT = "00"
+               MOVE WS-NUMBER TO SC-ID
+               MOVE "SCANNED RECORD" TO SC-DATA
+               WRITE SC-RECORD
+           END-PERFORM
+           MOVE WS-FILE-STATUS TO WS-RESULT
+           CLOSE SCANFILE.
+
+       SCAN-PARA.
+           OPEN I-O SCANFILE
+           MOVE LK-KEY TO SC-ID
+           IF LK-MODE = "S"
+               START SCANFILE KEY IS NOT LESS THAN SC-ID
+           ELSE
+               START SCANFILE KEY IS NOT GREATER THAN SC-ID
+           END-IF
+           IF WS-FILE-STATUS = "00"
+               PERFORM READ-ONE-PARA
+           END-IF
+           IF WS-FILE-STATUS = "00"
+               MOVE SC-ID TO LK-FIRST
+               COMPUTE WS-NANOSECONDS = LK-WAIT-MS * 1000000
+               CALL "CBL_OC_NANOSLEEP" USING WS-NANOSECONDS
+               PERFORM READ-ONE-PARA
+               IF WS-FILE-STATUS = "00"
+                   MOVE SC-ID TO LK-SECOND
+               END-IF
+           END-IF
+           MOVE WS-FILE-STATUS TO WS-RESULT
+           CLOSE SCANFILE.
+
+       READ-ONE-PARA.
+           IF LK-MODE = "S"
+               READ SCANFILE NEXT RECORD
+           ELSE
+               READ SCANFILE PREVIOUS RECORD
+           END-IF.
+
+       DELETE-PARA.
+           OPEN I-O SCANFILE
+           MOVE LK-KEY TO SC-ID
+           DELETE SCANFILE RECORD
+           MOVE WS-FILE-STATUS TO WS-RESULT
+           CLOSE SCANFILE.
