@@ -34,13 +34,13 @@ ADDRESS_HOST = 30          # the primary's floating address: SUBNET.30
 CLONE, INSTANCE, ADDRESS = "pgsql-ha", "pgsqld", "pgsql-ip"
 PAF_AGENT = "/usr/lib/ocf/resource.d/heartbeat/pgsqlms"
 USER = DATABASE = "esrt"
-# The row locks of a region whose node died go with its sessions: after this long idle inside
-# a transaction, while its callers' next attempts (the other region) already wait for them.
-# Half a second: a client gives a dead node 0.5 s before moving on, so the locks are free
-# about when its next attempt needs them (with 1 s, that attempt waited half a second more).
-# A call's statements follow one another within milliseconds; one idle longer loses its
-# connection and answers 503, which the client retries with its idempotency key.
-IDLE_IN_TRANSACTION = "500ms"
+# The row locks of a region whose node died go with its sessions, ended after this long idle
+# inside a transaction. It must be shorter than the clients' per-attempt timeout (0.5 s in
+# the failover tests): a caller of the live region waiting for such a lock would otherwise
+# give up on the live region and try the dead one next, a second in all (seen at 500 ms).
+# The price: a call whose program computes longer than this between two file operations
+# loses its connection and answers 503.
+IDLE_IN_TRANSACTION = "300ms"
 # libpq's options for connections through the floating address (see dsn).
 LINK = ("connect_timeout=2 keepalives=1 keepalives_idle=1 keepalives_interval=1 "
         "keepalives_count=2 tcp_user_timeout=1000")
