@@ -194,7 +194,7 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
 {
     DBT key, data;
     unsigned char kbuf[KEYBUF + SEQLEN], vbuf[KEYBUF];
-    int ret;
+    int ret, again;
 
     if (f->nonexistent) {
         esfh_set_status(fcd, f->first_read ? "10" : "46");
@@ -229,12 +229,16 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
             break;
         /* The record went between finding its entry and reading it: another process deleted
          * it (on the PostgreSQL store, a region elsewhere, after the entry was read ahead and
-         * before the record was locked). The next record is the one to read, as if the entry
-         * had never been met: the file moves past it and asks the store again. */
+         * before the record was locked). The store is asked again, at that entry once more
+         * (a transaction that deleted the record and wrote it again under the same key left
+         * a new one, which a read locking the old one does not see), then past it: the next
+         * record is the one to read, as if the entry had never been met. */
+        again = f->state == POS_AT && f->poslen == key.size &&
+                memcmp(f->pos, kbuf, key.size) == 0;
         esfh_tbl_forget(f);
         memcpy(f->pos, kbuf, key.size);
         f->poslen = key.size;
-        f->state = POS_AFTER;
+        f->state = again ? POS_AFTER : POS_AT;
         f->eof = f->bof = 0;
     }
     if (ret != 0)

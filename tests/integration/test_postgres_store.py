@@ -146,47 +146,48 @@ def scanner_car(tmp_path_factory):
     return work / "scan.car"
 
 
-def row_locks_on(dsn, table):
-    """How many sessions hold rows of esfh.`table` FOR UPDATE (its RowShareLock)."""
+def table_locks(dsn, table, mode):
+    """How many sessions hold lock `mode` on esfh.`table` of `dsn`'s database."""
     import psycopg
     with psycopg.connect(dsn) as connection:
         return connection.execute(
             "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'esfh' AND c.relname = %s AND l.mode = 'RowShareLock' "
-            "AND l.granted", (table,)).fetchone()[0]
+            "WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND n.nspname = 'esfh' AND c.relname = %s AND l.mode = %s AND l.granted",
+            (table, mode)).fetchone()[0]
 
 
 @pytest.mark.parametrize("mode, start, deleted, then", [("S", 1, 2, 3), ("P", 10, 9, 8)],
                          ids=["read-next", "read-previous"])
 def test_a_scan_moves_past_a_record_another_call_deleted(node, scanner_car, pg_store, mode,
                                                          start, deleted, then):
-    """READ NEXT (PREVIOUS) on a file opened I-O, while another call (on any region) deletes
-    the next record: the scan reads the one after it, as on Berkeley DB, not status 23.
-    (PostgreSQL reads a few rows ahead without locking them, then locks the one it gives: the
-    deleted one was among those read ahead.)"""
+    """READ NEXT (PREVIOUS) on a file opened I-O meets a record that another call (on any
+    region) is deleting: it waits for that call, then reads the record after it, as on
+    Berkeley DB, not status 23. (PostgreSQL still shows the record being deleted to the scan,
+    which then waits to lock it and finds it gone.)"""
     node.esrt("server", "create", "ESSCAN", "--seps", "2", "--listener",
               "Web Services=127.0.0.1:*", "--env", "DD_SCANFILE=SCANFILE", "--store", pg_store)
     node.esrt("casstart", "-r", "ESSCAN", "--wait")
     node.esrt("deploy", str(scanner_car), "--server", "ESSCAN")
     url = "http://" + node.region_status("ESSCAN")["listeners"][0]["address"]
-    scans = []
+    deletes = []
     with Client(url) as client:
         assert client.call("scan.SCANNER", {"LK-MODE": "L", "LK-COUNT": 10})["LK-STATUS"] == "00"
 
-        def scan():
-            with Client(url) as scanner:
-                scans.append(scanner.call("scan.SCANNER", {
-                    "LK-MODE": mode, "LK-KEY": start, "LK-WAIT-MS": 3000}))
+        def delete():
+            with Client(url) as deleter:
+                deletes.append(deleter.call("scan.SCANNER", {
+                    "LK-MODE": "X", "LK-KEY": deleted, "LK-WAIT-MS": 2000}))
 
-        scanning = threading.Thread(target=scan)
-        scanning.start()
+        deleting = threading.Thread(target=delete)
+        deleting.start()
         try:
-            # The scan holds its first record and has read the next ones ahead: delete one.
-            wait_for(lambda: row_locks_on(pg_store, "SCANFILE"), "the scan's first READ")
-            assert client.call("scan.SCANNER", {"LK-MODE": "D", "LK-KEY": deleted})[
-                "LK-STATUS"] == "00"
+            wait_for(lambda: table_locks(pg_store, "SCANFILE", "RowExclusiveLock"),
+                     "the DELETE of the other call")
+            scan = client.call("scan.SCANNER", {"LK-MODE": mode, "LK-KEY": start,
+                                                "LK-WAIT-MS": 0})
         finally:
-            scanning.join(30)
-        assert [(s["LK-FIRST"], s["LK-SECOND"], s["LK-STATUS"]) for s in scans] == \
-            [(start, then, "00")]
+            deleting.join(30)
+        assert [d["LK-STATUS"] for d in deletes] == ["00"]
+        assert (scan["LK-FIRST"], scan["LK-SECOND"], scan["LK-STATUS"]) == (start, then, "00")

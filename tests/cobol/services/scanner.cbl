@@ -11,6 +11,8 @@
       *>         "P": the same backwards: START at the last key not
       *>              above LK-KEY, READ PREVIOUS twice.
       *>         "D": DELETE the record of key LK-KEY.
+      *>         "X": the same, then wait LK-WAIT-MS milliseconds before
+      *>              the call commits (the record stays locked).
       *> LK-STATUS: the file status of the last operation before CLOSE.
       *> ---------------------------------------------------------------
        IDENTIFICATION DIVISION.
@@ -58,6 +60,7 @@
                WHEN "P"
                    PERFORM SCAN-PARA
                WHEN "D"
+               WHEN "X"
                    PERFORM DELETE-PARA
                WHEN OTHER
                    MOVE "??" TO WS-RESULT
@@ -111,5 +114,9 @@
            OPEN I-O SCANFILE
            MOVE LK-KEY TO SC-ID
            DELETE SCANFILE RECORD
+           IF LK-MODE = "X"
+               COMPUTE WS-NANOSECONDS = LK-WAIT-MS * 1000000
+               CALL "CBL_OC_NANOSLEEP" USING WS-NANOSECONDS
+           END-IF
            MOVE WS-FILE-STATUS TO WS-RESULT
            CLOSE SCANFILE.
