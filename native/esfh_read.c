@@ -116,7 +116,20 @@ int esfh_set_relative_key(FCD3 *fcd, const unsigned char *rk, int checked)
     return 0;
 }
 
-/* A record found through index k at index key ik: read it, make it current. */
+/* Does the record in f->buf (reclen bytes and its sequence numbers) still have the entry ik of
+ * alternate index k that led to it? */
+static int still_at(struct efile *f, int k, const unsigned char *ik, u_int32_t iklen,
+                    u_int32_t reclen)
+{
+    unsigned char entry[KEYBUF + SEQLEN];
+    int n = esfh_alt_entry(f, k, f->buf, reclen + (u_int32_t)(f->ndups * SEQLEN), entry);
+    return n >= 0 && (u_int32_t)n == iklen && memcmp(entry, ik, iklen) == 0;
+}
+
+/* A record found through index k at index key ik: read it, make it current. DB_NOTFOUND when
+ * it is gone, or (k > 0) no longer has that alternate key: on the PostgreSQL store another
+ * region may change it between the index read, which locks nothing, and the record's lock
+ * (Berkeley DB's locks on index entries keep that from happening there). */
 static int take(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, const unsigned char *ik,
                 u_int32_t iklen, const unsigned char *pk, u_int32_t pklen, u_int32_t flags)
 {
@@ -124,6 +137,8 @@ static int take(struct efile *f, FCD3 *fcd, DB_TXN *txn, int k, const unsigned c
     int ret = esfh_get_primary(f, txn, pk, pklen, flags, &reclen);
     if (ret != 0)
         return ret;
+    if (k > 0 && !still_at(f, k, ik, iklen, reclen))
+        return DB_NOTFOUND;
     deliver(f, fcd, reclen);
     memcpy(f->pos, ik, iklen);
     f->poslen = iklen;
@@ -228,8 +243,9 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
         if (ret != DB_NOTFOUND)
             break;
         /* The record went between finding its entry and reading it: another process deleted
-         * it (on the PostgreSQL store, a region elsewhere, after the entry was read ahead and
-         * before the record was locked). The store is asked again, at that entry once more
+         * it or changed the alternate key of the scan (on the PostgreSQL store, a region
+         * elsewhere, after the entry was read ahead and before the record was locked). The
+         * store is asked again, at that entry once more
          * (a transaction that deleted the record and wrote it again under the same key left
          * a new one, which a read locking the old one does not see), then past it: the next
          * record is the one to read, as if the entry had never been met. */
@@ -391,7 +407,7 @@ int esfh_do_read_random(struct efile *f, FCD3 *fcd, DB_TXN *txn)
 {
     unsigned char ik[KEYBUF + SEQLEN], pk[KEYBUF];
     u_int32_t iklen, pklen;
-    int k = f->org == ORG_RELATIVE ? 0 : key_index(f, fcd), ret;
+    int k = f->org == ORG_RELATIVE ? 0 : key_index(f, fcd), ret, attempt;
 
     f->read_done = 0;
     if (f->mode != OPEN_INPUT && f->mode != OPEN_IO) {
@@ -407,9 +423,17 @@ int esfh_do_read_random(struct efile *f, FCD3 *fcd, DB_TXN *txn)
         esfh_set_status(fcd, "23");
         return 0;
     }
-    ret = search(f, fcd, txn, k, OP_START_EQ, 0, ik, &iklen, pk, &pklen);
-    if (ret == 0)
+    for (attempt = 0; attempt < 2; attempt++) {
+        ret = search(f, fcd, txn, k, OP_START_EQ, 0, ik, &iklen, pk, &pklen);
+        if (ret != 0)
+            break;
         ret = take(f, fcd, txn, k, ik, iklen, pk, pklen, esfh_rmw(f, txn));
+        if (ret != DB_NOTFOUND)
+            break;
+        /* The record the index named went, or lost that key, meanwhile (see take): another
+         * record may have the key now. Once more, on what the store holds now. */
+        esfh_tbl_forget(f);
+    }
     if (ret == DB_NOTFOUND) {
         esfh_set_status(fcd, "23");
         return 0;

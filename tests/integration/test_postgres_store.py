@@ -4,6 +4,7 @@ Two regions on this node share one database: every call of CBLAPP01, through eit
 the same counter, and an idempotency key used on one is honoured by the other.
 """
 
+import contextlib
 import json
 import shutil
 import threading
@@ -158,36 +159,73 @@ def table_locks(dsn, table, mode):
             (table, mode)).fetchone()[0]
 
 
-@pytest.mark.parametrize("mode, start, deleted, then", [("S", 1, 2, 3), ("P", 10, 9, 8)],
-                         ids=["read-next", "read-previous"])
-def test_a_scan_moves_past_a_record_another_call_deleted(node, scanner_car, pg_store, mode,
-                                                         start, deleted, then):
-    """READ NEXT (PREVIOUS) on a file opened I-O meets a record that another call (on any
-    region) is deleting: it waits for that call, then reads the record after it, as on
-    Berkeley DB, not status 23. (PostgreSQL still shows the record being deleted to the scan,
-    which then waits to lock it and finds it gone.)"""
+@pytest.fixture
+def scan_url(node, scanner_car, pg_store):
+    """A region of SCANNER on the PostgreSQL store, SCANFILE loaded with records 1 to 10
+    (SC-TAG ten times the key); its URL."""
     node.esrt("server", "create", "ESSCAN", "--seps", "2", "--listener",
               "Web Services=127.0.0.1:*", "--env", "DD_SCANFILE=SCANFILE", "--store", pg_store)
     node.esrt("casstart", "-r", "ESSCAN", "--wait")
     node.esrt("deploy", str(scanner_car), "--server", "ESSCAN")
     url = "http://" + node.region_status("ESSCAN")["listeners"][0]["address"]
-    deletes = []
     with Client(url) as client:
         assert client.call("scan.SCANNER", {"LK-MODE": "L", "LK-COUNT": 10})["LK-STATUS"] == "00"
+    return url
 
-        def delete():
-            with Client(url) as deleter:
-                deletes.append(deleter.call("scan.SCANNER", {
-                    "LK-MODE": "X", "LK-KEY": deleted, "LK-WAIT-MS": 2000}))
 
-        deleting = threading.Thread(target=delete)
-        deleting.start()
-        try:
-            wait_for(lambda: table_locks(pg_store, "SCANFILE", "RowExclusiveLock"),
-                     "the DELETE of the other call")
-            scan = client.call("scan.SCANNER", {"LK-MODE": mode, "LK-KEY": start,
-                                                "LK-WAIT-MS": 0})
-        finally:
-            deleting.join(30)
-        assert [d["LK-STATUS"] for d in deletes] == ["00"]
-        assert (scan["LK-FIRST"], scan["LK-SECOND"], scan["LK-STATUS"]) == (start, then, "00")
+@contextlib.contextmanager
+def another_call_holding(url, pg_store, request):
+    """Another call makes SCANNER `request` (one that changes a record, then waits 2 s
+    before it commits) and holds its row lock while the block runs; it must succeed."""
+    replies = []
+
+    def call():
+        with Client(url) as other:
+            replies.append(other.call("scan.SCANNER", dict(request, **{"LK-WAIT-MS": 2000})))
+
+    holding = threading.Thread(target=call)
+    holding.start()
+    try:
+        wait_for(lambda: table_locks(pg_store, "SCANFILE", "RowExclusiveLock"),
+                 "the change of the other call")
+        yield
+    finally:
+        holding.join(30)
+    assert [reply["LK-STATUS"] for reply in replies] == ["00"]
+
+
+@pytest.mark.parametrize("mode, start, deleted, then", [("S", 1, 2, 3), ("P", 10, 9, 8)],
+                         ids=["read-next", "read-previous"])
+def test_a_scan_moves_past_a_record_another_call_deleted(scan_url, pg_store, mode, start,
+                                                         deleted, then):
+    """READ NEXT (PREVIOUS) on a file opened I-O meets a record that another call (on any
+    region) is deleting: it waits for that call, then reads the record after it, as on
+    Berkeley DB, not status 23. (PostgreSQL still shows the record being deleted to the scan,
+    which then waits to lock it and finds it gone.)"""
+    with another_call_holding(scan_url, pg_store, {"LK-MODE": "X", "LK-KEY": deleted}), \
+            Client(scan_url) as client:
+        scan = client.call("scan.SCANNER", {"LK-MODE": mode, "LK-KEY": start, "LK-WAIT-MS": 0})
+    assert (scan["LK-FIRST"], scan["LK-SECOND"], scan["LK-STATUS"]) == (start, then, "00")
+
+
+def test_a_scan_by_alternate_key_moves_past_a_record_whose_key_another_call_changed(
+        scan_url, pg_store):
+    """A READ NEXT on an alternate key meets a record whose key another call is changing
+    (record 2, SC-TAG 20 -> 999): it waits for that call and reads record 3 (SC-TAG 30) next,
+    not record 2 out of the key's order."""
+    with another_call_holding(scan_url, pg_store,
+                              {"LK-MODE": "M", "LK-KEY": 2, "LK-COUNT": 999}), \
+            Client(scan_url) as client:
+        scan = client.call("scan.SCANNER", {"LK-MODE": "A", "LK-KEY": 10, "LK-WAIT-MS": 0})
+    assert (scan["LK-FIRST"], scan["LK-SECOND"], scan["LK-STATUS"]) == (1, 3, "00")
+
+
+def test_a_read_by_alternate_key_does_not_give_a_record_that_lost_the_key(scan_url, pg_store):
+    """A READ by SC-TAG 20 while another call gives record 2 another SC-TAG: it waits for
+    that call, and then no record has SC-TAG 20 (status 23), rather than record 2 with its
+    new one."""
+    with another_call_holding(scan_url, pg_store,
+                              {"LK-MODE": "M", "LK-KEY": 2, "LK-COUNT": 999}), \
+            Client(scan_url) as client:
+        gone = client.call("scan.SCANNER", {"LK-MODE": "K", "LK-KEY": 20})
+    assert gone["LK-STATUS"] == "23"

@@ -1,8 +1,10 @@
       *> ---------------------------------------------------------------
       *> SCANNER - test service: reads indexed file SCANFILE in key
-      *> order while other calls delete its records.
+      *> order while other calls delete its records or change their
+      *> alternate key SC-TAG.
       *>
-      *> LK-MODE "L": SCANFILE made anew with records 1 to LK-COUNT.
+      *> LK-MODE "L": SCANFILE made anew with records 1 to LK-COUNT,
+      *>              each with SC-TAG ten times its key.
       *>         "S": START at key LK-KEY, READ NEXT (its key in
       *>              LK-FIRST), wait LK-WAIT-MS milliseconds, READ NEXT
       *>              again (its key in LK-SECOND). The file is opened
@@ -13,6 +15,14 @@
       *>         "D": DELETE the record of key LK-KEY.
       *>         "X": the same, then wait LK-WAIT-MS milliseconds before
       *>              the call commits (the record stays locked).
+      *>         "A": like "S" on the alternate key: START at SC-TAG
+      *>              LK-KEY, READ NEXT twice (the keys of the records
+      *>              in LK-FIRST and LK-SECOND).
+      *>         "M": give the record of key LK-KEY the SC-TAG LK-COUNT
+      *>              (REWRITE), then wait LK-WAIT-MS milliseconds before
+      *>              the call commits.
+      *>         "K": READ the record whose SC-TAG is LK-KEY (its key in
+      *>              LK-FIRST).
       *> LK-STATUS: the file status of the last operation before CLOSE.
       *> ---------------------------------------------------------------
        IDENTIFICATION DIVISION.
@@ -25,6 +35,7 @@
                ORGANIZATION IS INDEXED
                ACCESS MODE IS DYNAMIC
                RECORD KEY IS SC-ID
+               ALTERNATE RECORD KEY IS SC-TAG
                FILE STATUS IS WS-FILE-STATUS.
 
        DATA DIVISION.
@@ -32,6 +43,7 @@
        FD  SCANFILE.
        01  SC-RECORD.
            05  SC-ID               PIC 9(6).
+           05  SC-TAG              PIC 9(6).
            05  SC-DATA             PIC X(20).
 
        WORKING-STORAGE SECTION.
@@ -58,10 +70,15 @@
                    PERFORM LOAD-PARA
                WHEN "S"
                WHEN "P"
+               WHEN "A"
                    PERFORM SCAN-PARA
                WHEN "D"
                WHEN "X"
                    PERFORM DELETE-PARA
+               WHEN "M"
+                   PERFORM RETAG-PARA
+               WHEN "K"
+                   PERFORM READ-TAG-PARA
                WHEN OTHER
                    MOVE "??" TO WS-RESULT
            END-EVALUATE
@@ -74,6 +91,7 @@
                    UNTIL WS-NUMBER > LK-COUNT
                       OR WS-FILE-STATUS NOT = "00"
                MOVE WS-NUMBER TO SC-ID
+               COMPUTE SC-TAG = WS-NUMBER * 10
                MOVE "SCANNED RECORD" TO SC-DATA
                WRITE SC-RECORD
            END-PERFORM
@@ -82,12 +100,15 @@
 
        SCAN-PARA.
            OPEN I-O SCANFILE
-           MOVE LK-KEY TO SC-ID
-           IF LK-MODE = "S"
-               START SCANFILE KEY IS NOT LESS THAN SC-ID
-           ELSE
-               START SCANFILE KEY IS NOT GREATER THAN SC-ID
-           END-IF
+           MOVE LK-KEY TO SC-ID SC-TAG
+           EVALUATE LK-MODE
+               WHEN "S"
+                   START SCANFILE KEY IS NOT LESS THAN SC-ID
+               WHEN "A"
+                   START SCANFILE KEY IS NOT LESS THAN SC-TAG
+               WHEN OTHER
+                   START SCANFILE KEY IS NOT GREATER THAN SC-ID
+           END-EVALUATE
            IF WS-FILE-STATUS = "00"
                PERFORM READ-ONE-PARA
            END-IF
@@ -104,10 +125,10 @@
            CLOSE SCANFILE.
 
        READ-ONE-PARA.
-           IF LK-MODE = "S"
-               READ SCANFILE NEXT RECORD
-           ELSE
+           IF LK-MODE = "P"
                READ SCANFILE PREVIOUS RECORD
+           ELSE
+               READ SCANFILE NEXT RECORD
            END-IF.
 
        DELETE-PARA.
@@ -117,6 +138,29 @@
            IF LK-MODE = "X"
                COMPUTE WS-NANOSECONDS = LK-WAIT-MS * 1000000
                CALL "CBL_OC_NANOSLEEP" USING WS-NANOSECONDS
+           END-IF
+           MOVE WS-FILE-STATUS TO WS-RESULT
+           CLOSE SCANFILE.
+
+       RETAG-PARA.
+           OPEN I-O SCANFILE
+           MOVE LK-KEY TO SC-ID
+           READ SCANFILE
+           IF WS-FILE-STATUS = "00"
+               MOVE LK-COUNT TO SC-TAG
+               REWRITE SC-RECORD
+           END-IF
+           MOVE WS-FILE-STATUS TO WS-RESULT
+           COMPUTE WS-NANOSECONDS = LK-WAIT-MS * 1000000
+           CALL "CBL_OC_NANOSLEEP" USING WS-NANOSECONDS
+           CLOSE SCANFILE.
+
+       READ-TAG-PARA.
+           OPEN I-O SCANFILE
+           MOVE LK-KEY TO SC-TAG
+           READ SCANFILE KEY IS SC-TAG
+           IF WS-FILE-STATUS = "00"
+               MOVE SC-ID TO LK-FIRST
            END-IF
            MOVE WS-FILE-STATUS TO WS-RESULT
            CLOSE SCANFILE.
