@@ -541,7 +541,9 @@ static int handle(FCD3 *fcd, int opcd)
         if (ESFH_DEADLOCK(ret)) {
             esfh_set_status(fcd, "51");
         } else {
-            if (ret != ESFH_DAMAGED)
+            /* A damaged file and a PostgreSQL store's session lost or ended have their own
+             * message already, which says more than a number. */
+            if (ret != ESFH_DAMAGED && ret != ESFH_STORE_LOST && ret != ESFH_IDLE_TIMEOUT)
                 esfh_set_error("ESFH: file %s: %s", f->dbs ? f->dbs->path : "?",
                                db_strerror(ret));
             /* A damaged file or a lack of memory, as a bad key layout at OPEN: the program

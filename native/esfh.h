@@ -39,6 +39,11 @@ void esfh_program_record_read(size_t length);  /* a READ succeeded: tell the pro
  * was ended): the transaction is gone or never began and nothing of it committed, so the
  * call may run again. */
 #define ESFH_STORE_LOST 30601
+/* What a call's statements and commit answer when the PostgreSQL server ended its session
+ * because the transaction stayed idle between two statements longer than the server's
+ * idle_in_transaction_session_timeout: nothing of it committed. The program computed that
+ * long between two file operations, or its process was held up that long. */
+#define ESFH_IDLE_TIMEOUT 30602
 int esfh_env_open(const char *home, int durability, int max_procs, char *err, int errlen);
 int esfh_env_recover(const char *home, char *err, int errlen);
 int esfh_env_recover_fresh(const char *home, char *err, int errlen);

@@ -33,6 +33,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <libpq-fe.h>
 
@@ -82,6 +83,7 @@ static struct {
     __typeof__(PQcmdStatus) *PQcmdStatus;
     __typeof__(PQcmdTuples) *PQcmdTuples;
     __typeof__(PQconnectdb) *PQconnectdb;
+    __typeof__(PQconsumeInput) *PQconsumeInput;
     __typeof__(PQerrorMessage) *PQerrorMessage;
     __typeof__(PQexec) *PQexec;
     __typeof__(PQexecParams) *PQexecParams;
@@ -93,7 +95,7 @@ static struct {
     __typeof__(PQresultErrorField) *PQresultErrorField;
     __typeof__(PQresultErrorMessage) *PQresultErrorMessage;
     __typeof__(PQresultStatus) *PQresultStatus;
-    __typeof__(PQsetNoticeProcessor) *PQsetNoticeProcessor;
+    __typeof__(PQsetNoticeReceiver) *PQsetNoticeReceiver;
     __typeof__(PQstatus) *PQstatus;
     __typeof__(PQbackendPID) *PQbackendPID;
 } libpq;
@@ -116,6 +118,7 @@ static int load_libpq(void)
     LOAD(PQcmdStatus);
     LOAD(PQcmdTuples);
     LOAD(PQconnectdb);
+    LOAD(PQconsumeInput);
     LOAD(PQerrorMessage);
     LOAD(PQexec);
     LOAD(PQexecParams);
@@ -127,7 +130,7 @@ static int load_libpq(void)
     LOAD(PQresultErrorField);
     LOAD(PQresultErrorMessage);
     LOAD(PQresultStatus);
-    LOAD(PQsetNoticeProcessor);
+    LOAD(PQsetNoticeReceiver);
     LOAD(PQstatus);
     LOAD(PQbackendPID);
 #undef LOAD
@@ -145,6 +148,7 @@ missing:
 #define PQcmdStatus (*libpq.PQcmdStatus)
 #define PQcmdTuples (*libpq.PQcmdTuples)
 #define PQconnectdb (*libpq.PQconnectdb)
+#define PQconsumeInput (*libpq.PQconsumeInput)
 #define PQerrorMessage (*libpq.PQerrorMessage)
 #define PQexec (*libpq.PQexec)
 #define PQexecParams (*libpq.PQexecParams)
@@ -156,7 +160,7 @@ missing:
 #define PQresultErrorField (*libpq.PQresultErrorField)
 #define PQresultErrorMessage (*libpq.PQresultErrorMessage)
 #define PQresultStatus (*libpq.PQresultStatus)
-#define PQsetNoticeProcessor (*libpq.PQsetNoticeProcessor)
+#define PQsetNoticeReceiver (*libpq.PQsetNoticeReceiver)
 #define PQstatus (*libpq.PQstatus)
 #define PQbackendPID (*libpq.PQbackendPID)
 
@@ -173,12 +177,39 @@ static DB_TXN g_marker;
 static int g_binary[MAXKEYS + 4];
 static long g_backend_pid;      /* the server process of this connection's session */
 
-/* libpq writes the server's notices ("schema esfh already exists, skipping") on stderr, which
- * is the console log of a region: they say nothing a user needs. */
-static void quiet(void *unused, const char *message)
+static int g_idled_out;         /* the server said it ends the session: its transaction idled */
+static struct timespec g_idle_since;    /* when the transaction's last statement ended */
+
+/* What the server says outside a statement. libpq would write its notices ("schema esfh
+ * already exists, skipping") on stderr, the console log of a region, where they say nothing
+ * a user needs. An error there is the server telling why it ends the session: kept when it is
+ * the transaction's idle timeout (SQLSTATE 25P03), which then fails the transaction. */
+static void heard(void *unused, const PGresult *res)
 {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     (void)unused;
-    (void)message;
+    if (state != NULL && strcmp(state, "25P03") == 0)
+        g_idled_out = 1;
+}
+
+/* Before a statement of a transaction that has idled a while: read what the server may have
+ * said meanwhile. Sending first would meet a closed session, whose reset loses the reason. */
+static void hear_while_idle(void)
+{
+    struct timespec now;
+    long idle_ms;
+    if (g_idled_out)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    idle_ms = (now.tv_sec - g_idle_since.tv_sec) * 1000 +
+              (now.tv_nsec - g_idle_since.tv_nsec) / 1000000;
+    if (idle_ms >= 10)
+        PQconsumeInput(g_conn);
+}
+
+static void statement_ended(void)
+{
+    clock_gettime(CLOCK_MONOTONIC, &g_idle_since);
 }
 
 static const char *conninfo(void)
@@ -260,7 +291,7 @@ int esfh_pg_connected(void)
     for (i = 0; i < MAXKEYS + 4; i++)
         g_binary[i] = 1;
     g_conn = PQconnectdb(conninfo());
-    PQsetNoticeProcessor(g_conn, quiet, NULL);
+    PQsetNoticeReceiver(g_conn, heard, NULL);
     if (PQstatus(g_conn) != CONNECTION_OK) {
         esfh_set_error("ESFH: cannot connect to the PostgreSQL store named by ESFH_STORE: %s"
                        "check that the server runs and the connection string is right",
@@ -279,6 +310,22 @@ void esfh_pg_close(void)
         PQfinish(g_conn);
     g_conn = NULL;
     g_in_txn = 0;
+}
+
+/* Did the server end the session because the transaction idled too long (SQLSTATE 25P03)?
+ * If so, the reason and what to do are the error to report. */
+static int idled_out(PGresult *res)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!g_idled_out && (state == NULL || strcmp(state, "25P03") != 0))
+        return 0;
+    esfh_set_error("ESFH: the PostgreSQL server ended the call's transaction: it stayed idle "
+                   "between two file operations longer than the server's "
+                   "idle_in_transaction_session_timeout, and was rolled back. If the program "
+                   "computes that long between two file operations, raise that setting for "
+                   "the database or role of the store (ALTER DATABASE ... SET "
+                   "idle_in_transaction_session_timeout = ...) above the longest such pause");
+    return 1;
 }
 
 /* What a failed statement means for ESFH: DB_LOCK_DEADLOCK when running the call again can
@@ -305,6 +352,11 @@ static int failure(PGresult *res, const char *what)
         }
         return DB_LOCK_NOTGRANTED;
     }
+    if (idled_out(res)) {
+        if (g_in_txn)
+            g_failed = ESFH_IDLE_TIMEOUT;
+        return ESFH_IDLE_TIMEOUT;
+    }
     esfh_set_error("ESFH: PostgreSQL store, %s: %s", what,
                    res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(g_conn));
     lost = PQstatus(g_conn) != CONNECTION_OK ? ESFH_STORE_LOST : EIO;
@@ -325,8 +377,11 @@ static PGresult *run_as(const char *sql, int nparams, const Oid *types,
         *ret = g_failed;
         return NULL;
     }
+    if (g_in_txn)
+        hear_while_idle();
     res = PQexecParams(g_conn, sql, nparams, types, values, lengths,
                        binary ? g_binary : NULL, binary);
+    statement_ended();
     status = PQresultStatus(res);
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK && !g_in_txn &&
         PQstatus(g_conn) != CONNECTION_OK) {
@@ -390,6 +445,8 @@ DB_TXN *esfh_pg_begin(void)
     PQclear(res);
     g_in_txn = 1;
     g_failed = 0;
+    g_idled_out = 0;
+    statement_ended();
     g_serial++;
     return &g_marker;
 }
@@ -450,9 +507,14 @@ int esfh_pg_end(int commit)
     g_serial++;
     if (failed)
         commit = 0;
+    hear_while_idle();
     res = PQexec(g_conn, commit ? "COMMIT" : "ROLLBACK");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        if (commit) {
+        if (commit && idled_out(res)) {
+            /* The server ended the session before the COMMIT came, while the transaction
+             * idled: it was rolled back, nothing is in doubt. */
+            ret = ESFH_IDLE_TIMEOUT;
+        } else if (commit) {
             esfh_set_error("ESFH: COMMIT in the PostgreSQL store failed: %s",
                            PQresultErrorMessage(res));
             ret = EIO;
@@ -564,7 +626,7 @@ static int make(const char *statements, const char *what)
     PGconn *ddl = PQconnectdb(conninfo());
     PGresult *res = NULL;
     int ok = 0;
-    PQsetNoticeProcessor(ddl, quiet, NULL);
+    PQsetNoticeReceiver(ddl, heard, NULL);
     if (PQstatus(ddl) == CONNECTION_OK) {
         snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('esfh'));"
                  " CREATE SCHEMA IF NOT EXISTS " SCHEMA "; %s; COMMIT", statements);

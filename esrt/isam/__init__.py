@@ -46,6 +46,9 @@ DB_RUNRECOVERY = db.DB_RUNRECOVERY
 ESFH_IN_DOUBT = CONSTANTS["ESFH_IN_DOUBT"]
 # The connection to a PostgreSQL store was lost before COMMIT: nothing committed.
 ESFH_STORE_LOST = CONSTANTS["ESFH_STORE_LOST"]
+# The PostgreSQL server ended the transaction for idling between two statements: nothing
+# committed.
+ESFH_IDLE_TIMEOUT = CONSTANTS["ESFH_IDLE_TIMEOUT"]
 EBUSY = errno.EBUSY
 
 ffi = FFI()

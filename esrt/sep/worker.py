@@ -20,8 +20,8 @@ from pathlib import Path
 from esrt.mapping import jsonio
 from esrt.mapping.car import MANIFEST
 from esrt.mapping.codec import FieldValueError, ProgramCodec
-from esrt.isam import (CONSTANTS, DB_LOCK_DEADLOCK, DB_RUNRECOVERY, ESFH_IN_DOUBT,
-                       ESFH_STORE_LOST, EsfhError)
+from esrt.isam import (CONSTANTS, DB_LOCK_DEADLOCK, DB_RUNRECOVERY, ESFH_IDLE_TIMEOUT,
+                       ESFH_IN_DOUBT, ESFH_STORE_LOST, EsfhError)
 from esrt.sep import protocol
 from esrt.states import ExitCode
 
@@ -298,6 +298,14 @@ class Transactions:
                     raise ServiceFailure(503, "recovering", (
                         f"{loaded.name} was not run: the region is recovering its data "
                         "environment; retry in a moment"), attempts=attempt) from None
+                if exc.code == ESFH_IDLE_TIMEOUT:
+                    # Once may be a process held up; twice in a row is the program itself,
+                    # and running it again (or a client retrying it) would never end.
+                    if attempt == 1:
+                        continue
+                    raise ServiceFailure(500, "transaction_timeout", (
+                        f"{loaded.name} was rolled back twice: {exc}"),
+                        attempts=attempt) from None
                 if exc.code == ESFH_STORE_LOST:
                     # Rolled back with the session (the database or its node went away, or a
                     # standby is being promoted): nothing of it committed.

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from esrt.client import Client
+from esrt.client import Client, ServiceError
 
 from conftest import (SERVICES, CallLoad, run_esrt, start_cblapp01_region,
                       start_second_region, wait_for)
@@ -229,3 +229,25 @@ def test_a_read_by_alternate_key_does_not_give_a_record_that_lost_the_key(scan_u
             Client(scan_url) as client:
         gone = client.call("scan.SCANNER", {"LK-MODE": "K", "LK-KEY": 20})
     assert gone["LK-STATUS"] == "23"
+
+
+def test_a_program_idle_in_its_transaction_too_long_gets_an_error_naming_the_setting(
+        scan_url, pg_store, postgres):
+    """A program that computes longer between two file operations than the server's
+    idle_in_transaction_session_timeout loses its transaction every time: the call answers
+    500 transaction_timeout (not a 503 that clients would retry forever) with the setting to
+    raise, after one more try; nothing of it stays locked and the SEP serves the next call."""
+    database = pg_store.rsplit("dbname=", 1)[1].split()[0]
+    postgres.psql(f"ALTER DATABASE {database} SET idle_in_transaction_session_timeout = "
+                  "'200ms'")
+    # Sessions take the setting when they begin: the SEPs connect again.
+    postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  f"WHERE datname = '{database}' AND pid <> pg_backend_pid()")
+    with Client(scan_url) as client:
+        with pytest.raises(ServiceError) as failed:
+            client.call("scan.SCANNER", {"LK-MODE": "S", "LK-KEY": 1, "LK-WAIT-MS": 600})
+        assert "idle_in_transaction_session_timeout" in failed.value.message
+        assert (failed.value.status, failed.value.code) == (500, "transaction_timeout")
+        for _ in range(3):   # on each SEP
+            scan = client.call("scan.SCANNER", {"LK-MODE": "S", "LK-KEY": 1, "LK-WAIT-MS": 0})
+            assert (scan["LK-FIRST"], scan["LK-SECOND"], scan["LK-STATUS"]) == (1, 2, "00")
