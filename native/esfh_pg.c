@@ -314,10 +314,10 @@ void esfh_pg_close(void)
 
 /* Did the server end the session because the transaction idled too long (SQLSTATE 25P03)?
  * If so, the reason and what to do are the error to report. */
-static int idled_out(PGresult *res)
+static int idled_out(PGresult *res, int in_txn)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (!g_idled_out && (state == NULL || strcmp(state, "25P03") != 0))
+    if (!(in_txn && g_idled_out) && (state == NULL || strcmp(state, "25P03") != 0))
         return 0;
     esfh_set_error("ESFH: the PostgreSQL server ended the call's transaction: it stayed idle "
                    "between two file operations longer than the server's "
@@ -352,7 +352,7 @@ static int failure(PGresult *res, const char *what)
         }
         return DB_LOCK_NOTGRANTED;
     }
-    if (idled_out(res)) {
+    if (idled_out(res, g_in_txn)) {
         if (g_in_txn)
             g_failed = ESFH_IDLE_TIMEOUT;
         return ESFH_IDLE_TIMEOUT;
@@ -510,7 +510,7 @@ int esfh_pg_end(int commit)
     hear_while_idle();
     res = PQexec(g_conn, commit ? "COMMIT" : "ROLLBACK");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        if (commit && idled_out(res)) {
+        if (commit && idled_out(res, 1)) {
             /* The server ended the session before the COMMIT came, while the transaction
              * idled: it was rolled back, nothing is in doubt. */
             ret = ESFH_IDLE_TIMEOUT;
@@ -534,6 +534,7 @@ int esfh_pg_end(int commit)
         ret = DB_LOCK_DEADLOCK;
     }
     PQclear(res);
+    g_idled_out = 0;            /* that session is gone: it says nothing of the next one */
     return failed ? failed : ret;
 }
 

@@ -122,7 +122,14 @@ static int still_at(struct efile *f, int k, const unsigned char *ik, u_int32_t i
                     u_int32_t reclen)
 {
     unsigned char entry[KEYBUF + SEQLEN];
-    int n = esfh_alt_entry(f, k, f->buf, reclen + (u_int32_t)(f->ndups * SEQLEN), entry);
+    int i, n;
+    /* A key that a short record of a variable-length file does not reach was indexed from
+     * whatever followed the record then, which cannot be told again: such a record is taken
+     * as the index gives it, as before this check. */
+    for (i = 0; i < f->key[k].ncomp; i++)
+        if ((u_int32_t)(f->key[k].pos[i] + f->key[k].len[i]) > reclen)
+            return 1;
+    n = esfh_alt_entry(f, k, f->buf, reclen + (u_int32_t)(f->ndups * SEQLEN), entry);
     return n >= 0 && (u_int32_t)n == iklen && memcmp(entry, ik, iklen) == 0;
 }
 
@@ -208,7 +215,8 @@ static int next_entry(struct efile *f, DB_TXN *txn, int prev, unsigned char *kbu
 int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
 {
     DBT key, data;
-    unsigned char kbuf[KEYBUF + SEQLEN], vbuf[KEYBUF];
+    unsigned char kbuf[KEYBUF + SEQLEN], vbuf[KEYBUF], missed[KEYBUF + SEQLEN];
+    u_int32_t missedlen = 0;
     int ret, again;
 
     if (f->nonexistent) {
@@ -249,8 +257,9 @@ int esfh_read_seq(struct efile *f, FCD3 *fcd, DB_TXN *txn, int prev)
          * (a transaction that deleted the record and wrote it again under the same key left
          * a new one, which a read locking the old one does not see), then past it: the next
          * record is the one to read, as if the entry had never been met. */
-        again = f->state == POS_AT && f->poslen == key.size &&
-                memcmp(f->pos, kbuf, key.size) == 0;
+        again = missedlen == key.size && memcmp(missed, kbuf, key.size) == 0;
+        memcpy(missed, kbuf, key.size);
+        missedlen = key.size;
         esfh_tbl_forget(f);
         memcpy(f->pos, kbuf, key.size);
         f->poslen = key.size;

@@ -240,6 +240,7 @@ class Transactions:
         key = (request.get("key") or "").encode()
         idempotent = bool(request.get("idempotent"))
         ttl = int(request.get("ttl") or 600)
+        idled_out = 0
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
                 loaded.load(body)
@@ -299,9 +300,10 @@ class Transactions:
                         f"{loaded.name} was not run: the region is recovering its data "
                         "environment; retry in a moment"), attempts=attempt) from None
                 if exc.code == ESFH_IDLE_TIMEOUT:
-                    # Once may be a process held up; twice in a row is the program itself,
-                    # and running it again (or a client retrying it) would never end.
-                    if attempt == 1:
+                    # Once may be a process held up; twice is the program itself, and
+                    # running it again (or a client retrying it) would never end.
+                    idled_out += 1
+                    if idled_out == 1:
                         continue
                     raise ServiceFailure(500, "transaction_timeout", (
                         f"{loaded.name} was rolled back twice: {exc}"),

@@ -236,7 +236,7 @@ def test_a_program_idle_in_its_transaction_too_long_gets_an_error_naming_the_set
     """A program that computes longer between two file operations than the server's
     idle_in_transaction_session_timeout loses its transaction every time: the call answers
     500 transaction_timeout (not a 503 that clients would retry forever) with the setting to
-    raise, after one more try; nothing of it stays locked and the SEP serves the next call."""
+    raise, after one more try; nothing of it stays locked and the next calls are served."""
     database = pg_store.rsplit("dbname=", 1)[1].split()[0]
     postgres.psql(f"ALTER DATABASE {database} SET idle_in_transaction_session_timeout = "
                   "'200ms'")
@@ -248,6 +248,6 @@ def test_a_program_idle_in_its_transaction_too_long_gets_an_error_naming_the_set
             client.call("scan.SCANNER", {"LK-MODE": "S", "LK-KEY": 1, "LK-WAIT-MS": 600})
         assert "idle_in_transaction_session_timeout" in failed.value.message
         assert (failed.value.status, failed.value.code) == (500, "transaction_timeout")
-        for _ in range(3):   # on each SEP
+        for _ in range(3):
             scan = client.call("scan.SCANNER", {"LK-MODE": "S", "LK-KEY": 1, "LK-WAIT-MS": 0})
             assert (scan["LK-FIRST"], scan["LK-SECOND"], scan["LK-STATUS"]) == (1, 2, "00")

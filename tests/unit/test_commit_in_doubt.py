@@ -4,7 +4,8 @@ and "in_doubt" when the reply cannot be read."""
 
 import pytest
 
-from esrt.isam import ESFH_IDLE_TIMEOUT, ESFH_IN_DOUBT, ESFH_STORE_LOST, EsfhError
+from esrt.isam import (DB_LOCK_DEADLOCK, ESFH_IDLE_TIMEOUT, ESFH_IN_DOUBT, ESFH_STORE_LOST,
+                       EsfhError)
 from esrt.sep import protocol
 from esrt.sep.worker import ServiceFailure, Transactions
 
@@ -106,34 +107,45 @@ def test_a_store_lost_before_the_commit_asks_the_caller_to_retry():
     assert "retry" in failure.value.message and program.runs == 0
 
 
-class IdlingStore(Store):
-    """A store whose server ends the call's transaction for idling, `times` times in a row
-    (the program paused between two file operations longer than the server allows)."""
+IDLED_OUT = EsfhError("ESFH commit failed (30602): the PostgreSQL server ended the call's "
+                      "transaction: ... idle_in_transaction_session_timeout ...",
+                      ESFH_IDLE_TIMEOUT)
+DEADLOCK = EsfhError("ESFH commit failed: deadlock", DB_LOCK_DEADLOCK)
 
-    def __init__(self, times):
+
+class IdlingStore(Store):
+    """A store whose commits fail as `failures` says, in turn (then succeed): the server
+    ending the call's transaction for idling (the program paused between two file operations
+    longer than the server allows), or a deadlock."""
+
+    def __init__(self, failures):
         super().__init__(committed=False)
-        self.times = times
+        self.failures = list(failures)
 
     def commit(self):
         self.commits += 1
-        if self.commits <= self.times:
-            raise EsfhError("ESFH commit failed (30602): the PostgreSQL server ended the "
-                            "call's transaction: ... idle_in_transaction_session_timeout ...",
-                            ESFH_IDLE_TIMEOUT)
+        if self.failures:
+            raise self.failures.pop(0)
         self.replies.update(self.pending)
 
 
 def test_a_transaction_ended_once_for_idling_runs_again():
     program = Program()
-    header, _ = run(IdlingStore(times=1), program)
+    header, _ = run(IdlingStore([IDLED_OUT]), program)
     assert program.runs == 2 and header["status"] == 200 and header["attempts"] == 2
+
+
+def test_a_deadlock_before_an_idle_timeout_does_not_count_as_one():
+    program = Program()
+    header, _ = run(IdlingStore([DEADLOCK, IDLED_OUT]), program)
+    assert program.runs == 3 and header["status"] == 200
 
 
 def test_a_transaction_ended_twice_for_idling_is_an_error_the_caller_does_not_retry():
     program = Program()
     with pytest.raises(ServiceFailure) as failure:
-        run(IdlingStore(times=5), program)
+        run(IdlingStore([IDLED_OUT, DEADLOCK, IDLED_OUT]), program)
     # Not 503: a client retrying it would meet the same end every time.
     assert (failure.value.status, failure.value.code) == (500, "transaction_timeout")
     assert "idle_in_transaction_session_timeout" in failure.value.message
-    assert program.runs == 2
+    assert program.runs == 3
