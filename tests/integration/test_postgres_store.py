@@ -220,6 +220,18 @@ def test_a_scan_by_alternate_key_moves_past_a_record_whose_key_another_call_chan
     assert (scan["LK-FIRST"], scan["LK-SECOND"], scan["LK-STATUS"]) == (1, 3, "00")
 
 
+def test_a_scan_after_start_reads_the_record_that_took_over_the_key_it_started_at(
+        scan_url, pg_store):
+    """START at SC-TAG 20 finds record 2, which another call is handing SC-TAG 20 to record 5
+    (record 2 takes 25): the READ NEXT that follows waits for that call, then reads record 5
+    under 20, and record 2 under 25 next."""
+    with another_call_holding(scan_url, pg_store,
+                              {"LK-MODE": "W", "LK-KEY": 2, "LK-COUNT": 5}), \
+            Client(scan_url) as client:
+        scan = client.call("scan.SCANNER", {"LK-MODE": "A", "LK-KEY": 20, "LK-WAIT-MS": 0})
+    assert (scan["LK-FIRST"], scan["LK-SECOND"], scan["LK-STATUS"]) == (5, 2, "00")
+
+
 def test_a_read_by_alternate_key_does_not_give_a_record_that_lost_the_key(scan_url, pg_store):
     """A READ by SC-TAG 20 while another call gives record 2 another SC-TAG: it waits for
     that call, and then no record has SC-TAG 20 (status 23), rather than record 2 with its

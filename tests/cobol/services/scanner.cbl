@@ -23,6 +23,10 @@
       *>              the call commits.
       *>         "K": READ the record whose SC-TAG is LK-KEY (its key in
       *>              LK-FIRST).
+      *>         "W": give the SC-TAG of record LK-KEY to record
+      *>              LK-COUNT, and record LK-KEY its old SC-TAG + 5,
+      *>              then wait LK-WAIT-MS milliseconds before the call
+      *>              commits.
       *> LK-STATUS: the file status of the last operation before CLOSE.
       *> ---------------------------------------------------------------
        IDENTIFICATION DIVISION.
@@ -79,6 +83,8 @@
                    PERFORM RETAG-PARA
                WHEN "K"
                    PERFORM READ-TAG-PARA
+               WHEN "W"
+                   PERFORM HAND-TAG-PARA
                WHEN OTHER
                    MOVE "??" TO WS-RESULT
            END-EVALUATE
@@ -163,4 +169,26 @@
                MOVE SC-ID TO LK-FIRST
            END-IF
            MOVE WS-FILE-STATUS TO WS-RESULT
+           CLOSE SCANFILE.
+
+       HAND-TAG-PARA.
+           OPEN I-O SCANFILE
+           MOVE LK-KEY TO SC-ID
+           READ SCANFILE
+           IF WS-FILE-STATUS = "00"
+               MOVE SC-TAG TO WS-NUMBER
+               ADD 5 TO SC-TAG
+               REWRITE SC-RECORD
+           END-IF
+           IF WS-FILE-STATUS = "00"
+               MOVE LK-COUNT TO SC-ID
+               READ SCANFILE
+           END-IF
+           IF WS-FILE-STATUS = "00"
+               MOVE WS-NUMBER TO SC-TAG
+               REWRITE SC-RECORD
+           END-IF
+           MOVE WS-FILE-STATUS TO WS-RESULT
+           COMPUTE WS-NANOSECONDS = LK-WAIT-MS * 1000000
+           CALL "CBL_OC_NANOSLEEP" USING WS-NANOSECONDS
            CLOSE SCANFILE.
