@@ -22,6 +22,7 @@ from esrt.client import Client
 from esrt.settings import validate_server
 from esrt.testing.apps import PROGRAMS, build_car
 from esrt.testing.lab import Lab, lab_unavailable_reason
+from esrt.testing.labhost import wait_until
 from esrt.testing.pgha import ReplicatedPostgres
 from esrt.testing.recorder import RecordingClient
 
@@ -90,11 +91,9 @@ class Callers:
         wanted = [len(t.replies) + count for t in self.transfers]
         for recorder in self.recorders:
             recorder.wait_for_calls(count, timeout=60)
-        deadline = time.monotonic() + 60
-        while any(len(t.replies) < n for t, n in zip(self.transfers, wanted)):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the transfers did not get going within 60 s")
-            time.sleep(0.05)
+        if not wait_until(lambda: all(len(t.replies) >= n
+                                      for t, n in zip(self.transfers, wanted)), 60, 0.05):
+            raise TimeoutError("the transfers did not get going within 60 s")
 
     def stop(self):
         """Stop every caller at once: one still calling while another gives up could leave
@@ -160,11 +159,8 @@ class ActiveActive:
             "srv01.CBLAPP01", "accounts.XFER"} <= set(status.get("services") or ())
 
     def wait_serving(self, node, timeout=60):
-        deadline = time.monotonic() + timeout
-        while not self.serving(node):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{node.name}'s region does not serve within {timeout} s")
-            time.sleep(0.2)
+        if not wait_until(lambda: self.serving(node), timeout):
+            raise TimeoutError(f"{node.name}'s region does not serve within {timeout} s")
 
 
 def unavailable_reason(engine=ReplicatedPostgres):

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from esrt.procs import process_state
 from esrt.testing import cluster
-from esrt.testing.labhost import LabError, lab_unavailable_reason, reclaim_stale_lab, run_host
+from esrt.testing.labhost import (LabError, lab_unavailable_reason, reclaim_stale_lab, run_host,
+                                  wait_until)
 from esrt.testing.power import PowerSwitch, install_fence_agent
 
 STATE_DIR = Path("/run/esrt-lab")   # which lab indexes are taken (one claim file per lab)
@@ -589,17 +590,21 @@ class Lab:
     def wait_group(self, group, on=None, timeout=60):
         """Wait until every resource of `group` is started (on node `on`, if given)."""
         on = self.node(on) if isinstance(on, str) else on
-        deadline = time.monotonic() + timeout
         state = (None, False)
-        while time.monotonic() < deadline:
+
+        def started_node():
+            nonlocal state
             try:
                 state = self._group_state(group)
             except LabError:
-                pass
+                return None
             name, started = state
-            if started and name and (on is None or name == on.name):
-                return self.node(name)
-            time.sleep(POLL)
+            return self.node(name) if started and name and (on is None or name == on.name) \
+                else None
+
+        node = wait_until(started_node, timeout, POLL)
+        if node:
+            return node
         where = f"on {on.name} " if on else ""
         raise LabError(f"group {group} did not start {where}within {timeout} s (now: "
                        f"{state[0] or 'nowhere'}, all started: {state[1]}); see `crm_mon -1` "

@@ -3,7 +3,8 @@
 A lab runs real corosync and Pacemaker in namespaces of this machine: lab_unavailable_reason()
 says which Debian packages it lacks (or that it is not root); run_host() runs a host command
 for the lab with a clear error; reclaim_stale_lab() removes the namespaces, mounts, loop devices
-and links of a lab whose owner died without stopping it.
+and links of a lab whose owner died without stopping it; wait_until() is the labs' one polling
+loop.
 """
 
 import os
@@ -11,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 # command -> Debian package that provides it
@@ -27,6 +29,18 @@ REQUIRED_AGENTS = {"/usr/lib/ocf/resource.d/heartbeat/IPaddr2": "resource-agents
 
 class LabError(RuntimeError):
     """The lab could not do something; the message says what failed and what to do."""
+
+
+def wait_until(check, timeout, interval=0.2):
+    """Call `check()` every `interval` seconds until it returns a true value, and return that
+    value; or the last false one once `timeout` seconds have passed. The caller raises its
+    own error, which names what it waited for and where to look."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 def lab_unavailable_reason():

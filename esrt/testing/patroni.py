@@ -19,12 +19,11 @@ standby may be promoted before that. Fencing is by the key's expiry, not by a po
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from esrt.testing.labhost import LabError
+from esrt.testing.labhost import LabError, wait_until
 from esrt.testing.pgha import DATABASE, LINK, PORT, USER, LabPostgres
 
 ETCD_CLIENT_PORT, ETCD_PEER_PORT, REST_PORT = 2379, 2380, 8008
@@ -80,18 +79,16 @@ class PatroniPostgres(LabPostgres):
 
     def _wait_leader(self, node, timeout):
         """Wait until `node` bootstrapped the cluster and leads it (no standby yet)."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def leads():
             try:
                 name, running = self.primary(standbys_ready=False)
             except LabError:
-                name, running = None, False
-            if name == node.name and running:
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f"Patroni did not bootstrap a primary on {node.name} within "
-                               f"{timeout} s; see {self._where_to_look()}")
-            time.sleep(0.2)
+                return False
+            return name == node.name and running
+
+        if not wait_until(leads, timeout):
+            raise LabError(f"Patroni did not bootstrap a primary on {node.name} within "
+                           f"{timeout} s; see {self._where_to_look()}")
 
     def _etcd_argv(self, node):
         peers = ",".join(f"{n.name}=http://{n.address}:{ETCD_PEER_PORT}"
@@ -109,15 +106,10 @@ class PatroniPostgres(LabPostgres):
                 "--heartbeat-interval", "100", "--election-timeout", "1000"]
 
     def _wait_etcd(self, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            healthy = [node for node in self.lab.nodes if self._etcd_healthy(node)]
-            if len(healthy) == len(self.lab.nodes):
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f"etcd is not healthy on every node within {timeout} s; see "
-                               f"{self.directory(self.lab.nodes[0])}/etcd.log on each node")
-            time.sleep(0.2)
+        if not wait_until(lambda: all(self._etcd_healthy(node) for node in self.lab.nodes),
+                          timeout):
+            raise LabError(f"etcd is not healthy on every node within {timeout} s; see "
+                           f"{self.directory(self.lab.nodes[0])}/etcd.log on each node")
 
     @staticmethod
     def _etcd_healthy(node):

@@ -22,11 +22,10 @@ do not hold the others' calls.
 
 import os
 import pwd
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from esrt.testing.labhost import LabError
+from esrt.testing.labhost import LabError, wait_until
 from esrt.testing.postgres import PostgresError, bin_dir
 
 PORT = 5432
@@ -110,13 +109,15 @@ class LabPostgres:
         """Wait until a primary serves its clients (on `on` if given, elsewhere than
         `not_on`) with a synchronous standby, and (with `standbys_ready`) the other nodes'
         standbys can be promoted; its node."""
-        deadline = time.monotonic() + timeout
         last = "no answer yet"
-        while time.monotonic() < deadline:
+
+        def serving():
+            nonlocal last
             try:
                 name, ready = self.primary(standbys_ready)
             except (LabError, ET.ParseError, OSError, ValueError) as exc:
-                name, ready, last = None, False, str(exc)
+                last = str(exc)
+                return None
             if ready and (on is None or name == on.name) \
                     and (not_on is None or name != not_on.name):
                 node = self.lab.node(name)
@@ -128,7 +129,11 @@ class LabPostgres:
             elif name:
                 last = (f"primary on {name}; serving, and standbys ready to take over: "
                         f"{'yes' if ready else 'not yet'}")
-            time.sleep(POLL)
+            return None
+
+        node = wait_until(serving, timeout, POLL)
+        if node:
+            return node
         raise LabError(f"no PostgreSQL primary with a synchronous standby within {timeout} s "
                        f"({last}); see {self._where_to_look()}")
 
