@@ -120,8 +120,7 @@
            END-IF
            IF WS-FILE-STATUS = "00"
                MOVE SC-ID TO LK-FIRST
-               COMPUTE WS-NANOSECONDS = LK-WAIT-MS * 1000000
-               CALL "CBL_OC_NANOSLEEP" USING WS-NANOSECONDS
+               PERFORM HOLD-PARA
                PERFORM READ-ONE-PARA
                IF WS-FILE-STATUS = "00"
                    MOVE SC-ID TO LK-SECOND
@@ -142,8 +141,7 @@
            MOVE LK-KEY TO SC-ID
            DELETE SCANFILE RECORD
            IF LK-MODE = "X"
-               COMPUTE WS-NANOSECONDS = LK-WAIT-MS * 1000000
-               CALL "CBL_OC_NANOSLEEP" USING WS-NANOSECONDS
+               PERFORM HOLD-PARA
            END-IF
            MOVE WS-FILE-STATUS TO WS-RESULT
            CLOSE SCANFILE.
@@ -157,8 +155,7 @@
                REWRITE SC-RECORD
            END-IF
            MOVE WS-FILE-STATUS TO WS-RESULT
-           COMPUTE WS-NANOSECONDS = LK-WAIT-MS * 1000000
-           CALL "CBL_OC_NANOSLEEP" USING WS-NANOSECONDS
+           PERFORM HOLD-PARA
            CLOSE SCANFILE.
 
        READ-TAG-PARA.
@@ -189,6 +186,10 @@
                REWRITE SC-RECORD
            END-IF
            MOVE WS-FILE-STATUS TO WS-RESULT
-           COMPUTE WS-NANOSECONDS = LK-WAIT-MS * 1000000
-           CALL "CBL_OC_NANOSLEEP" USING WS-NANOSECONDS
+           PERFORM HOLD-PARA
            CLOSE SCANFILE.
+
+      *> Wait LK-WAIT-MS milliseconds, holding what the call has locked.
+       HOLD-PARA.
+           COMPUTE WS-NANOSECONDS = LK-WAIT-MS * 1000000
+           CALL "CBL_OC_NANOSLEEP" USING WS-NANOSECONDS.
