@@ -22,6 +22,7 @@ do not hold the others' calls.
 
 import os
 import pwd
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -211,6 +212,25 @@ class ReplicatedPostgres(LabPostgres):
             self.lab.configure("constraints", constraint)
         self.wait_primary(on=primary, timeout=timeout)
         return self
+
+    def rejoin(self, node, timeout=120):
+        """Bring back `node`, powered off with its instance (after a failover): its data made
+        anew from the primary's, then the node switched on; returns once its standby can take
+        over again. A copy, not the old data: PAF leaves an instance that crashed to the one
+        who knows why, and one that was the primary may hold WAL the promoted standby never
+        had, which it could not follow."""
+        if node.powered:
+            raise LabError(f"{node.name} is on: power it off (esrt.testing.faults) first")
+        primary = self.wait_primary(not_on=node, timeout=timeout, standbys_ready=False)
+        # As root: the directory is the postgres account's, and what a crash left in it may
+        # not be.
+        shutil.rmtree(self.data_dir(node))
+        self._postgres(primary, str(self.bindir / "pg_basebackup"), "-h", primary.address,
+                       "-p", str(PORT), "-U", "postgres", "-D", self.data_dir(node),
+                       "-X", "stream", "-c", "fast")
+        self.lab.power_on(node)
+        self.wait_primary(on=primary, timeout=timeout)
+        return node
 
     def _node_settings(self, node):
         # Outside the data directory, so that pg_basebackup and rebuilds keep it per node.

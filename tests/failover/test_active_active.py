@@ -13,7 +13,8 @@ every account's transfer numbers come back gapless and once each), and the longe
 
 A node powered off or cut from the LAN leaves a lab of three nodes with two, too few to lose
 another (quorum): those faults get a lab each. The others share one, the database primary's
-node going last.
+node going last. Last, a lab of its own sees the primary's node die, come back as a standby,
+and the promoted primary's node die in turn.
 """
 
 import contextlib
@@ -136,4 +137,24 @@ def test_power_off_of_the_database_primary_node(active_active, callers, report_o
     report_outage(f"power-off of {primary.name} (database primary{role}; {promoted.name} "
                   f"promoted, serving with a synchronous standby {promoted_after:.1f} s after)",
                   outage)
+    callers.check()
+
+
+def test_a_database_node_rejoins_and_the_next_failover_loses_nothing(own_active_active,
+                                                                      callers, report_outage):
+    """The primary's node dies and comes back as a standby (ReplicatedPostgres.rejoin: a copy of the
+    promoted primary's data); then the promoted primary's node dies too, a region's node, its
+    region with it. Through both: no acknowledged call lost or applied twice."""
+    lab, database = own_active_active.lab, own_active_active.database
+    first = database.wait_primary(timeout=60)
+    faults.power_off(lab, first)
+    second = database.wait_primary(not_on=first, timeout=60, standbys_ready=False)
+    database.rejoin(first)
+    callers.wait_for_calls()
+    since = faults.power_off(lab, second)
+    promoted = database.wait_primary(not_on=second, timeout=60, standbys_ready=False)
+    callers.wait_for_calls()
+    callers.stop()
+    report_outage(f"power-off of {second.name} (promoted primary and a region) after {first.name}"
+                  f" rejoined; {promoted.name} promoted", callers.longest_call(since))
     callers.check()
