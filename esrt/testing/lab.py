@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
@@ -105,6 +106,9 @@ class Node:
 
 
 _LIVE_LABS = set()
+_sigterm_before = None   # SIGTERM's handler before the first live lab, while labs are live
+_stopping = 0            # labs being torn down now
+_terminate = False       # a SIGTERM came during a teardown: raised once the last one ends
 
 
 @atexit.register
@@ -113,6 +117,34 @@ def _stop_leftover_labs():
     # namespaces, loop devices or a cluster running after the interpreter exits.
     for lab in list(_LIVE_LABS):
         lab.stop()
+
+
+def _terminated(signum, frame):
+    # SIGTERM (a job stopped, a CI timeout) would end the interpreter without atexit, and the
+    # labs with their clusters would outlive it. As a Ctrl-C instead: with-blocks, fixtures and
+    # atexit unwind, and every lab stops. A teardown under way is let finish first.
+    global _terminate
+    if _stopping:
+        _terminate = True
+        return
+    raise KeyboardInterrupt(f"signal {signum}: stopping the labs")
+
+
+def _watch_sigterm(live):
+    """While a lab is live, a SIGTERM stops it; the handler goes when the last one stops, and
+    a SIGTERM that came during a teardown is raised then. Only where SIGTERM was left to its
+    default, and from the main thread (Python's rule)."""
+    global _sigterm_before, _terminate
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if live and _sigterm_before is None and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        _sigterm_before = signal.signal(signal.SIGTERM, _terminated)
+    elif not live and not _LIVE_LABS and not _stopping and _sigterm_before is not None:
+        signal.signal(signal.SIGTERM, _sigterm_before)
+        _sigterm_before = None
+        if _terminate:
+            _terminate = False
+            raise KeyboardInterrupt("SIGTERM: the labs are stopped")
 
 
 class Lab:
@@ -163,6 +195,7 @@ class Lab:
             raise LabError(f"lab {self.name} is already started; use a new Lab for another one")
         self._started = True
         _LIVE_LABS.add(self)
+        _watch_sigterm(True)
         began = time.monotonic()
         try:
             self._claim_index()
@@ -192,10 +225,19 @@ class Lab:
 
     def stop(self):
         """Tear everything down (idempotent): nodes, network, disks, workdir, claim."""
+        global _stopping
         if not self._started:
             return
         self._started = False
-        _LIVE_LABS.discard(self)
+        _stopping += 1
+        try:
+            self._teardown()
+        finally:
+            _LIVE_LABS.discard(self)
+            _stopping -= 1
+            _watch_sigterm(False)
+
+    def _teardown(self):
         problems = []
         for node in self.nodes:
             try:

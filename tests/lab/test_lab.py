@@ -5,15 +5,20 @@ last one stops the lab and checks that nothing is left behind.
 """
 
 import os
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from esrt.client import Client
 from esrt.testing import Lab, LabError, lab_unavailable_reason
 from esrt.testing.apps import prepare_cblapp01
+from esrt.testing.lab import STATE_DIR
+from esrt.testing.labhost import reclaim_stale_lab
 
 REASON = lab_unavailable_reason()
 
@@ -151,3 +156,43 @@ def test_stop_leaves_no_namespace_link_loop_device_mount_or_process(lab, group):
     # /proc/PID exists for zombies too, so this also proves every process was reaped.
     assert lab_leftovers(lab, pids) == []
     lab.stop()  # idempotent
+
+
+OWNER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from esrt.testing import Lab
+with Lab(nodes=2) as lab:
+    print(lab.name, lab.workdir, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_lab_whose_owner_is_terminated_stops_with_it(tmp_path):
+    """SIGTERM to the process that started a lab (a job stopped, a CI timeout) tears the lab
+    down as stop() does, instead of leaving its cluster running."""
+    if REASON:
+        pytest.skip(REASON)
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER.format(root=str(Path(__file__).resolve().parents[2])))
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    lab = None
+    try:
+        name, workdir = owner.stdout.readline().split()
+        lab = SimpleNamespace(name=name, workdir=Path(workdir))
+        pids = [int(pid) for node in ("node1", "node2") for pid in subprocess.run(
+            ["ip", "netns", "pids", f"{name}-{node}"], capture_output=True,
+            text=True).stdout.split()]
+        assert len(pids) > 5  # each node's init, corosync, the Pacemaker daemons, mfds
+        owner.send_signal(signal.SIGTERM)
+        owner.wait(timeout=120)
+        assert lab_leftovers(lab, pids) == []
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+        if lab is not None and lab_leftovers(lab, []):
+            # What the test found left is still removed: the next labs must find none of it.
+            for claim in STATE_DIR.glob("*.pid"):
+                if claim.read_text().split()[1:2] == [lab.name]:
+                    reclaim_stale_lab(claim)
