@@ -210,8 +210,13 @@ def test_an_open_binary_connection_loses_a_revoked_token(secured):
         assert gone.status == 401 and "revoked" in gone.message
 
 
-def test_frames_behind_a_password_check_are_answered_in_order(secured):
-    host, port = secured.urls["binary_basic"][len("esrt://"):].rsplit(":", 1)
+def test_frames_behind_a_password_check_are_answered_in_order(node, srv01_car):
+    node.esrt("mfds", "user", "add", "bob", "--password", PASSWORD, "--role", "readonly")
+    # One SEP: the calls then run in the order the region dispatches them (with two, the
+    # calls dispatched together race for APPFILE01's record and either may win).
+    region = start_cblapp01_region(node, srv01_car, seps=1, extra=(
+        "--listener", "BinBasic=127.0.0.1:*,esrt,auth=basic"))
+    host, port = listener_url(region, "BinBasic", "esrt")[len("esrt://"):].rsplit(":", 1)
     good = "Basic " + base64.b64encode(f"bob:{PASSWORD}".encode()).decode()
     frames = (wire.encode_request(1, "srv01.CBLAPP01", b"{}")  # before: not yet known
               + wire.encode_credentials(2, good)
