@@ -84,8 +84,10 @@ def ratios(runs, conns):
     }
 
 
-TARGETS = {"binary_vs_twisted_echo": 0.5, "http_vs_gunicorn": 3.0, "durable_vs_null": 0.5,
-           "durable_vs_bdb_limit": 0.7}
+# The targets of issue 14. How far a durable call falls below a null one (durable_vs_null) is
+# shown without one: the durable ceiling is the storage's, measured by durable_vs_bdb_limit
+# against Berkeley DB doing the same transaction alone.
+TARGETS = {"binary_vs_twisted_echo": 0.5, "http_vs_gunicorn": 3.0, "durable_vs_bdb_limit": 0.7}
 
 
 def ratio_lines(values):
