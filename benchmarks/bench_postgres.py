@@ -7,7 +7,8 @@ region's files in a PostgreSQL cluster of its own (esrt.testing.postgres). Each 
 database transaction: the counter's row read FOR UPDATE, updated, the call's reply stored.
 
 pgbench: the same statements in one transaction, on the same table and reply store, with as
-many clients (extended protocol, as libpq's PQexecParams sends them):
+many clients, each statement prepared once per connection (`-M prepared`), as ESFH prepares
+its own once per session:
 
     BEGIN; SELECT v ... FOR UPDATE; UPDATE ... SET v; INSERT INTO the replies ...; COMMIT
 
@@ -72,7 +73,7 @@ def pgbench(cluster, script, seconds, core):
     path = Path(tempfile.mkdtemp(prefix="esrt-pgbench-")) / "cblapp01.sql"
     path.write_text(script)
     command = runners.pin_prefix(core) + [
-        str(bin_dir() / "pgbench"), "-n", "-M", "extended", "-c", str(CONNECTIONS), "-j", "1",
+        str(bin_dir() / "pgbench"), "-n", "-M", "prepared", "-c", str(CONNECTIONS), "-j", "1",
         "-T", str(seconds), "-f", str(path), cluster.dsn]
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     if result.returncode != 0:

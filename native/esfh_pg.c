@@ -87,10 +87,12 @@ static struct {
     __typeof__(PQerrorMessage) *PQerrorMessage;
     __typeof__(PQexec) *PQexec;
     __typeof__(PQexecParams) *PQexecParams;
+    __typeof__(PQexecPrepared) *PQexecPrepared;
     __typeof__(PQfinish) *PQfinish;
     __typeof__(PQgetlength) *PQgetlength;
     __typeof__(PQgetvalue) *PQgetvalue;
     __typeof__(PQntuples) *PQntuples;
+    __typeof__(PQprepare) *PQprepare;
     __typeof__(PQreset) *PQreset;
     __typeof__(PQresultErrorField) *PQresultErrorField;
     __typeof__(PQresultErrorMessage) *PQresultErrorMessage;
@@ -122,10 +124,12 @@ static int load_libpq(void)
     LOAD(PQerrorMessage);
     LOAD(PQexec);
     LOAD(PQexecParams);
+    LOAD(PQexecPrepared);
     LOAD(PQfinish);
     LOAD(PQgetlength);
     LOAD(PQgetvalue);
     LOAD(PQntuples);
+    LOAD(PQprepare);
     LOAD(PQreset);
     LOAD(PQresultErrorField);
     LOAD(PQresultErrorMessage);
@@ -152,10 +156,12 @@ missing:
 #define PQerrorMessage (*libpq.PQerrorMessage)
 #define PQexec (*libpq.PQexec)
 #define PQexecParams (*libpq.PQexecParams)
+#define PQexecPrepared (*libpq.PQexecPrepared)
 #define PQfinish (*libpq.PQfinish)
 #define PQgetlength (*libpq.PQgetlength)
 #define PQgetvalue (*libpq.PQgetvalue)
 #define PQntuples (*libpq.PQntuples)
+#define PQprepare (*libpq.PQprepare)
 #define PQreset (*libpq.PQreset)
 #define PQresultErrorField (*libpq.PQresultErrorField)
 #define PQresultErrorMessage (*libpq.PQresultErrorMessage)
@@ -223,6 +229,8 @@ int esfh_pg_store(void)
     return conninfo() != NULL;
 }
 
+#define FNV_OFFSET 14695981039346656037ULL
+
 static unsigned long long fnv1a(unsigned long long hash, const void *data, size_t size)
 {
     const unsigned char *p = data;
@@ -238,7 +246,7 @@ static unsigned long long fnv1a(unsigned long long hash, const void *data, size_
 static void session_name(long pid, char *out, size_t cap)
 {
     char host[256] = "", machine[64] = "";
-    unsigned long long hash = 14695981039346656037ULL;
+    unsigned long long hash = FNV_OFFSET;
     FILE *file = fopen("/etc/machine-id", "re");
     if (file != NULL) {
         if (fgets(machine, sizeof machine, file) == NULL)
@@ -253,12 +261,76 @@ static void session_name(long pid, char *out, size_t cap)
     snprintf(out, cap, "esfh %016llx %ld", hash, pid);
 }
 
+/* The statements prepared in this session, by their text. Each kind of statement (a file's
+ * READ, REWRITE, START in one direction...) is parsed and planned once per session instead of
+ * at every call; the texts differ only by table, key column, direction and read-ahead size, so
+ * a session has a few per file. Past PREPARED_MOST kinds the rest run unprepared: the memory
+ * they hold here and in the server stays bounded whatever the files. */
+#define PREPARED_SLOTS 1024     /* a power of two */
+#define PREPARED_MOST 512
+
+static struct {
+    unsigned long long hash;
+    char *sql;                  /* NULL: a free slot */
+} g_prepared[PREPARED_SLOTS];
+static int g_nprepared;
+
+/* A new session knows none of the old one's statements. */
+static void forget_prepared(void)
+{
+    size_t slot;
+    for (slot = 0; slot < PREPARED_SLOTS; slot++) {
+        free(g_prepared[slot].sql);
+        g_prepared[slot].sql = NULL;
+    }
+    g_nprepared = 0;
+}
+
+/* Run `sql` as a statement prepared in this session, prepared now if it is new; the result of
+ * the execution, or of the preparation when that failed (its error is the statement's: a
+ * missing table, an aborted transaction, a lost connection). */
+static PGresult *execute(const char *sql, int nparams, const Oid *types,
+                         const char *const *values, const int *lengths, int binary)
+{
+    unsigned long long hash = fnv1a(FNV_OFFSET, sql, strlen(sql));
+    size_t slot = hash & (PREPARED_SLOTS - 1);
+    char name[24];
+    char *copy;
+    PGresult *res;
+    while (g_prepared[slot].sql != NULL &&
+           (g_prepared[slot].hash != hash || strcmp(g_prepared[slot].sql, sql) != 0))
+        slot = (slot + 1) & (PREPARED_SLOTS - 1);
+    snprintf(name, sizeof name, "esfh_%zu", slot);
+    if (g_prepared[slot].sql == NULL) {
+        /* Remembered only once prepared, and prepared only when it can be remembered: a
+         * statement the server knows and this table does not would be prepared again under
+         * its name, which the server refuses. */
+        copy = g_nprepared < PREPARED_MOST ? strdup(sql) : NULL;
+        if (copy == NULL)
+            return PQexecParams(g_conn, sql, nparams, types, values, lengths,
+                                binary ? g_binary : NULL, binary);
+        res = PQprepare(g_conn, name, sql, nparams, types);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            free(copy);
+            return res;
+        }
+        PQclear(res);
+        g_prepared[slot].hash = hash;
+        g_prepared[slot].sql = copy;
+        g_nprepared++;
+    }
+    return PQexecPrepared(g_conn, name, nparams, values, lengths, binary ? g_binary : NULL,
+                          binary);
+}
+
 /* Name this process's session: a region finds the session of a SEP that died by its name, and
- * ends it before it asks whether the SEP's last call committed (esfh_pg_end_session). */
+ * ends it before it asks whether the SEP's last call committed (esfh_pg_end_session). Called
+ * whenever a session begins. */
 static void name_session(void)
 {
     char name[96], sql[160];
     PGresult *res;
+    forget_prepared();
     session_name((long)getpid(), name, sizeof name);
     /* A commit is durable when it returns (SEPs answer right after it), whatever the
      * database's default. */
@@ -379,8 +451,7 @@ static PGresult *run_as(const char *sql, int nparams, const Oid *types,
     }
     if (g_in_txn)
         hear_while_idle();
-    res = PQexecParams(g_conn, sql, nparams, types, values, lengths,
-                       binary ? g_binary : NULL, binary);
+    res = execute(sql, nparams, types, values, lengths, binary);
     statement_ended();
     status = PQresultStatus(res);
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK && !g_in_txn &&
@@ -392,8 +463,7 @@ static PGresult *run_as(const char *sql, int nparams, const Oid *types,
         PQreset(g_conn);
         if (PQstatus(g_conn) == CONNECTION_OK)
             name_session();
-        res = PQexecParams(g_conn, sql, nparams, types, values, lengths,
-                           binary ? g_binary : NULL, binary);
+        res = execute(sql, nparams, types, values, lengths, binary);
         status = PQresultStatus(res);
     }
     if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
@@ -1108,7 +1178,7 @@ static void put_be64(unsigned char *out, long long value)
 static long long key_lock(const void *key, int keylen)
 {
     const unsigned char *p = key;
-    unsigned long long hash = 14695981039346656037ULL;
+    unsigned long long hash = FNV_OFFSET;
     int i;
     for (i = 0; i < keylen; i++)
         hash = (hash ^ p[i]) * 1099511628211ULL;
