@@ -82,7 +82,7 @@ static struct {
     __typeof__(PQclear) *PQclear;
     __typeof__(PQcmdStatus) *PQcmdStatus;
     __typeof__(PQcmdTuples) *PQcmdTuples;
-    __typeof__(PQconnectdb) *PQconnectdb;
+    __typeof__(PQconnectdbParams) *PQconnectdbParams;
     __typeof__(PQconsumeInput) *PQconsumeInput;
     __typeof__(PQerrorMessage) *PQerrorMessage;
     __typeof__(PQexec) *PQexec;
@@ -119,7 +119,7 @@ static int load_libpq(void)
     LOAD(PQclear);
     LOAD(PQcmdStatus);
     LOAD(PQcmdTuples);
-    LOAD(PQconnectdb);
+    LOAD(PQconnectdbParams);
     LOAD(PQconsumeInput);
     LOAD(PQerrorMessage);
     LOAD(PQexec);
@@ -151,7 +151,7 @@ missing:
 #define PQclear (*libpq.PQclear)
 #define PQcmdStatus (*libpq.PQcmdStatus)
 #define PQcmdTuples (*libpq.PQcmdTuples)
-#define PQconnectdb (*libpq.PQconnectdb)
+#define PQconnectdbParams (*libpq.PQconnectdbParams)
 #define PQconsumeInput (*libpq.PQconsumeInput)
 #define PQerrorMessage (*libpq.PQerrorMessage)
 #define PQexec (*libpq.PQexec)
@@ -227,6 +227,21 @@ static const char *conninfo(void)
 int esfh_pg_store(void)
 {
     return conninfo() != NULL;
+}
+
+/* Connect to the store. A store that stops answering (a network cut, its node gone without
+ * closing connections) must not hold a SEP, or a region ending a dead SEP's session, for the
+ * quarter of an hour TCP's retransmissions take: unless the connection string says otherwise,
+ * connecting gives up after 10 s, and a connection after 10 s of unacknowledged sends or a
+ * silent peer (keepalives: 5 s idle, then two probes 2 s apart). The string comes last, so
+ * what it sets wins. */
+static PGconn *connect_store(void)
+{
+    static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
+                                       "keepalives_interval", "keepalives_count",
+                                       "tcp_user_timeout", "dbname", NULL};
+    const char *values[] = {"10", "1", "5", "2", "2", "10000", conninfo(), NULL};
+    return PQconnectdbParams(keys, values, 1);
 }
 
 #define FNV_OFFSET 14695981039346656037ULL
@@ -362,7 +377,7 @@ int esfh_pg_connected(void)
         return 0;
     for (i = 0; i < MAXKEYS + 4; i++)
         g_binary[i] = 1;
-    g_conn = PQconnectdb(conninfo());
+    g_conn = connect_store();
     PQsetNoticeReceiver(g_conn, heard, NULL);
     if (PQstatus(g_conn) != CONNECTION_OK) {
         esfh_set_error("ESFH: cannot connect to the PostgreSQL store named by ESFH_STORE: %s"
@@ -694,7 +709,7 @@ static int alt_columns(const char *ident)
 static int make(const char *statements, const char *what)
 {
     char sql[SQL_MAX * 2];
-    PGconn *ddl = PQconnectdb(conninfo());
+    PGconn *ddl = connect_store();
     PGresult *res = NULL;
     int ok = 0;
     PQsetNoticeReceiver(ddl, heard, NULL);

@@ -263,3 +263,96 @@ def test_a_program_idle_in_its_transaction_too_long_gets_an_error_naming_the_set
         for _ in range(3):
             scan = client.call("scan.SCANNER", {"LK-MODE": "S", "LK-KEY": 1, "LK-WAIT-MS": 0})
             assert (scan["LK-FIRST"], scan["LK-SECOND"], scan["LK-STATUS"]) == (1, 2, "00")
+
+
+@pytest.fixture
+def silent_store():
+    """The port of a listener that accepts connections and never answers: a store whose
+    network went quiet (a cut link, a node gone without closing its connections)."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        listener.close()
+
+
+CONNECT_ONLY = """
+import sys
+from esrt.cobol.esfh_build import esfh_library
+from esrt.isam import Esfh, EsfhError
+try:
+    Esfh(esfh_library()).store_open(sys.argv[1])
+except EsfhError as exc:
+    print(exc)
+"""
+
+
+def _connect_to(port, options):
+    """Start a process that opens the store at `port` with `options`; (process, what `ss`
+    shows of its connection's keepalive timer once it is established)."""
+    import re
+    import subprocess
+    import sys
+    process = subprocess.Popen([sys.executable, "-c", CONNECT_ONLY,
+                                f"host=127.0.0.1 port={port} dbname=esrt {options}"],
+                               stdout=subprocess.PIPE, text=True)
+
+    def keepalive_timer():
+        shown = subprocess.run(["ss", "-tnoH", "state", "established", "dst",
+                                f"127.0.0.1:{port}"], capture_output=True, text=True).stdout
+        found = re.search(r"timer:\(keepalive,([^,]+),", shown)
+        return found.group(1) if found else None
+
+    try:
+        return process, wait_for(keepalive_timer, "the store connection to be established",
+                                 limit=30)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+
+
+@contextlib.contextmanager
+def _stopped_after(process):
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_store_that_never_answers_is_given_up_not_waited_for(silent_store):
+    # Without timeouts in the connection string, ESFH's own: a silent connection is probed
+    # after seconds (ss shows the keepalive timer in seconds; libpq's default waits for the
+    # system's two hours), and connecting gives up instead of waiting forever.
+    process, timer = _connect_to(silent_store, "")
+    with _stopped_after(process):
+        assert "min" not in timer, f"keepalive probes only after {timer}"
+        said = process.communicate(timeout=120)[0]
+    assert "cannot connect to the PostgreSQL store" in said and "timeout expired" in said
+    # What the connection string says wins over ESFH's defaults.
+    process, timer = _connect_to(silent_store, "keepalives_idle=600 connect_timeout=2")
+    with _stopped_after(process):
+        assert "min" in timer, f"keepalive probes after {timer}, not the 10 min asked for"
+        said = process.communicate(timeout=120)[0]
+    assert "timeout expired" in said
