@@ -83,6 +83,8 @@ static struct {
     __typeof__(PQcmdStatus) *PQcmdStatus;
     __typeof__(PQcmdTuples) *PQcmdTuples;
     __typeof__(PQconnectdbParams) *PQconnectdbParams;
+    __typeof__(PQconninfoFree) *PQconninfoFree;
+    __typeof__(PQconninfoParse) *PQconninfoParse;
     __typeof__(PQconsumeInput) *PQconsumeInput;
     __typeof__(PQerrorMessage) *PQerrorMessage;
     __typeof__(PQexec) *PQexec;
@@ -120,6 +122,8 @@ static int load_libpq(void)
     LOAD(PQcmdStatus);
     LOAD(PQcmdTuples);
     LOAD(PQconnectdbParams);
+    LOAD(PQconninfoFree);
+    LOAD(PQconninfoParse);
     LOAD(PQconsumeInput);
     LOAD(PQerrorMessage);
     LOAD(PQexec);
@@ -152,6 +156,8 @@ missing:
 #define PQcmdStatus (*libpq.PQcmdStatus)
 #define PQcmdTuples (*libpq.PQcmdTuples)
 #define PQconnectdbParams (*libpq.PQconnectdbParams)
+#define PQconninfoFree (*libpq.PQconninfoFree)
+#define PQconninfoParse (*libpq.PQconninfoParse)
 #define PQconsumeInput (*libpq.PQconsumeInput)
 #define PQerrorMessage (*libpq.PQerrorMessage)
 #define PQexec (*libpq.PQexec)
@@ -229,19 +235,39 @@ int esfh_pg_store(void)
     return conninfo() != NULL;
 }
 
+/* Does the connection string, or PGSERVICE, name a service of pg_service.conf? */
+static int names_service(const char *info)
+{
+    const char *service = getenv("PGSERVICE");
+    PQconninfoOption *options = PQconninfoParse(info, NULL), *option;
+    int found = service != NULL && service[0] != '\0';
+    for (option = options; !found && option != NULL && option->keyword != NULL; option++)
+        found = strcmp(option->keyword, "service") == 0 && option->val != NULL &&
+                option->val[0] != '\0';
+    PQconninfoFree(options);
+    return found;
+}
+
 /* Connect to the store. A store that stops answering (a network cut, its node gone without
- * closing connections) must not hold a SEP, or a region ending a dead SEP's session, for the
- * quarter of an hour TCP's retransmissions take: unless the connection string says otherwise,
- * connecting gives up after 10 s, and a connection after 10 s of unacknowledged sends or a
- * silent peer (keepalives: 5 s idle, then two probes 2 s apart). The string comes last, so
- * what it sets wins. */
+ * closing connections) must not hold a SEP, or a region ending a dead SEP's session, for as
+ * long as TCP takes to give up (a quarter of an hour of retransmissions; two hours before a
+ * silent connection is even probed): connecting gives up after 10 s, and a connection after
+ * 10 s of unacknowledged sends or of a silent peer (keepalives from 5 s idle, 2 s apart).
+ * These are defaults only: the string comes last, so what it sets wins; a service file it
+ * names (or PGSERVICE) is left to say them all, and PGCONNECT_TIMEOUT the connect timeout. */
 static PGconn *connect_store(void)
 {
     static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
                                        "keepalives_interval", "keepalives_count",
                                        "tcp_user_timeout", "dbname", NULL};
     const char *values[] = {"10", "1", "5", "2", "2", "10000", conninfo(), NULL};
-    return PQconnectdbParams(keys, values, 1);
+    const char *timeout = getenv("PGCONNECT_TIMEOUT");
+    int first = 0;
+    if (names_service(conninfo()))
+        first = 6;
+    else if (timeout != NULL && timeout[0] != '\0')
+        first = 1;
+    return PQconnectdbParams(keys + first, values + first, 1);
 }
 
 #define FNV_OFFSET 14695981039346656037ULL
@@ -565,7 +591,8 @@ static int end_sessions(const char *condition, const char *first, const char *se
 /* The connection broke while COMMIT was on its way: whether the transaction committed is
  * not known until its session is gone. Connect again and end that session (the server may
  * not have noticed the break yet); then the call's reply, stored in the same transaction,
- * says whether it committed. Gives up after about 5 s (the server cannot be reached). */
+ * says whether it committed. Gives up when the server cannot be reached again (the connect
+ * timeout) or that session is still there 5 s later. */
 static void end_lost_session(long pid)
 {
     char text[32], name[96];

@@ -307,15 +307,18 @@ except EsfhError as exc:
 """
 
 
-def _connect_to(port, options):
-    """Start a process that opens the store at `port` with `options`; (process, what `ss`
-    shows of its connection's keepalive timer once it is established)."""
+def _connect_to(port, options, env=None):
+    """Start a process that opens the store at `port` with `options` (and `env` added to
+    its environment); (process, what `ss` shows of its connection's keepalive timer once it
+    is established)."""
+    import os
     import re
     import subprocess
     import sys
     process = subprocess.Popen([sys.executable, "-c", CONNECT_ONLY,
                                 f"host=127.0.0.1 port={port} dbname=esrt {options}"],
-                               stdout=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, text=True,
+                               env=dict(os.environ, **(env or {})))
 
     def keepalive_timer():
         shown = subprocess.run(["ss", "-tnoH", "state", "established", "dst",
@@ -341,7 +344,7 @@ def _stopped_after(process):
         process.wait()
 
 
-def test_a_store_that_never_answers_is_given_up_not_waited_for(silent_store):
+def test_a_store_that_never_answers_is_given_up_not_waited_for(silent_store, tmp_path):
     # Without timeouts in the connection string, ESFH's own: a silent connection is probed
     # after seconds (ss shows the keepalive timer in seconds; libpq's default waits for the
     # system's two hours), and connecting gives up instead of waiting forever.
@@ -350,9 +353,18 @@ def test_a_store_that_never_answers_is_given_up_not_waited_for(silent_store):
         assert "min" not in timer, f"keepalive probes only after {timer}"
         said = process.communicate(timeout=120)[0]
     assert "cannot connect to the PostgreSQL store" in said and "timeout expired" in said
-    # What the connection string says wins over ESFH's defaults.
-    process, timer = _connect_to(silent_store, "keepalives_idle=600 connect_timeout=2")
+    # What the connection string says wins over ESFH's defaults...
+    process, timer = _connect_to(silent_store, "keepalives_idle=600 connect_timeout=5")
     with _stopped_after(process):
         assert "min" in timer, f"keepalive probes after {timer}, not the 10 min asked for"
+        said = process.communicate(timeout=120)[0]
+    assert "timeout expired" in said
+    # ...and so does a service file it names, where such settings are often kept.
+    services = tmp_path / "pg_service.conf"
+    services.write_text("[quiet]\nkeepalives_idle=600\nconnect_timeout=5\n")
+    process, timer = _connect_to(silent_store, "service=quiet",
+                                 env={"PGSERVICEFILE": str(services)})
+    with _stopped_after(process):
+        assert "min" in timer, f"keepalive probes after {timer}, not the service's 10 min"
         said = process.communicate(timeout=120)[0]
     assert "timeout expired" in said
