@@ -368,3 +368,14 @@ def test_a_store_that_never_answers_is_given_up_not_waited_for(silent_store, tmp
         assert "min" in timer, f"keepalive probes after {timer}, not the service's 10 min"
         said = process.communicate(timeout=120)[0]
     assert "timeout expired" in said
+
+
+def test_the_file_tools_give_up_on_a_store_that_never_answers(silent_store, tmp_path):
+    # esrt file connects as ESFH does: with no timeout in the string, a clear error in seconds
+    # rather than a command that hangs.
+    result = run_esrt(["file", "count", "APPFILE01", "--store",
+                       f"host=127.0.0.1 port={silent_store} dbname=esrt"], tmp_path,
+                      check=False, timeout=120)
+    assert result.returncode != 0
+    assert "cannot connect to the PostgreSQL store" in result.stderr
+    assert "timeout expired" in result.stderr
