@@ -262,11 +262,11 @@ static PGconn *connect_store(void)
                                        "tcp_user_timeout", "dbname", NULL};
     const char *values[] = {"10", "1", "5", "2", "2", "10000", conninfo(), NULL};
     const char *timeout = getenv("PGCONNECT_TIMEOUT");
-    int first = 0;
+    int first = 0;    /* the keywords passed start there */
     if (names_service(conninfo()))
-        first = 6;
+        first = (int)(sizeof keys / sizeof keys[0]) - 2;   /* "dbname" alone */
     else if (timeout != NULL && timeout[0] != '\0')
-        first = 1;
+        first = 1;                                           /* past "connect_timeout" */
     return PQconnectdbParams(keys + first, values + first, 1);
 }
 

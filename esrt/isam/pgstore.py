@@ -13,14 +13,13 @@ deadlock or a serialization conflict is run again.
 """
 
 import json
-import os
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.conninfo import conninfo_to_dict
 
 from esrt.isam.files import DEADLOCK_RETRIES, IsamFileError, StoredFile, _shown
 from esrt.isam.layout import FileLayout, LayoutError, SEQ_LEN
+from esrt.pglink import link_defaults
 
 SCHEMA = "esfh"
 DESCRIPTIONS = "__esrt_descriptions"
@@ -32,24 +31,6 @@ NAME_MAX = 63
 # Run again: a deadlock, a serialization conflict, or a key a region wrote meanwhile (the
 # run again sees it, and says so).
 _RETRIED = (errors.DeadlockDetected, errors.SerializationFailure, errors.UniqueViolation)
-# ESFH's defaults (native/esfh_pg.c, connect_store), so that a store that stops answering fails
-# a tool within seconds instead of holding it for as long as TCP takes to give up.
-LINK_DEFAULTS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "5",
-                 "keepalives_interval": "2", "keepalives_count": "2",
-                 "tcp_user_timeout": "10000"}
-
-
-def link_defaults(conninfo):
-    """The LINK_DEFAULTS that `conninfo` leaves unset, as ESFH applies them: none when it (or
-    PGSERVICE) names a service of pg_service.conf, which is left to say them; no connect
-    timeout when PGCONNECT_TIMEOUT says one."""
-    given = conninfo_to_dict(conninfo)
-    if given.get("service") or os.environ.get("PGSERVICE"):
-        return {}
-    defaults = {name: value for name, value in LINK_DEFAULTS.items() if name not in given}
-    if os.environ.get("PGCONNECT_TIMEOUT"):
-        defaults.pop("connect_timeout", None)
-    return defaults
 
 
 def _table(name):

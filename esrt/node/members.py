@@ -15,6 +15,8 @@ from collections import Counter
 import socket
 import threading
 
+from esrt.pglink import link_defaults
+
 
 SCHEMA = "esfh"
 MEMBERS = "__esrt_members"
@@ -25,12 +27,10 @@ LOST_AFTER = 5.0
 # A member lost for this long is forgotten (its row deleted by the next heartbeat of any).
 FORGET_AFTER = 3600.0
 # A store that does not answer must not hold a region's heartbeat or mfds's sync for long:
-# bounds on connecting, on a statement, and (keepalives, TCP_USER_TIMEOUT) on a connection
-# whose peer vanished without closing it.
+# bounds on connecting and on a statement; esrt.pglink's on a connection whose peer vanished
+# without closing it.
 CONNECT_TIMEOUT = 3
 STATEMENT_TIMEOUT_MS = 5000
-LINK_OPTIONS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
-                "keepalives_count": 2, "tcp_user_timeout": 10000}
 
 
 class StoreUnavailable(Exception):
@@ -99,9 +99,9 @@ class MemberStore:
                 raise StoreUnavailable(f"PostgreSQL store {self.conninfo}: {problem}") from None
 
     def _connect(self):
-        connection = _psycopg().connect(self.conninfo, connect_timeout=CONNECT_TIMEOUT,
-                                     application_name=self.application, autocommit=True,
-                                     **LINK_OPTIONS)
+        connection = _psycopg().connect(self.conninfo, application_name=self.application,
+                                        autocommit=True,
+                                        **link_defaults(self.conninfo, CONNECT_TIMEOUT))
         try:
             self._prepare(connection)
         except BaseException:

@@ -6,7 +6,12 @@ the same counter, and an idempotency key used on one is honoured by the other.
 
 import contextlib
 import json
+import os
+import re
 import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -269,7 +274,6 @@ def test_a_program_idle_in_its_transaction_too_long_gets_an_error_naming_the_set
 def silent_store():
     """The port of a listener that accepts connections and never answers: a store whose
     network went quiet (a cut link, a node gone without closing its connections)."""
-    import socket
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -311,10 +315,6 @@ def _connect_to(port, options, env=None):
     """Start a process that opens the store at `port` with `options` (and `env` added to
     its environment); (process, what `ss` shows of its connection's keepalive timer once it
     is established)."""
-    import os
-    import re
-    import subprocess
-    import sys
     process = subprocess.Popen([sys.executable, "-c", CONNECT_ONLY,
                                 f"host=127.0.0.1 port={port} dbname=esrt {options}"],
                                stdout=subprocess.PIPE, text=True,
@@ -372,7 +372,7 @@ def test_a_store_that_never_answers_is_given_up_not_waited_for(silent_store, tmp
 
 def test_the_file_tools_give_up_on_a_store_that_never_answers(silent_store, tmp_path):
     # esrt file connects as ESFH does: with no timeout in the string, a clear error in seconds
-    # rather than a command that hangs.
+    # (psycopg's own default: 130 s).
     result = run_esrt(["file", "count", "APPFILE01", "--store",
                        f"host=127.0.0.1 port={silent_store} dbname=esrt"], tmp_path,
                       check=False, timeout=120)

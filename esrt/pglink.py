@@ -1,0 +1,32 @@
+"""How esrt's Python code connects to a PostgreSQL store (a server's `store` setting): with
+the same defaults against a store that stops answering as ESFH's own connections
+(native/esfh_pg.c, connect_store), so that a cut link or a node gone without closing its
+connections fails a heartbeat or a file tool within seconds, instead of holding it for as long
+as TCP takes to give up (a quarter of an hour of retransmissions; two hours before a silent
+connection is even probed; a silent server during connect: forever).
+
+They are defaults only: what the connection string says wins; a string (or PGSERVICE) naming a
+service of pg_service.conf gets none of them (the service file is where such settings are
+kept), and PGCONNECT_TIMEOUT keeps the connect timeout.
+"""
+
+import os
+
+LINK_DEFAULTS = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2",
+                 "keepalives_count": "2", "tcp_user_timeout": "10000"}
+CONNECT_TIMEOUT = 10
+
+
+def link_defaults(conninfo, connect_timeout=CONNECT_TIMEOUT):
+    """The connection options (name -> value, for psycopg.connect's keywords) to add to
+    `conninfo`: those of LINK_DEFAULTS and the connect timeout that it leaves unset."""
+    # psycopg is imported here, not with the module: mfds, every region and `esrt server
+    # status` reach this module, and psycopg costs each 0.1 s to load.
+    from psycopg.conninfo import conninfo_to_dict
+    given = conninfo_to_dict(conninfo)
+    if given.get("service") or os.environ.get("PGSERVICE"):
+        return {}
+    defaults = {"connect_timeout": str(connect_timeout), **LINK_DEFAULTS}
+    if os.environ.get("PGCONNECT_TIMEOUT"):
+        del defaults["connect_timeout"]
+    return {name: value for name, value in defaults.items() if name not in given}

@@ -1,0 +1,34 @@
+"""esrt.pglink: the connection options added to a PostgreSQL store's connection string."""
+
+import pytest
+
+from esrt.pglink import LINK_DEFAULTS, link_defaults
+
+
+@pytest.fixture(autouse=True)
+def no_libpq_environment(monkeypatch):
+    monkeypatch.delenv("PGSERVICE", raising=False)
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+
+
+def test_a_string_without_timeouts_gets_every_default():
+    assert link_defaults("host=db dbname=esrt") == {"connect_timeout": "10", **LINK_DEFAULTS}
+    assert link_defaults("postgresql://db/esrt", connect_timeout=3)["connect_timeout"] == "3"
+
+
+def test_what_the_string_sets_is_left_to_it():
+    added = link_defaults("postgresql://db/esrt?keepalives_idle=1&connect_timeout=2")
+    assert "keepalives_idle" not in added and "connect_timeout" not in added
+    assert added["tcp_user_timeout"] == "10000"
+
+
+def test_a_named_service_is_left_to_say_them_all(monkeypatch):
+    assert link_defaults("service=orders dbname=esrt") == {}
+    monkeypatch.setenv("PGSERVICE", "orders")
+    assert link_defaults("host=db dbname=esrt") == {}
+
+
+def test_pgconnect_timeout_keeps_the_connect_timeout(monkeypatch):
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "4")
+    added = link_defaults("host=db dbname=esrt")
+    assert "connect_timeout" not in added and added["keepalives_idle"] == "5"
