@@ -1219,12 +1219,7 @@ static void put_be64(unsigned char *out, long long value)
  * make their calls wait for each other. */
 static long long key_lock(const void *key, int keylen)
 {
-    const unsigned char *p = key;
-    unsigned long long hash = FNV_OFFSET;
-    int i;
-    for (i = 0; i < keylen; i++)
-        hash = (hash ^ p[i]) * 1099511628211ULL;
-    return (long long)hash;
+    return (long long)fnv1a(FNV_OFFSET, key, (size_t)keylen);
 }
 
 static const Oid REPLY_TYPES[3] = {BYTEAOID_, INT8OID_, BYTEAOID_};
