@@ -311,10 +311,10 @@ except EsfhError as exc:
 """
 
 
-def _connect_to(port, options, env=None):
-    """Start a process that opens the store at `port` with `options` (and `env` added to
-    its environment); (process, what `ss` shows of its connection's keepalive timer once it
-    is established)."""
+def _open_silent(port, options, env=None):
+    """Open the store at `port` with `options` in a process of its own (`env` added to its
+    environment): (what `ss` showed of its connection's keepalive timer once established,
+    what the process said when the open failed)."""
     process = subprocess.Popen([sys.executable, "-c", CONNECT_ONLY,
                                 f"host=127.0.0.1 port={port} dbname=esrt {options}"],
                                stdout=subprocess.PIPE, text=True,
@@ -327,18 +327,8 @@ def _connect_to(port, options, env=None):
         return found.group(1) if found else None
 
     try:
-        return process, wait_for(keepalive_timer, "the store connection to be established",
-                                 limit=30)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-
-
-@contextlib.contextmanager
-def _stopped_after(process):
-    try:
-        yield
+        timer = wait_for(keepalive_timer, "the store connection to be established", limit=30)
+        return timer, process.communicate(timeout=120)[0]
     finally:
         process.kill()
         process.wait()
@@ -348,25 +338,19 @@ def test_a_store_that_never_answers_is_given_up_not_waited_for(silent_store, tmp
     # Without timeouts in the connection string, ESFH's own: a silent connection is probed
     # after seconds (ss shows the keepalive timer in seconds; libpq's default waits for the
     # system's two hours), and connecting gives up instead of waiting forever.
-    process, timer = _connect_to(silent_store, "")
-    with _stopped_after(process):
-        assert "min" not in timer, f"keepalive probes only after {timer}"
-        said = process.communicate(timeout=120)[0]
+    timer, said = _open_silent(silent_store, "")
+    assert "min" not in timer, f"keepalive probes only after {timer}"
     assert "cannot connect to the PostgreSQL store" in said and "timeout expired" in said
     # What the connection string says wins over ESFH's defaults...
-    process, timer = _connect_to(silent_store, "keepalives_idle=600 connect_timeout=5")
-    with _stopped_after(process):
-        assert "min" in timer, f"keepalive probes after {timer}, not the 10 min asked for"
-        said = process.communicate(timeout=120)[0]
+    timer, said = _open_silent(silent_store, "keepalives_idle=600 connect_timeout=5")
+    assert "min" in timer, f"keepalive probes after {timer}, not the 10 min asked for"
     assert "timeout expired" in said
     # ...and so does a service file it names, where such settings are often kept.
     services = tmp_path / "pg_service.conf"
     services.write_text("[quiet]\nkeepalives_idle=600\nconnect_timeout=5\n")
-    process, timer = _connect_to(silent_store, "service=quiet",
-                                 env={"PGSERVICEFILE": str(services)})
-    with _stopped_after(process):
-        assert "min" in timer, f"keepalive probes after {timer}, not the service's 10 min"
-        said = process.communicate(timeout=120)[0]
+    timer, said = _open_silent(silent_store, "service=quiet",
+                               env={"PGSERVICEFILE": str(services)})
+    assert "min" in timer, f"keepalive probes after {timer}, not the service's 10 min"
     assert "timeout expired" in said
 
 
