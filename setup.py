@@ -75,7 +75,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["esrt", "esrt.*"]),
     # The OCF agent is a shell script template installed by `esrt ha install-agent`.
-    package_data={"esrt.ha.agent": ["region"]},
+    package_data={"esrt.ha.agent": ["region", "pgfollow"]},
     # Hot paths: the field codec, frame splitting, the HTTP front door's common case and the
     # SEP's call path. Each has a pure-Python twin, used when these were not built
     # (esrt/native.py loads them).

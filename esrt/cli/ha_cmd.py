@@ -51,13 +51,14 @@ def cmd_mdump(args):
 
 
 def cmd_ha_install_agent(args):
-    from esrt.ha.agent import AgentInstallError, install_agent
+    from esrt.ha.agent import AgentInstallError, install_agents
     try:
-        path = install_agent(args.root)
+        region, follow = install_agents(args.root)
     except AgentInstallError as exc:
         raise CommandError(str(exc)) from None
-    _say(f"OCF agent installed as {path}: use it as ocf:esrt:region with parameters "
-         "config=REGION_FILE and home=ESRT_HOME")
+    _say(f"OCF agents installed as {region} and {follow}: use ocf:esrt:region with parameters "
+         "config=REGION_FILE and home=ESRT_HOME; ocf:esrt:pgfollow (pgdata=DATA_DIRECTORY) as a "
+         "clone ordered after the floating address of a PostgreSQL primary")
     return ExitCode.OK
 
 
@@ -99,10 +100,11 @@ def add_ha_commands(commands, server_commands, casstart_parser):
     mdump.add_arguments(dump)
     dump.set_defaults(func=cmd_mdump)
 
-    ha = commands.add_parser("ha", help="cluster integration: install the OCF agent")
+    ha = commands.add_parser("ha", help="cluster integration: install the OCF agents")
     ha_commands = ha.add_subparsers(dest="ha_command", metavar="ACTION")
     ha_commands.required = True
-    install = ha_commands.add_parser("install-agent", help="install the ocf:esrt:region agent")
+    install = ha_commands.add_parser("install-agent", help="install the ocf:esrt:region "
+                                     "and ocf:esrt:pgfollow agents")
     install.add_argument("--root", default=DEFAULT_OCF_RESOURCE_DIR,
                          help=f"OCF resource.d directory (default {DEFAULT_OCF_RESOURCE_DIR})")
     install.set_defaults(func=cmd_ha_install_agent)

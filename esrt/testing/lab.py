@@ -204,7 +204,7 @@ class Lab:
                 install_fence_agent()
             except RuntimeError as exc:
                 raise LabError(str(exc)) from None
-            self._install_ocf_agent()
+            self._install_ocf_agents()
             self._make_network()
             self._power = PowerSwitch(self.workdir / "power.sock", self._switch_off,
                                       lambda: [n.name for n in self.nodes],
@@ -320,10 +320,10 @@ class Lab:
         self.nodes = [Node(self, index) for index in range(1, self.node_count + 1)]
 
     @staticmethod
-    def _install_ocf_agent():
-        from esrt.ha.agent import AgentInstallError, install_agent
+    def _install_ocf_agents():
+        from esrt.ha.agent import AgentInstallError, install_agents
         try:
-            install_agent()
+            install_agents()
         except AgentInstallError as exc:
             raise LabError(str(exc)) from None
 

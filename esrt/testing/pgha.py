@@ -12,7 +12,9 @@ in the lab's workdir); the first primary is `primary`, the others are streaming 
 with pg_basebackup. A commit waits for one standby (`ANY 1 (node1, node2, ...)`), so losing a
 standby does not stop writes and a promoted standby holds every acknowledged commit. Pacemaker
 runs the instances as a promotable clone and moves the address with the primary; a lost
-primary's node is fenced (the lab's power switch) before a standby is promoted.
+primary's node is fenced (the lab's power switch) before a standby is promoted, and once the
+address is up on the promoted one, esrt's ocf:esrt:pgfollow agent makes the other standby
+connect to it at once (a commit waits for that standby).
 
 The lab's network is its own, so every connection is trusted. Sessions whose client vanished
 (a region's node powered off) are ended fast: TCP keepalives of a second or two, and a session
@@ -32,6 +34,7 @@ from esrt.testing.postgres import PostgresError, bin_dir
 PORT = 5432
 ADDRESS_HOST = 30          # the primary's floating address: SUBNET.30
 CLONE, INSTANCE, ADDRESS = "pgsql-ha", "pgsqld", "pgsql-ip"
+FOLLOW_CLONE, FOLLOW = "pgfollow-clone", "pgfollow"
 PAF_AGENT = "/usr/lib/ocf/resource.d/heartbeat/pgsqlms"
 USER = DATABASE = "esrt"
 # The row locks of a region whose node died go with its sessions, ended after this long idle
@@ -254,18 +257,23 @@ class ReplicatedPostgres(LabPostgres):
                 f"host replication all {self.lab.subnet}.0/24 trust\n"
                 f"host all all {self.lab.subnet}.0/24 trust\n")
 
-    def _resources_xml(self):
-        """The promotable clone of the instances, and the floating address."""
-        per_node = "".join(
-            f'<instance_attributes id="{INSTANCE}-{node.name}" score="{len(self.lab.nodes) - i}">'
-            f'<rule id="{INSTANCE}-{node.name}-rule" score="INFINITY">'
-            f'<expression id="{INSTANCE}-{node.name}-expr" attribute="#uname" operation="eq" '
+    def _per_node_xml(self, resource, **params):
+        """Instance attributes of `resource` for each node: `params` maps a parameter name to
+        a function of the node giving its value there."""
+        return "".join(
+            f'<instance_attributes id="{resource}-{node.name}" score="{len(self.lab.nodes) - i}">'
+            f'<rule id="{resource}-{node.name}-rule" score="INFINITY">'
+            f'<expression id="{resource}-{node.name}-expr" attribute="#uname" operation="eq" '
             f'value="{node.name}"/></rule>'
-            f'<nvpair id="{INSTANCE}-{node.name}-pgdata" name="pgdata" '
-            f'value="{self.data_dir(node)}"/>'
-            f'<nvpair id="{INSTANCE}-{node.name}-pghost" name="pghost" '
-            f'value="{self.socket_dir(node)}"/></instance_attributes>'
+            + "".join(f'<nvpair id="{resource}-{node.name}-{name}" name="{name}" '
+                      f'value="{value(node)}"/>' for name, value in params.items())
+            + '</instance_attributes>'
             for i, node in enumerate(self.lab.nodes))
+
+    def _resources_xml(self):
+        """The promotable clone of the instances, the floating address, and the clone that
+        makes the standbys follow the address (ocf:esrt:pgfollow)."""
+        per_node = self._per_node_xml(INSTANCE, pgdata=self.data_dir, pghost=self.socket_dir)
         operations = "".join(
             f'<op id="{INSTANCE}-{name}" name="{action}" interval="{interval}" '
             f'timeout="{timeout}"{role}/>'
@@ -296,7 +304,11 @@ class ReplicatedPostgres(LabPostgres):
             f'<nvpair id="{ADDRESS}-mask" name="cidr_netmask" value="24"/>'
             f'<nvpair id="{ADDRESS}-nic" name="nic" value="lan0"/></instance_attributes>'
             f'<operations><op id="{ADDRESS}-monitor" name="monitor" interval="2s" '
-            f'timeout="20s"/></operations></primitive>')
+            f'timeout="20s"/></operations></primitive>',
+            f'<clone id="{FOLLOW_CLONE}"><primitive id="{FOLLOW}" class="ocf" provider="esrt" '
+            f'type="pgfollow">{self._per_node_xml(FOLLOW, pgdata=self.data_dir)}'
+            f'<operations><op id="{FOLLOW}-monitor" name="monitor" interval="30s" '
+            f'timeout="10s"/></operations></primitive></clone>')
 
     @staticmethod
     def _constraints_xml():
@@ -309,7 +321,10 @@ class ReplicatedPostgres(LabPostgres):
             f'then="{ADDRESS}" then-action="start" kind="Mandatory" symmetrical="false"/>',
             f'<rsc_order id="{ADDRESS}-stop-after-demote" first="{CLONE}" '
             f'first-action="demote" then="{ADDRESS}" then-action="stop" kind="Mandatory" '
-            'symmetrical="false"/>')
+            'symmetrical="false"/>',
+            # Restarted (so the standbys reconnect) whenever the address starts somewhere.
+            f'<rsc_order id="{FOLLOW}-after-address" first="{ADDRESS}" first-action="start" '
+            f'then="{FOLLOW_CLONE}" then-action="start" kind="Mandatory"/>')
 
     # -- state -----------------------------------------------------------------------------
 

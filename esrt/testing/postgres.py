@@ -68,10 +68,13 @@ def free_port():
 class PostgresCluster:
     """One PostgreSQL cluster in a temporary directory (see the module docstring)."""
 
-    def __init__(self, port=None, settings=None):
-        """`settings`: extra server settings (name -> value) for postgresql.conf."""
+    def __init__(self, port=None, settings=None, standby_of=None):
+        """`settings`: extra server settings (name -> value) for postgresql.conf;
+        `standby_of`: a running PostgresCluster this one is a streaming standby of (a copy of
+        its data taken at start, following it through its socket)."""
         self.port = port or free_port()
         self.settings = dict(settings or {})
+        self.standby_of = standby_of
         self.directory = None
         self._owner = None
 
@@ -123,8 +126,15 @@ class PostgresCluster:
                                         f"postgres account; {REMEDY}") from None
                 os.chown(self.directory, account.pw_uid, account.pw_gid)
                 self._owner = "postgres"
-            self._run(str(programs / "initdb"), "-D", str(self.data_dir), "-U", USER,
-                      "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C")
+            primary = self.standby_of
+            if primary is None:
+                self._run(str(programs / "initdb"), "-D", str(self.data_dir), "-U", USER,
+                          "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C")
+            else:
+                # -R: the copy starts as a standby whose primary_conninfo names the primary.
+                self._run(str(programs / "pg_basebackup"), "-h", str(primary.socket_dir),
+                          "-p", str(primary.port), "-U", USER, "-D", str(self.data_dir),
+                          "-R", "-X", "stream", "-c", "fast", "--no-sync")
             conf = ["listen_addresses = '127.0.0.1'", f"port = {self.port}",
                     f"unix_socket_directories = '{self.socket_dir}'",
                     *(f"{name} = {value}" for name, value in self.settings.items())]
@@ -132,8 +142,9 @@ class PostgresCluster:
                 config.write("\n".join(conf) + "\n")
             self._run(str(programs / "pg_ctl"), "-D", str(self.data_dir), "-l",
                       str(self.directory / "server.log"), "-w", "-t", "60", "start")
-            self._run(str(programs / "createdb"), "-h", str(self.socket_dir), "-p",
-                      str(self.port), "-U", USER, DATABASE)
+            if primary is None:
+                self._run(str(programs / "createdb"), "-h", str(self.socket_dir), "-p",
+                          str(self.port), "-U", USER, DATABASE)
         except BaseException:
             self.stop()
             raise

@@ -4,6 +4,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -46,6 +47,18 @@ def test_install_agent_is_executable_and_world_readable(ocf_root):
     meta = run_agent(agent, "meta-data", ocf_root)
     assert meta.returncode == 0
     assert '<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">' in meta.stdout
+
+
+def test_install_agent_command_installs_both_agents(ocf_root):
+    result = subprocess.run([sys.executable, "-m", "esrt", "ha", "install-agent", "--root",
+                             str(ocf_root / "resource.d")], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    for name in ("region", "pgfollow"):
+        agent = ocf_root / "resource.d" / "esrt" / name
+        assert str(agent) in result.stdout
+        meta = run_agent(agent, "meta-data", ocf_root)
+        assert meta.returncode == 0 and f'<resource-agent name="{name}"' in meta.stdout
 
 
 def test_ocf_tester_passes(node, srv01_car, tmp_path, ocf_root):

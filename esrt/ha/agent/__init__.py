@@ -1,4 +1,6 @@
-"""The `ocf:esrt:region` resource agent: its template (the file `region` here) and installer.
+"""esrt's resource agents and their installer: `ocf:esrt:region` (its template, the file
+`region` here) and `ocf:esrt:pgfollow` (the file `pgfollow`: a PostgreSQL standby follows a
+promoted primary at once).
 
 A cluster runs agents with an almost empty environment, so the installer writes into the
 agent where this esrt lives: the `esrt` script beside the running Python when there is one,
@@ -12,22 +14,22 @@ from pathlib import Path
 DEFAULT_OCF_RESOURCE_DIR = "/usr/lib/ocf/resource.d"
 PROVIDER = "esrt"
 AGENT_NAME = "region"
-TEMPLATE = Path(__file__).with_name(AGENT_NAME)
+AGENT_NAMES = (AGENT_NAME, "pgfollow")
 
 
 class AgentInstallError(Exception):
     """The agent could not be installed; the message says where and what to do."""
 
 
-def agent_text():
-    """The agent script with this installation's esrt command filled in."""
+def agent_text(name=AGENT_NAME):
+    """Agent `name`'s script with this installation's esrt command filled in."""
     bin_dir = Path(sys.executable).parent
     exe = bin_dir / "esrt"
     package_dir = Path(__file__).resolve().parents[3]
     values = {"@ESRT_EXE@": str(exe) if os.access(exe, os.X_OK) else "",
               "@ESRT_PYTHON@": sys.executable,
               "@ESRT_PACKAGE_DIR@": str(package_dir)}
-    text = TEMPLATE.read_text(encoding="utf-8")
+    text = Path(__file__).with_name(name).read_text(encoding="utf-8")
     for placeholder, value in values.items():
         if "'" in value:
             # The value goes between single quotes in a shell script.
@@ -37,8 +39,13 @@ def agent_text():
     return text
 
 
-def install_agent(root=DEFAULT_OCF_RESOURCE_DIR):
-    """Install the agent as ROOT/esrt/region (mode 0755); return its path.
+def install_agents(root=DEFAULT_OCF_RESOURCE_DIR):
+    """Install every agent of AGENT_NAMES (see install_agent); return their paths."""
+    return [install_agent(root, name) for name in AGENT_NAMES]
+
+
+def install_agent(root=DEFAULT_OCF_RESOURCE_DIR, name=AGENT_NAME):
+    """Install agent `name` as ROOT/esrt/NAME (mode 0755); return its path.
 
     The provider directory is made world-traversable: cluster tools run `meta-data` as an
     unprivileged user (ocf-tester uses `nobody`).
@@ -47,9 +54,9 @@ def install_agent(root=DEFAULT_OCF_RESOURCE_DIR):
     try:
         provider_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(provider_dir, 0o755)
-        target = provider_dir / AGENT_NAME
-        staging = provider_dir / f".{AGENT_NAME}.{os.getpid()}.tmp"
-        staging.write_text(agent_text(), encoding="utf-8")
+        target = provider_dir / name
+        staging = provider_dir / f".{name}.{os.getpid()}.tmp"
+        staging.write_text(agent_text(name), encoding="utf-8")
         os.chmod(staging, 0o755)
         os.replace(staging, target)
     except PermissionError as exc:
