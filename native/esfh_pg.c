@@ -35,6 +35,11 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <libpq-fe.h>
 
 #include "esfh_internal.h"
@@ -83,6 +88,9 @@ static struct {
     __typeof__(PQcmdStatus) *PQcmdStatus;
     __typeof__(PQcmdTuples) *PQcmdTuples;
     __typeof__(PQconnectdbParams) *PQconnectdbParams;
+    __typeof__(PQconnectPoll) *PQconnectPoll;
+    __typeof__(PQconnectStartParams) *PQconnectStartParams;
+    __typeof__(PQconninfo) *PQconninfo;
     __typeof__(PQconninfoFree) *PQconninfoFree;
     __typeof__(PQconninfoParse) *PQconninfoParse;
     __typeof__(PQconsumeInput) *PQconsumeInput;
@@ -96,10 +104,13 @@ static struct {
     __typeof__(PQntuples) *PQntuples;
     __typeof__(PQprepare) *PQprepare;
     __typeof__(PQreset) *PQreset;
+    __typeof__(PQresetPoll) *PQresetPoll;
+    __typeof__(PQresetStart) *PQresetStart;
     __typeof__(PQresultErrorField) *PQresultErrorField;
     __typeof__(PQresultErrorMessage) *PQresultErrorMessage;
     __typeof__(PQresultStatus) *PQresultStatus;
     __typeof__(PQsetNoticeReceiver) *PQsetNoticeReceiver;
+    __typeof__(PQsocket) *PQsocket;
     __typeof__(PQstatus) *PQstatus;
     __typeof__(PQbackendPID) *PQbackendPID;
 } libpq;
@@ -122,6 +133,9 @@ static int load_libpq(void)
     LOAD(PQcmdStatus);
     LOAD(PQcmdTuples);
     LOAD(PQconnectdbParams);
+    LOAD(PQconnectPoll);
+    LOAD(PQconnectStartParams);
+    LOAD(PQconninfo);
     LOAD(PQconninfoFree);
     LOAD(PQconninfoParse);
     LOAD(PQconsumeInput);
@@ -135,10 +149,13 @@ static int load_libpq(void)
     LOAD(PQntuples);
     LOAD(PQprepare);
     LOAD(PQreset);
+    LOAD(PQresetPoll);
+    LOAD(PQresetStart);
     LOAD(PQresultErrorField);
     LOAD(PQresultErrorMessage);
     LOAD(PQresultStatus);
     LOAD(PQsetNoticeReceiver);
+    LOAD(PQsocket);
     LOAD(PQstatus);
     LOAD(PQbackendPID);
 #undef LOAD
@@ -156,6 +173,9 @@ missing:
 #define PQcmdStatus (*libpq.PQcmdStatus)
 #define PQcmdTuples (*libpq.PQcmdTuples)
 #define PQconnectdbParams (*libpq.PQconnectdbParams)
+#define PQconnectPoll (*libpq.PQconnectPoll)
+#define PQconnectStartParams (*libpq.PQconnectStartParams)
+#define PQconninfo (*libpq.PQconninfo)
 #define PQconninfoFree (*libpq.PQconninfoFree)
 #define PQconninfoParse (*libpq.PQconninfoParse)
 #define PQconsumeInput (*libpq.PQconsumeInput)
@@ -169,10 +189,13 @@ missing:
 #define PQntuples (*libpq.PQntuples)
 #define PQprepare (*libpq.PQprepare)
 #define PQreset (*libpq.PQreset)
+#define PQresetPoll (*libpq.PQresetPoll)
+#define PQresetStart (*libpq.PQresetStart)
 #define PQresultErrorField (*libpq.PQresultErrorField)
 #define PQresultErrorMessage (*libpq.PQresultErrorMessage)
 #define PQresultStatus (*libpq.PQresultStatus)
 #define PQsetNoticeReceiver (*libpq.PQsetNoticeReceiver)
+#define PQsocket (*libpq.PQsocket)
 #define PQstatus (*libpq.PQstatus)
 #define PQbackendPID (*libpq.PQbackendPID)
 
@@ -248,6 +271,141 @@ static int names_service(const char *info)
     return found;
 }
 
+/* Milliseconds from `since` to now (CLOCK_MONOTONIC). */
+static long ms_since(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* After how many milliseconds without an answer a connection attempt towards the store is
+ * started again (0: never; see resending), and why the last connection failed where libpq
+ * cannot say (our own timeout). */
+static long g_resend_ms;
+static char g_connect_problem[160];
+
+/* The store's round trip, seen on the connection just made (kept while connecting fails:
+ * that is when it is needed): four of them, at least 250 ms, are long enough to wait for an
+ * answer to the first packet of the next connection. Over a second, TCP's own resending (its
+ * first, after a second) comes as early: no resending. */
+static void learn_round_trip(PGconn *conn)
+{
+    struct tcp_info info;
+    socklen_t size = sizeof info;
+    long wait;
+    if (PQstatus(conn) != CONNECTION_OK)
+        return;
+    g_resend_ms = 0;
+    if (getsockopt(PQsocket(conn), IPPROTO_TCP, TCP_INFO, &info, &size) != 0 ||
+        info.tcpi_rtt == 0)
+        return;   /* a Unix socket: connecting there is never left unanswered */
+    wait = 4L * (long)info.tcpi_rtt / 1000;
+    if (wait < 250)
+        wait = 250;
+    g_resend_ms = wait < 1000 ? wait : 0;
+}
+
+/* The value of `keyword` in the options `conn` uses ("" when unset), into `out`. */
+static void option_value(PGconn *conn, const char *keyword, char *out, size_t cap)
+{
+    PQconninfoOption *options = PQconninfo(conn), *option;
+    out[0] = '\0';
+    for (option = options; option != NULL && option->keyword != NULL; option++)
+        if (strcmp(option->keyword, keyword) == 0 && option->val != NULL)
+            snprintf(out, cap, "%s", option->val);
+    PQconninfoFree(options);
+}
+
+/* Are attempts towards `conn`'s store started again when left unanswered? Why: when the
+ * store's address moves to another node (a failover), an attempt sent while nobody had it
+ * waits for TCP to send its first packet again, a whole second later, however soon the new
+ * owner answers. Only towards a store known to answer in well under that (g_resend_ms), and
+ * only at one address given as such: libpq goes through several hosts, or the addresses of a
+ * name, one after the other, each with the whole connect timeout, and an attempt started
+ * again would start over at the first; there libpq connects as it always does. */
+static int resending(PGconn *conn)
+{
+    char host[256];
+    unsigned char address[sizeof(struct in6_addr)];
+    if (g_resend_ms == 0 || conn == NULL)
+        return 0;
+    option_value(conn, "hostaddr", host, sizeof host);
+    if (host[0] == '\0')
+        option_value(conn, "host", host, sizeof host);
+    return inet_pton(AF_INET, host, address) == 1 || inet_pton(AF_INET6, host, address) == 1;
+}
+
+/* Drive a connection begun by PQconnectStartParams or PQresetStart (`reset`) to its end,
+ * starting the attempt again whenever the store leaves it unanswered for g_resend_ms (see
+ * resending), and giving up, as libpq would, once the connect timeout (seconds, at least 2)
+ * has passed. */
+static void complete_connection(PGconn *conn, int reset)
+{
+    PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+    long limit_ms, left, wait;
+    struct timespec begun, attempt;
+    struct pollfd socket_events;
+    char timeout[16];
+    int ready;
+    option_value(conn, "connect_timeout", timeout, sizeof timeout);
+    limit_ms = strtol(timeout, NULL, 10) * 1000;
+    if (limit_ms > 0 && limit_ms < 2000)
+        limit_ms = 2000;
+    clock_gettime(CLOCK_MONOTONIC, &begun);
+    attempt = begun;
+    while (state != PGRES_POLLING_OK && state != PGRES_POLLING_FAILED &&
+           PQstatus(conn) != CONNECTION_BAD) {
+        wait = -1;
+        if (limit_ms > 0) {
+            wait = limit_ms - ms_since(&begun);
+            if (wait <= 0) {
+                snprintf(g_connect_problem, sizeof g_connect_problem, "timeout expired: no "
+                         "answer within %ld s (the connection string's connect_timeout)\n",
+                         limit_ms / 1000);
+                return;
+            }
+        }
+        if (PQstatus(conn) == CONNECTION_STARTED) {   /* no answer to the first packet yet */
+            left = g_resend_ms - ms_since(&attempt);
+            if (left <= 0) {
+                if (!PQresetStart(conn))
+                    return;
+                reset = 1;
+                state = PGRES_POLLING_WRITING;
+                clock_gettime(CLOCK_MONOTONIC, &attempt);
+                continue;
+            }
+            if (wait < 0 || left < wait)
+                wait = left;
+        }
+        socket_events.fd = PQsocket(conn);
+        socket_events.events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+        ready = poll(&socket_events, 1, (int)wait);
+        if (ready < 0 && errno != EINTR)
+            return;
+        if (ready > 0)
+            state = reset ? PQresetPoll(conn) : PQconnectPoll(conn);
+    }
+}
+
+/* Why connecting failed, for an error message (ends with a newline, as libpq's do). */
+static const char *connect_problem(PGconn *conn)
+{
+    return g_connect_problem[0] != '\0' ? g_connect_problem : PQerrorMessage(conn);
+}
+
+/* The store's connection, lost, made again. */
+static void reconnect(PGconn *conn)
+{
+    g_connect_problem[0] = '\0';
+    if (!resending(conn))
+        PQreset(conn);
+    else if (PQresetStart(conn))
+        complete_connection(conn, 1);
+    learn_round_trip(conn);
+}
+
 /* Connect to the store. A store that stops answering (a network cut, its node gone without
  * closing connections) must not hold a SEP, or a region ending a dead SEP's session, for as
  * long as TCP takes to give up (a quarter of an hour of retransmissions; two hours before a
@@ -263,11 +421,25 @@ static PGconn *connect_store(void)
     const char *values[] = {"10", "1", "5", "2", "2", "10000", conninfo(), NULL};
     const char *timeout = getenv("PGCONNECT_TIMEOUT");
     int first = 0;    /* the keywords passed start there */
+    PGconn *conn = NULL;
     if (names_service(conninfo()))
         first = (int)(sizeof keys / sizeof keys[0]) - 2;   /* "dbname" alone */
     else if (timeout != NULL && timeout[0] != '\0')
         first = 1;                                           /* past "connect_timeout" */
-    return PQconnectdbParams(keys + first, values + first, 1);
+    g_connect_problem[0] = '\0';
+    if (g_resend_ms > 0) {
+        conn = PQconnectStartParams(keys + first, values + first, 1);
+        if (resending(conn)) {
+            complete_connection(conn, 0);
+        } else {
+            PQfinish(conn);
+            conn = NULL;
+        }
+    }
+    if (conn == NULL)
+        conn = PQconnectdbParams(keys + first, values + first, 1);
+    learn_round_trip(conn);
+    return conn;
 }
 
 #define FNV_OFFSET 14695981039346656037ULL
@@ -388,7 +560,7 @@ int esfh_pg_connected(void)
         return 1;
     if (g_conn != NULL && !g_in_txn) {
         /* The server went away between transactions (a restart, a failover): connect again. */
-        PQreset(g_conn);
+        reconnect(g_conn);
         if (PQstatus(g_conn) == CONNECTION_OK) {
             name_session();
             return 1;
@@ -396,7 +568,7 @@ int esfh_pg_connected(void)
     }
     if (g_conn != NULL) {
         esfh_set_error("ESFH: the connection to the PostgreSQL store is lost: %s",
-                       PQerrorMessage(g_conn));
+                       connect_problem(g_conn));
         return 0;
     }
     if (load_libpq() != 0)
@@ -408,7 +580,7 @@ int esfh_pg_connected(void)
     if (PQstatus(g_conn) != CONNECTION_OK) {
         esfh_set_error("ESFH: cannot connect to the PostgreSQL store named by ESFH_STORE: %s"
                        "check that the server runs and the connection string is right",
-                       PQerrorMessage(g_conn));
+                       connect_problem(g_conn));
         PQfinish(g_conn);
         g_conn = NULL;
         return 0;
@@ -501,9 +673,16 @@ static PGresult *run_as(const char *sql, int nparams, const Oid *types,
          * session) on a connection the server dropped since (a restart): once more, on a new
          * one. Inside a transaction the transaction is gone, and that is the caller's to know. */
         PQclear(res);
-        PQreset(g_conn);
-        if (PQstatus(g_conn) == CONNECTION_OK)
-            name_session();
+        reconnect(g_conn);
+        if (PQstatus(g_conn) != CONNECTION_OK) {
+            const char *problem = connect_problem(g_conn);
+            int length = (int)strcspn(problem, "\n");   /* its first line */
+            esfh_set_error("ESFH: PostgreSQL store, %s: the connection was lost and cannot be "
+                           "made again: %.*s", what, length, problem);
+            *ret = ESFH_STORE_LOST;
+            return NULL;
+        }
+        name_session();
         res = execute(sql, nparams, types, values, lengths, binary);
         status = PQresultStatus(res);
     }
@@ -542,7 +721,7 @@ DB_TXN *esfh_pg_begin(void)
         /* The server went away since the last transaction (a restart, a failover to a
          * standby): nothing of this one was done yet, so connect again and begin there. */
         PQclear(res);
-        PQreset(g_conn);
+        reconnect(g_conn);
         if (PQstatus(g_conn) == CONNECTION_OK)
             name_session();
         res = PQexec(g_conn, BEGIN);
@@ -596,7 +775,7 @@ static int end_sessions(const char *condition, const char *first, const char *se
 static void end_lost_session(long pid)
 {
     char text[32], name[96];
-    PQreset(g_conn);
+    reconnect(g_conn);
     if (PQstatus(g_conn) != CONNECTION_OK)
         return;
     name_session();
@@ -748,7 +927,7 @@ static int make(const char *statements, const char *what)
     }
     if (!ok)
         esfh_set_error("ESFH: cannot create %s in the PostgreSQL store: %s", what,
-                       res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(ddl));
+                       res != NULL ? PQresultErrorMessage(res) : connect_problem(ddl));
     PQclear(res);
     PQfinish(ddl);
     return ok ? 0 : EIO;

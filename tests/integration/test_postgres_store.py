@@ -7,6 +7,7 @@ the same counter, and an idempotency key used on one is honoured by the other.
 import contextlib
 import json
 import os
+import queue
 import re
 import shutil
 import socket
@@ -363,3 +364,128 @@ def test_the_file_tools_give_up_on_a_store_that_never_answers(silent_store, tmp_
     assert result.returncode != 0
     assert "cannot connect to the PostgreSQL store" in result.stderr
     assert "timeout expired" in result.stderr
+
+
+class DeafeningProxy:
+    """A TCP forwarder to the store that can go deaf the way a failed-over address is until its
+    new owner has it: the connections it carried are gone, and the first packet (SYN) of a new
+    connection is dropped (its one-connection accept queue is kept full), until hear()."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.listener.settimeout(0.02)
+        self.port = self.listener.getsockname()[1]
+        self.accepting = threading.Event()
+        self.accepting.set()
+        self.stopping = threading.Event()
+        # Held while accepting: deafen() waits for an accept under way to end.
+        self.turn = threading.Lock()
+        self.carried = []
+        self.filler = None
+        self.thread = threading.Thread(target=self._accept)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopping.is_set():
+            client = None
+            with self.turn:
+                if self.accepting.is_set():
+                    with contextlib.suppress(OSError):
+                        client, _ = self.listener.accept()
+            if client is None:
+                time.sleep(0.005)
+                continue
+            if self.filler is not None:
+                client.close()  # the connection that kept the queue full
+                self.filler = None
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            self.carried += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._copy, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _copy(source, sink):
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_RDWR)
+
+    def deafen(self):
+        with self.turn:
+            self.accepting.clear()
+        for connection in self.carried:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self.carried = []
+        self.filler = socket.create_connection(("127.0.0.1", self.port))
+
+    def hear(self):
+        self.accepting.set()
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join()
+        self.listener.close()
+        for connection in self.carried:
+            connection.close()
+
+
+RECONNECT = """
+import sys
+from esrt.cobol.esfh_build import esfh_library
+from esrt.isam import Esfh, EsfhError
+esfh = Esfh(esfh_library())
+esfh.store_open(sys.argv[1])
+esfh.reply_get(b"nothing", 0)
+print("connected", flush=True)
+sys.stdin.readline()
+while True:
+    try:
+        esfh.reply_get(b"nothing", 0)  # on a connection made again: the store's was lost
+        break
+    except EsfhError as exc:
+        print("failed:", exc, flush=True)
+print("connected again", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_store_whose_address_comes_back_is_reached_without_waiting_for_tcp(postgres):
+    # A failover: the store's address had no owner for a while (longer than a connect
+    # timeout: the first call's connection gives up), and a new connection's first packet went
+    # nowhere. TCP sends it again a second later; ESFH, which has seen the store answer in
+    # microseconds, makes a new attempt within 250 ms, so the connection that gets through
+    # needed no retransmission (ss shows none).
+    proxy = DeafeningProxy(postgres.port)
+    process = subprocess.Popen(
+        [sys.executable, "-c", RECONNECT, f"host=127.0.0.1 port={proxy.port} user=esrt "
+                                          "dbname=esrt connect_timeout=2"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
+                     daemon=True).start()
+    try:
+        assert lines.get(timeout=60) == "connected\n"
+        proxy.deafen()
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        said = lines.get(timeout=60)
+        assert said.startswith("failed:") and "timeout expired" in said, said
+        time.sleep(0.4)  # the next connection's first packet is dropped; then it answers
+        proxy.hear()
+        said = lines.get(timeout=60)
+        assert said == "connected again\n", said
+        shown = subprocess.run(["ss", "-tinH", "state", "established", "dst",
+                                f"127.0.0.1:{proxy.port}"], capture_output=True,
+                               text=True).stdout
+        assert shown.strip(), "the new connection is not there"
+        assert "retrans:" not in shown, f"the connection waited for TCP to resend: {shown}"
+    finally:
+        process.kill()
+        process.communicate()
+        proxy.close()
