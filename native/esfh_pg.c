@@ -227,18 +227,19 @@ static void heard(void *unused, const PGresult *res)
         g_idled_out = 1;
 }
 
+/* Milliseconds from `since` to now (CLOCK_MONOTONIC). */
+static long ms_since(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
 /* Before a statement of a transaction that has idled a while: read what the server may have
  * said meanwhile. Sending first would meet a closed session, whose reset loses the reason. */
 static void hear_while_idle(void)
 {
-    struct timespec now;
-    long idle_ms;
-    if (g_idled_out)
-        return;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    idle_ms = (now.tv_sec - g_idle_since.tv_sec) * 1000 +
-              (now.tv_nsec - g_idle_since.tv_nsec) / 1000000;
-    if (idle_ms >= 10)
+    if (!g_idled_out && ms_since(&g_idle_since) >= 10)
         PQconsumeInput(g_conn);
 }
 
@@ -258,58 +259,10 @@ int esfh_pg_store(void)
     return conninfo() != NULL;
 }
 
-/* Does the connection string, or PGSERVICE, name a service of pg_service.conf? */
-static int names_service(const char *info)
+/* The value of `keyword` among libpq's `options` ("" when unset), into `out`; frees them. */
+static void option_value(PQconninfoOption *options, const char *keyword, char *out, size_t cap)
 {
-    const char *service = getenv("PGSERVICE");
-    PQconninfoOption *options = PQconninfoParse(info, NULL), *option;
-    int found = service != NULL && service[0] != '\0';
-    for (option = options; !found && option != NULL && option->keyword != NULL; option++)
-        found = strcmp(option->keyword, "service") == 0 && option->val != NULL &&
-                option->val[0] != '\0';
-    PQconninfoFree(options);
-    return found;
-}
-
-/* Milliseconds from `since` to now (CLOCK_MONOTONIC). */
-static long ms_since(const struct timespec *since)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
-}
-
-/* After how many milliseconds without an answer a connection attempt towards the store is
- * started again (0: never; see resending), and why the last connection failed where libpq
- * cannot say (our own timeout). */
-static long g_resend_ms;
-static char g_connect_problem[160];
-
-/* The store's round trip, seen on the connection just made (kept while connecting fails:
- * that is when it is needed): four of them, at least 250 ms, are long enough to wait for an
- * answer to the first packet of the next connection. Over a second, TCP's own resending (its
- * first, after a second) comes as early: no resending. */
-static void learn_round_trip(PGconn *conn)
-{
-    struct tcp_info info;
-    socklen_t size = sizeof info;
-    long wait;
-    if (PQstatus(conn) != CONNECTION_OK)
-        return;
-    g_resend_ms = 0;
-    if (getsockopt(PQsocket(conn), IPPROTO_TCP, TCP_INFO, &info, &size) != 0 ||
-        info.tcpi_rtt == 0)
-        return;   /* a Unix socket: connecting there is never left unanswered */
-    wait = 4L * (long)info.tcpi_rtt / 1000;
-    if (wait < 250)
-        wait = 250;
-    g_resend_ms = wait < 1000 ? wait : 0;
-}
-
-/* The value of `keyword` in the options `conn` uses ("" when unset), into `out`. */
-static void option_value(PGconn *conn, const char *keyword, char *out, size_t cap)
-{
-    PQconninfoOption *options = PQconninfo(conn), *option;
+    PQconninfoOption *option;
     out[0] = '\0';
     for (option = options; option != NULL && option->keyword != NULL; option++)
         if (strcmp(option->keyword, keyword) == 0 && option->val != NULL)
@@ -317,73 +270,119 @@ static void option_value(PGconn *conn, const char *keyword, char *out, size_t ca
     PQconninfoFree(options);
 }
 
-/* Are attempts towards `conn`'s store started again when left unanswered? Why: when the
- * store's address moves to another node (a failover), an attempt sent while nobody had it
- * waits for TCP to send its first packet again, a whole second later, however soon the new
- * owner answers. Only towards a store known to answer in well under that (g_resend_ms), and
- * only at one address given as such: libpq goes through several hosts, or the addresses of a
- * name, one after the other, each with the whole connect timeout, and an attempt started
- * again would start over at the first; there libpq connects as it always does. */
-static int resending(PGconn *conn)
+/* Does the connection string, or PGSERVICE, name a service of pg_service.conf? */
+static int names_service(const char *info)
 {
-    char host[256];
+    const char *service = getenv("PGSERVICE");
+    char named[256];
+    option_value(PQconninfoParse(info, NULL), "service", named, sizeof named);
+    return named[0] != '\0' || (service != NULL && service[0] != '\0');
+}
+
+/* After how many milliseconds without an answer a connection attempt towards the store is
+ * started again (0: never; see learn_round_trip), and why the last connection failed where
+ * libpq cannot say. */
+static long g_resend_ms;
+static char g_connect_problem[160];
+
+/* The connect timeout of `conn` in milliseconds, as libpq applies it (seconds, at least 2;
+ * 0: none). */
+static long connect_limit_ms(PGconn *conn)
+{
+    char timeout[16];
+    long limit_ms;
+    option_value(PQconninfo(conn), "connect_timeout", timeout, sizeof timeout);
+    limit_ms = strtol(timeout, NULL, 10) * 1000;
+    return limit_ms > 0 && limit_ms < 2000 ? 2000 : limit_ms;
+}
+
+/* Whether, and after how long, the next attempts towards the store just connected start again
+ * when left unanswered. Why: when the store's address moves to another node (a failover), an
+ * attempt sent while nobody had it waits for TCP to send its first packet again, a whole
+ * second later, however soon the new owner answers. Four round trips of this connection, at
+ * least 250 ms, are long enough to wait for that answer; at a second or more, TCP's own
+ * resending comes as early. Only at one address given as such (libpq goes through several
+ * hosts, or the addresses of a name, one at a time, each with the whole connect timeout, and
+ * an attempt started again would start over at the first) and within a connect timeout
+ * (without one, attempts made again would never end); elsewhere libpq connects as it always
+ * does. Kept while connecting fails: that is when it is needed. */
+static void learn_round_trip(PGconn *conn)
+{
+    struct tcp_info info;
+    socklen_t size = sizeof info;
     unsigned char address[sizeof(struct in6_addr)];
-    if (g_resend_ms == 0 || conn == NULL)
-        return 0;
-    option_value(conn, "hostaddr", host, sizeof host);
+    char host[256];
+    long wait;
+    if (PQstatus(conn) != CONNECTION_OK)
+        return;
+    g_resend_ms = 0;
+    option_value(PQconninfo(conn), "hostaddr", host, sizeof host);
     if (host[0] == '\0')
-        option_value(conn, "host", host, sizeof host);
-    return inet_pton(AF_INET, host, address) == 1 || inet_pton(AF_INET6, host, address) == 1;
+        option_value(PQconninfo(conn), "host", host, sizeof host);
+    if ((inet_pton(AF_INET, host, address) != 1 && inet_pton(AF_INET6, host, address) != 1) ||
+        connect_limit_ms(conn) == 0 ||
+        getsockopt(PQsocket(conn), IPPROTO_TCP, TCP_INFO, &info, &size) != 0 ||
+        info.tcpi_rtt == 0)
+        return;
+    wait = 4L * (long)info.tcpi_rtt / 1000;
+    if (wait < 250)
+        wait = 250;
+    g_resend_ms = wait < 1000 ? wait : 0;
 }
 
 /* Drive a connection begun by PQconnectStartParams or PQresetStart (`reset`) to its end,
- * starting the attempt again whenever the store leaves it unanswered for g_resend_ms (see
- * resending), and giving up, as libpq would, once the connect timeout (seconds, at least 2)
- * has passed. */
+ * starting the attempt again whenever its first packet is left unanswered for g_resend_ms,
+ * and giving up, as libpq would, once the connect timeout has passed. (A fixed pace, not a
+ * growing one: the connect timeout bounds the attempts, a few a second.) */
 static void complete_connection(PGconn *conn, int reset)
 {
     PostgresPollingStatusType state = PGRES_POLLING_WRITING;
-    long limit_ms, left, wait;
+    long limit_ms = connect_limit_ms(conn), left, wait;
+    /* Without a connect timeout (g_resend_ms was learnt with one), none is started again. */
+    long resend_ms = limit_ms > 0 ? g_resend_ms : 0;
     struct timespec begun, attempt;
     struct pollfd socket_events;
-    char timeout[16];
+    ConnStatusType seen = CONNECTION_BAD;
     int ready;
-    option_value(conn, "connect_timeout", timeout, sizeof timeout);
-    limit_ms = strtol(timeout, NULL, 10) * 1000;
-    if (limit_ms > 0 && limit_ms < 2000)
-        limit_ms = 2000;
     clock_gettime(CLOCK_MONOTONIC, &begun);
-    attempt = begun;
     while (state != PGRES_POLLING_OK && state != PGRES_POLLING_FAILED &&
            PQstatus(conn) != CONNECTION_BAD) {
-        wait = -1;
+        wait = 1000;   /* at most, between two looks at the clock */
         if (limit_ms > 0) {
-            wait = limit_ms - ms_since(&begun);
-            if (wait <= 0) {
-                snprintf(g_connect_problem, sizeof g_connect_problem, "timeout expired: no "
-                         "answer within %ld s (the connection string's connect_timeout)\n",
+            left = limit_ms - ms_since(&begun);
+            if (left <= 0) {
+                snprintf(g_connect_problem, sizeof g_connect_problem,
+                         "timeout expired: no answer within %ld s (connect_timeout)\n",
                          limit_ms / 1000);
                 return;
             }
+            if (left < wait)
+                wait = left;
         }
-        if (PQstatus(conn) == CONNECTION_STARTED) {   /* no answer to the first packet yet */
-            left = g_resend_ms - ms_since(&attempt);
+        if (PQstatus(conn) == CONNECTION_STARTED && seen != CONNECTION_STARTED)
+            clock_gettime(CLOCK_MONOTONIC, &attempt);   /* a first packet sent: libpq's or ours */
+        seen = PQstatus(conn);
+        if (resend_ms > 0 && seen == CONNECTION_STARTED) {   /* and not answered yet */
+            left = resend_ms - ms_since(&attempt);
             if (left <= 0) {
                 if (!PQresetStart(conn))
                     return;
                 reset = 1;
                 state = PGRES_POLLING_WRITING;
-                clock_gettime(CLOCK_MONOTONIC, &attempt);
+                seen = CONNECTION_BAD;
                 continue;
             }
-            if (wait < 0 || left < wait)
+            if (left < wait)
                 wait = left;
         }
         socket_events.fd = PQsocket(conn);
         socket_events.events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
         ready = poll(&socket_events, 1, (int)wait);
-        if (ready < 0 && errno != EINTR)
+        if (ready < 0 && errno != EINTR) {
+            snprintf(g_connect_problem, sizeof g_connect_problem, "waiting for the store: %s\n",
+                     strerror(errno));
             return;
+        }
         if (ready > 0)
             state = reset ? PQresetPoll(conn) : PQconnectPoll(conn);
     }
@@ -399,7 +398,7 @@ static const char *connect_problem(PGconn *conn)
 static void reconnect(PGconn *conn)
 {
     g_connect_problem[0] = '\0';
-    if (!resending(conn))
+    if (g_resend_ms == 0)
         PQreset(conn);
     else if (PQresetStart(conn))
         complete_connection(conn, 1);
@@ -421,23 +420,19 @@ static PGconn *connect_store(void)
     const char *values[] = {"10", "1", "5", "2", "2", "10000", conninfo(), NULL};
     const char *timeout = getenv("PGCONNECT_TIMEOUT");
     int first = 0;    /* the keywords passed start there */
-    PGconn *conn = NULL;
+    PGconn *conn;
     if (names_service(conninfo()))
         first = (int)(sizeof keys / sizeof keys[0]) - 2;   /* "dbname" alone */
     else if (timeout != NULL && timeout[0] != '\0')
         first = 1;                                           /* past "connect_timeout" */
     g_connect_problem[0] = '\0';
-    if (g_resend_ms > 0) {
-        conn = PQconnectStartParams(keys + first, values + first, 1);
-        if (resending(conn)) {
-            complete_connection(conn, 0);
-        } else {
-            PQfinish(conn);
-            conn = NULL;
-        }
-    }
-    if (conn == NULL)
+    if (g_resend_ms == 0) {
         conn = PQconnectdbParams(keys + first, values + first, 1);
+    } else {
+        conn = PQconnectStartParams(keys + first, values + first, 1);
+        if (conn != NULL)
+            complete_connection(conn, 0);
+    }
     learn_round_trip(conn);
     return conn;
 }

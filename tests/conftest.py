@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +52,18 @@ def postgres():
     from esrt.testing.postgres import PostgresCluster
     with PostgresCluster() as cluster:
         yield cluster
+
+
+@pytest.fixture
+def ocf_root():
+    """A world-traversable OCF root for esrt's resource agents: ocf-tester runs meta-data as
+    user nobody, who cannot enter pytest's private tmp directories."""
+    root = Path(tempfile.mkdtemp(prefix="esrt-ocf-"))
+    os.chmod(root, 0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 _databases = iter(range(1, 1_000_000))

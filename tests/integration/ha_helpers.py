@@ -1,10 +1,36 @@
-"""Helpers for the HA tests: a portable region (region file + deploy + data) outside any repo."""
+"""Helpers for the HA tests: a portable region (region file + deploy + data) outside any repo,
+and running esrt's OCF agents as a cluster would."""
 
 import json
+import os
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import EXAMPLES
+
+OCF_TESTER = shutil.which("ocf-tester")
+needs_ocf_tester = pytest.mark.skipif(
+    OCF_TESTER is None, reason="ocf-tester is not installed (Debian package resource-agents: "
+                               "`apt-get install resource-agents`)")
+
+
+def agent_environment(ocf_root, **params):
+    """The environment a cluster gives an agent: OCF_ROOT, parameters as OCF_RESKEY_*, and a
+    state directory (HA_RSCTMP) of the test's own."""
+    environ = dict(os.environ, OCF_ROOT=str(ocf_root), HA_RSCTMP=str(ocf_root / "run"))
+    environ.update({f"OCF_RESKEY_{key}": value for key, value in params.items()})
+    return environ
+
+
+def run_agent(agent, action, ocf_root, **params):
+    """Run `action` of the agent at path `agent` as instance esrt1."""
+    return subprocess.run([str(agent), action], capture_output=True, text=True, timeout=180,
+                          env=dict(agent_environment(ocf_root, **params),
+                                   OCF_RESOURCE_INSTANCE="esrt1"))
 
 
 def free_port():

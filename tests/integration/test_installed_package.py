@@ -69,6 +69,17 @@ def test_the_wheel_carries_esrt_faultfs_when_libfuse3_is_there(installed):
     assert usage.returncode == 2 and "esrt-faultfs [-f] [-o OPTIONS] SOURCE_DIR" in usage.stderr
 
 
+def test_the_wheel_carries_the_resource_agents(installed, tmp_path):
+    root = tmp_path / "resource.d"
+    subprocess.run([str(installed / "esrt"), "ha", "install-agent", "--root", str(root)],
+                   check=True, capture_output=True, text=True, cwd=installed.parent, timeout=60,
+                   env={"PATH": "/usr/bin:/bin"})
+    for name in ("region", "pgfollow"):
+        meta = subprocess.run([str(root / "esrt" / name), "meta-data"], capture_output=True,
+                              text=True, timeout=60)
+        assert meta.returncode == 0 and f'<resource-agent name="{name}"' in meta.stdout
+
+
 def test_cblapp01_flow_runs_from_the_installed_package(installed, tmp_path):
     demo = tmp_path / "cblapp01"
     shutil.copytree(EXAMPLES, demo)

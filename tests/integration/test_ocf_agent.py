@@ -1,41 +1,14 @@
 """The ocf:esrt:region agent passes Debian's ocf-tester with a real CBLAPP01 region."""
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
-
-import pytest
 
 from esrt.ha.agent import install_agent
-from ha_helpers import make_portable_region
+from ha_helpers import OCF_TESTER, make_portable_region, needs_ocf_tester, run_agent
 
-OCF_TESTER = shutil.which("ocf-tester")
-pytestmark = pytest.mark.skipif(
-    OCF_TESTER is None, reason="ocf-tester is not installed (Debian package resource-agents: "
-                               "`apt-get install resource-agents`)")
-
-
-@pytest.fixture
-def ocf_root():
-    """A world-traversable OCF root: ocf-tester runs meta-data as user nobody, who cannot
-    enter pytest's private tmp directories."""
-    root = Path(tempfile.mkdtemp(prefix="esrt-ocf-"))
-    os.chmod(root, 0o755)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def run_agent(agent, action, ocf_root, **params):
-    environ = dict(os.environ, OCF_ROOT=str(ocf_root), OCF_RESOURCE_INSTANCE="esrt1")
-    environ.update({f"OCF_RESKEY_{key}": value for key, value in params.items()})
-    return subprocess.run([str(agent), action], env=environ, capture_output=True, text=True,
-                          timeout=180)
+pytestmark = needs_ocf_tester
 
 
 def test_install_agent_is_executable_and_world_readable(ocf_root):
