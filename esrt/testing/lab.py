@@ -468,6 +468,11 @@ class Lab:
             raise LabError(f"{node.name} is already on")
         # A fence may still be switching it off: let that finish first.
         self._kill_node(node)
+        # It boots with its own address only, as a machine does: one a resource agent had
+        # added (a floating address) went with the power, or two nodes would answer for it.
+        inside = ["ip", "netns", "exec", node.netns]
+        run_host(inside + ["ip", "addr", "flush", "dev", NODE_NIC])
+        run_host(inside + ["ip", "addr", "add", f"{node.address}/24", "dev", NODE_NIC])
         run_host(["ip", "link", "set", node.veth, "up"])
         self._boot_node(node)
         self._wait_cluster(timeout)

@@ -231,6 +231,12 @@ class ReplicatedPostgres(LabPostgres):
         self._postgres(primary, str(self.bindir / "pg_basebackup"), "-h", primary.address,
                        "-p", str(PORT), "-U", "postgres", "-D", self.data_dir(node),
                        "-X", "stream", "-c", "fast")
+        # PAF keeps a node's promotion score for ever, through its death: the one it had then
+        # (a primary's 1001, if it was one) would make it the next failover's first choice
+        # before its standby even runs, and wait_primary take it for ready. Without one, the
+        # primary's next monitor gives it a score once it streams.
+        self.lab.crm("crm_attribute", "--node", node.name, "--name", f"master-{INSTANCE}",
+                     "--lifetime", "forever", "--delete")
         self.lab.power_on(node)
         self.wait_primary(on=primary, timeout=timeout)
         return node
