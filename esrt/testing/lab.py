@@ -339,8 +339,16 @@ class Lab:
             run_host(["ip", "link", "set", node.veth, "up"])
             inside = ["ip", "netns", "exec", node.netns]
             run_host(inside + ["ip", "link", "set", "lo", "up"])
-            run_host(inside + ["ip", "addr", "add", f"{node.address}/24", "dev", NODE_NIC])
+            self._address_node(node)
             run_host(inside + ["ip", "link", "set", NODE_NIC, "up"])
+
+    @staticmethod
+    def _address_node(node):
+        """Give the node's NIC its own address, and only that one (IPv4; the link-local IPv6
+        address stays)."""
+        inside = ["ip", "netns", "exec", node.netns]
+        run_host(inside + ["ip", "-4", "addr", "flush", "dev", NODE_NIC])
+        run_host(inside + ["ip", "addr", "add", f"{node.address}/24", "dev", NODE_NIC])
 
     def _prepare_node(self, node):
         import grp
@@ -470,9 +478,7 @@ class Lab:
         self._kill_node(node)
         # It boots with its own address only, as a machine does: one a resource agent had
         # added (a floating address) went with the power, or two nodes would answer for it.
-        inside = ["ip", "netns", "exec", node.netns]
-        run_host(inside + ["ip", "addr", "flush", "dev", NODE_NIC])
-        run_host(inside + ["ip", "addr", "add", f"{node.address}/24", "dev", NODE_NIC])
+        self._address_node(node)
         run_host(["ip", "link", "set", node.veth, "up"])
         self._boot_node(node)
         self._wait_cluster(timeout)
