@@ -12,8 +12,12 @@ kept), and PGCONNECT_TIMEOUT keeps the connect timeout.
 
 import os
 
+# target_session_attrs: what these connections do writes, and a standby the store's address
+# leads to for a moment during a failover refuses them; refused at connect, it is a store not
+# reachable for now (retried), not an error of the work.
 LINK_DEFAULTS = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2",
-                 "keepalives_count": "2", "tcp_user_timeout": "10000"}
+                 "keepalives_count": "2", "tcp_user_timeout": "10000",
+                 "target_session_attrs": "read-write"}
 CONNECT_TIMEOUT = 10
 
 

@@ -37,6 +37,7 @@ static DB_ENV *g_env;
 static int g_in_request;        /* between esfh_begin and esfh_commit/esfh_abort */
 static DB_TXN *g_req_txn;       /* the request's transaction, begun at its first file access */
 static int g_req_lost;          /* ESFH_STORE_LOST: that BEGIN could not reach the store */
+static char g_req_lost_why[400];    /* and why, as ESFH said then */
 static DB_TXN *g_interval_txn;  /* ESFH_COMMIT_INTERVAL's transaction */
 static int g_doomed;
 static int g_interval = -1;     /* -1: not read from the environment yet */
@@ -404,8 +405,12 @@ static DB_TXN *request_txn(void)
         /* A request whose transaction could not begin has none for the rest of it: none of
          * its operations, reply lookups or its commit may run outside one (a lookup without
          * the key's lock could let the call run twice). */
-        if ((g_req_txn = esfh_pg_begin()) == NULL)
+        if ((g_req_txn = esfh_pg_begin()) == NULL) {
             g_req_lost = ESFH_STORE_LOST;
+            /* its first line: libpq's messages end in a newline */
+            snprintf(g_req_lost_why, sizeof g_req_lost_why, "%.*s",
+                     (int)strcspn(esfh_last_error(), "\n"), esfh_last_error());
+        }
         return g_req_txn;
     }
     ret = g_env->txn_begin(g_env, NULL, &g_req_txn, 0);
@@ -565,7 +570,7 @@ int esfh_commit(void)
         /* Its transaction never began: nothing of the request is in the store. */
         g_req_lost = 0;
         esfh_set_error("ESFH: the PostgreSQL store could not be reached to begin the call's "
-                       "transaction; nothing of it committed: re-run it");
+                       "transaction; nothing of it committed: re-run it (%s)", g_req_lost_why);
         return ESFH_STORE_LOST;
     }
     if (txn == NULL)

@@ -213,6 +213,7 @@ static int g_binary[MAXKEYS + 4];
 static long g_backend_pid;      /* the server process of this connection's session */
 
 static int g_idled_out;         /* the server said it ends the session: its transaction idled */
+static int g_read_only;         /* the session's server refused a write: the next one is new */
 static struct timespec g_idle_since;    /* when the transaction's last statement ended */
 
 /* What the server says outside a statement. libpq would write its notices ("schema esfh
@@ -398,6 +399,7 @@ static const char *connect_problem(PGconn *conn)
 static void reconnect(PGconn *conn)
 {
     g_connect_problem[0] = '\0';
+    g_read_only = 0;
     if (g_resend_ms == 0)
         PQreset(conn);
     else if (PQresetStart(conn))
@@ -410,14 +412,18 @@ static void reconnect(PGconn *conn)
  * long as TCP takes to give up (a quarter of an hour of retransmissions; two hours before a
  * silent connection is even probed): connecting gives up after 10 s, and a connection after
  * 10 s of unacknowledged sends or of a silent peer (keepalives from 5 s idle, 2 s apart).
+ * A server that accepts no writes is refused at connect (target_session_attrs): during a
+ * failover the store's address can lead to a standby for a moment, where every call would
+ * fail for good; refused, the store is lost for now and the calls are retried.
  * These are defaults only: the string comes last, so what it sets wins; a service file it
  * names (or PGSERVICE) is left to say them all, and PGCONNECT_TIMEOUT the connect timeout. */
 static PGconn *connect_store(void)
 {
     static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
                                        "keepalives_interval", "keepalives_count",
-                                       "tcp_user_timeout", "dbname", NULL};
-    const char *values[] = {"10", "1", "5", "2", "2", "10000", conninfo(), NULL};
+                                       "tcp_user_timeout", "target_session_attrs", "dbname",
+                                       NULL};
+    const char *values[] = {"10", "1", "5", "2", "2", "10000", "read-write", conninfo(), NULL};
     const char *timeout = getenv("PGCONNECT_TIMEOUT");
     int first = 0;    /* the keywords passed start there */
     PGconn *conn;
@@ -551,10 +557,11 @@ static void name_session(void)
 int esfh_pg_connected(void)
 {
     int i;
-    if (g_conn != NULL && PQstatus(g_conn) == CONNECTION_OK)
+    if (g_conn != NULL && PQstatus(g_conn) == CONNECTION_OK && !(g_read_only && !g_in_txn))
         return 1;
     if (g_conn != NULL && !g_in_txn) {
-        /* The server went away between transactions (a restart, a failover): connect again. */
+        /* The server went away between transactions (a restart, a failover), or refused a
+         * write (a standby the store's address led to): connect again. */
         reconnect(g_conn);
         if (PQstatus(g_conn) == CONNECTION_OK) {
             name_session();
@@ -574,7 +581,8 @@ int esfh_pg_connected(void)
     PQsetNoticeReceiver(g_conn, heard, NULL);
     if (PQstatus(g_conn) != CONNECTION_OK) {
         esfh_set_error("ESFH: cannot connect to the PostgreSQL store named by ESFH_STORE: %s"
-                       "check that the server runs and the connection string is right",
+                       "check that the server runs, that it is the primary (a standby accepts "
+                       "no writes), and that the connection string is right",
                        connect_problem(g_conn));
         PQfinish(g_conn);
         g_conn = NULL;
@@ -636,6 +644,19 @@ static int failure(PGresult *res, const char *what)
         if (g_in_txn)
             g_failed = ESFH_IDLE_TIMEOUT;
         return ESFH_IDLE_TIMEOUT;
+    }
+    if (state != NULL && strcmp(state, "25006") == 0) {
+        /* The session's server accepts no writes: a standby (a string allowing one, or a
+         * service file without target_session_attrs) or a primary made read-only. A new
+         * session may reach a primary: the store is lost for now, the call not failed. */
+        esfh_set_error("ESFH: PostgreSQL store, %s: the server accepts no writes (a standby, "
+                       "or default_transaction_read_only is on); the store must lead to the "
+                       "primary: %.*s", what,
+                       (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
+        g_read_only = 1;
+        if (g_in_txn)
+            g_failed = ESFH_STORE_LOST;
+        return ESFH_STORE_LOST;
     }
     esfh_set_error("ESFH: PostgreSQL store, %s: %s", what,
                    res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(g_conn));
@@ -717,8 +738,12 @@ DB_TXN *esfh_pg_begin(void)
          * standby): nothing of this one was done yet, so connect again and begin there. */
         PQclear(res);
         reconnect(g_conn);
-        if (PQstatus(g_conn) == CONNECTION_OK)
-            name_session();
+        if (PQstatus(g_conn) != CONNECTION_OK) {
+            esfh_set_error("ESFH: the connection to the PostgreSQL store was lost and cannot be "
+                           "made again: %s", connect_problem(g_conn));
+            return NULL;
+        }
+        name_session();
         res = PQexec(g_conn, BEGIN);
     }
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {

@@ -48,7 +48,8 @@ class PgStore:
                                               **link_defaults(conninfo))
         except psycopg.Error as exc:
             raise IsamFileError(f"cannot connect to the {self.home}: {exc}; check that the "
-                                "server runs and the connection string is right") from None
+                                "server runs, that it is the primary (a standby accepts no "
+                                "writes), and that the connection string is right") from None
         self._files = []
         try:
             self.transaction(self._make_schema)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, Node
-from tests.integration.ha_helpers import free_port
+from conftest import EXAMPLES, ROOT, Node
+from ha_helpers import free_port
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ import pytest
 
 from esrt.client import Client, ServiceError
 
+from esrt.testing.postgres import PostgresCluster
+
 from conftest import (SERVICES, CallLoad, run_esrt, start_cblapp01_region,
                       start_second_region, wait_for)
 
@@ -369,7 +371,8 @@ def test_the_file_tools_give_up_on_a_store_that_never_answers(silent_store, tmp_
 class DeafeningProxy:
     """A TCP forwarder to the store that can go deaf the way a failed-over address is until its
     new owner has it: the connections it carried are gone, and the first packet (SYN) of a new
-    connection is dropped (its one-connection accept queue is kept full), until hear()."""
+    connection is dropped (its one-connection accept queue is kept full), until hear(). Or it
+    can lead to another server from now on (move_to)."""
 
     def __init__(self, target_port):
         self.target_port = target_port
@@ -415,14 +418,25 @@ class DeafeningProxy:
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_RDWR)
 
-    def deafen(self):
-        with self.turn:
-            self.accepting.clear()
+    def _cut(self):
         for connection in self.carried:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
         self.carried = []
+
+    def deafen(self):
+        with self.turn:
+            self.accepting.clear()
+        self._cut()
         self.filler = socket.create_connection(("127.0.0.1", self.port))
+
+    def move_to(self, port, cut=True):
+        """New connections go to the server at `port`; with `cut`, those carried so far end
+        (as an address that moves to another node), else they stay with the old server."""
+        with self.turn:
+            self.target_port = port
+            if cut:
+                self._cut()
 
     def hear(self):
         self.accepting.set()
@@ -488,4 +502,98 @@ def test_a_store_whose_address_comes_back_is_reached_without_waiting_for_tcp(pos
     finally:
         process.kill()
         process.communicate()
+        proxy.close()
+
+
+def test_a_region_whose_store_address_leads_to_a_standby_answers_retry_later(
+        node, srv01_car, pg_store, postgres):
+    # During a failover the store's address can lead to a standby for a moment (two nodes
+    # answering for it, the old primary back as a standby). A call there is not failed for
+    # good: 503 store_unavailable, which the client retries with its idempotency key, and it
+    # runs once when the address leads to the primary again.
+    database = pg_store.rsplit("dbname=", 1)[1]
+    proxy = DeafeningProxy(postgres.port)
+    try:
+        with PostgresCluster(standby_of=postgres) as standby:
+            store = f"host=127.0.0.1 port={proxy.port} user=esrt dbname={database}"
+            region = start_cblapp01_region(node, srv01_car, extra=("--store", store))
+            with Client(region.url) as client:
+                assert [client.call("srv01.CBLAPP01")["LK-COUNTER"] for _ in range(2)] == [0, 1]
+                proxy.move_to(standby.port)
+                with pytest.raises(ServiceError) as refused:
+                    client.call("srv01.CBLAPP01")
+                assert refused.value.status == 503, refused.value
+                assert refused.value.code == "store_unavailable", refused.value
+                assert "read-only" in refused.value.message, refused.value.message
+                # The file tools refuse it the same way, saying what to check.
+                tool = run_esrt(["file", "count", "APPFILE01", "--store", store], node.home,
+                                check=False)
+                assert tool.returncode != 0
+                assert "read-only" in tool.stderr and "the primary" in tool.stderr, tool.stderr
+                key = str(uuid.uuid4())
+                retried = threading.Timer(1.0, proxy.move_to, args=(postgres.port,))
+                retried.start()
+                try:
+                    again = client.call("srv01.CBLAPP01", idempotency_key=key, retry_for=60)
+                finally:
+                    retried.cancel()
+                    retried.join()
+                assert again["LK-COUNTER"] == 2
+                assert client.call("srv01.CBLAPP01", idempotency_key=key)["LK-COUNTER"] == 2
+                assert client.call("srv01.CBLAPP01")["LK-COUNTER"] == 3
+    finally:
+        proxy.close()
+
+
+WRITE_TWICE = """
+import sys
+from esrt.cobol.esfh_build import esfh_library
+from esrt.isam import ESFH_STORE_LOST, Esfh, EsfhError
+esfh = Esfh(esfh_library())
+esfh.store_open(sys.argv[1])
+for attempt in range(2):
+    esfh.begin()
+    try:
+        esfh.reply_put(b"key%d" % attempt, b"written", 2**40)
+        esfh.commit()
+        print("written", flush=True)
+    except EsfhError as exc:
+        esfh.abort()
+        print("lost" if exc.code == ESFH_STORE_LOST else "failed", exc, flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_session_on_a_server_that_refuses_writes_is_replaced(postgres, pg_store):
+    # A string that allows any server (target_session_attrs=any) reached a standby: the
+    # refused write is a store lost for now (retried), not a failed call, and the next
+    # transaction starts on a new session, which reaches the primary once the address does.
+    database = pg_store.rsplit("dbname=", 1)[1]
+    proxy = DeafeningProxy(postgres.port)
+    try:
+        with PostgresCluster(standby_of=postgres) as standby:
+            # The replies table, made on the primary, is on the standby once it has replayed.
+            subprocess.run([sys.executable, "-c", WRITE_TWICE.replace("range(2)", "range(1)"),
+                            pg_store], input="\n", text=True, check=True, capture_output=True)
+            wait_for(lambda: standby.psql("SELECT to_regclass('esfh.__esrt_replies') IS NOT NULL",
+                                          dsn=standby.dsn.replace("dbname=esrt",
+                                                                  f"dbname={database}")
+                                          ).strip() == "t", "the standby to replay")
+            proxy.move_to(standby.port)
+            process = subprocess.Popen(
+                [sys.executable, "-c", WRITE_TWICE, f"host=127.0.0.1 port={proxy.port} "
+                 f"user=esrt dbname={database} target_session_attrs=any"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                said = process.stdout.readline()
+                assert said.startswith("lost") and "accepts no writes" in said, said
+                proxy.move_to(postgres.port, cut=False)
+                process.stdin.write("\n")
+                process.stdin.flush()
+                said = process.stdout.readline()
+                assert said == "written\n", said
+            finally:
+                process.kill()
+                process.communicate()
+    finally:
         proxy.close()
