@@ -7,7 +7,9 @@ connection is even probed; a silent server during connect: forever).
 
 They are defaults only: what the connection string says wins; a string (or PGSERVICE) naming a
 service of pg_service.conf gets none of them (the service file is where such settings are
-kept), and PGCONNECT_TIMEOUT keeps the connect timeout.
+kept), and PGCONNECT_TIMEOUT keeps the connect timeout. A service's own connect timeout is
+passed on explicitly: psycopg waits for a connection itself, reading the timeout from the
+string and PGCONNECT_TIMEOUT only (130 s otherwise), never from the service file.
 """
 
 import os
@@ -29,8 +31,24 @@ def link_defaults(conninfo, connect_timeout=CONNECT_TIMEOUT):
     from psycopg.conninfo import conninfo_to_dict
     given = conninfo_to_dict(conninfo)
     if given.get("service") or os.environ.get("PGSERVICE"):
-        return {}
+        if "connect_timeout" in given or os.environ.get("PGCONNECT_TIMEOUT"):
+            return {}
+        return _service_connect_timeout(conninfo)
     defaults = {"connect_timeout": str(connect_timeout), **LINK_DEFAULTS}
     if os.environ.get("PGCONNECT_TIMEOUT"):
         del defaults["connect_timeout"]
     return {name: value for name, value in defaults.items() if name not in given}
+
+
+def _service_connect_timeout(conninfo):
+    """{"connect_timeout": N} when the service `conninfo` names sets one, else {}."""
+    from psycopg import pq
+    # libpq reads the service file as it starts a connection (it knows where the file is and
+    # how a user's file and the system's combine); that connection is dropped unused.
+    started = pq.PGconn.connect_start(conninfo.encode())
+    try:
+        options = {option.keyword: option.val for option in started.info}
+    finally:
+        started.finish()
+    timeout = options.get(b"connect_timeout")
+    return {"connect_timeout": timeout.decode()} if timeout else {}

@@ -357,7 +357,8 @@ def test_a_store_that_never_answers_is_given_up_not_waited_for(silent_store, tmp
     assert "timeout expired" in said
 
 
-def test_the_file_tools_give_up_on_a_store_that_never_answers(silent_store, tmp_path):
+def test_the_file_tools_give_up_on_a_store_that_never_answers(silent_store, tmp_path,
+                                                              monkeypatch):
     # esrt file connects as ESFH does: with no timeout in the string, a clear error in seconds
     # (psycopg's own default: 130 s).
     result = run_esrt(["file", "count", "APPFILE01", "--store",
@@ -366,6 +367,14 @@ def test_the_file_tools_give_up_on_a_store_that_never_answers(silent_store, tmp_
     assert result.returncode != 0
     assert "cannot connect to the PostgreSQL store" in result.stderr
     assert "timeout expired" in result.stderr
+    # A service's connect timeout holds too (psycopg would not read it: 130 s).
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[quiet]\nhost=127.0.0.1\nport={silent_store}\nconnect_timeout=3\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    result = run_esrt(["file", "count", "APPFILE01", "--store", "service=quiet dbname=esrt"],
+                      tmp_path, check=False, timeout=100)
+    assert result.returncode != 0
+    assert "timeout expired" in result.stderr, result.stderr
 
 
 class DeafeningProxy:

@@ -28,6 +28,20 @@ def test_a_named_service_is_left_to_say_them_all(monkeypatch):
     assert link_defaults("host=db dbname=esrt") == {}
 
 
+def test_a_services_connect_timeout_is_passed_on(monkeypatch, tmp_path):
+    # psycopg never reads the service file's timeout: without it, it would wait 130 s.
+    services = tmp_path / "pg_service.conf"
+    services.write_text("[orders]\nhost=127.0.0.1\nport=1\nconnect_timeout=4\n"
+                        "[plain]\nhost=127.0.0.1\nport=1\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    assert link_defaults("service=orders dbname=esrt") == {"connect_timeout": "4"}
+    assert link_defaults("service=plain dbname=esrt") == {}
+    assert link_defaults("service=orders dbname=esrt connect_timeout=2") == {}
+    assert link_defaults("service=missing dbname=esrt") == {}
+    monkeypatch.setenv("PGSERVICE", "orders")
+    assert link_defaults("dbname=esrt") == {"connect_timeout": "4"}
+
+
 def test_pgconnect_timeout_keeps_the_connect_timeout(monkeypatch):
     monkeypatch.setenv("PGCONNECT_TIMEOUT", "4")
     added = link_defaults("host=db dbname=esrt")
