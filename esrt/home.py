@@ -68,7 +68,7 @@ def write_text_atomic(path, text, mode=None):
     gets those permissions before it appears)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     if mode is not None:
         tmp.chmod(mode)
     os.replace(tmp, path)

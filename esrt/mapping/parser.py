@@ -24,6 +24,7 @@ import json
 import os
 import re
 
+from esrt.home import write_text_atomic
 from esrt.mapping import model
 from esrt.mapping.model import MappingError
 from esrt.mapping.source import FORMAT_DIRECTIVE, expand_copies, fail, tokenize
@@ -471,11 +472,7 @@ def defmap(sources, service, copy_dirs=()):
 
 def write_mapping(doc, path):
     """Write a mapping document as indented JSON that users can edit."""
-    text = json.dumps(doc, indent=2) + "\n"
-    tmp = "%s.tmp" % path
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
 
 
 def load_mapping(path):

@@ -9,12 +9,12 @@ then), so the region never writes under the bare mountpoint; stop unmounts (lazi
 region left files open); monitor looks for the mount.
 """
 
-import os
 import sys
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from esrt.ha.agent import DEFAULT_OCF_RESOURCE_DIR, PROVIDER
+from esrt.home import write_text_atomic
 
 AGENT_NAME = "faultfs"
 
@@ -91,10 +91,7 @@ def install_agent(root=DEFAULT_OCF_RESOURCE_DIR, python=sys.executable):
     text = AGENT_TEXT.replace("@PYTHON@", python)
     if target.exists() and target.read_text() == text:
         return target
-    staging = provider_dir / f".{AGENT_NAME}.{os.getpid()}.tmp"
-    staging.write_text(text)
-    os.chmod(staging, 0o755)
-    os.replace(staging, target)
+    write_text_atomic(target, text, mode=0o755)
     return target
 
 

@@ -15,6 +15,8 @@ import socket
 import threading
 from pathlib import Path
 
+from esrt.home import write_text_atomic
+
 FENCE_AGENT_NAME = "fence_esrtlab"
 FENCE_AGENT_DIR = Path("/usr/sbin")
 
@@ -173,10 +175,7 @@ def install_fence_agent(directory=FENCE_AGENT_DIR):
     try:
         if target.exists() and target.read_text() == FENCE_AGENT_TEXT:
             return target
-        staging = target.with_name(f".{FENCE_AGENT_NAME}.{os.getpid()}.tmp")
-        staging.write_text(FENCE_AGENT_TEXT)
-        os.chmod(staging, 0o755)
-        os.replace(staging, target)
+        write_text_atomic(target, FENCE_AGENT_TEXT, mode=0o755)
     except OSError as exc:
         raise RuntimeError(f"cannot install the lab's fence agent as {target}: {exc}; "
                            "run the lab as root") from None

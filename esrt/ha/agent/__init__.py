@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from esrt.home import write_text_atomic
+
 DEFAULT_OCF_RESOURCE_DIR = "/usr/lib/ocf/resource.d"
 PROVIDER = "esrt"
 AGENT_NAME = "region"
@@ -55,10 +57,7 @@ def install_agent(root=DEFAULT_OCF_RESOURCE_DIR, name=AGENT_NAME):
         provider_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(provider_dir, 0o755)
         target = provider_dir / name
-        staging = provider_dir / f".{name}.{os.getpid()}.tmp"
-        staging.write_text(agent_text(name), encoding="utf-8")
-        os.chmod(staging, 0o755)
-        os.replace(staging, target)
+        write_text_atomic(target, agent_text(name), mode=0o755)
     except PermissionError as exc:
         raise AgentInstallError(f"cannot install the OCF agent into {provider_dir}: {exc.strerror}"
                                 "; run as root or pass --root DIR") from None
