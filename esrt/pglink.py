@@ -7,9 +7,9 @@ connection is even probed; a silent server during connect: forever).
 
 They are defaults only: what the connection string says wins; a string (or PGSERVICE) naming a
 service of pg_service.conf gets none of them (the service file is where such settings are
-kept), and PGCONNECT_TIMEOUT keeps the connect timeout. A service's own connect timeout is
-passed on explicitly: psycopg waits for a connection itself, reading the timeout from the
-string and PGCONNECT_TIMEOUT only (130 s otherwise), never from the service file.
+kept), and PGCONNECT_TIMEOUT and PGTARGETSESSIONATTRS keep theirs. A service's own connect
+timeout is passed on explicitly: psycopg waits for a connection itself, reading the timeout
+from the string and PGCONNECT_TIMEOUT only (130 s otherwise), never from the service file.
 """
 
 import os
@@ -21,6 +21,9 @@ LINK_DEFAULTS = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval
                  "keepalives_count": "2", "tcp_user_timeout": "10000",
                  "target_session_attrs": "read-write"}
 CONNECT_TIMEOUT = 10
+# libpq's environment variables that say a default instead (as the string does).
+ENVIRONMENT = {"connect_timeout": "PGCONNECT_TIMEOUT",
+               "target_session_attrs": "PGTARGETSESSIONATTRS"}
 
 
 def link_defaults(conninfo, connect_timeout=CONNECT_TIMEOUT):
@@ -35,9 +38,8 @@ def link_defaults(conninfo, connect_timeout=CONNECT_TIMEOUT):
             return {}
         return _service_connect_timeout(conninfo)
     defaults = {"connect_timeout": str(connect_timeout), **LINK_DEFAULTS}
-    if os.environ.get("PGCONNECT_TIMEOUT"):
-        del defaults["connect_timeout"]
-    return {name: value for name, value in defaults.items() if name not in given}
+    return {name: value for name, value in defaults.items()
+            if name not in given and not os.environ.get(ENVIRONMENT.get(name, ""))}
 
 
 def _service_connect_timeout(conninfo):

@@ -393,6 +393,18 @@ static int interval(void)
     return g_interval;
 }
 
+/* `text` on one line (libpq's messages hold newlines, and end in one) into out. */
+static void one_line(char *out, size_t cap, const char *text)
+{
+    size_t n;
+    snprintf(out, cap, "%s", text);
+    for (n = 0; out[n] != '\0'; n++)
+        if (out[n] == '\n')
+            out[n] = ' ';
+    while (n > 0 && out[n - 1] == ' ')
+        out[--n] = '\0';
+}
+
 /* The request's transaction, begun now if this is the request's first file access: a call
  * that touches no file then costs no transaction at all (begin and commit were a fifth of a
  * null service's time in its SEP). NULL outside a request, or when it cannot begin. */
@@ -407,9 +419,7 @@ static DB_TXN *request_txn(void)
          * the key's lock could let the call run twice). */
         if ((g_req_txn = esfh_pg_begin()) == NULL) {
             g_req_lost = ESFH_STORE_LOST;
-            /* its first line: libpq's messages end in a newline */
-            snprintf(g_req_lost_why, sizeof g_req_lost_why, "%.*s",
-                     (int)strcspn(esfh_last_error(), "\n"), esfh_last_error());
+            one_line(g_req_lost_why, sizeof g_req_lost_why, esfh_last_error());
         }
         return g_req_txn;
     }

@@ -407,35 +407,52 @@ static void reconnect(PGconn *conn)
     learn_round_trip(conn);
 }
 
-/* Connect to the store. A store that stops answering (a network cut, its node gone without
- * closing connections) must not hold a SEP, or a region ending a dead SEP's session, for as
- * long as TCP takes to give up (a quarter of an hour of retransmissions; two hours before a
- * silent connection is even probed): connecting gives up after 10 s, and a connection after
- * 10 s of unacknowledged sends or of a silent peer (keepalives from 5 s idle, 2 s apart).
- * A server that accepts no writes is refused at connect (target_session_attrs): during a
- * failover the store's address can lead to a standby for a moment, where every call would
- * fail for good; refused, the store is lost for now and the calls are retried.
- * These are defaults only: the string comes last, so what it sets wins; a service file it
- * names (or PGSERVICE) is left to say them all, and PGCONNECT_TIMEOUT the connect timeout. */
+/* ESFH's connection defaults, each with the environment variable of libpq that says it instead.
+ * A store that stops answering (a network cut, its node gone without closing connections)
+ * must not hold a SEP, or a region ending a dead SEP's session, for as long as TCP takes to
+ * give up (a quarter of an hour of retransmissions; two hours before a silent connection is
+ * even probed): connecting gives up after 10 s, and a connection after 10 s of unacknowledged
+ * sends or of a silent peer (keepalives from 5 s idle, 2 s apart). A server that accepts no
+ * writes is refused at connect (target_session_attrs): during a failover the store's address
+ * can lead to a standby for a moment, where every call would fail for good; refused, the
+ * store is lost for now and the calls are retried. */
+static const struct {
+    const char *key, *value, *environment;
+} DEFAULTS[] = {
+    {"connect_timeout", "10", "PGCONNECT_TIMEOUT"},
+    {"keepalives", "1", NULL},
+    {"keepalives_idle", "5", NULL},
+    {"keepalives_interval", "2", NULL},
+    {"keepalives_count", "2", NULL},
+    {"tcp_user_timeout", "10000", NULL},
+    {"target_session_attrs", "read-write", "PGTARGETSESSIONATTRS"},
+};
+#define NDEFAULTS (sizeof DEFAULTS / sizeof DEFAULTS[0])
+
+/* Connect to the store, with DEFAULTS. They are defaults only: the string comes last, so what
+ * it sets wins, and so does a default's environment variable; a service file it names (or
+ * PGSERVICE) is left to say them all. */
 static PGconn *connect_store(void)
 {
-    static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
-                                       "keepalives_interval", "keepalives_count",
-                                       "tcp_user_timeout", "target_session_attrs", "dbname",
-                                       NULL};
-    const char *values[] = {"10", "1", "5", "2", "2", "10000", "read-write", conninfo(), NULL};
-    const char *timeout = getenv("PGCONNECT_TIMEOUT");
-    int first = 0;    /* the keywords passed start there */
+    const char *keys[NDEFAULTS + 2], *values[NDEFAULTS + 2];
+    size_t i, n = 0;
+    int service = names_service(conninfo());
     PGconn *conn;
-    if (names_service(conninfo()))
-        first = (int)(sizeof keys / sizeof keys[0]) - 2;   /* "dbname" alone */
-    else if (timeout != NULL && timeout[0] != '\0')
-        first = 1;                                           /* past "connect_timeout" */
+    for (i = 0; i < NDEFAULTS && !service; i++) {
+        const char *set = DEFAULTS[i].environment ? getenv(DEFAULTS[i].environment) : NULL;
+        if (set == NULL || set[0] == '\0') {
+            keys[n] = DEFAULTS[i].key;
+            values[n++] = DEFAULTS[i].value;
+        }
+    }
+    keys[n] = "dbname";     /* with expand_dbname: the whole string */
+    values[n++] = conninfo();
+    keys[n] = values[n] = NULL;
     g_connect_problem[0] = '\0';
     if (g_resend_ms == 0) {
-        conn = PQconnectdbParams(keys + first, values + first, 1);
+        conn = PQconnectdbParams(keys, values, 1);
     } else {
-        conn = PQconnectStartParams(keys + first, values + first, 1);
+        conn = PQconnectStartParams(keys, values, 1);
         if (conn != NULL)
             complete_connection(conn, 0);
     }
@@ -598,6 +615,7 @@ void esfh_pg_close(void)
         PQfinish(g_conn);
     g_conn = NULL;
     g_in_txn = 0;
+    g_read_only = 0;
 }
 
 /* Did the server end the session because the transaction idled too long (SQLSTATE 25P03)?
@@ -937,20 +955,23 @@ static int make(const char *statements, const char *what)
     char sql[SQL_MAX * 2];
     PGconn *ddl = connect_store();
     PGresult *res = NULL;
-    int ok = 0;
+    const char *state;
+    int ret = ESFH_STORE_LOST;    /* not connected: out of reach for now, as for a call */
     PQsetNoticeReceiver(ddl, heard, NULL);
     if (PQstatus(ddl) == CONNECTION_OK) {
         snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('esfh'));"
                  " CREATE SCHEMA IF NOT EXISTS " SCHEMA "; %s; COMMIT", statements);
         res = PQexec(ddl, sql);
-        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        ret = PQresultStatus(res) == PGRES_COMMAND_OK ? 0
+              : state != NULL && strcmp(state, "25006") == 0 ? ESFH_STORE_LOST : EIO;
     }
-    if (!ok)
+    if (ret != 0)
         esfh_set_error("ESFH: cannot create %s in the PostgreSQL store: %s", what,
                        res != NULL ? PQresultErrorMessage(res) : connect_problem(ddl));
     PQclear(res);
     PQfinish(ddl);
-    return ok ? 0 : EIO;
+    return ret;
 }
 
 /* The file's table, as esfh_pg.c's header describes it. */
@@ -1385,21 +1406,23 @@ static int g_replies_ready;
 
 static int replies_table(void)
 {
+    int ret;
     if (g_replies_ready)
         return 0;
     if (!esfh_pg_connected())
-        return EIO;
+        return ESFH_STORE_LOST;
     /* Made once: every process asking for CREATE would need the right to create, and its
      * CREATE INDEX IF NOT EXISTS would queue behind every reply being written. */
     if (table_exists(REPLIES) == 1) {
         g_replies_ready = 1;
         return 0;
     }
-    if (make("CREATE TABLE IF NOT EXISTS " REPLIES " (key bytea PRIMARY KEY,"
+    ret = make("CREATE TABLE IF NOT EXISTS " REPLIES " (key bytea PRIMARY KEY,"
              " expires bigint NOT NULL, data bytea NOT NULL);"
              " CREATE INDEX IF NOT EXISTS __esrt_replies_expires ON " REPLIES " (expires)",
-             "the reply store") != 0)
-        return EIO;
+             "the reply store");
+    if (ret != 0)
+        return ret;
     g_replies_ready = 1;
     return 0;
 }

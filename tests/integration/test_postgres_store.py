@@ -407,15 +407,21 @@ class DeafeningProxy:
                 if self.accepting.is_set():
                     with contextlib.suppress(OSError):
                         client, _ = self.listener.accept()
+                if client is not None and self.filler is not None:
+                    client.close()  # the connection that kept the queue full
+                    self.filler = None
+                    continue
+                if client is not None:
+                    # Under the turn: a move_to meanwhile would not see this one to cut it.
+                    try:
+                        server = socket.create_connection(("127.0.0.1", self.target_port))
+                    except OSError:
+                        client.close()  # nothing there: as a refused connection
+                        continue
+                    self.carried += [client, server]
             if client is None:
                 time.sleep(0.005)
                 continue
-            if self.filler is not None:
-                client.close()  # the connection that kept the queue full
-                self.filler = None
-                continue
-            server = socket.create_connection(("127.0.0.1", self.target_port))
-            self.carried += [client, server]
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self._copy, args=(source, sink), daemon=True).start()
 
@@ -436,7 +442,7 @@ class DeafeningProxy:
     def deafen(self):
         with self.turn:
             self.accepting.clear()
-        self._cut()
+            self._cut()
         self.filler = socket.create_connection(("127.0.0.1", self.port))
 
     def move_to(self, port, cut=True):
@@ -593,13 +599,16 @@ def test_a_session_on_a_server_that_refuses_writes_is_replaced(postgres, pg_stor
                 [sys.executable, "-c", WRITE_TWICE, f"host=127.0.0.1 port={proxy.port} "
                  f"user=esrt dbname={database} target_session_attrs=any"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            lines = queue.Queue()
+            threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
+                             daemon=True).start()
             try:
-                said = process.stdout.readline()
+                said = lines.get(timeout=60)
                 assert said.startswith("lost") and "accepts no writes" in said, said
                 proxy.move_to(postgres.port, cut=False)
                 process.stdin.write("\n")
                 process.stdin.flush()
-                said = process.stdout.readline()
+                said = lines.get(timeout=60)
                 assert said == "written\n", said
             finally:
                 process.kill()

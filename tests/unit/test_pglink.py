@@ -9,6 +9,7 @@ from esrt.pglink import LINK_DEFAULTS, link_defaults
 def no_libpq_environment(monkeypatch):
     monkeypatch.delenv("PGSERVICE", raising=False)
     monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    monkeypatch.delenv("PGTARGETSESSIONATTRS", raising=False)
 
 
 def test_a_string_without_timeouts_gets_every_default():
@@ -46,3 +47,13 @@ def test_pgconnect_timeout_keeps_the_connect_timeout(monkeypatch):
     monkeypatch.setenv("PGCONNECT_TIMEOUT", "4")
     added = link_defaults("host=db dbname=esrt")
     assert "connect_timeout" not in added and added["keepalives_idle"] == "5"
+
+
+def test_pgtargetsessionattrs_keeps_the_servers_asked_for(monkeypatch):
+    # A pooler in front of the store, or a tool reading a standby, may ask for any server.
+    assert link_defaults("host=db dbname=esrt")["target_session_attrs"] == "read-write"
+    assert "target_session_attrs" not in link_defaults(
+        "host=db dbname=esrt target_session_attrs=any")
+    monkeypatch.setenv("PGTARGETSESSIONATTRS", "any")
+    added = link_defaults("host=db dbname=esrt")
+    assert "target_session_attrs" not in added and added["keepalives_idle"] == "5"
