@@ -7,17 +7,15 @@ at once and runs there
 with the same idempotency key, generated when the caller gave none. A call that committed on
 the first listener before its reply was lost therefore returns that reply from the next one
 (the regions share their stored replies), instead of running twice. Once every listener has
-failed the call, it fails, unless `retry_for` seconds allow more rounds (with pauses).
+failed the call, it fails, unless `retry_for` seconds allow more rounds (with the pauses of
+esrt.client.common).
 """
 
 import time
 import uuid
 
-from esrt.client.common import RETRIED_STATUSES, ConnectionFailed, ServiceError
-
-# Pauses between rounds over every listener: short at first, at most a second.
-FIRST_PAUSE = 0.05
-LONGEST_PAUSE = 1.0
+from esrt.client.common import (FIRST_PAUSE, LONGEST_PAUSE, RETRIED_STATUSES, ConnectionFailed,
+                                ServiceError)
 
 
 class FailoverClient:
