@@ -579,11 +579,19 @@ for attempt in range(2):
 """
 
 
-def test_a_session_on_a_server_that_refuses_writes_is_replaced(postgres, pg_store):
-    # A string that allows any server (target_session_attrs=any) reached a standby: the
-    # refused write is a store lost for now (retried), not a failed call, and the next
-    # transaction starts on a new session, which reaches the primary once the address does.
+@pytest.mark.parametrize("allowed_by", ["string", "environment"])
+def test_a_session_on_a_server_that_refuses_writes_is_replaced(postgres, pg_store, allowed_by):
+    # A store that allows any server (target_session_attrs=any in the string, or
+    # PGTARGETSESSIONATTRS: a pooler in front) reached a standby: the refused write is a store
+    # lost for now (retried), not a failed call, and the next transaction starts on a new
+    # session, which reaches the primary once the address does.
     database = pg_store.rsplit("dbname=", 1)[1]
+    store = f"host=127.0.0.1 port={{}} user=esrt dbname={database}"
+    environment = dict(os.environ)
+    if allowed_by == "string":
+        store += " target_session_attrs=any"
+    else:
+        environment["PGTARGETSESSIONATTRS"] = "any"
     proxy = DeafeningProxy(postgres.port)
     try:
         with PostgresCluster(standby_of=postgres) as standby:
@@ -596,9 +604,8 @@ def test_a_session_on_a_server_that_refuses_writes_is_replaced(postgres, pg_stor
                                           ).strip() == "t", "the standby to replay")
             proxy.move_to(standby.port)
             process = subprocess.Popen(
-                [sys.executable, "-c", WRITE_TWICE, f"host=127.0.0.1 port={proxy.port} "
-                 f"user=esrt dbname={database} target_session_attrs=any"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                [sys.executable, "-c", WRITE_TWICE, store.format(proxy.port)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment)
             lines = queue.Queue()
             threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
                              daemon=True).start()
