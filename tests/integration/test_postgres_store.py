@@ -622,3 +622,16 @@ def test_a_session_on_a_server_that_refuses_writes_is_replaced(postgres, pg_stor
                 process.communicate()
     finally:
         proxy.close()
+
+
+def test_a_reply_store_a_standby_cannot_make_is_a_store_lost_not_a_failure(postgres, pg_store):
+    # ESFH makes its tables on a connection of its own; on a server that accepts no writes
+    # that is the store out of reach for now (503, retried), as for the call's own writes.
+    database = pg_store.rsplit("dbname=", 1)[1]
+    with PostgresCluster(standby_of=postgres) as standby:
+        # The standby's copy, taken now, has the database, and no reply store yet.
+        on_standby = f"host=127.0.0.1 port={standby.port} user=esrt dbname={database}"
+        said = subprocess.run([sys.executable, "-c", WRITE_TWICE.replace("range(2)", "range(1)"),
+                               on_standby + " target_session_attrs=any"], input="\n",
+                              text=True, capture_output=True, timeout=120).stdout
+        assert said.startswith("lost") and "cannot create the reply store" in said, said
