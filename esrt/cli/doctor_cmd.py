@@ -55,7 +55,8 @@ def cmd_doctor(args):
 
 def add_doctor_command(commands):
     doctor = commands.add_parser("doctor", help="check this node (packages, ESFH, limits, "
-                                 "ports, disks, clock, ESRT_HOME, mfds) and say what to fix")
+                                 "ports, disks, clock, ESRT_HOME, mfds, PostgreSQL stores) and "
+                                 "say what to fix")
     doctor.add_argument("--server", action="append", metavar="NAME",
                         help="check this server only (repeatable; default: every server "
                         "defined on the node)")

@@ -2,7 +2,8 @@
 
 Each check looks at one thing a region needs (the Debian packages, the ESFH build, enough
 file descriptors, free ports, room on the data and log disks, a synchronised clock, a private
-ESRT_HOME, a reachable mfds) and returns Findings: "ok", "warn" (works, but will bite: say so
+ESRT_HOME, a reachable mfds, each PostgreSQL store reached, writable and open to ESFH's tables)
+and returns Findings: "ok", "warn" (works, but will bite: say so
 before it does) or "fail" (a server will not start or not serve), each with the fix. Checks
 only look: nothing is started, built or changed.
 """
@@ -36,6 +37,17 @@ DISK_FAIL_FRACTION, DISK_FAIL_BYTES = 0.02, 200 << 20
 FD_MARGIN = 256
 # A clock whose error bound is above this is as good as unsynchronised for HA and expiries.
 CLOCK_MAX_ERROR_US = 500_000
+# Seconds a PostgreSQL store has to answer the doctor (a region's own connect timeout: 10).
+STORE_CONNECT_TIMEOUT = 5
+# What the doctor asks a store: whether it can take ESFH's writes, and make its tables.
+STORE_QUESTIONS = """
+SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on',
+       current_setting('server_version'), current_user, current_database(),
+       has_database_privilege(current_database(), 'CREATE'),
+       CASE WHEN to_regnamespace('esfh') IS NULL THEN NULL
+            ELSE has_schema_privilege('esfh', 'USAGE') AND has_schema_privilege('esfh', 'CREATE')
+       END
+"""
 
 
 @dataclasses.dataclass
@@ -59,7 +71,8 @@ def run_checks(home, definitions, mfds_client=None):
     for check in (lambda: check_python(), lambda: check_packages(), lambda: check_esfh(),
                   lambda: check_descriptors(definitions), lambda: check_ports(home, definitions),
                   lambda: check_disks(home, definitions), lambda: check_clock(),
-                  lambda: check_home(home), lambda: check_mfds(home, mfds_client)):
+                  lambda: check_home(home), lambda: check_mfds(home, mfds_client),
+                  lambda: check_stores(definitions)):
         try:
             findings.extend(check())
         except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
@@ -341,3 +354,54 @@ def check_mfds(home, client=None):
                         f"see {home.mfds_log}")]
     return [Finding("mfds", OK, f"mfds answers at {client.url}")]
 
+
+
+def check_stores(definitions):
+    """Each PostgreSQL store of `definitions` (their `store` setting), once."""
+    servers = {}
+    for definition in definitions:
+        if definition.get("store"):
+            servers.setdefault(definition["store"], []).append(definition["name"])
+    return [_store_finding(conninfo, names) for conninfo, names in servers.items()]
+
+
+def _store_finding(conninfo, names):
+    import psycopg
+
+    from esrt.pglink import link_defaults
+    who = f"{', '.join(names)}: store {conninfo}"
+    options = link_defaults(conninfo, STORE_CONNECT_TIMEOUT)
+    # The doctor says why a server would refuse the regions' writes, so it takes the server
+    # at the address as it is (unless the string itself chooses among several).
+    options.pop("target_session_attrs", None)
+    try:
+        with psycopg.connect(conninfo, application_name="esrt doctor", autocommit=True,
+                             **options) as connection:
+            (standby, read_only, version, user, database, may_create_schema,
+             may_use_schema) = connection.execute(STORE_QUESTIONS).fetchone()
+    except psycopg.Error as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        return Finding("store", FAIL, f"{who} cannot be reached: {problem}",
+                       "check that PostgreSQL runs there, and that the connection string "
+                       "(host, port, dbname, user; the password in ~/.pgpass) and the server's "
+                       "pg_hba.conf let this account in")
+    if standby:
+        return Finding("store", FAIL, f"{who} is a standby (in recovery): it accepts no "
+                       "writes, and calls would be answered 503 store_unavailable",
+                       "give the primary's address, or the floating address that follows it: "
+                       f"`esrt server set {names[0]} store=...`")
+    if read_only:
+        return Finding("store", FAIL, f"{who} accepts no writes (default_transaction_read_only "
+                       f"is on for {user} in {database})",
+                       f"ALTER DATABASE {database} SET default_transaction_read_only = off "
+                       "(or the same for the role), or give another server")
+    if may_use_schema is None and not may_create_schema:
+        return Finding("store", FAIL, f"{who}: {user} may not create schema esfh in "
+                       f"{database}, where ESFH keeps the files",
+                       f"GRANT CREATE ON DATABASE {database} TO {user}, or create schema esfh "
+                       f"for it (CREATE SCHEMA esfh AUTHORIZATION {user})")
+    if may_use_schema is False:
+        return Finding("store", FAIL, f"{who}: {user} may not make tables in schema esfh of "
+                       f"{database}", f"GRANT USAGE, CREATE ON SCHEMA esfh TO {user}")
+    return Finding("store", OK, f"{who}: PostgreSQL {version}, the primary, as {user} in "
+                   f"{database}")

@@ -7,8 +7,12 @@ import resource
 import socket
 import subprocess
 import sys
+import uuid
+
+import pytest
 
 from esrt.mfds.repository import Repository
+from esrt.testing.postgres import PostgresCluster
 
 from conftest import run_esrt
 from test_disk_full import small_disk  # noqa: F401 - a fixture
@@ -147,3 +151,34 @@ def test_an_unknown_server_is_an_error_that_says_where_servers_come_from(node):
     result = node.esrt("doctor", "--server", "NOSUCH", check=False)
     assert result.returncode == 1
     assert "no server NOSUCH is defined" in result.stderr and "--config" in result.stderr
+
+
+@pytest.mark.postgresql
+def test_a_store_is_reached_and_must_be_a_primary_open_to_esfh(node, postgres, pg_store):
+    node.esrt("server", "create", "ESDOC02", "--listener", f"Web=127.0.0.1:{free_port()}",
+              "--store", pg_store)
+    code, findings = doctor(node, "--server", "ESDOC02")
+    [store] = of(findings, "store")
+    assert store["status"] == "ok", store
+    assert "the primary" in store["detail"] and "PostgreSQL" in store["detail"]
+    database = pg_store.rsplit("dbname=", 1)[1]
+
+    def store_is(conninfo, status):
+        node.esrt("server", "set", "ESDOC02", f"store={conninfo}")
+        code, findings = doctor(node, "--server", "ESDOC02")
+        [store] = of(findings, "store")
+        assert store["status"] == status and code == (1 if status == "fail" else 0), store
+        return store
+
+    with PostgresCluster(standby_of=postgres) as standby:
+        store = store_is(f"host=127.0.0.1 port={standby.port} user=esrt dbname={database}",
+                         "fail")
+        assert "is a standby" in store["detail"] and "primary" in store["fix"], store
+    # An account that may not make ESFH's schema in the database.
+    visitor = f"visitor{uuid.uuid4().hex[:8]}"
+    postgres.psql(f"CREATE ROLE {visitor} LOGIN")
+    store = store_is(f"{pg_store} user={visitor}", "fail")
+    assert "may not create schema esfh" in store["detail"], store
+    assert f"GRANT CREATE ON DATABASE {database} TO {visitor}" in store["fix"], store
+    store = store_is(f"host=127.0.0.1 port={free_port()} dbname={database}", "fail")
+    assert "cannot be reached" in store["detail"] and "pg_hba.conf" in store["fix"], store
