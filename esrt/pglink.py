@@ -45,9 +45,12 @@ def link_defaults(conninfo, connect_timeout=CONNECT_TIMEOUT):
 def _service_connect_timeout(conninfo):
     """{"connect_timeout": N} when the service `conninfo` names sets one, else {}."""
     from psycopg import pq
+    from psycopg.conninfo import make_conninfo
     # libpq reads the service file as it starts a connection (it knows where the file is and
-    # how a user's file and the system's combine); that connection is dropped unused.
-    started = pq.PGconn.connect_start(conninfo.encode())
+    # how a user's file and the system's combine). Towards a socket that cannot exist: no
+    # name is looked up and no server sees it; the options are read all the same.
+    nowhere = make_conninfo(conninfo, host=os.devnull, hostaddr="", port="1")
+    started = pq.PGconn.connect_start(nowhere.encode())
     try:
         options = {option.keyword: option.val for option in started.info}
     finally:

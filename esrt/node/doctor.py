@@ -39,14 +39,18 @@ FD_MARGIN = 256
 CLOCK_MAX_ERROR_US = 500_000
 # Seconds a PostgreSQL store has to answer the doctor (a region's own connect timeout: 10).
 STORE_CONNECT_TIMEOUT = 5
-# What the doctor asks a store: whether it can take ESFH's writes, and make its tables.
+# What the doctor asks a store: whether it takes ESFH's writes, and lets its account make and
+# use ESFH's schema and tables (by oid: a name in a schema it may not use would be an error).
 STORE_QUESTIONS = """
 SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on',
        current_setting('server_version'), current_user, current_database(),
        has_database_privilege(current_database(), 'CREATE'),
-       CASE WHEN to_regnamespace('esfh') IS NULL THEN NULL
-            ELSE has_schema_privilege('esfh', 'USAGE') AND has_schema_privilege('esfh', 'CREATE')
-       END
+       coalesce((SELECT has_schema_privilege(oid, 'USAGE') AND has_schema_privilege(oid, 'CREATE')
+                 FROM pg_namespace WHERE nspname = 'esfh'), true),
+       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'esfh' AND c.relkind IN ('r', 'p') AND NOT (
+              has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT')
+              AND has_table_privilege(c.oid, 'UPDATE') AND has_table_privilege(c.oid, 'DELETE')))
 """
 
 
@@ -367,24 +371,37 @@ def check_stores(definitions):
 
 def _store_finding(conninfo, names):
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict
 
     from esrt.pglink import link_defaults
     who = f"{', '.join(names)}: store {conninfo}"
-    options = link_defaults(conninfo, STORE_CONNECT_TIMEOUT)
-    # The doctor says why a server would refuse the regions' writes, so it takes the server
-    # at the address as it is (unless the string itself chooses among several).
-    options.pop("target_session_attrs", None)
     try:
-        with psycopg.connect(conninfo, application_name="esrt doctor", autocommit=True,
-                             **options) as connection:
-            (standby, read_only, version, user, database, may_create_schema,
-             may_use_schema) = connection.execute(STORE_QUESTIONS).fetchone()
+        given = conninfo_to_dict(conninfo)
+        options = link_defaults(conninfo, STORE_CONNECT_TIMEOUT)
     except psycopg.Error as exc:
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        return Finding("store", FAIL, f"{who} cannot be reached: {problem}",
-                       "check that PostgreSQL runs there, and that the connection string "
-                       "(host, port, dbname, user; the password in ~/.pgpass) and the server's "
-                       "pg_hba.conf let this account in")
+        return Finding("store", FAIL, f"{who} is not a connection string libpq takes: "
+                       f"{_first_line(exc)}", f"correct it: `esrt server set {names[0]} "
+                       "store='host=HOST dbname=DB ...'`")
+    if "connect_timeout" not in {**given, **options} and not os.environ.get("PGCONNECT_TIMEOUT"):
+        options["connect_timeout"] = str(STORE_CONNECT_TIMEOUT)  # a service that sets none
+    try:
+        answers = _ask_store(conninfo, options)
+    except psycopg.Error as exc:
+        refusal = _first_line(exc)
+        answers = None
+        if "read-only" in refusal:
+            # Refused as the regions connect (libpq's target_session_attrs): the server at
+            # the address, taken as it is, says why.
+            try:
+                answers = _ask_store(conninfo, {**options, "target_session_attrs": "any"})
+            except psycopg.Error:
+                pass
+        if answers is None or not (answers[0] or answers[1]):
+            return Finding("store", FAIL, f"{who} cannot be reached: {refusal}",
+                           "check that PostgreSQL runs there, and that the connection string "
+                           "(host, port, dbname, user; the password in ~/.pgpass) and the "
+                           "server's pg_hba.conf let this account in")
+    standby, read_only, version, user, database, may_create, may_use_schema, unusable = answers
     if standby:
         return Finding("store", FAIL, f"{who} is a standby (in recovery): it accepts no "
                        "writes, and calls would be answered 503 store_unavailable",
@@ -393,15 +410,41 @@ def _store_finding(conninfo, names):
     if read_only:
         return Finding("store", FAIL, f"{who} accepts no writes (default_transaction_read_only "
                        f"is on for {user} in {database})",
-                       f"ALTER DATABASE {database} SET default_transaction_read_only = off "
-                       "(or the same for the role), or give another server")
-    if may_use_schema is None and not may_create_schema:
-        return Finding("store", FAIL, f"{who}: {user} may not create schema esfh in "
-                       f"{database}, where ESFH keeps the files",
-                       f"GRANT CREATE ON DATABASE {database} TO {user}, or create schema esfh "
-                       f"for it (CREATE SCHEMA esfh AUTHORIZATION {user})")
-    if may_use_schema is False:
+                       f"ALTER DATABASE {_ident(database)} SET default_transaction_read_only = "
+                       "off (or the same for the role), or give another server")
+    if not may_create:
+        return Finding("store", FAIL, f"{who}: {user} may not create in database {database}: "
+                       "ESFH makes schema esfh and its tables with CREATE SCHEMA IF NOT EXISTS, "
+                       "which needs that right even once the schema is there",
+                       f"GRANT CREATE ON DATABASE {_ident(database)} TO {_ident(user)}")
+    if not may_use_schema:
         return Finding("store", FAIL, f"{who}: {user} may not make tables in schema esfh of "
-                       f"{database}", f"GRANT USAGE, CREATE ON SCHEMA esfh TO {user}")
+                       f"{database}", f"GRANT USAGE, CREATE ON SCHEMA esfh TO {_ident(user)}")
+    if unusable:
+        return Finding("store", FAIL, f"{who}: {user} may not read and write {unusable} of "
+                       f"ESFH's tables in schema esfh of {database} (made by another account)",
+                       "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA esfh TO "
+                       f"{_ident(user)}, or give the account that made them")
     return Finding("store", OK, f"{who}: PostgreSQL {version}, the primary, as {user} in "
                    f"{database}")
+
+
+def _ask_store(conninfo, options):
+    """STORE_QUESTIONS' answers from the store `conninfo` reached with `options`."""
+    import psycopg
+    with psycopg.connect(conninfo, application_name="esrt doctor", autocommit=True,
+                         **options) as connection:
+        return connection.execute(STORE_QUESTIONS).fetchone()
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
+def _ident(name):
+    """`name` as SQL writes it: quoted unless a plain lower-case identifier."""
+    if name.isascii() and name.replace("_", "a").isalnum() and name == name.lower() \
+            and not name[0].isdigit():
+        return name
+    return '"' + name.replace('"', '""') + '"'

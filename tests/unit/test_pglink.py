@@ -6,7 +6,10 @@ from esrt.pglink import LINK_DEFAULTS, link_defaults
 
 
 @pytest.fixture(autouse=True)
-def no_libpq_environment(monkeypatch):
+def no_libpq_environment(monkeypatch, tmp_path):
+    # Nobody's service files: the tests write their own.
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "no-services.conf"))
+    monkeypatch.setenv("PGSYSCONFDIR", str(tmp_path))
     monkeypatch.delenv("PGSERVICE", raising=False)
     monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
     monkeypatch.delenv("PGTARGETSESSIONATTRS", raising=False)
