@@ -14,9 +14,9 @@ from the string and PGCONNECT_TIMEOUT only (130 s otherwise), never from the ser
 
 import os
 
-# target_session_attrs: what these connections do writes, and a standby the store's address
-# leads to for a moment during a failover refuses them; refused at connect, it is a store not
-# reachable for now (retried), not an error of the work.
+# target_session_attrs: these connections write, and a standby that the store's address leads
+# to for a moment during a failover refuses writes; refused at connect instead, it is a store
+# out of reach for now (retried), not an error of the work.
 LINK_DEFAULTS = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2",
                  "keepalives_count": "2", "tcp_user_timeout": "10000",
                  "target_session_attrs": "read-write"}
@@ -57,3 +57,9 @@ def _service_connect_timeout(conninfo):
         started.finish()
     timeout = options.get(b"connect_timeout")
     return {"connect_timeout": timeout.decode()} if timeout else {}
+
+
+def first_line(exc):
+    """The first line of what a psycopg error says (libpq's messages run over several)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)

@@ -635,8 +635,9 @@ static int idled_out(PGresult *res, int in_txn)
 }
 
 /* What a failed statement means for ESFH: DB_LOCK_DEADLOCK when running the call again can
- * succeed at once, ESFH_STORE_LOST when the connection is gone (running it again can succeed
- * once the store is back), EIO (with the reason in esfh_last_error) when it cannot. */
+ * succeed at once, ESFH_STORE_LOST when the connection is gone or its server accepts no
+ * writes (running it again can succeed once the store is back, or its address leads to the
+ * primary again), EIO (with the reason in esfh_last_error) when it cannot. */
 static int failure(PGresult *res, const char *what)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;

@@ -50,14 +50,21 @@ FIRST_PAUSE = 0.05
 LONGEST_PAUSE = 0.5
 
 
+def pauses():
+    """The pauses between retries, one after the other (for ever)."""
+    pause = FIRST_PAUSE
+    while True:
+        yield pause
+        pause = min(pause * 2, LONGEST_PAUSE)
+
+
 def retry_call(call_once, service, params, idempotency_key, retry_for):
     """Run `call_once(service, params, key)`, retrying as Client.call documents."""
     if retry_for is None:
         return call_once(service, params, idempotency_key)
     key = idempotency_key or uuid.uuid4().hex
     deadline = time.monotonic() + retry_for
-    pause = FIRST_PAUSE
-    while True:
+    for pause in pauses():
         try:
             return call_once(service, params, key)
         except (ConnectionFailed, ServiceError) as exc:
@@ -65,7 +72,6 @@ def retry_call(call_once, service, params, idempotency_key, retry_for):
             if not retryable or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)
-        pause = min(pause * 2, LONGEST_PAUSE)
 
 
 def tls_context(ca_file=None, cert_file=None, key_file=None):

@@ -14,8 +14,7 @@ esrt.client.common).
 import time
 import uuid
 
-from esrt.client.common import (FIRST_PAUSE, LONGEST_PAUSE, RETRIED_STATUSES, ConnectionFailed,
-                                ServiceError)
+from esrt.client.common import RETRIED_STATUSES, ConnectionFailed, ServiceError, pauses
 
 
 class FailoverClient:
@@ -45,7 +44,8 @@ class FailoverClient:
         """Call PACKAGE.PROGRAM as Client.call does, on the listener that answers."""
         key = idempotency_key or uuid.uuid4().hex
         deadline = time.monotonic() + (retry_for or 0)
-        pause, failed = FIRST_PAUSE, 0
+        between_rounds = pauses()
+        pause, failed = next(between_rounds), 0
         while True:
             try:
                 return self._clients[self.current].call(service, params, key)
@@ -60,7 +60,7 @@ class FailoverClient:
                 if time.monotonic() + pause > deadline:
                     raise
             time.sleep(pause)
-            pause = min(pause * 2, LONGEST_PAUSE)
+            pause = next(between_rounds)
 
     def close(self):
         for client in self._clients:

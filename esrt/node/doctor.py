@@ -39,16 +39,21 @@ FD_MARGIN = 256
 CLOCK_MAX_ERROR_US = 500_000
 # Seconds a PostgreSQL store has to answer the doctor (a region's own connect timeout: 10).
 STORE_CONNECT_TIMEOUT = 5
-# What the doctor asks a store: whether it takes ESFH's writes, and lets its account make and
-# use ESFH's schema and tables (by oid: a name in a schema it may not use would be an error).
+# What the doctor asks a store: whether it takes ESFH's writes, and what its account may do with
+# ESFH's schema and tables (by oid: a name in a schema it may not use would be an error). ESFH
+# makes a table (and the schema, with CREATE SCHEMA IF NOT EXISTS: CREATE on the database)
+# only when it is missing, so an account that may not make them serves the files already made.
 STORE_QUESTIONS = """
+WITH esfh AS (SELECT oid FROM pg_namespace WHERE nspname = 'esfh')
 SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on',
        current_setting('server_version'), current_user, current_database(),
        has_database_privilege(current_database(), 'CREATE'),
-       coalesce((SELECT has_schema_privilege(oid, 'USAGE') AND has_schema_privilege(oid, 'CREATE')
-                 FROM pg_namespace WHERE nspname = 'esfh'), true),
-       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'esfh' AND c.relkind IN ('r', 'p') AND NOT (
+       (SELECT has_schema_privilege(oid, 'USAGE') FROM esfh),
+       (SELECT has_schema_privilege(oid, 'CREATE') FROM esfh),
+       EXISTS (SELECT FROM pg_class WHERE relnamespace = (SELECT oid FROM esfh)
+               AND relname = '__esrt_replies'),
+       (SELECT count(*) FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM esfh)
+        AND c.relkind IN ('r', 'p') AND NOT (
               has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT')
               AND has_table_privilege(c.oid, 'UPDATE') AND has_table_privilege(c.oid, 'DELETE')))
 """
@@ -373,21 +378,23 @@ def _store_finding(conninfo, names):
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from esrt.pglink import link_defaults
+    from esrt.pglink import first_line, link_defaults
     who = f"{', '.join(names)}: store {conninfo}"
     try:
         given = conninfo_to_dict(conninfo)
         options = link_defaults(conninfo, STORE_CONNECT_TIMEOUT)
     except psycopg.Error as exc:
         return Finding("store", FAIL, f"{who} is not a connection string libpq takes: "
-                       f"{_first_line(exc)}", f"correct it: `esrt server set {names[0]} "
+                       f"{first_line(exc)}", f"correct it: `esrt server set {names[0]} "
                        "store='host=HOST dbname=DB ...'`")
     if "connect_timeout" not in {**given, **options} and not os.environ.get("PGCONNECT_TIMEOUT"):
-        options["connect_timeout"] = str(STORE_CONNECT_TIMEOUT)  # a service that sets none
+        # A service that sets none: the regions leave it to the service (the README asks for
+        # the timeouts there), but the doctor, run by hand, must answer in seconds.
+        options["connect_timeout"] = str(STORE_CONNECT_TIMEOUT)
     try:
         answers = _ask_store(conninfo, options)
     except psycopg.Error as exc:
-        refusal = _first_line(exc)
+        refusal = first_line(exc)
         answers = None
         if "read-only" in refusal:
             # Refused as the regions connect (libpq's target_session_attrs): the server at
@@ -401,7 +408,8 @@ def _store_finding(conninfo, names):
                            "check that PostgreSQL runs there, and that the connection string "
                            "(host, port, dbname, user; the password in ~/.pgpass) and the "
                            "server's pg_hba.conf let this account in")
-    standby, read_only, version, user, database, may_create, may_use_schema, unusable = answers
+    (standby, read_only, version, user, database, may_create_schema, may_use_schema,
+     may_create_tables, replies_made, unusable) = answers
     if standby:
         return Finding("store", FAIL, f"{who} is a standby (in recovery): it accepts no "
                        "writes, and calls would be answered 503 store_unavailable",
@@ -412,19 +420,26 @@ def _store_finding(conninfo, names):
                        f"is on for {user} in {database})",
                        f"ALTER DATABASE {_ident(database)} SET default_transaction_read_only = "
                        "off (or the same for the role), or give another server")
-    if not may_create:
-        return Finding("store", FAIL, f"{who}: {user} may not create in database {database}: "
-                       "ESFH makes schema esfh and its tables with CREATE SCHEMA IF NOT EXISTS, "
-                       "which needs that right even once the schema is there",
-                       f"GRANT CREATE ON DATABASE {_ident(database)} TO {_ident(user)}")
-    if not may_use_schema:
-        return Finding("store", FAIL, f"{who}: {user} may not make tables in schema esfh of "
-                       f"{database}", f"GRANT USAGE, CREATE ON SCHEMA esfh TO {_ident(user)}")
+    grant_database = f"GRANT CREATE ON DATABASE {_ident(database)} TO {_ident(user)}"
+    grant_schema = f"GRANT USAGE, CREATE ON SCHEMA esfh TO {_ident(user)}"
+    if may_use_schema is False:
+        return Finding("store", FAIL, f"{who}: {user} may not use schema esfh of {database}, "
+                       "where ESFH keeps the files", grant_schema)
     if unusable:
         return Finding("store", FAIL, f"{who}: {user} may not read and write {unusable} of "
                        f"ESFH's tables in schema esfh of {database} (made by another account)",
                        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA esfh TO "
                        f"{_ident(user)}, or give the account that made them")
+    missing = [grant for grant, right in ((grant_database, may_create_schema),
+                                          (grant_schema, may_create_tables)) if right is False]
+    if not replies_made and missing:
+        # Every call stores its reply: without that table nothing is served.
+        return Finding("store", FAIL, f"{who}: {user} may not make ESFH's tables in {database} "
+                       "(schema esfh, the reply store, the files' tables)", "; ".join(missing))
+    if missing:
+        return Finding("store", WARN, f"{who}: {user} may not make tables in {database}: the "
+                       "files already there are served, a new one cannot be made",
+                       "; ".join(missing))
     return Finding("store", OK, f"{who}: PostgreSQL {version}, the primary, as {user} in "
                    f"{database}")
 
@@ -435,11 +450,6 @@ def _ask_store(conninfo, options):
     with psycopg.connect(conninfo, application_name="esrt doctor", autocommit=True,
                          **options) as connection:
         return connection.execute(STORE_QUESTIONS).fetchone()
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else repr(exc)
 
 
 def _ident(name):

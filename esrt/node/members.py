@@ -15,7 +15,7 @@ from collections import Counter
 import socket
 import threading
 
-from esrt.pglink import link_defaults
+from esrt.pglink import first_line, link_defaults
 
 
 SCHEMA = "esfh"
@@ -95,8 +95,8 @@ class MemberStore:
             except _psycopg().Error as exc:
                 # Whatever went wrong, the next call starts from a fresh session.
                 self._drop()
-                problem = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                raise StoreUnavailable(f"PostgreSQL store {self.conninfo}: {problem}") from None
+                raise StoreUnavailable(f"PostgreSQL store {self.conninfo}: "
+                                       f"{first_line(exc)}") from None
 
     def _connect(self):
         connection = _psycopg().connect(self.conninfo, application_name=self.application,

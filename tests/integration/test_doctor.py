@@ -177,11 +177,29 @@ def test_a_store_is_reached_and_must_be_a_primary_open_to_esfh(node, postgres, p
         # Several hosts: the regions take the one that accepts writes, and so does the doctor.
         store_is(f"host=127.0.0.1,127.0.0.1 port={standby.port},{postgres.port} user=esrt "
                  f"dbname={database}", "ok")
-    # An account that may not make ESFH's schema in the database.
+    # An account with fewer rights than the one that made ESFH's schema (made here, whether or
+    # not mfds made it already, reading the members of the server's store).
     visitor = f"visitor{uuid.uuid4().hex[:8]}"
     postgres.psql(f"CREATE ROLE {visitor} LOGIN")
-    store = store_is(f"{pg_store} user={visitor}", "fail")
-    assert "may not create in database" in store["detail"], store
-    assert f"GRANT CREATE ON DATABASE {database} TO {visitor}" in store["fix"], store
+    as_visitor = f"{pg_store} user={visitor}"
+    try:
+        postgres.psql("CREATE SCHEMA IF NOT EXISTS esfh; "
+                      f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA esfh "
+                      f"TO {visitor}; ALTER DEFAULT PRIVILEGES IN SCHEMA esfh "
+                      f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {visitor}", dsn=pg_store)
+        store = store_is(as_visitor, "fail")
+        assert "may not use schema esfh" in store["detail"], store
+        postgres.psql(f"GRANT USAGE ON SCHEMA esfh TO {visitor}", dsn=pg_store)
+        store = store_is(as_visitor, "fail")
+        assert "may not make ESFH's tables" in store["detail"], store
+        assert f"GRANT CREATE ON DATABASE {database} TO {visitor}" in store["fix"], store
+        # The reply store made by its owner: the files there are served, new ones not made.
+        postgres.psql("CREATE TABLE esfh.__esrt_replies (key bytea PRIMARY KEY, "
+                      "expires bigint NOT NULL, data bytea NOT NULL)", dsn=pg_store)
+        store = store_is(as_visitor, "warn")
+        assert "a new one cannot be made" in store["detail"], store
+    finally:
+        postgres.psql(f"DROP OWNED BY {visitor}", dsn=pg_store)
+        postgres.psql(f"DROP ROLE {visitor}")
     store = store_is(f"host=127.0.0.1 port={free_port()} dbname={database}", "fail")
     assert "cannot be reached" in store["detail"] and "pg_hba.conf" in store["fix"], store

@@ -560,13 +560,15 @@ def test_a_region_whose_store_address_leads_to_a_standby_answers_retry_later(
         proxy.close()
 
 
-WRITE_TWICE = """
+# Store a reply in a transaction of its own, argv[2] times, in the store argv[1]; say how each
+# went (written, lost: ESFH_STORE_LOST, failed) and wait for a line on stdin after each.
+WRITE_AGAIN = """
 import sys
 from esrt.cobol.esfh_build import esfh_library
 from esrt.isam import ESFH_STORE_LOST, Esfh, EsfhError
 esfh = Esfh(esfh_library())
 esfh.store_open(sys.argv[1])
-for attempt in range(2):
+for attempt in range(int(sys.argv[2])):
     esfh.begin()
     try:
         esfh.reply_put(b"key%d" % attempt, b"written", 2**40)
@@ -596,15 +598,15 @@ def test_a_session_on_a_server_that_refuses_writes_is_replaced(postgres, pg_stor
     try:
         with PostgresCluster(standby_of=postgres) as standby:
             # The replies table, made on the primary, is on the standby once it has replayed.
-            subprocess.run([sys.executable, "-c", WRITE_TWICE.replace("range(2)", "range(1)"),
-                            pg_store], input="\n", text=True, check=True, capture_output=True)
+            subprocess.run([sys.executable, "-c", WRITE_AGAIN, pg_store, "1"], input="\n",
+                           text=True, check=True, capture_output=True)
             wait_for(lambda: standby.psql("SELECT to_regclass('esfh.__esrt_replies') IS NOT NULL",
                                           dsn=standby.dsn.replace("dbname=esrt",
                                                                   f"dbname={database}")
                                           ).strip() == "t", "the standby to replay")
             proxy.move_to(standby.port)
             process = subprocess.Popen(
-                [sys.executable, "-c", WRITE_TWICE, store.format(proxy.port)],
+                [sys.executable, "-c", WRITE_AGAIN, store.format(proxy.port), "2"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment)
             lines = queue.Queue()
             threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
@@ -631,7 +633,9 @@ def test_a_reply_store_a_standby_cannot_make_is_a_store_lost_not_a_failure(postg
     with PostgresCluster(standby_of=postgres) as standby:
         # The standby's copy, taken now, has the database, and no reply store yet.
         on_standby = f"host=127.0.0.1 port={standby.port} user=esrt dbname={database}"
-        said = subprocess.run([sys.executable, "-c", WRITE_TWICE.replace("range(2)", "range(1)"),
-                               on_standby + " target_session_attrs=any"], input="\n",
-                              text=True, capture_output=True, timeout=120).stdout
-        assert said.startswith("lost") and "cannot create the reply store" in said, said
+        run = subprocess.run([sys.executable, "-c", WRITE_AGAIN,
+                              on_standby + " target_session_attrs=any", "1"], input="\n",
+                             text=True, capture_output=True, timeout=120)
+        said = run.stdout
+        assert said.startswith("lost") and "cannot create the reply store" in said, (
+            said, run.stderr)
