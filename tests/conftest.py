@@ -76,6 +76,18 @@ def pg_store(postgres):
     return postgres.create_database(f"store{next(_databases)}")
 
 
+def database_of(store):
+    """The database a pg_store connection string names."""
+    return store.rsplit("dbname=", 1)[1].split()[0]
+
+
+def over_tcp(store, port):
+    """The database of `store` reached through TCP at 127.0.0.1:`port` (a standby of its
+    cluster, a proxy in front of it, or nothing at all)."""
+    from esrt.testing.postgres import USER
+    return f"host=127.0.0.1 port={port} user={USER} dbname={database_of(store)}"
+
+
 def wait_for(predicate, what, limit=60.0):
     """Return predicate()'s first true value, polling; fail naming `what` after `limit` seconds.
 

@@ -14,7 +14,7 @@ import pytest
 from esrt.mfds.repository import Repository
 from esrt.testing.postgres import PostgresCluster
 
-from conftest import run_esrt
+from conftest import database_of, over_tcp, run_esrt
 from test_disk_full import small_disk  # noqa: F401 - a fixture
 
 CHECKS = {"python", "packages", "esfh", "descriptors", "ports", "disks", "clock", "home", "mfds"}
@@ -161,7 +161,7 @@ def test_a_store_is_reached_and_must_be_a_primary_open_to_esfh(node, postgres, p
     [store] = of(findings, "store")
     assert store["status"] == "ok", store
     assert "the primary" in store["detail"] and "PostgreSQL" in store["detail"]
-    database = pg_store.rsplit("dbname=", 1)[1]
+    database = database_of(pg_store)
 
     def store_is(conninfo, status):
         node.esrt("server", "set", "ESDOC02", f"store={conninfo}")
@@ -171,8 +171,7 @@ def test_a_store_is_reached_and_must_be_a_primary_open_to_esfh(node, postgres, p
         return store
 
     with PostgresCluster(standby_of=postgres) as standby:
-        store = store_is(f"host=127.0.0.1 port={standby.port} user=esrt dbname={database}",
-                         "fail")
+        store = store_is(over_tcp(pg_store, standby.port), "fail")
         assert "is a standby" in store["detail"] and "primary" in store["fix"], store
         # Several hosts: the regions take the one that accepts writes, and so does the doctor.
         store_is(f"host=127.0.0.1,127.0.0.1 port={standby.port},{postgres.port} user=esrt "
@@ -201,5 +200,5 @@ def test_a_store_is_reached_and_must_be_a_primary_open_to_esfh(node, postgres, p
     finally:
         postgres.psql(f"DROP OWNED BY {visitor}", dsn=pg_store)
         postgres.psql(f"DROP ROLE {visitor}")
-    store = store_is(f"host=127.0.0.1 port={free_port()} dbname={database}", "fail")
+    store = store_is(over_tcp(pg_store, free_port()), "fail")
     assert "cannot be reached" in store["detail"] and "pg_hba.conf" in store["fix"], store

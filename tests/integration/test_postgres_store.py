@@ -23,8 +23,8 @@ from esrt.client import Client, ServiceError
 
 from esrt.testing.postgres import PostgresCluster
 
-from conftest import (SERVICES, CallLoad, run_esrt, start_cblapp01_region,
-                      start_second_region, wait_for)
+from conftest import (SERVICES, CallLoad, database_of, over_tcp, run_esrt,
+                      start_cblapp01_region, start_second_region, wait_for)
 
 CALLERS_EACH = 3
 CALLS_EACH = 150
@@ -257,7 +257,7 @@ def test_a_program_idle_in_its_transaction_too_long_gets_an_error_naming_the_set
     idle_in_transaction_session_timeout loses its transaction every time: the call answers
     500 transaction_timeout (not a 503 that clients would retry forever) with the setting to
     raise, after one more try; nothing of it stays locked and the next calls are served."""
-    database = pg_store.rsplit("dbname=", 1)[1].split()[0]
+    database = database_of(pg_store)
     postgres.psql(f"ALTER DATABASE {database} SET idle_in_transaction_session_timeout = "
                   "'200ms'")
     # Sessions take the setting when they begin: the SEPs connect again.
@@ -526,11 +526,10 @@ def test_a_region_whose_store_address_leads_to_a_standby_answers_retry_later(
     # answering for it, the old primary back as a standby). A call there is not failed for
     # good: 503 store_unavailable, which the client retries with its idempotency key, and it
     # runs once when the address leads to the primary again.
-    database = pg_store.rsplit("dbname=", 1)[1]
     proxy = DeafeningProxy(postgres.port)
     try:
         with PostgresCluster(standby_of=postgres) as standby:
-            store = f"host=127.0.0.1 port={proxy.port} user=esrt dbname={database}"
+            store = over_tcp(pg_store, proxy.port)
             region = start_cblapp01_region(node, srv01_car, extra=("--store", store))
             with Client(region.url) as client:
                 assert [client.call("srv01.CBLAPP01")["LK-COUNTER"] for _ in range(2)] == [0, 1]
@@ -587,26 +586,24 @@ def test_a_session_on_a_server_that_refuses_writes_is_replaced(postgres, pg_stor
     # PGTARGETSESSIONATTRS: a pooler in front) reached a standby: the refused write is a store
     # lost for now (retried), not a failed call, and the next transaction starts on a new
     # session, which reaches the primary once the address does.
-    database = pg_store.rsplit("dbname=", 1)[1]
-    store = f"host=127.0.0.1 port={{}} user=esrt dbname={database}"
+    proxy = DeafeningProxy(postgres.port)
+    store = over_tcp(pg_store, proxy.port)
     environment = dict(os.environ)
     if allowed_by == "string":
         store += " target_session_attrs=any"
     else:
         environment["PGTARGETSESSIONATTRS"] = "any"
-    proxy = DeafeningProxy(postgres.port)
     try:
         with PostgresCluster(standby_of=postgres) as standby:
             # The replies table, made on the primary, is on the standby once it has replayed.
             subprocess.run([sys.executable, "-c", WRITE_AGAIN, pg_store, "1"], input="\n",
                            text=True, check=True, capture_output=True)
             wait_for(lambda: standby.psql("SELECT to_regclass('esfh.__esrt_replies') IS NOT NULL",
-                                          dsn=standby.dsn.replace("dbname=esrt",
-                                                                  f"dbname={database}")
-                                          ).strip() == "t", "the standby to replay")
+                                          dsn=over_tcp(pg_store, standby.port)).strip() == "t",
+                     "the standby to replay")
             proxy.move_to(standby.port)
             process = subprocess.Popen(
-                [sys.executable, "-c", WRITE_AGAIN, store.format(proxy.port), "2"],
+                [sys.executable, "-c", WRITE_AGAIN, store, "2"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment)
             lines = queue.Queue()
             threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
@@ -629,10 +626,9 @@ def test_a_session_on_a_server_that_refuses_writes_is_replaced(postgres, pg_stor
 def test_a_reply_store_a_standby_cannot_make_is_a_store_lost_not_a_failure(postgres, pg_store):
     # ESFH makes its tables on a connection of its own; on a server that accepts no writes
     # that is the store out of reach for now (503, retried), as for the call's own writes.
-    database = pg_store.rsplit("dbname=", 1)[1]
     with PostgresCluster(standby_of=postgres) as standby:
         # The standby's copy, taken now, has the database, and no reply store yet.
-        on_standby = f"host=127.0.0.1 port={standby.port} user=esrt dbname={database}"
+        on_standby = over_tcp(pg_store, standby.port)
         run = subprocess.run([sys.executable, "-c", WRITE_AGAIN,
                               on_standby + " target_session_attrs=any", "1"], input="\n",
                              text=True, capture_output=True, timeout=120)
